@@ -1,0 +1,3 @@
+from samrl.cli import main
+
+main()
