@@ -1,0 +1,132 @@
+"""The table of per-algorithm facts: names, config classes, networks, nested scalars.
+
+Almost everything is read off d3rlpy's own config dataclasses (`<x>_optim_factory` fields);
+the table below holds only what cannot be derived. A new algorithm costs one row at most.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from functools import cache
+
+import d3rlpy.algos
+from d3rlpy.base import LearnableBase, LearnableConfig
+from d3rlpy.dataset import ReplayBuffer
+from d3rlpy.logging import NoopAdapterFactory
+
+from samrl.errors import ConfigError, unknown_name
+
+# Scalars stepped inside another network's loss; they always use the base optimizer.
+SCALAR_OPTIMIZERS = ("temp", "alpha")
+
+# Factory field -> samrl network name, where the name is not the field's prefix.
+FACTORY_NETWORK_NAMES = {"optim_factory": "loss", "imitator_optim_factory": "imitator"}
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoFacts:
+    name: str
+    config_class: type[LearnableConfig]
+    networks: dict[str, str]  # network name -> config field of its optimizer factory
+    scalars: tuple[str, ...]  # nested scalar optimizers present (temp, alpha)
+    discrete: bool
+    transformer: bool
+    # networks whose optimizer d3rlpy builds from another network's factory: name -> owner
+    shares_factory: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+# What d3rlpy 2.8.1 does that its config does not say.
+EXCEPTIONS: dict[str, dict[str, object]] = {
+    # PLAS builds its VAE optimizer from critic_optim_factory; imitator_optim_factory is unused.
+    "plas": {"shares_factory": {"imitator": "critic"}},
+    "plas_with_perturbation": {"shares_factory": {"imitator": "critic"}},
+}
+
+NOT_TRAINABLE = {"random_policy", "discrete_random_policy"}
+
+# Modules defining samrl's own algorithms; each exports ALGORITHM_CONFIGS.
+SAMRL_ALGORITHM_MODULES = ("samrl.combo",)
+
+
+def _derive(config_class: type[LearnableConfig]) -> AlgoFacts:
+    name = config_class.get_type()
+    networks: dict[str, str] = {}
+    scalars: list[str] = []
+    for field in dataclasses.fields(config_class):
+        if not field.name.endswith("optim_factory"):
+            continue
+        net = FACTORY_NETWORK_NAMES.get(field.name, field.name.removesuffix("_optim_factory"))
+        if net in SCALAR_OPTIMIZERS:
+            scalars.append(net)
+        else:
+            networks[net] = field.name
+    module = config_class.__module__
+    facts = AlgoFacts(
+        name=name,
+        config_class=config_class,
+        networks=networks,
+        scalars=tuple(scalars),
+        discrete=name.startswith("discrete_") or name in {"dqn", "double_dqn", "nfq"},
+        transformer=".transformer." in module,
+    )
+    extra = EXCEPTIONS.get(name)
+    return dataclasses.replace(facts, **extra) if extra else facts  # type: ignore[arg-type]
+
+
+@cache
+def algorithm_table() -> dict[str, AlgoFacts]:
+    table: dict[str, AlgoFacts] = {}
+    for attr in dir(d3rlpy.algos):
+        cls = getattr(d3rlpy.algos, attr)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, LearnableConfig)
+            and dataclasses.is_dataclass(cls)
+            and cls.__name__ not in {"LearnableConfig", "TransformerConfig"}
+        ):
+            try:
+                name = cls.get_type()
+            except NotImplementedError:
+                continue
+            if name not in NOT_TRAINABLE:
+                table[name] = _derive(cls)
+    for config_class in _samrl_algorithms():
+        table[config_class.get_type()] = _derive(config_class)
+    return table
+
+
+def _samrl_algorithms() -> list[type[LearnableConfig]]:
+    """samrl's own algorithms (COMBO), built on d3rlpy and following the same rules."""
+    found = []
+    for module_name in SAMRL_ALGORITHM_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        found.extend(module.ALGORITHM_CONFIGS)
+    return found
+
+
+def algo_facts(name: str, key: str = "algo.name") -> AlgoFacts:
+    table = algorithm_table()
+    if name not in table:
+        raise ConfigError(unknown_name("algorithm", name, table), key=key)
+    return table[name]
+
+
+def build_for_training(algo: LearnableBase, dataset: ReplayBuffer) -> None:
+    """Build the algorithm through d3rlpy's own fit path with zero steps.
+
+    Unlike build_with_dataset this also runs what each algorithm's fit does before training
+    (scalers, PRDC's nearest-neighbour index), and it writes no log files.
+    """
+    algo.fit(
+        dataset,
+        n_steps=0,
+        n_steps_per_epoch=1,
+        logger_adapter=NoopAdapterFactory(),
+        show_progress=False,
+    )

@@ -1,0 +1,27 @@
+"""The SAM/ASAM ascent direction eps and the gradient norm, on one optimizer's parameters."""
+
+from __future__ import annotations
+
+import torch
+
+# Guards the division when the gradient vanishes; with rho = 0 eps is exactly zero anyway.
+NORM_EPS = 1e-12
+
+
+def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
+def ascent_direction(
+    params: list[torch.Tensor], grads: list[torch.Tensor], rho: float, adaptive: bool
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """eps = rho g/||g|| (SAM) or rho T^2 g/||T g|| with T = |w| (ASAM); returns (eps, ||g||)."""
+    grad_norm = global_norm(grads)
+    if adaptive:
+        scaled = [p.detach().abs() * g for p, g in zip(params, grads, strict=True)]
+        scale = rho / (global_norm(scaled) + NORM_EPS)
+        eps = [p.detach().abs() * s * scale for p, s in zip(params, scaled, strict=True)]
+    else:
+        scale = rho / (grad_norm + NORM_EPS)
+        eps = [g * scale for g in grads]
+    return eps, grad_norm
