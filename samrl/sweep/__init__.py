@@ -1,0 +1,1 @@
+"""Sweeps: grid expansion, launchers, aggregation of run directories."""

@@ -1,0 +1,549 @@
+"""Summaries of run directories: one row per run (summary.csv), one row per grid point
+(aggregate.csv). The directory layout is the contract in docs/run-directory.md.
+
+Which runs enter the statistics:
+- summary.csv lists every run, whatever its status (running, failed, diverged, and "pending"
+  for runs that sweep.json lists but whose directory does not exist yet).
+- aggregate.csv computes score and sharpness statistics over *completed* runs only; `n` counts
+  them. A diverged run has no meaningful final score (its losses are NaN or exploded), and
+  mixing partial runs with finished ones would bias the estimate toward early-training values.
+  Such runs are counted instead: `n_diverged`, `n_failed`, `n_unfinished` (running or pending),
+  so a rho that diverges often is visible next to its scores rather than silently dropped.
+
+Probability of improvement compares each point with its baseline: the point with the same
+values of the other grid keys and `optim.rho == 0` (preferring the same `optim.name`), or else
+`optim.name == adam`. Seeds are paired: the seed list is the same at every grid point and a
+seed fixes the data order and the initial weights, so run s of a point and run s of its
+baseline differ only by the optimizer. When both sides completed the same seeds, the bootstrap
+resamples seeds jointly (paired); otherwise it resamples each side independently.
+`prob_improvement_paired` says which was used. The statistic itself compares all pairs (rliable).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from samrl import stats
+from samrl.errors import RunError
+
+SWEEP_FILE = "sweep.json"
+STATUS_FILE = "status.json"
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.csv"
+AGGREGATE_FILE = "aggregate.csv"
+
+#: Grid keys for a bare directory of runs (no sweep.point): what a run_id is made of, less seed.
+DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
+#: Keys that decide the baseline of a point; always present in summary.csv.
+OPTIM_KEYS = ("optim.name", "optim.rho")
+SCORE_COLUMNS = ("final_return", "final_normalized_score")
+SHARPNESS_SUFFIX = "_sharpness_last10"
+STAT_SUFFIXES = ("mean", "std", "iqm", "ci_low", "ci_high")
+#: Fraction of the last epochs averaged for sharpness columns.
+LAST_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One run of a sweep: its directory (may not exist yet), grid point and seed if known."""
+
+    directory: Path
+    point: Mapping[str, Any] | None = None
+    seed: int | None = None
+    run_id: str | None = None
+
+
+# --------------------------------------------------------------------------- reading one run
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A run CSV, or an empty frame when it is missing or has no rows yet."""
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        # A crash can leave a half-written last row: it parses with NaNs, which we tolerate.
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text())
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """status.json, or {"status": "pending"} when the run has not written one yet."""
+    path = run_dir / STATUS_FILE
+    if not path.is_file():
+        return {"status": "pending"}
+    try:
+        loaded = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
+    return loaded if isinstance(loaded, dict) else {"status": "unknown"}
+
+
+def get_path(config: Mapping[str, Any], key: str) -> Any:
+    """config["a"]["b"] for key "a.b"; None when any part is missing."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _scalar(value: Any) -> Any:
+    # Lists and dicts (e.g. optim.networks) cannot be grouped on: keep them as JSON text.
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def last_fraction_mean(frame: pd.DataFrame, fraction: float = LAST_FRACTION) -> pd.Series:
+    """Mean of each column over the last ceil(fraction * rows) rows (at least one), NaNs skipped.
+
+    With 25 epochs and fraction 0.1 that is the last 3 epochs; with 10 epochs the last one.
+    """
+    if frame.empty:
+        return pd.Series(dtype=float)
+    n_rows = len(frame)
+    # Integer ceil: 0.1 * 30 is 3.0000000000000004 in floats, which math.ceil would make 4.
+    tenths = round(fraction * 1000)
+    n_last = max(1, -(-n_rows * tenths // 1000))
+    return frame.tail(n_last).mean(numeric_only=True)
+
+
+def declared_point(entry: RunEntry) -> dict[str, Any]:
+    """The run's grid point: from sweep.json, else from config.yaml's sweep.point, else {}."""
+    if entry.point:
+        return dict(entry.point)
+    return dict(get_path(read_config(entry.directory), "sweep.point") or {})
+
+
+def summarize_run(
+    entry: RunEntry, keys: Sequence[str] = DEFAULT_KEYS, root: Path | None = None
+) -> dict[str, Any]:
+    """One summary row (a dict) for one run directory; see the module docstring for columns.
+
+    Each of `keys` (and optim.name, optim.rho) is read from the run's grid point, or from its
+    config.yaml when the point does not have it.
+    """
+    run_dir = entry.directory
+    config = read_config(run_dir)
+    status = read_status(run_dir)
+    point = declared_point(entry)
+    row: dict[str, Any] = {}
+    for key in [*keys, *(k for k in OPTIM_KEYS if k not in keys)]:
+        row[key] = _scalar(point[key] if key in point else get_path(config, key))
+    seed = get_path(config, "train.seed")
+    row["seed"] = entry.seed if seed is None else seed
+    row["run_id"] = get_path(config, "samrl.run_id") or entry.run_id or run_dir.name
+    row["status"] = status.get("status", "unknown")
+    row["wall_time_s"] = status.get("wall_time_s")
+    row["steps_done"] = status.get("steps_done")
+    row["n_steps"] = status.get("n_steps", get_path(config, "train.n_steps"))
+    row.update(_eval_columns(read_csv(run_dir / "eval.csv")))
+
+    losses = read_csv(run_dir / "loss.csv")
+    if row["steps_done"] is None and "step" in losses:
+        row["steps_done"] = losses["step"].max()
+    for column in losses.columns.drop(["epoch", "step"], errors="ignore"):
+        values = pd.to_numeric(losses[column], errors="coerce").dropna()
+        row[f"last_{column}"] = values.iloc[-1] if len(values) else np.nan
+
+    sharpness = read_csv(run_dir / "sharpness.csv")
+    means = last_fraction_mean(sharpness.drop(columns=["epoch", "step"], errors="ignore"))
+    for column, value in means.items():
+        row[f"{column}_last10"] = value
+
+    row["error"] = status.get("error")
+    row["run_dir"] = _relative(run_dir, root)
+    return row
+
+
+def _eval_columns(evals: pd.DataFrame) -> dict[str, float]:
+    columns: dict[str, float] = {}
+    for name, source in (("return", "return_mean"), ("normalized_score", "normalized_score")):
+        values = (
+            pd.to_numeric(evals[source], errors="coerce")
+            if source in evals
+            else pd.Series(dtype=float)
+        )
+        finite = values.dropna()
+        # "final" is the last evaluation; NaN when that evaluation has no value.
+        columns[f"final_{name}"] = float(values.iloc[-1]) if len(values) else np.nan
+        columns[f"best_{name}"] = float(finite.max()) if len(finite) else np.nan
+    return columns
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+# --------------------------------------------------------------------------- finding runs
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / STATUS_FILE).is_file() or (path / CONFIG_FILE).is_file()
+
+
+def find_runs(sweep_dir: Path) -> list[RunEntry]:
+    """The runs of a sweep: from sweep.json when present, else every directory one or two
+    levels below `sweep_dir` that holds a status.json (a lone run directory is its own run)."""
+    sweep_dir = Path(sweep_dir)
+    spec = read_sweep_spec(sweep_dir)
+    if spec is not None:
+        return [
+            RunEntry(
+                directory=sweep_dir / str(run.get("dir", run.get("run_id", ""))),
+                point=run.get("point"),
+                seed=run.get("seed"),
+                run_id=run.get("run_id"),
+            )
+            for run in spec.get("runs", [])
+        ]
+    if (sweep_dir / STATUS_FILE).is_file():
+        return [RunEntry(sweep_dir)]
+    found = sorted(
+        {
+            p.parent
+            for pattern in ("*/" + STATUS_FILE, "*/*/" + STATUS_FILE)
+            for p in sweep_dir.glob(pattern)
+        }
+    )
+    return [RunEntry(directory) for directory in found]
+
+
+def read_sweep_spec(sweep_dir: Path) -> dict[str, Any] | None:
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RunError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    return spec if isinstance(spec, dict) else None
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@dataclass
+class SweepTables:
+    """summary (one row per run), aggregate (one row per grid point) and the grid keys."""
+
+    summary: pd.DataFrame
+    aggregate: pd.DataFrame
+    keys: list[str]
+
+
+def build_summary(
+    entries: Sequence[RunEntry], root: Path | None = None, keys: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The summary frame, with grid-key columns named by key path, and the grid keys used:
+    `keys` if given, else every key of the runs' grid points, else DEFAULT_KEYS."""
+    if keys is None:
+        declared = [key for entry in entries for key in declared_point(entry)]
+        keys = list(dict.fromkeys(declared)) or list(DEFAULT_KEYS)
+    keys = list(keys)
+    frame = pd.DataFrame([summarize_run(entry, keys, root) for entry in entries])
+    extra = [k for k in OPTIM_KEYS if k not in keys]
+    head = [
+        *keys,
+        *extra,
+        "seed",
+        "run_id",
+        "status",
+        "wall_time_s",
+        "steps_done",
+        "n_steps",
+        *SCORE_COLUMNS,
+        "best_return",
+        "best_normalized_score",
+    ]
+    for column in [*head, "error", "run_dir"]:
+        if column not in frame:
+            frame[column] = np.nan
+    last = [c for c in frame if c.startswith("last_")]
+    sharpness = [c for c in frame if c.endswith("_last10")]
+    return frame[[*head, *last, *sharpness, "error", "run_dir"]], keys
+
+
+def summarize_runs(
+    run_dirs: Iterable[Path | str], n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, aggregate) for any collection of run directories; writes nothing.
+
+    Grid keys come from the runs' `sweep.point`; runs made outside a sweep are grouped by
+    algo.name, dataset.name, optim.name and optim.rho.
+    """
+    entries = [RunEntry(Path(d)) for d in run_dirs]
+    tables = _tables(entries, None, None, n_boot, seed)
+    return tables.summary, tables.aggregate
+
+
+def compute_sweep_tables(
+    sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
+) -> SweepTables:
+    """Summary and aggregate of a sweep (or a bare directory of runs); writes nothing."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise RunError(f"{sweep_dir}: no such directory")
+    entries = find_runs(sweep_dir)
+    if not entries:
+        raise RunError(
+            f"{sweep_dir}: not a sweep or run directory (no {SWEEP_FILE}, and no run "
+            f"directory with a {STATUS_FILE} one or two levels below)"
+        )
+    spec = read_sweep_spec(sweep_dir)
+    keys = list(spec["grid"]) if spec and isinstance(spec.get("grid"), dict) else None
+    return _tables(entries, sweep_dir, keys, n_boot, seed)
+
+
+def summarize_sweep(
+    sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write summary.csv and aggregate.csv into `sweep_dir` (atomically) and return them.
+
+    Works on partly finished sweeps: unfinished runs appear in the summary with their status.
+    """
+    sweep_dir = Path(sweep_dir)
+    tables = compute_sweep_tables(sweep_dir, n_boot, seed)
+    write_csv_atomic(tables.summary, sweep_dir / SUMMARY_FILE)
+    write_csv_atomic(tables.aggregate, sweep_dir / AGGREGATE_FILE)
+    return tables.summary, tables.aggregate
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_csv(temporary, index=False)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _tables(
+    entries: Sequence[RunEntry],
+    root: Path | None,
+    keys: Sequence[str] | None,
+    n_boot: int,
+    seed: int,
+) -> SweepTables:
+    summary, keys = build_summary(entries, root, keys)
+    aggregate = aggregate_summary(summary, keys, n_boot=n_boot, seed=seed)
+    return SweepTables(summary, aggregate, keys)
+
+
+def _group_key(values: Sequence[Any]) -> tuple[Any, ...]:
+    # NaN != NaN, so missing values get one shared stand-in to group on.
+    return tuple("<missing>" if _is_missing(v) else v for v in values)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def grid_points(
+    summary: pd.DataFrame, keys: Sequence[str]
+) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """(point values, runs) per grid point, in order of first appearance in the summary."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, values in zip(
+        summary.index, summary[list(keys)].itertuples(index=False), strict=True
+    ):
+        groups.setdefault(_group_key(values), []).append(index)
+    return [(point, summary.loc[rows]) for point, rows in groups.items()]
+
+
+def aggregate_summary(
+    summary: pd.DataFrame, keys: Sequence[str], n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
+) -> pd.DataFrame:
+    """One row per grid point: counts, statistics of completed runs, probability of
+    improvement over the point's baseline. Columns: the grid keys, label, n, n_runs,
+    n_diverged, n_failed, n_unfinished, `<metric>_{mean,std,iqm,ci_low,ci_high}` for
+    final_return, final_normalized_score and every `*_sharpness_last10`, then
+    prob_improvement, prob_improvement_ci_low/high, prob_improvement_paired,
+    prob_improvement_metric, baseline."""
+    keys = list(keys)
+    metrics = [*SCORE_COLUMNS, *(c for c in summary if c.endswith(SHARPNESS_SUFFIX))]
+    points = grid_points(summary, keys)
+    labels = point_labels([_point_dict(runs, keys) for _, runs in points], keys)
+    completed = summary[summary["status"] == "completed"]
+    score = (
+        "final_normalized_score"
+        if completed["final_normalized_score"].notna().any()
+        else "final_return"
+    )
+
+    rows = []
+    for (_, runs), label in zip(points, labels, strict=True):
+        done = runs[runs["status"] == "completed"]
+        row: dict[str, Any] = {k: runs[k].iloc[0] for k in keys}
+        row["label"] = label
+        row["n"] = len(done)
+        row["n_runs"] = len(runs)
+        row["n_diverged"] = int((runs["status"] == "diverged").sum())
+        row["n_failed"] = int(runs["status"].isin(["failed", "unknown"]).sum())
+        row["n_unfinished"] = int(runs["status"].isin(["running", "pending"]).sum())
+        for metric in metrics:
+            row.update(_metric_stats(metric, done[metric], n_boot, seed))
+        rows.append(row)
+    aggregate = pd.DataFrame(rows)
+    _add_improvement(aggregate, points, keys, score, n_boot, seed)
+    return aggregate
+
+
+def _metric_stats(metric: str, column: pd.Series, n_boot: int, seed: int) -> dict[str, float]:
+    values = pd.to_numeric(column, errors="coerce").dropna().to_numpy(dtype=float)
+    low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
+    return {
+        f"{metric}_mean": float(values.mean()) if values.size else np.nan,
+        # Sample standard deviation (ddof=1): NaN for a single run.
+        f"{metric}_std": float(values.std(ddof=1)) if values.size > 1 else np.nan,
+        f"{metric}_iqm": stats.iqm(values),
+        f"{metric}_ci_low": low,
+        f"{metric}_ci_high": high,
+    }
+
+
+def _point_dict(runs: pd.DataFrame, keys: Sequence[str]) -> dict[str, Any]:
+    point = {k: runs[k].iloc[0] for k in keys}
+    for key in OPTIM_KEYS:
+        if key not in point:
+            present = runs[key].dropna()
+            point[key] = present.iloc[0] if len(present) else None
+    return point
+
+
+def _find_baseline(index: int, points: list[dict[str, Any]], keys: Sequence[str]) -> int | None:
+    """Index of the baseline of points[index] (see the module docstring), or None."""
+    others = [k for k in keys if k not in OPTIM_KEYS]
+    this = points[index]
+    same = [
+        i
+        for i, p in enumerate(points)
+        if _group_key([p[k] for k in others]) == _group_key([this[k] for k in others])
+    ]
+    rho_zero = [i for i in same if _is_zero(points[i]["optim.rho"])]
+    preferred = [i for i in rho_zero if points[i]["optim.name"] == this["optim.name"]]
+    adam = [i for i in same if points[i]["optim.name"] == "adam"]
+    candidates = preferred or rho_zero or adam
+    return candidates[0] if candidates and candidates[0] != index else None
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
+
+
+def _add_improvement(
+    aggregate: pd.DataFrame,
+    points: list[tuple[tuple[Any, ...], pd.DataFrame]],
+    keys: Sequence[str],
+    score: str,
+    n_boot: int,
+    seed: int,
+) -> None:
+    columns = {
+        name: [np.nan] * len(points)
+        for name in ("prob_improvement", "prob_improvement_ci_low", "prob_improvement_ci_high")
+    }
+    paired_column: list[Any] = [None] * len(points)
+    baseline_column: list[Any] = [None] * len(points)
+    point_dicts = [_point_dict(runs, keys) for _, runs in points]
+    varies_optim = any(k in OPTIM_KEYS for k in keys)
+    for index, (_, runs) in enumerate(points):
+        base = _find_baseline(index, point_dicts, keys) if varies_optim else None
+        if base is None:
+            continue
+        x = _scores_by_seed(runs, score)
+        y = _scores_by_seed(points[base][1], score)
+        baseline_column[index] = aggregate.loc[base, "label"]
+        if x.empty or y.empty:
+            continue
+        paired = set(x.index) == set(y.index) and x.index.is_unique and y.index.is_unique
+        if paired:
+            y = y.loc[x.index]
+        x_values, y_values = x.to_numpy(float), y.to_numpy(float)
+        columns["prob_improvement"][index] = stats.probability_of_improvement(x_values, y_values)
+        low, high = stats.probability_of_improvement_ci(
+            x_values, y_values, n_boot=n_boot, seed=seed, paired=paired
+        )
+        columns["prob_improvement_ci_low"][index] = low
+        columns["prob_improvement_ci_high"][index] = high
+        paired_column[index] = paired
+    for name, values in columns.items():
+        aggregate[name] = values
+    aggregate["prob_improvement_paired"] = paired_column
+    aggregate["prob_improvement_metric"] = score
+    aggregate["baseline"] = baseline_column
+
+
+def _scores_by_seed(runs: pd.DataFrame, score: str) -> pd.Series:
+    done = runs[(runs["status"] == "completed") & runs[score].notna()]
+    return pd.Series(done[score].to_numpy(float), index=done["seed"].to_numpy())
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """Short legend text: "rho=0.05", "adam", "sam rho=0.1", "cql rho=0" ...
+
+    Only `keys` are shown (pass the keys that vary); an adam point shows "adam" instead of a
+    rho, since rho means nothing to Adam.
+    """
+    name = point.get("optim.name")
+    parts: list[str] = []
+    for key in keys:
+        value = point.get(key)
+        if key == "optim.rho":
+            if name != "adam":
+                parts.append(f"rho={_format_value(value)}")
+        elif key == "optim.name" or key.endswith(".name"):
+            parts.append(str(value))
+        else:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={_format_value(value)}")
+    if name == "adam" and "optim.rho" in keys and "optim.name" not in keys:
+        parts.append("adam")
+    return " ".join(parts) or "all runs"
+
+
+def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Labels for several points using only the keys that vary among them; if two labels
+    still collide (e.g. two adam points that differ in rho), spell every key out."""
+    varying = [k for k in keys if len({_group_key([p.get(k)]) for p in points}) > 1]
+    labels = [point_label(p, varying) for p in points]
+    if len(set(labels)) < len(labels):
+        labels = [" ".join(f"{k}={_format_value(p.get(k))}" for k in varying) for p in points]
+    return labels

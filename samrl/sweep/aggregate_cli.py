@@ -1,0 +1,73 @@
+"""`samrl summarize`: rebuild summary.csv and aggregate.csv of a sweep directory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from samrl import stats
+from samrl.sweep.aggregate import AGGREGATE_FILE, SUMMARY_FILE, summarize_sweep
+
+
+def format_number(value: object, digits: int = 4) -> str:
+    """Compact text for a table cell: 4 significant digits, '-' for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def score_column(aggregate: pd.DataFrame) -> str:
+    """The score the aggregate compares points on (normalized score when there is one)."""
+    if "prob_improvement_metric" in aggregate and len(aggregate):
+        return str(aggregate["prob_improvement_metric"].iloc[0])
+    return "final_return"
+
+
+def _status_counts(summary: pd.DataFrame) -> str:
+    counts = summary["status"].value_counts()
+    return ", ".join(f"{count} {status}" for status, count in counts.items())
+
+
+@click.command(
+    "summarize",
+    epilog="Example: samrl summarize runs/cql_rho_sweep --n-boot 5000",
+)
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--n-boot",
+    default=stats.DEFAULT_N_BOOT,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Bootstrap resamples for the confidence intervals.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
+    """Write summary.csv (one row per run) and aggregate.csv (one row per grid point).
+
+    SWEEP_DIR is a sweep directory (with sweep.json) or any directory holding run directories
+    one or two levels below it. Unfinished runs are listed with their status; statistics use
+    completed runs (IQM with a stratified bootstrap 95% CI, probability of improvement over
+    the rho=0 or Adam point).
+    """
+    summary, aggregate = summarize_sweep(sweep_dir, n_boot=n_boot, seed=seed)
+    score = score_column(aggregate)
+    for _, row in aggregate.iterrows():
+        improvement = row.get("prob_improvement")
+        improvement_text = (
+            "" if pd.isna(improvement) else f"  P(>{row['baseline']})={improvement:.2f}"
+        )
+        click.echo(
+            f"  {row['label']:<24} n={row['n']:<3} {score} IQM "
+            f"{format_number(row[f'{score}_iqm'])} "
+            f"[{format_number(row[f'{score}_ci_low'])}, {format_number(row[f'{score}_ci_high'])}]"
+            f"{improvement_text}"
+        )
+    click.echo(
+        f"wrote {sweep_dir / SUMMARY_FILE} ({len(summary)} runs: {_status_counts(summary)}) "
+        f"and {sweep_dir / AGGREGATE_FILE} ({len(aggregate)} grid points)"
+    )
