@@ -1,0 +1,1 @@
+"""Analysis tools: Hessian curvature, loss landscapes, worst-case sharpness, plots, reports."""
