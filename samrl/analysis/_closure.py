@@ -26,7 +26,9 @@ def unflatten(vec: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Ten
     """Split a 1-d tensor into tensors shaped (and typed/placed) like ``like``."""
     total = sum(t.numel() for t in like)
     if vec.dim() != 1 or vec.numel() != total:
-        raise ValueError(f"expected a 1-d tensor with {total} elements, got shape {tuple(vec.shape)}")
+        raise ValueError(
+            f"expected a 1-d tensor with {total} elements, got shape {tuple(vec.shape)}"
+        )
     out: list[torch.Tensor] = []
     offset = 0
     for t in like:
@@ -110,11 +112,11 @@ def evaluate(loss_fn: LossFn, guard: RngGuard) -> torch.Tensor:
     return loss.reshape(())
 
 
-def gradient(loss: torch.Tensor, params: Params, *, create_graph: bool = False) -> list[torch.Tensor]:
+def gradient(
+    loss: torch.Tensor, params: Params, *, create_graph: bool = False
+) -> list[torch.Tensor]:
     """d loss / d params; parameters the loss does not depend on get zeros."""
     if not loss.requires_grad:
         return [torch.zeros_like(p) for p in params]
-    grads = torch.autograd.grad(
-        loss, list(params), create_graph=create_graph, allow_unused=True
-    )
+    grads = torch.autograd.grad(loss, list(params), create_graph=create_graph, allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]

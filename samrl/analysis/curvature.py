@@ -81,7 +81,9 @@ class HessianOperator:
             retain_graph=True,
             allow_unused=True,
         )
-        parts = [torch.zeros_like(p) if h is None else h for h, p in zip(hv, self.params)]
+        parts = [
+            torch.zeros_like(p) if h is None else h for h, p in zip(hv, self.params, strict=True)
+        ]
         return flatten(parts).to(torch.float64)
 
     __call__ = matvec
@@ -260,8 +262,11 @@ def _top_power(
         vals.append(theta)
         vecs = torch.cat([vecs, v[None]])
     order = torch.argsort(torch.tensor(vals, dtype=torch.float64), descending=True)
-    return torch.tensor(vals, dtype=torch.float64)[order], vecs[order.to(vecs.device)], total, (
-        all_converged
+    return (
+        torch.tensor(vals, dtype=torch.float64)[order],
+        vecs[order.to(vecs.device)],
+        total,
+        (all_converged),
     )
 
 
@@ -383,7 +388,9 @@ def spectral_density(
     norm = 1.0 / (sigma * math.sqrt(2 * math.pi))
     for start in range(0, nodes.size, 256):
         nd, wt = nodes[start : start + 256], weights[start : start + 256]
-        density += (wt[None, :] * np.exp(-0.5 * ((grid_a[:, None] - nd[None, :]) / sigma) ** 2)).sum(1)
+        density += (
+            wt[None, :] * np.exp(-0.5 * ((grid_a[:, None] - nd[None, :]) / sigma) ** 2)
+        ).sum(1)
     density *= norm
     mass = float(np.trapezoid(density, grid_a)) if grid_a.size > 1 else 0.0
     if not mass > 0.0:

@@ -72,9 +72,9 @@ def _as_list(direction: Direction, params: Params) -> list[torch.Tensor]:
     if isinstance(direction, torch.Tensor):
         return unflatten(direction.reshape(-1), list(params))
     ds = list(direction)
-    if len(ds) != len(params) or any(d.shape != p.shape for d, p in zip(ds, params)):
+    if len(ds) != len(params) or any(d.shape != p.shape for d, p in zip(ds, params, strict=True)):
         raise ValueError("direction must have one tensor shaped like each parameter")
-    return [d.detach().to(device=p.device, dtype=p.dtype) for d, p in zip(ds, params)]
+    return [d.detach().to(device=p.device, dtype=p.dtype) for d, p in zip(ds, params, strict=True)]
 
 
 def _surface(
@@ -95,8 +95,8 @@ def _surface(
                         point = w0  # exactly w, whatever the directions hold
                     else:
                         point = [w.clone() for w in w0]
-                        for coef, d in zip(c, dirs):
-                            for pt, dj in zip(point, d):
+                        for coef, d in zip(c, dirs, strict=True):
+                            for pt, dj in zip(point, d, strict=True):
                                 pt.add_(dj, alpha=coef)
                     assign(params, point)
                     values[i] = float(evaluate(loss_fn, guard))

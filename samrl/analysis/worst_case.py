@@ -74,7 +74,7 @@ def worst_case_sharpness(
     scale = [w.abs() if adaptive else torch.ones_like(w) for w in w0]
 
     def ascent_direction(g: list[torch.Tensor]) -> list[torch.Tensor]:
-        tg = [t * gi for t, gi in zip(scale, g)]
+        tg = [t * gi for t, gi in zip(scale, g, strict=True)]
         n = _norm(tg)
         return [torch.zeros_like(x) for x in tg] if n == 0.0 else [x / n for x in tg]
 
@@ -88,8 +88,8 @@ def worst_case_sharpness(
             base = float(loss0.detach())
             u = [rho * x for x in ascent_direction(g)]
             for t in range(1, steps + 1):
-                eps = [s * ui for s, ui in zip(scale, u)]
-                assign(params, [w + e for w, e in zip(w0, eps)])
+                eps = [s * ui for s, ui in zip(scale, u, strict=True)]
+                assign(params, [w + e for w, e in zip(w0, eps, strict=True)])
                 last = t == steps
                 with torch.set_grad_enabled(not last):
                     loss_t = evaluate(loss_fn, guard)
@@ -101,7 +101,7 @@ def worst_case_sharpness(
                     break
                 with torch.enable_grad():
                     step = ascent_direction(gradient(loss_t, params))
-                u = [ui + eta * si for ui, si in zip(u, step)]
+                u = [ui + eta * si for ui, si in zip(u, step, strict=True)]
                 n = _norm(u)
                 if n > rho:
                     u = [ui * (rho / n) for ui in u]
@@ -120,7 +120,10 @@ def worst_case_sharpness(
         "eps": eps_best,
     }
     if adaptive:
-        ratio = [torch.where(s > 0, e / s, torch.zeros_like(e)) for e, s in zip(eps_best, scale)]
+        ratio = [
+            torch.where(s > 0, e / s, torch.zeros_like(e))
+            for e, s in zip(eps_best, scale, strict=True)
+        ]
         out["eps_norm_adaptive"] = _norm(ratio)
     return out
 
