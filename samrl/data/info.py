@@ -1,0 +1,29 @@
+"""The records the public API hands out."""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What is known about a dataset without generating or reading it."""
+
+    spec: str
+    kind: str  # "builtin" | "d4rl" | "minari" | "file"
+    discrete: bool
+    env_id: str | None
+    ref_min_return: float | None
+    ref_max_return: float | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class LoadedDataset:
+    info: DatasetInfo
+    train: Any  # d3rlpy.dataset.ReplayBuffer (an MDPDataset of the training episodes)
+    test_episodes: list[Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: pathlib.Path | None = None

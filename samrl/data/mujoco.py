@@ -1,0 +1,371 @@
+"""MuJoCo datasets the D4RL way: SAC behaviour policies trained online, then rolled out.
+
+Stages, each cached so a dataset can be regenerated or resumed:
+1. `train_behaviour_policies`: d3rlpy SAC trained online on the gymnasium v5 env; checkpoints
+   saved and evaluated along the way. expert = best-evaluated checkpoint, medium = the earlier
+   checkpoint whose return is closest to a third of the expert's, random = the freshly
+   initialised policy. Every training step is logged (D4RL layout) for medium-replay.
+2. `collect`: roll a saved policy out in chunks; each chunk is seeded from (seed, stream,
+   chunk index) alone and written to disk when done, so a killed collection continues at the
+   first missing chunk and produces exactly the same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
+from samrl.data.transitions import Transitions, concatenate
+from samrl.errors import DatasetError
+
+GENERATOR_VERSION = 1
+POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
+DEFAULT_POLICY_STEPS = 1_000_000  # D4RL trained its SAC behaviour policies for 1M steps
+N_CHECKPOINTS = 20
+PARALLEL_ENVS = 8  # episodes stepped side by side so the policy runs on batches
+DEFAULT_CHUNK_SIZE = 50_000
+
+StepCallback = Callable[[int], None]
+
+
+def default_policy_steps() -> int:
+    value = os.environ.get(POLICY_STEPS_ENV)
+    if value is None:
+        return DEFAULT_POLICY_STEPS
+    try:
+        steps = int(value)
+    except ValueError:
+        raise DatasetError(f"${POLICY_STEPS_ENV}: expected an integer, got '{value}'") from None
+    if steps < 1:
+        raise DatasetError(f"${POLICY_STEPS_ENV}: must be >= 1, got {steps}")
+    return steps
+
+
+@dataclass(frozen=True)
+class BehaviourPolicies:
+    directory: pathlib.Path
+    manifest: dict[str, Any]
+
+    def path(self, level: str) -> pathlib.Path:
+        return self.directory / f"{level}.d3"
+
+    @property
+    def training_log(self) -> pathlib.Path:
+        return self.directory / "training_log.hdf5"
+
+
+def policy_directory(
+    cache: pathlib.Path, env_name: str, seed: int, policy_steps: int
+) -> pathlib.Path:
+    return cache / "policies" / f"{env_name}_sac_s{seed}_p{policy_steps}_g{GENERATOR_VERSION}"
+
+
+class _StepLogger(gym.Wrapper):
+    """Records every step SAC takes, in order: that is the replay buffer D4RL calls
+    medium-replay (the training data up to the medium checkpoint)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.rows: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "observations",
+                "actions",
+                "rewards",
+                "terminals",
+                "timeouts",
+                "next_observations",
+            )
+        }
+        self._obs: np.ndarray | None = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.rows["observations"].append(self._obs)
+        self.rows["actions"].append(np.asarray(action, dtype=np.float32))
+        self.rows["rewards"].append(float(reward))
+        self.rows["terminals"].append(bool(terminated))
+        self.rows["timeouts"].append(bool(truncated and not terminated))
+        self.rows["next_observations"].append(obs)
+        self._obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def transitions(self, n: int | None = None) -> Transitions:
+        rows = {k: np.asarray(v[:n]) for k, v in self.rows.items()}
+        data = Transitions(
+            observations=rows["observations"].astype(np.float32),
+            actions=rows["actions"].astype(np.float32),
+            rewards=rows["rewards"].astype(np.float32),
+            terminals=rows["terminals"].astype(bool),
+            timeouts=rows["timeouts"].astype(bool),
+            next_observations=rows["next_observations"].astype(np.float32),
+        )
+        if not (data.terminals[-1] or data.timeouts[-1]):
+            data.timeouts[-1] = True
+        return data
+
+
+def evaluate_policy(algo: Any, env_id: str, episodes: int, seed: int) -> float:
+    """Mean return of the greedy policy."""
+    env = gym.make(env_id)
+    totals = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            action = algo.predict(np.asarray(obs, dtype=np.float32)[None])[0]
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        totals.append(total)
+    env.close()
+    return float(np.mean(totals))
+
+
+def train_behaviour_policies(
+    env_name: str,
+    env_id: str,
+    *,
+    seed: int,
+    policy_steps: int,
+    cache: pathlib.Path,
+    progress: bool = False,
+    eval_episodes: int = 5,
+) -> BehaviourPolicies:
+    directory = policy_directory(cache, env_name, seed, policy_steps)
+    manifest_path = directory / "policies.json"
+    if manifest_path.exists():
+        return BehaviourPolicies(directory, json.loads(manifest_path.read_text()))
+
+    import d3rlpy  # heavy import, only when training
+
+    # A killed training run restarts from scratch (only collections resume).
+    checkpoint_dir = directory / "checkpoints"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    d3rlpy.seed(seed)
+    env = _StepLogger(gym.make(env_id))
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    sac = d3rlpy.algos.SACConfig(
+        batch_size=256,
+        actor_learning_rate=3e-4,
+        critic_learning_rate=3e-4,
+        temp_learning_rate=3e-4,
+    ).create(device="cpu:0")
+    interval = max(1, policy_steps // N_CHECKPOINTS)
+    checkpoints: list[dict[str, Any]] = []
+
+    def checkpoint(algo: Any, epoch: int, total_step: int) -> None:
+        first = not checkpoints
+        if first or total_step % interval == 0 or total_step == policy_steps:
+            # The first call comes before any update: that is the randomly initialised policy.
+            step = 0 if first else total_step
+            path = checkpoint_dir / f"sac_{step}.d3"
+            algo.save(str(path))
+            score = evaluate_policy(algo, env_id, eval_episodes, seed=10_000 + seed)
+            checkpoints.append({"step": step, "path": path.name, "return": score})
+
+    random_steps = min(10_000, policy_steps // 10)
+    sac.fit_online(
+        env,
+        buffer=d3rlpy.dataset.create_fifo_replay_buffer(limit=max(policy_steps, 1000), env=env),
+        n_steps=policy_steps,
+        n_steps_per_epoch=max(1, min(10_000, policy_steps)),
+        random_steps=random_steps,
+        update_start_step=random_steps,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        show_progress=progress,
+        callback=checkpoint,
+    )
+    trained = [c for c in checkpoints if c["step"] > 0] or checkpoints
+    expert = max(trained, key=lambda c: c["return"])
+    earlier = [c for c in checkpoints if c["step"] <= expert["step"]]
+    target = expert["return"] / 3.0
+    medium = min(earlier, key=lambda c: (abs(c["return"] - target), c["step"]))
+    for level, chosen in (("random", checkpoints[0]), ("medium", medium), ("expert", expert)):
+        os.replace(checkpoint_dir / chosen["path"], directory / f"{level}.d3")
+        chosen["path"] = f"{level}.d3"
+    write_d4rl_hdf5(
+        directory / "training_log.hdf5",
+        env.transitions(),
+        {"env_id": env_id, "seed": seed, "policy_steps": policy_steps},
+    )
+    manifest = {
+        "env_id": env_id,
+        "seed": seed,
+        "policy_steps": policy_steps,
+        "algorithm": "d3rlpy SAC (online)",
+        "generator_version": GENERATOR_VERSION,
+        "checkpoints": checkpoints,
+        "random": checkpoints[0],
+        "medium": medium,
+        "expert": expert,
+    }
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, manifest_path)  # written last: its presence means training finished
+    return BehaviourPolicies(directory, manifest)
+
+
+def medium_replay(policies: BehaviourPolicies, size: int) -> tuple[Transitions, np.ndarray]:
+    """The training steps up to the medium checkpoint (at most `size` of them)."""
+    log, _ = read_d4rl_hdf5(policies.training_log)
+    steps = max(1, int(policies.manifest["medium"]["step"]))
+    data = log.head(min(steps, size))
+    returns = data.episode_returns()
+    # only complete episodes count as behaviour returns; the cut last one does not
+    complete = returns[:-1] if data.timeouts[-1] and not data.terminals[-1] else returns
+    return data, complete
+
+
+def _collect_chunk(
+    algo: Any, env_id: str, n_steps: int, seed_words: list[int], on_steps: StepCallback | None
+) -> tuple[Transitions, np.ndarray]:
+    """`n_steps` steps from PARALLEL_ENVS envs; unfinished episodes end as timeouts."""
+    import torch
+
+    seeds = np.random.SeedSequence(seed_words).generate_state(PARALLEL_ENVS + 1)
+    envs = [gym.make(env_id) for _ in range(PARALLEL_ENVS)]
+    obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds[:-1], strict=True)])
+    episodes: list[dict[str, list[Any]]] = [_empty_episode() for _ in envs]
+    finished: list[dict[str, list[Any]]] = []
+    returns: list[float] = []
+    collected = 0
+    with torch.random.fork_rng():
+        torch.manual_seed(int(seeds[-1]))
+        while collected < n_steps:
+            before = collected
+            actions = algo.sample_action(obs.astype(np.float32))
+            for i, env in enumerate(envs):
+                if collected >= n_steps:
+                    break
+                next_obs, reward, terminated, truncated, _ = env.step(actions[i])
+                ep = episodes[i]
+                ep["observations"].append(obs[i].copy())
+                ep["actions"].append(actions[i])
+                ep["rewards"].append(float(reward))
+                ep["terminals"].append(bool(terminated))
+                ep["timeouts"].append(bool(truncated and not terminated))
+                ep["next_observations"].append(next_obs)
+                collected += 1
+                if terminated or truncated:
+                    finished.append(ep)
+                    returns.append(float(np.sum(ep["rewards"])))
+                    episodes[i] = _empty_episode()
+                    next_obs, _ = env.reset()
+                obs[i] = next_obs
+            if on_steps is not None:
+                on_steps(collected - before)
+    for ep in episodes:
+        if ep["rewards"]:
+            ep["timeouts"][-1] = True
+            finished.append(ep)
+    for env in envs:
+        env.close()
+    parts = [
+        Transitions(
+            observations=np.asarray(ep["observations"], np.float32),
+            actions=np.asarray(ep["actions"], np.float32),
+            rewards=np.asarray(ep["rewards"], np.float32),
+            terminals=np.asarray(ep["terminals"], bool),
+            timeouts=np.asarray(ep["timeouts"], bool),
+            next_observations=np.asarray(ep["next_observations"], np.float32),
+        )
+        for ep in finished
+    ]
+    return concatenate(parts), np.asarray(returns, np.float64)
+
+
+def _empty_episode() -> dict[str, list[Any]]:
+    return {
+        k: []
+        for k in (
+            "observations",
+            "actions",
+            "rewards",
+            "terminals",
+            "timeouts",
+            "next_observations",
+        )
+    }
+
+
+_CHUNK_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+
+
+def collect(
+    policy_path: pathlib.Path,
+    env_id: str,
+    *,
+    size: int,
+    seed: int,
+    stream: str,
+    work_dir: pathlib.Path,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_steps: StepCallback | None = None,
+) -> tuple[Transitions, np.ndarray]:
+    """Roll `policy_path` out for `size` steps, resuming from chunks already in `work_dir`."""
+    import d3rlpy
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    state_path = work_dir / "state.json"
+    wanted = {
+        "policy": str(policy_path),
+        "env_id": env_id,
+        "size": size,
+        "seed": seed,
+        "stream": stream,
+        "chunk_size": chunk_size,
+        "generator_version": GENERATOR_VERSION,
+    }
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state.get("params") != wanted:  # stale chunks from other settings: start over
+            for old in work_dir.glob("chunk_*.npz"):
+                old.unlink()
+            state = {"params": wanted, "chunks_done": 0}
+    else:
+        state = {"params": wanted, "chunks_done": 0}
+    n_chunks = -(-size // chunk_size)
+    algo = None
+    stream_word = int.from_bytes(stream.encode()[:8].ljust(8, b"\0"), "little")
+    parts: list[Transitions] = []
+    returns: list[np.ndarray] = []
+    for index in range(n_chunks):
+        path = work_dir / f"chunk_{index:05d}.npz"
+        steps = min(chunk_size, size - index * chunk_size)
+        if index < state["chunks_done"] and path.exists():
+            with np.load(path) as saved:
+                parts.append(Transitions(*(saved[k] for k in _CHUNK_KEYS)))
+                returns.append(saved["episode_returns"])
+            if on_steps is not None:
+                on_steps(steps)
+            continue
+        if algo is None:
+            algo = d3rlpy.load_learnable(str(policy_path), device="cpu:0")
+        chunk, chunk_returns = _collect_chunk(
+            algo, env_id, steps, [seed, stream_word, index], on_steps
+        )
+        tmp = work_dir / f".chunk_{index:05d}.tmp.npz"
+        np.savez(tmp, episode_returns=chunk_returns, **{k: getattr(chunk, k) for k in _CHUNK_KEYS})
+        os.replace(tmp, path)
+        state["chunks_done"] = index + 1
+        state_tmp = state_path.with_suffix(".tmp")
+        state_tmp.write_text(json.dumps(state))
+        os.replace(state_tmp, state_path)
+        parts.append(chunk)
+        returns.append(chunk_returns)
+    return concatenate(parts), np.concatenate(returns) if returns else np.zeros(0)
