@@ -1,0 +1,164 @@
+"""`samrl data ...`: list, inspect and generate datasets."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import click
+import numpy as np
+
+from samrl.data import mujoco
+from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache_dir, ensure_builtin
+from samrl.data.hdf5 import read_d4rl_hdf5
+from samrl.data.sources import d4rl_dir, describe, minari_root, read_user_data
+from samrl.data.transitions import Transitions, return_statistics
+from samrl.errors import DatasetError
+
+
+@click.group("data")
+def data_group() -> None:
+    """List, inspect and generate datasets (all offline; built-ins are cached under
+    $SAMRL_DATA_DIR, default ~/.cache/samrl/datasets).
+
+    \b
+    Example:
+      samrl data list
+      samrl data make pendulum-medium --size 100000 --seed 0
+      samrl data info pendulum-medium
+    """
+
+
+@data_group.command("list")
+def list_command() -> None:
+    """Built-in datasets with their default size and cached files, then users' files found.
+
+    \b
+    Example:
+      SAMRL_DATA_DIR=/scratch/data samrl data list
+    """
+    click.echo(f"{'name':<26} {'env':<15} {'default size':>12}  cached (size/seed)")
+    for name, builtin in BUILTINS.items():
+        cached = [_size_seed(p) for p in cached_files(builtin)]
+        click.echo(
+            f"{name:<26} {builtin.env_id:<15} {builtin.default_size:>12}  "
+            f"{', '.join(cached) if cached else '-'}"
+        )
+    click.echo(f"cache: {dataset_cache_dir()}")
+    d4rl_files = sorted(d4rl_dir().glob("*.hdf5")) if d4rl_dir().is_dir() else []
+    if d4rl_files:
+        click.echo(f"D4RL files in {d4rl_dir()}: " + ", ".join(p.name for p in d4rl_files))
+    root = minari_root()
+    minari_ids = (
+        sorted(str(p.parent.parent.relative_to(root)) for p in root.glob("**/data/main_data.hdf5"))
+        if root.is_dir()
+        else []
+    )
+    if minari_ids:
+        click.echo(f"Minari datasets in {root}: " + ", ".join(minari_ids))
+
+
+def _size_seed(path: pathlib.Path) -> str:
+    parts = dict((p[0], p[1:]) for p in path.stem.split("_")[1:] if p)
+    return f"{parts.get('n', '?')}/s{parts.get('s', '?')}"
+
+
+@data_group.command("info")
+@click.argument("name")
+@click.option("--size", type=click.IntRange(min=1), default=None, help="Built-ins: which size.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Built-ins: which seed.")
+def info_command(name: str, size: int | None, seed: int) -> None:
+    """Episodes, transitions, return statistics and reference returns of a dataset.
+
+    NAME is a built-in name or d4rl:<name>, minari:<id>, file:<path>. A built-in that has
+    not been generated yet is described without generating it.
+
+    \b
+    Example:
+      samrl data info pendulum-medium --size 100000 --seed 0
+      samrl data info d4rl:hopper-medium-v2
+    """
+    info = describe(name)
+    click.echo(
+        f"dataset:    {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
+    )
+    click.echo(f"env:        {info.env_id or '-'}")
+    click.echo(f"references: min {_num(info.ref_min_return)}, max {_num(info.ref_max_return)}")
+    metadata: dict[str, Any]
+    if info.kind == "builtin":
+        builtin = BUILTINS[name]
+        path = cache_path(builtin, size or builtin.default_size, seed)
+        if not path.exists():
+            for note in info.notes:
+                click.echo(f"note:       {note}")
+            click.echo(
+                f"not generated yet (would be {path}); run: samrl data make {name}"
+                f" --size {size or builtin.default_size} --seed {seed}"
+            )
+            return
+        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
+    else:
+        data, metadata, path = read_user_data(info)
+    for note in (*info.notes, *data.notes):
+        click.echo(f"note:       {note}")
+    _echo_statistics(data, metadata, path)
+
+
+def _echo_statistics(data: Transitions, metadata: dict[str, Any], path: pathlib.Path) -> None:
+    returns = data.episode_returns()
+    stats = return_statistics(returns)
+    click.echo(f"file:       {path}")
+    click.echo(f"episodes:   {len(returns)} ({int(data.terminals.sum())} terminated)")
+    click.echo(f"transitions: {len(data)}")
+    if stats:
+        click.echo(
+            f"returns:    mean {stats['mean']:.2f}, std {stats['std']:.2f}, "
+            f"min {stats['min']:.2f}, max {stats['max']:.2f}"
+        )
+    for key in ("behaviour_policy", "behaviour_return_mean", "generator_version", "seed"):
+        if key in metadata:
+            click.echo(f"{key + ':':<11} {metadata[key]}")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@data_group.command("make")
+@click.argument("name")
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Transitions to generate (default 100000 for pendulum/cartpole, 1000000 for MuJoCo).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Generation seed.")
+@click.option(
+    "--policy-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"MuJoCo: SAC training steps of the behaviour policies (default "
+    f"${mujoco.POLICY_STEPS_ENV} or {mujoco.DEFAULT_POLICY_STEPS}).",
+)
+def make_command(name: str, size: int | None, seed: int, policy_steps: int | None) -> None:
+    """Generate a built-in dataset into the cache (resumes an interrupted MuJoCo collection).
+
+    \b
+    Example:
+      samrl data make pendulum-medium --size 100000 --seed 0
+      samrl data make hopper-medium --size 1000000 --policy-steps 300000
+    """
+    info = describe(name)
+    if info.kind != "builtin":
+        raise DatasetError(f"'{name}' is not a built-in dataset; only built-ins can be made")
+    builtin = BUILTINS[name]
+    path = cache_path(builtin, size or builtin.default_size, seed, policy_steps)
+    existed = path.exists()
+    path = ensure_builtin(builtin, size=size, seed=seed, progress=True, policy_steps=policy_steps)
+    data, metadata = read_d4rl_hdf5(path, discrete=builtin.discrete)
+    mean = metadata.get("behaviour_return_mean", float(np.mean(data.episode_returns())))
+    verb = "already cached" if existed else "wrote"
+    click.echo(
+        f"{verb} {name}: {len(data)} transitions, {len(data.episode_ends)} episodes, "
+        f"behaviour return {mean:.1f} -> {path}"
+    )
