@@ -97,7 +97,9 @@ def _surface(
                         point = [w.clone() for w in w0]
                         for coef, d in zip(c, dirs, strict=True):
                             for pt, dj in zip(point, d, strict=True):
-                                pt.add_(dj, alpha=coef)
+                                # multiply, then add: no fused multiply-add, whose use
+                                # depends on memory alignment, so results are reproducible
+                                pt.add_(dj * coef)
                     assign(params, point)
                     values[i] = float(evaluate(loss_fn, guard))
         finally:
