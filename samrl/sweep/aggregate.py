@@ -191,6 +191,12 @@ def _eval_columns(evals: pd.DataFrame) -> dict[str, float]:
     return columns
 
 
+def run_path(sweep_dir: Path, run_dir: str) -> Path:
+    """A summary's run_dir column value as a path (it is relative to the sweep directory)."""
+    path = Path(run_dir)
+    return path if path.is_absolute() else Path(sweep_dir) / path
+
+
 def _relative(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
@@ -381,7 +387,8 @@ def aggregate_summary(
     summary: pd.DataFrame, keys: Sequence[str], n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per grid point: counts, statistics of completed runs, probability of
-    improvement over the point's baseline. Columns: the grid keys, label, n, n_runs,
+    improvement over the point's baseline. Columns: the grid keys (plus optim.name and
+    optim.rho if they are not grid keys), label, n, n_runs,
     n_diverged, n_failed, n_unfinished, `<metric>_{mean,std,iqm,ci_low,ci_high}` for
     final_return, final_normalized_score and every `*_sharpness_last10`, then
     prob_improvement, prob_improvement_ci_low/high, prob_improvement_paired,
@@ -400,7 +407,8 @@ def aggregate_summary(
     rows = []
     for (_, runs), label in zip(points, labels, strict=True):
         done = runs[runs["status"] == "completed"]
-        row: dict[str, Any] = {k: runs[k].iloc[0] for k in keys}
+        # optim.name / optim.rho ride along even when not grid keys: plots and baselines use them.
+        row: dict[str, Any] = _point_dict(runs, keys)
         row["label"] = label
         row["n"] = len(done)
         row["n_runs"] = len(runs)
