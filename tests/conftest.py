@@ -1,0 +1,169 @@
+"""Shared fixtures and helpers for the SAM engine tests (tiny networks, CPU, seconds)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import d3rlpy
+import numpy as np
+import pytest
+import structlog
+import torch
+from d3rlpy.optimizers import OptimizerFactory, OptimizerWrapper
+from torch import nn
+
+from samrl.algos import AlgoFacts, algorithm_table, build_for_training
+from samrl.sam import install
+from samrl.testing import random_dataset, tiny_params
+
+FactoryFor = Callable[[str], OptimizerFactory | None]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_d3rlpy() -> Iterator[None]:
+    """d3rlpy logs every build at info level through structlog; keep test output readable."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one thread, and then don't fight parallel test workers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def facts_of(name: str) -> AlgoFacts:
+    return algorithm_table()[name]
+
+
+def is_samrl_algorithm(facts: AlgoFacts) -> bool:
+    return facts.config_class.__module__.startswith("samrl")
+
+
+def build(
+    name: str,
+    factory_for: FactoryFor = lambda net: None,
+    *,
+    seed: int = 0,
+    installed: bool = True,
+    **overrides: Any,
+) -> tuple[Any, Any]:
+    """A tiny built algorithm (and its dataset); `factory_for(net)` sets a network's optimizer.
+
+    samrl's own algorithms that fail to build are skipped; d3rlpy's must always build.
+    """
+    facts = facts_of(name)
+    d3rlpy.seed(seed)
+    dataset = random_dataset(discrete=facts.discrete)
+    params = tiny_params(facts)
+    for net, field in facts.networks.items():
+        factory = factory_for(net)
+        if factory is not None:
+            params[field] = factory
+    params.update(overrides)
+    try:
+        algo = facts.config_class(**params).create(device="cpu")
+        build_for_training(algo, dataset)
+    except Exception as exc:
+        if is_samrl_algorithm(facts):
+            pytest.skip(f"samrl's own algorithm {name} does not build yet: {exc!r}")
+        raise
+    if installed:
+        install(algo)
+    return algo, dataset
+
+
+def sample_batch(dataset: Any, facts: AlgoFacts) -> Any:
+    if facts.transformer:
+        return dataset.sample_trajectory_batch(16, length=4)
+    return dataset.sample_transition_batch(16)
+
+
+def train(algo: Any, dataset: Any, name: str, n: int = 20, seed: int = 1) -> list[dict[str, float]]:
+    """n updates on minibatches and random draws that depend only on `seed`."""
+    facts = facts_of(name)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return [algo.update(sample_batch(dataset, facts)) for _ in range(n)]
+
+
+def optimizers(algo: Any) -> dict[str, OptimizerWrapper]:
+    modules = algo.impl.modules
+    return {
+        f.name: getattr(modules, f.name)
+        for f in dataclasses.fields(modules)
+        if isinstance(getattr(modules, f.name), OptimizerWrapper)
+    }
+
+
+def _differences(a: Any, b: Any, where: str) -> Iterator[str]:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and torch.equal(a, b)
+        ):
+            yield where
+    elif isinstance(a, Mapping) and isinstance(b, Mapping):
+        if set(a) != set(b):
+            yield f"{where} (keys {sorted(map(str, a))} != {sorted(map(str, b))})"
+        for key in a:
+            if key in b:
+                yield from _differences(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            yield f"{where} (length)"
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            yield from _differences(x, y, f"{where}[{i}]")
+    elif a != b:
+        yield f"{where} ({a!r} != {b!r})"
+
+
+def state_differences(a: Any, b: Any) -> list[str]:
+    """Everything that differs bitwise between two algorithms: every tensor in every module's
+    state_dict (target networks, BatchNorm statistics included) and every optimizer's state
+    (moments, step counts, learning rate, scheduler)."""
+    ma, mb = a.impl.modules, b.impl.modules
+    out: list[str] = []
+    for field in dataclasses.fields(ma):
+        x, y = getattr(ma, field.name), getattr(mb, field.name)
+        if isinstance(x, nn.Module):
+            out.extend(_differences(x.state_dict(), y.state_dict(), field.name))
+        elif isinstance(x, OptimizerWrapper):
+            # d3rlpy's own entries; a SAM wrapper may add bookkeeping of its own
+            sx, sy = x.state_dict(), y.state_dict()
+            for key in ("optim", "lr_scheduler"):
+                out.extend(_differences(sx[key], sy[key], f"{field.name}.{key}"))
+    return out
+
+
+def sam_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    suffixes = ("_sharpness", "_loss_perturbed", "_grad_norm")
+    return {k: v for k, v in metrics.items() if k.endswith(suffixes)}
+
+
+def own_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The algorithm's own metrics (losses), without the ones the SAM engine adds."""
+    sam = sam_metrics(metrics)
+    return {k: v for k, v in metrics.items() if k not in sam}
+
+
+def count_base_steps(algo: Any) -> dict[str, list[int]]:
+    """Optimizer field -> a one-element list counting its torch optimizer's step() calls."""
+    counts: dict[str, list[int]] = {}
+    for name, optimizer in optimizers(algo).items():
+        counter = counts.setdefault(name, [0])
+
+        def hook(*_: Any, counter: list[int] = counter) -> None:
+            counter[0] += 1
+
+        optimizer.optim.register_step_post_hook(hook)
+    return counts
