@@ -281,6 +281,33 @@ def test_scan_without_sweep_json_and_adam_baseline(tmp_path: Path) -> None:
     assert by_label.loc["sam", "baseline"] == "adam"
 
 
+def test_baseline_shares_the_other_grid_keys(tmp_path: Path) -> None:
+    root = tmp_path / "sw"
+    scores = {
+        ("a", 0.0): [1.0, 2.0],
+        ("a", 0.1): [3.0, 4.0],
+        ("b", 0.0): [5.0, 6.0],
+        ("b", 0.1): [0.0, 1.0],
+    }
+    for (dataset, rho), per_seed in scores.items():
+        for seed, score in enumerate(per_seed):
+            point = {"dataset.name": dataset, "optim.rho": rho}
+            write_run(
+                root / f"{dataset}_{rho}_s{seed}",
+                rho=rho,
+                seed=seed,
+                score=score,
+                sweep_point=point,
+            )
+    _, aggregate = summarize_sweep(root, n_boot=N_BOOT)
+    by_label = aggregate.set_index("label")
+    assert list(by_label.index) == ["a rho=0", "a rho=0.1", "b rho=0", "b rho=0.1"]
+    assert by_label.loc["a rho=0.1", "baseline"] == "a rho=0"
+    assert by_label.loc["a rho=0.1", "prob_improvement"] == 1.0
+    assert by_label.loc["b rho=0.1", "baseline"] == "b rho=0"
+    assert by_label.loc["b rho=0.1", "prob_improvement"] == 0.0
+
+
 def test_runs_outside_a_sweep_group_by_default_keys(tmp_path: Path) -> None:
     runs = [write_run(tmp_path / f"r{s}", rho=0.05, seed=s, sweep_point={}) for s in range(2)]
     _, aggregate = summarize_runs(runs, n_boot=N_BOOT)

@@ -111,6 +111,17 @@ def test_adam_point_is_a_horizontal_line(tmp_path: Path) -> None:
     assert len(figure.axes[0].containers) == 1  # one errorbar series: sam over rho
 
 
+def test_one_series_per_other_grid_value(tmp_path: Path) -> None:
+    root = tmp_path / "sw"
+    for dataset in ("a", "b"):
+        for rho in (0.0, 0.05):
+            point = {"dataset.name": dataset, "optim.rho": rho}
+            write_run(root / f"{dataset}_{rho}", rho=rho, seed=0, sweep_point=point)
+    tables = compute_sweep_tables(root, n_boot=N_BOOT)
+    figure = build_vs_rho_figure(tables.aggregate, tables.keys)
+    assert [c.get_label() for c in figure.axes[0].containers] == ["a", "b"]
+
+
 def test_mean_with_band() -> None:
     matrix = np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]])  # 2 runs x 3 steps
     mean, low, high = mean_with_band(matrix, n_boot=200)

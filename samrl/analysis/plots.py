@@ -239,7 +239,7 @@ def build_vs_rho_figure(aggregate: pd.DataFrame, keys: Sequence[str]) -> Figure:
             ax.set_xticks(x, list(aggregate["label"]), rotation=30, ha="right")
         ax.set_title(f"{column} (IQM, 95% CI)")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
+        if len(ax.get_legend_handles_labels()[0]) > 1:  # one series needs no legend
             ax.legend(fontsize="small")
     return figure
 
