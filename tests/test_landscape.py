@@ -277,3 +277,17 @@ def test_rng_and_params_untouched(tiny: Tiny) -> None:
     # the same draws at every evaluation: with rho = 0 the noisy loss has zero sharpness
     assert worst_case_sharpness(noisy, tiny.params, 0.0, 3)["sharpness"] == 0.0
     assert loss_surface_1d(noisy, tiny.params, d1, [0.0, 0.0]).tolist() == [float(noisy())] * 2
+
+
+def test_works_inside_no_grad(tiny: Tiny) -> None:
+    from samrl.analysis.curvature import hutchinson_trace, top_eigenvalues
+
+    expected = worst_case_sharpness(tiny.loss_fn, tiny.params, 0.1, 2)
+    lam = top_eigenvalues(tiny.loss_fn, tiny.params)[0]
+    with torch.no_grad():
+        assert (
+            worst_case_sharpness(tiny.loss_fn, tiny.params, 0.1, 2)["sharpness"]
+            == (expected["sharpness"])
+        )
+        assert torch.equal(top_eigenvalues(tiny.loss_fn, tiny.params)[0], lam)
+        hutchinson_trace(tiny.loss_fn, tiny.params, 3)
