@@ -6,4 +6,4 @@ __version__ = "0.1.0"
 
 # Importing the engine registers samrl's optimizer factories with d3rlpy, so
 # `d3rlpy.load_learnable` can rebuild algorithms trained with SAM after `import samrl`.
-from samrl.sam import factory as _factory  # noqa: E402,F401
+from samrl.sam import factory as _factory  # noqa: F401

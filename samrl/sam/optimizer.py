@@ -9,7 +9,8 @@ step() runs after the algorithm's own gradient call has left g(w) in .grad:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from d3rlpy.optimizers import OptimizerWrapper
@@ -75,6 +76,14 @@ class SAMOptimizerWrapper(OptimizerWrapper):
             self._probe(self._current_call())
         super().step()
 
+    def state_dict(self) -> Mapping[str, Any]:
+        # The step counter decides which steps a probe measures; resume must continue it.
+        return {**super().state_dict(), "samrl_steps": self._steps}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._steps = int(state_dict.get("samrl_steps", 0))
+
     def _current_call(self) -> RecordedCall:
         assert self._tape is not None
         call = self._tape.last
@@ -114,5 +123,3 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self._tape.add_metric(f"{self.net_name}_sharpness", loss_perturbed - call.loss)
         self._tape.add_metric(f"{self.net_name}_loss_perturbed", loss_perturbed)
         self._tape.add_metric(f"{self.net_name}_grad_norm", grad_norm.detach())
-
-

@@ -1,0 +1,159 @@
+"""The `samrl` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from samrl.errors import SamrlError
+
+
+def quiet_d3rlpy() -> None:
+    """d3rlpy logs every build and epoch through structlog; samrl shows a progress bar instead."""
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="samrl")
+def cli() -> None:
+    """Sharpness-Aware Minimization for offline RL on d3rlpy 2.8.1.
+
+    \b
+    samrl train --config configs/cql_sam.yaml
+    samrl sweep --config configs/cql_sam.yaml --rho 0,0.05,0.1 --seeds 0-2 --jobs 2
+    samrl summarize runs/sweeps/cql_sam
+    """
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="YAML experiment config.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a config key (YAML-typed value); repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and run directory.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(
+    config_path: str,
+    overrides: tuple[str, ...],
+    dry_run: bool,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Train one config; writes loss.csv, sharpness.csv, eval.csv per epoch.
+
+    \b
+    Example:
+      samrl train --config configs/cql_sam.yaml --set optim.rho=0.1 --set train.seed=1
+    """
+    from samrl.config import load_config
+
+    config = load_config(config_path, overrides)
+    if dry_run:
+        click.echo(config.to_yaml().rstrip())
+        click.echo(f"# run directory: {config.run_dir}")
+        return
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    quiet_d3rlpy()
+    from samrl.train import run_training
+
+    result = run_training(config, resume=resume, overwrite=overwrite, progress=not quiet)
+    if result.status == "skipped":
+        click.echo(f"samrl: {result.message}; nothing to do")
+        return
+    if result.status == "completed":
+        click.echo(
+            f"samrl: run completed ({result.steps_done} steps); loss.csv, sharpness.csv "
+            f"and eval.csv are in {result.run_dir}"
+        )
+        return
+    click.echo(
+        f"samrl: run {result.status}: {result.message}; what was written is in {result.run_dir}",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@cli.command("algos")
+def algos_cmd() -> None:
+    """List algorithms and the networks SAM can be applied to.
+
+    \b
+    Example:
+      samrl algos
+    """
+    from samrl.algos import algorithm_table
+
+    for name, facts in sorted(algorithm_table().items()):
+        kind = "discrete" if facts.discrete else "continuous"
+        scalars = f"  (base optimizer only: {', '.join(facts.scalars)})" if facts.scalars else ""
+        click.echo(f"{name:32s} {kind:10s} networks: {', '.join(facts.networks)}{scalars}")
+
+
+def _register_optional() -> None:
+    """Commands that live with their subsystems."""
+    import importlib
+
+    for module_name, attr in (
+        ("samrl.data.cli", "data"),
+        ("samrl.sweep.cli", "sweep"),
+        ("samrl.sweep.aggregate_cli", "summarize_cmd"),
+        ("samrl.analysis.plot_cli", "plot_cmd"),
+        ("samrl.analysis.plot_cli", "report_cmd"),
+        ("samrl.analysis.cli", "hessian_cmd"),
+        ("samrl.analysis.cli", "landscape_cmd"),
+        ("samrl.analysis.cli", "sharpness_cmd"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        command = getattr(module, attr, None)
+        if command is not None:
+            cli.add_command(command)
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors end in one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="samrl", standalone_mode=False)
+    except SamrlError as exc:
+        click.echo(f"samrl: {exc.kind}: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("samrl: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"samrl: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""Experiment config: YAML loading, `--set` overrides, complete validation, resolution.
+
+Every problem is a ConfigError naming the file and the key path, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from samrl.errors import ConfigError, DatasetError, unknown_name
+from samrl.sam.variants import OPTIMIZER_NAMES
+
+BASE_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+
+# Every key a config may hold, with its default (None: optional, no default).
+SCHEMA: dict[str, dict[str, Any]] = {
+    "algo": {"name": None, "params": {}},
+    "dataset": {"name": None, "size": None, "seed": 0, "test_fraction": 0.0},
+    "optim": {
+        "name": "adam",
+        "base": None,
+        "rho": 0.05,
+        "networks": None,
+        "params": {},
+        "probe": None,
+    },
+    "train": {
+        "n_steps": 10000,
+        "n_steps_per_epoch": 1000,
+        "seed": 0,
+        "device": "auto",
+        "eval_episodes": 5,
+        "save_interval": 1,
+    },
+    "output": {"dir": "runs", "run_id": None},
+    "analysis": {"hessian": None},
+}
+TOP_LEVEL = ("name", *SCHEMA)
+PROBE_KEYS = {"rho": 0.05, "every": 10}
+HESSIAN_KEYS = {
+    "every_epochs": 1,
+    "networks": None,
+    "top_k": 1,
+    "n_transitions": 1024,
+    "trace_samples": 0,
+    "density": False,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A validated, resolved experiment config."""
+
+    data: dict[str, Any]
+    source: str
+
+    def __getitem__(self, section: str) -> Any:
+        return self.data[section]
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def run_id(self) -> str:
+        return str(self.data["output"]["run_id"])
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.data["output"]["dir"]) / self.name / self.run_id
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.data, sort_keys=False)
+
+    def result_hash(self) -> str:
+        """Hash of everything that determines the results (not where they are written)."""
+        relevant = {k: v for k, v in self.data.items() if k not in ("output", "name", "sweep")}
+        relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "device"}
+        text = json.dumps(relevant, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("file not found", source=str(path))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"malformed YAML: {where}{exc.problem}", source=str(path)) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"malformed YAML: {exc}", source=str(path)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of sections", source=str(path))
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.path=value`, the value typed as YAML (`optim.rho=0.1`, `optim.networks=[critic]`)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise ConfigError(f"--set expects key.path=value, got '{text}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"cannot set a key inside a {type(child).__name__}", key=".".join(parts[: i + 1])
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    check_dataset: bool = True,
+) -> Config:
+    data = read_yaml(path)
+    for text in overrides:
+        key, value = parse_override(text)
+        apply_override(data, key, value)
+    return resolve(
+        data, source=str(path), default_name=Path(path).stem, check_dataset=check_dataset
+    )
+
+
+# ---------------------------------------------------------------- validation
+
+
+class _Checker:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, key=key, source=self.source)
+
+    def mapping(self, value: Any, key: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {_describe(value)}")
+        return value
+
+    def known_keys(self, section: dict[str, Any], allowed: Any, key: str) -> None:
+        for name in section:
+            if name not in allowed:
+                prefix = f"{key}." if key else ""
+                raise self.fail(f"{prefix}{name}", unknown_name("key", str(name), allowed))
+
+    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be an integer, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def number(
+        self, value: Any, key: str, minimum: float | None = None, maximum: float | None = None
+    ) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"must be a number, got {_describe(value)}")
+        value = float(value)
+        if value != value:
+            raise self.fail(key, "must be a number, got nan")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be >= {minimum:g}, got {value:g}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be <= {maximum:g}, got {value:g}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, got {_describe(value)}")
+        return value
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
+
+
+def resolve(
+    raw: dict[str, Any],
+    *,
+    source: str,
+    default_name: str = "experiment",
+    check_dataset: bool = True,
+) -> Config:
+    """Validate every key and fill in defaults; raises ConfigError on the first problem."""
+    c = _Checker(source)
+    c.known_keys(raw, (*TOP_LEVEL, "sweep"), "")
+    data: dict[str, Any] = {"name": raw.get("name", default_name)}
+    data["name"] = c.string(data["name"], "name")
+    if not re.fullmatch(r"[\w.-]+", data["name"]):
+        raise c.fail("name", f"use letters, digits, '.', '_' or '-' only, got '{data['name']}'")
+    for section, defaults in SCHEMA.items():
+        given = c.mapping(raw.get(section), section)
+        c.known_keys(given, defaults, section)
+        merged = copy.deepcopy(defaults)
+        merged.update(copy.deepcopy(given))
+        data[section] = merged
+    if "sweep" in raw:
+        data["sweep"] = copy.deepcopy(raw["sweep"])
+
+    from samrl.algos import algo_facts
+
+    algo = data["algo"]
+    if algo["name"] is None:
+        raise c.fail("algo.name", "missing; name a d3rlpy algorithm, e.g. cql, iql, td3_plus_bc")
+    facts = _wrap(c, lambda: algo_facts(c.string(algo["name"], "algo.name")))
+    algo["params"] = c.mapping(algo["params"], "algo.params")
+
+    _check_dataset(c, data["dataset"], facts, check_dataset)
+    _check_train(c, data["train"])
+    _check_optim(c, data["optim"], facts)
+    _check_algo_params(c, data, facts)
+    _check_analysis(c, data["analysis"], facts)
+
+    out = data["output"]
+    out["dir"] = c.string(out["dir"], "output.dir")
+    if out["run_id"] is None:
+        out["run_id"] = default_run_id(data)
+    elif not re.fullmatch(r"[\w.-]+", c.string(out["run_id"], "output.run_id")):
+        raise c.fail("output.run_id", "use letters, digits, '.', '_' or '-' only")
+    return Config(data, source)
+
+
+def _wrap(c: _Checker, fn: Any) -> Any:
+    try:
+        return fn()
+    except ConfigError as exc:
+        raise ConfigError(exc.message, key=exc.key, source=c.source) from None
+
+
+def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: bool) -> None:
+    if ds["name"] is None:
+        raise c.fail(
+            "dataset.name", "missing; e.g. pendulum-medium, cartpole-replay, d4rl:hopper-medium-v2"
+        )
+    c.string(ds["name"], "dataset.name")
+    if ds["size"] is not None:
+        c.integer(ds["size"], "dataset.size", minimum=1)
+    c.integer(ds["seed"], "dataset.seed", minimum=0)
+    ds["test_fraction"] = c.number(ds["test_fraction"], "dataset.test_fraction", 0.0, 0.9)
+    if not check_dataset:
+        return
+    from samrl.data import describe_dataset
+
+    try:
+        info = describe_dataset(ds["name"])
+    except DatasetError as exc:
+        raise c.fail("dataset.name", str(exc)) from None
+    if info.discrete != facts.discrete:
+        kind = "discrete" if facts.discrete else "continuous"
+        other = "discrete" if info.discrete else "continuous"
+        raise c.fail(
+            "algo.name",
+            f"'{facts.name}' is a {kind}-action algorithm but dataset "
+            f"'{ds['name']}' has {other} actions",
+        )
+
+
+def _check_train(c: _Checker, train: dict[str, Any]) -> None:
+    c.integer(train["n_steps"], "train.n_steps", minimum=1)
+    c.integer(train["n_steps_per_epoch"], "train.n_steps_per_epoch", minimum=1)
+    if train["n_steps_per_epoch"] > train["n_steps"]:
+        raise c.fail(
+            "train.n_steps_per_epoch",
+            f"must be <= train.n_steps ({train['n_steps']}), got {train['n_steps_per_epoch']}",
+        )
+    c.integer(train["seed"], "train.seed", minimum=0)
+    c.integer(train["eval_episodes"], "train.eval_episodes", minimum=0)
+    c.integer(train["save_interval"], "train.save_interval", minimum=1)
+    train["device"] = resolve_device(c, train["device"])
+
+
+def resolve_device(c: _Checker, device: Any) -> str:
+    import torch
+
+    device = c.string(device, "train.device")
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not match:
+        raise c.fail("train.device", f"must be auto, cpu, cuda or cuda:N, got '{device}'")
+    if not torch.cuda.is_available():
+        raise c.fail(
+            "train.device",
+            f"'{device}' requested but CUDA is not available here "
+            "(torch reports no GPU); use cpu or auto",
+        )
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise c.fail(
+            "train.device",
+            f"'{device}' requested but only {torch.cuda.device_count()} CUDA device(s) exist",
+        )
+    return f"cuda:{index}"
+
+
+def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
+    name = c.string(optim["name"], "optim.name")
+    if name not in OPTIMIZER_NAMES:
+        raise c.fail("optim.name", unknown_name("optimizer", name, OPTIMIZER_NAMES))
+    spec = OPTIMIZER_NAMES[name]
+    # Variant parameters (e.g. looksam's k) live next to rho.
+    extra = {k: v for k, v in optim.items() if k not in SCHEMA["optim"]}
+    for key in extra:
+        if key not in spec.keys:
+            allowed = [*SCHEMA["optim"], *spec.keys]
+            raise c.fail(f"optim.{key}", unknown_name(f"key for optimizer '{name}'", key, allowed))
+    if optim["base"] is not None:
+        base = c.string(optim["base"], "optim.base")
+        if base not in BASE_OPTIMIZERS:
+            raise c.fail("optim.base", unknown_name("base optimizer", base, BASE_OPTIMIZERS))
+    optim["params"] = c.mapping(optim["params"], "optim.params")
+    optim["rho"] = c.number(optim["rho"], "optim.rho", minimum=0.0)
+    networks = optim["networks"]
+    if networks is None:
+        optim["networks"] = list(facts.networks)
+    else:
+        if isinstance(networks, str):
+            networks = [networks]
+        if not isinstance(networks, list) or not networks:
+            raise c.fail("optim.networks", f"must be a non-empty list, got {_describe(networks)}")
+        for i, net in enumerate(networks):
+            if net in facts.scalars:
+                raise c.fail(
+                    f"optim.networks[{i}]",
+                    f"'{net}' is a scalar optimized inside "
+                    "another loss; it always uses the base optimizer, not SAM",
+                )
+            if net not in facts.networks:
+                raise c.fail(
+                    f"optim.networks[{i}]",
+                    unknown_name(f"network for {facts.name}", str(net), facts.networks),
+                )
+        for net, owner in facts.shares_factory.items():
+            if (net in networks) != (owner in networks):
+                raise c.fail(
+                    "optim.networks",
+                    f"in {facts.name} the {net} optimizer is built "
+                    f"from the {owner}'s factory (d3rlpy 2.8.1); list both or neither",
+                )
+        optim["networks"] = list(dict.fromkeys(networks))
+    probe = optim["probe"]
+    if probe is not None:
+        if spec.sharpness_aware:
+            raise c.fail(
+                "optim.probe",
+                f"a probe measures sharpness of non-SAM runs; "
+                f"optim.name '{name}' already reports it",
+            )
+        probe = c.mapping(probe, "optim.probe")
+        c.known_keys(probe, PROBE_KEYS, "optim.probe")
+        merged = {**PROBE_KEYS, **probe}
+        merged["rho"] = c.number(merged["rho"], "optim.probe.rho", minimum=0.0)
+        c.integer(merged["every"], "optim.probe.every", minimum=1)
+        optim["probe"] = merged
+    # Building the factories validates base params and variant parameters.
+    from samrl.build import optimizer_factories
+
+    _wrap(c, lambda: optimizer_factories(optim, facts, default_factories=None))
+
+
+def _check_algo_params(c: _Checker, data: dict[str, Any], facts: Any) -> None:
+    from samrl.build import algo_config
+
+    config = _wrap(c, lambda: algo_config(facts, data["algo"]["params"], data["optim"]))
+    uses_engine = OPTIMIZER_NAMES[data["optim"]["name"]].sharpness_aware or data["optim"]["probe"]
+    if (
+        getattr(config, "compile_graph", False)
+        and "cuda" in data["train"]["device"]
+        and uses_engine
+    ):
+        raise c.fail(
+            "algo.params.compile_graph",
+            "compile_graph=True on CUDA is not supported "
+            "with SAM or a sharpness probe (unverified on GPU); set it to false",
+        )
+
+
+def _check_analysis(c: _Checker, analysis: dict[str, Any], facts: Any) -> None:
+    hessian = analysis.get("hessian")
+    if hessian is None:
+        return
+    hessian = c.mapping(hessian, "analysis.hessian")
+    c.known_keys(hessian, HESSIAN_KEYS, "analysis.hessian")
+    merged = {**HESSIAN_KEYS, **hessian}
+    c.integer(merged["every_epochs"], "analysis.hessian.every_epochs", minimum=1)
+    c.integer(merged["top_k"], "analysis.hessian.top_k", minimum=1)
+    c.integer(merged["n_transitions"], "analysis.hessian.n_transitions", minimum=1)
+    c.integer(merged["trace_samples"], "analysis.hessian.trace_samples", minimum=0)
+    nets = merged["networks"]
+    if nets is None:
+        merged["networks"] = list(facts.networks)
+    else:
+        if isinstance(nets, str):
+            nets = [nets]
+        for i, net in enumerate(nets):
+            if net not in facts.networks:
+                raise c.fail(
+                    f"analysis.hessian.networks[{i}]",
+                    unknown_name(f"network for {facts.name}", str(net), facts.networks),
+                )
+        merged["networks"] = list(nets)
+    analysis["hessian"] = merged
+
+
+def default_run_id(data: dict[str, Any]) -> str:
+    optim = data["optim"]
+    label = optim["name"]
+    if OPTIMIZER_NAMES[label].sharpness_aware:
+        label += f"-rho{optim['rho']:g}"
+    dataset = str(data["dataset"]["name"])
+    if dataset.startswith("file:"):
+        dataset = "file-" + Path(dataset[5:]).stem
+    run_id = f"{data['algo']['name']}_{dataset}_{label}_s{data['train']['seed']}"
+    return re.sub(r"[^\w.-]+", "-", run_id)

@@ -1,0 +1,93 @@
+"""Per-epoch evaluation: environment returns and held-out TD metrics.
+
+Evaluation runs with the training RNG forked, so turning it on or off never changes training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from d3rlpy.algos import GreedyTransformerActionSampler, IdentityTransformerActionSampler
+from d3rlpy.metrics import (
+    AverageValueEstimationEvaluator,
+    ContinuousActionDiffEvaluator,
+    DiscreteActionMatchEvaluator,
+    TDErrorEvaluator,
+)
+
+
+@contextlib.contextmanager
+def forked_rng() -> Iterator[None]:
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+def rollout_returns(
+    algo: Any,
+    env: Any,
+    n_episodes: int,
+    seed: int,
+    *,
+    transformer: bool,
+    discrete: bool,
+    target_return: float | None,
+) -> list[float]:
+    """Undiscounted returns of the greedy policy over `n_episodes` seeded episodes."""
+    returns = []
+    with forked_rng():
+        for episode in range(n_episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            if transformer:
+                sampler = (
+                    GreedyTransformerActionSampler()
+                    if discrete
+                    else IdentityTransformerActionSampler()
+                )
+                actor = algo.as_stateful_wrapper(target_return or 0.0, sampler)
+            total, reward, done = 0.0, 0.0, False
+            while not done:
+                if transformer:
+                    action = actor.predict(observation, reward)
+                else:
+                    action = algo.predict(np.expand_dims(observation, 0))[0]
+                observation, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    return returns
+
+
+def held_out_metrics(
+    algo: Any, episodes: list[Any], dataset: Any, *, discrete: bool
+) -> dict[str, float]:
+    """TD error, average value estimate and action difference on held-out episodes."""
+    action_metric = (
+        DiscreteActionMatchEvaluator(episodes)
+        if discrete
+        else ContinuousActionDiffEvaluator(episodes)
+    )
+    evaluators = {
+        "td_error": TDErrorEvaluator(episodes),
+        "value_estimate": AverageValueEstimationEvaluator(episodes),
+        "action_match" if discrete else "action_diff": action_metric,
+    }
+    out = {}
+    with forked_rng():
+        for name, evaluator in evaluators.items():
+            try:
+                out[name] = float(evaluator(algo, dataset))
+            except NotImplementedError:
+                out[name] = math.nan  # e.g. BC has no value function
+    return out

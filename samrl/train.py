@@ -1,0 +1,367 @@
+"""One training run: dataset + algorithm + SAM engine + epoch loop + run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import random
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import IO, Any
+
+import d3rlpy
+import numpy as np
+import torch
+import yaml
+from d3rlpy.logging import CombineAdapterFactory, D3RLPyLogger, FileAdapterFactory
+from tqdm import tqdm
+
+import samrl
+from samrl.algos import algo_facts, build_for_training
+from samrl.build import algo_config
+from samrl.config import Config
+from samrl.errors import RunError
+from samrl.evaluation import held_out_metrics, rollout_returns
+from samrl.runs import (
+    SHARPNESS_SUFFIXES,
+    CsvTable,
+    load_checkpoint,
+    now,
+    read_status,
+    save_checkpoint,
+    set_rng_state,
+    truncate_headerless,
+    write_status,
+)
+from samrl.sam import install
+
+D3RLPY_LOG_DIR = "d3rlpy"
+RUN_MARKERS = ("status.json", "config.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    status: str  # completed | diverged | failed | skipped
+    message: str
+    steps_done: int
+
+
+def is_sharpness_metric(name: str) -> bool:
+    return name.endswith(SHARPNESS_SUFFIXES)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    d3rlpy.seed(seed)
+
+
+def versions(device: str) -> dict[str, str]:
+    return {
+        "version": samrl.__version__,
+        "d3rlpy": d3rlpy.__version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "device": device,
+    }
+
+
+def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
+    """'new', 'resume' or 'done'; raises RunError when the directory may not be touched."""
+    run_dir = config.run_dir
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return "new"
+    if not any((run_dir / m).exists() for m in RUN_MARKERS):
+        raise RunError(
+            f"{run_dir} exists and is not a samrl run directory; choose another "
+            "output.dir or output.run_id"
+        )
+    if overwrite:
+        shutil.rmtree(run_dir)
+        return "new"
+    if not resume:
+        raise RunError(
+            f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
+        )
+    saved = _saved_hash(run_dir)
+    if saved is not None and saved != config.result_hash():
+        raise RunError(
+            f"{run_dir} was made with a different config (hash {saved} != "
+            f"{config.result_hash()}); use another output.run_id or --overwrite"
+        )
+    status = read_status(run_dir) or {}
+    return "done" if status.get("status") == "completed" else "resume"
+
+
+def _saved_hash(run_dir: Path) -> str | None:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return None
+    return (data.get("samrl") or {}).get("config_hash")
+
+
+class _Tables:
+    """Routes d3rlpy's per-epoch metrics into loss.csv, sharpness.csv and eval.csv."""
+
+    def __init__(self, run_dir: Path, eval_columns: set[str]):
+        self.loss = CsvTable(run_dir / "loss.csv")
+        self.sharpness = CsvTable(run_dir / "sharpness.csv")
+        self.eval = CsvTable(run_dir / "eval.csv")
+        self.eval_columns = eval_columns
+
+    def write(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        head = {"epoch": epoch, "step": step}
+        loss = {
+            k: v
+            for k, v in metrics.items()
+            if not is_sharpness_metric(k) and k not in self.eval_columns
+        }
+        sharp = {k: v for k, v in metrics.items() if is_sharpness_metric(k)}
+        evals = {k: v for k, v in metrics.items() if k in self.eval_columns}
+        self.loss.append({**head, **dict(sorted(loss.items()))})
+        if sharp:
+            self.sharpness.append({**head, **dict(sorted(sharp.items()))})
+        if evals:
+            self.eval.append({**head, **evals})
+
+    def truncate_after(self, epoch: int) -> None:
+        for table in (self.loss, self.sharpness, self.eval):
+            table.truncate_after(epoch)
+
+
+def run_training(
+    config: Config,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stream: IO[str] | None = None,
+) -> RunResult:
+    """Train one config into its run directory; never raises for a failing run after start.
+
+    User errors found before training starts (bad run directory, dataset problems) raise
+    SamrlError; anything that goes wrong during training is recorded as status 'failed'.
+    """
+    stream = stream or sys.stderr
+    run_dir = config.run_dir
+    state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+    if state == "done":
+        return RunResult(run_dir, "skipped", f"{run_dir} is already completed", _steps(run_dir))
+    from samrl.data import load_dataset
+
+    ds_cfg, train_cfg = config["dataset"], config["train"]
+    dataset = load_dataset(
+        ds_cfg["name"],
+        size=ds_cfg["size"],
+        seed=ds_cfg["seed"],
+        test_fraction=ds_cfg["test_fraction"],
+        progress=progress,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = dict(config.data)
+    resolved["samrl"] = {
+        **versions(train_cfg["device"]),
+        "run_id": config.run_id,
+        "config_hash": config.result_hash(),
+        "notes": list(dataset.info.notes),
+    }
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    previous = (read_status(run_dir) or {}) if state == "resume" else {}
+    # Wall time accumulates over resumed sessions.
+    clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
+    write_status(
+        run_dir,
+        status="running",
+        started_at=previous.get("started_at", now()),
+        ended_at=None,
+        error=None,
+        n_steps=train_cfg["n_steps"],
+        steps_done=previous.get("steps_done", 0),
+        epochs_done=previous.get("epochs_done", 0),
+        wall_time_s=clock.total(),
+    )
+    try:
+        return _train(config, dataset, run_dir, state == "resume", progress, stream, clock)
+    except KeyboardInterrupt:
+        _finish(run_dir, clock, "failed", "interrupted")
+        raise
+    except Exception as exc:  # a failing run is recorded, never propagated to a sweep
+        message = f"{type(exc).__name__}: {exc}"
+        _finish(run_dir, clock, "failed", message)
+        return RunResult(run_dir, "failed", message, _steps(run_dir))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Clock:
+    started: float
+    earlier: float
+
+    def total(self) -> float:
+        return round(self.earlier + time.time() - self.started, 3)
+
+
+def _steps(run_dir: Path) -> int:
+    return int((read_status(run_dir) or {}).get("steps_done", 0))
+
+
+def _finish(run_dir: Path, clock: _Clock, status: str, error: str | None) -> None:
+    write_status(run_dir, status=status, ended_at=now(), error=error, wall_time_s=clock.total())
+
+
+def _train(
+    config: Config,
+    dataset: Any,
+    run_dir: Path,
+    resuming: bool,
+    progress: bool,
+    stream: IO[str],
+    clock: _Clock,
+) -> RunResult:
+    from samrl.data import make_eval_env, normalized_score
+
+    train_cfg = config["train"]
+    facts = algo_facts(config["algo"]["name"])
+    seed_everything(train_cfg["seed"])
+    algo = algo_config(facts, config["algo"]["params"], config["optim"]).create(
+        device=train_cfg["device"]
+    )
+    build_for_training(algo, dataset.train)
+    install(algo)
+
+    eval_env = None
+    if train_cfg["eval_episodes"] > 0 and dataset.info.env_id is not None:
+        eval_env = make_eval_env(dataset.info, seed=train_cfg["seed"])
+    eval_columns = {
+        "return_mean",
+        "return_std",
+        "normalized_score",
+        "td_error",
+        "value_estimate",
+        "action_diff",
+        "action_match",
+    }
+    tables = _Tables(run_dir, eval_columns)
+    logger = D3RLPyLogger(
+        algo=algo,
+        adapter_factory=CombineAdapterFactory([FileAdapterFactory(root_dir=str(run_dir))]),
+        experiment_name=D3RLPY_LOG_DIR,
+        n_steps_per_epoch=train_cfg["n_steps_per_epoch"],
+        with_timestamp=False,
+    )
+    n_epochs = math.ceil(train_cfg["n_steps"] / train_cfg["n_steps_per_epoch"])
+    epoch, step = 0, 0
+    if resuming:
+        checkpoint = load_checkpoint(run_dir, algo)
+        if checkpoint is not None:
+            epoch, step = checkpoint["epoch"], checkpoint["step"]
+            set_rng_state(checkpoint["rng"])
+        tables.truncate_after(epoch)
+        for path in (run_dir / D3RLPY_LOG_DIR).glob("*.csv"):
+            truncate_headerless(path, epoch)
+    else:
+        logger.add_params(algo.config.serialize_to_dict())
+
+    target_return = _target_return(dataset)
+    bar = tqdm(
+        total=train_cfg["n_steps"],
+        initial=step,
+        disable=not progress,
+        file=stream,
+        desc=f"{config.run_id}",
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+    )
+    status, message = "completed", ""
+    try:
+        while epoch < n_epochs:
+            epoch += 1
+            steps_this_epoch = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step)
+            sums: dict[str, float] = defaultdict(float)
+            counts: dict[str, int] = defaultdict(int)
+            for _ in range(steps_this_epoch):
+                if facts.transformer:
+                    batch = dataset.train.sample_trajectory_batch(
+                        algo.config.batch_size, length=algo.config.context_size
+                    )
+                else:
+                    batch = dataset.train.sample_transition_batch(algo.config.batch_size)
+                metrics = algo.update(batch)
+                for name, value in metrics.items():
+                    logger.add_metric(name, value)
+                    sums[name] += value
+                    counts[name] += 1
+                step += 1
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(
+                        {
+                            k: f"{sums[k] / counts[k]:.3g}"
+                            for k in sorted(sums)
+                            if k.endswith(("_loss", "_sharpness")) or k == "loss"
+                        },
+                        refresh=False,
+                    )
+            epoch_metrics = {k: sums[k] / counts[k] for k in sums}
+            bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
+            if eval_env is not None and not bad:
+                returns = rollout_returns(
+                    algo,
+                    eval_env,
+                    train_cfg["eval_episodes"],
+                    seed=10_000 * epoch,
+                    transformer=facts.transformer,
+                    discrete=facts.discrete,
+                    target_return=target_return,
+                )
+                mean = float(np.mean(returns))
+                for name, value in (
+                    ("return_mean", mean),
+                    ("return_std", float(np.std(returns))),
+                    ("normalized_score", normalized_score(mean, dataset.info)),
+                ):
+                    if value is not None:
+                        logger.add_metric(name, value)
+            if dataset.test_episodes and not facts.transformer and not bad:
+                for name, value in held_out_metrics(
+                    algo, dataset.test_episodes, dataset.train, discrete=facts.discrete
+                ).items():
+                    logger.add_metric(name, value)
+            committed = logger.commit(epoch, step)
+            tables.write(epoch, step, committed)
+            if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
+                logger.save_model(step, algo)
+            save_checkpoint(run_dir, algo, epoch, step, {})
+            write_status(
+                run_dir,
+                steps_done=step,
+                epochs_done=epoch,
+                wall_time_s=clock.total(),
+            )
+            if bad:
+                status = "diverged"
+                message = f"non-finite {', '.join(bad)} in epoch {epoch} (step {step})"
+                break
+    finally:
+        bar.close()
+        logger.close()
+    _finish(run_dir, clock, status, message or None)
+    return RunResult(run_dir, status, message, step)
+
+
+def _target_return(dataset: Any) -> float | None:
+    """Decision transformers condition on a return: the dataset's best episode return."""
+    if dataset.info.ref_max_return is not None:
+        return float(dataset.info.ref_max_return)
+    returns = [float(np.sum(e.rewards)) for e in dataset.train.episodes]
+    return max(returns) if returns else None
