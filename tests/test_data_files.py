@@ -166,8 +166,11 @@ def test_missing_minari_names_path(tmp_path: pathlib.Path, monkeypatch: pytest.M
 def test_d3rlpy_h5_round_trip(tmp_path: pathlib.Path) -> None:
     arrays = small_arrays()
     original = MDPDataset(
-        arrays["observations"], arrays["actions"], arrays["rewards"],
-        arrays["terminals"].astype(np.float32), arrays["timeouts"].astype(np.float32),
+        arrays["observations"],
+        arrays["actions"],
+        arrays["rewards"],
+        arrays["terminals"].astype(np.float32),
+        arrays["timeouts"].astype(np.float32),
     )
     path = tmp_path / "buffer.h5"
     with path.open("w+b") as f:  # h5py needs a readable handle too
@@ -194,8 +197,10 @@ def _bad_files() -> dict[str, tuple[object, str]]:
         "nan": (nan, "'observations' contains NaN"),
         "inf": (inf, "'rewards' contains NaN or inf"),
         "bad_shape": (dict(good, observations=good["observations"][:, :, None]), "2-D"),
-        "bad_next_obs": (dict(good, next_observations=good["next_observations"][:, :2]),
-                         "'next_observations' has shape"),
+        "bad_next_obs": (
+            dict(good, next_observations=good["next_observations"][:, :2]),
+            "'next_observations' has shape",
+        ),
         "empty": ({k: v[:0] for k, v in good.items()}, "empty"),
     }
 

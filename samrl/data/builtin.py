@@ -194,5 +194,5 @@ def _returns_metadata(returns: np.ndarray, policy: str) -> dict[str, Any]:
     return {
         "behaviour_policy": policy,
         "behaviour_returns": [float(r) for r in returns],
-        "behaviour_return_mean": float(np.mean(returns)) if len(returns) else float("nan"),
+        "behaviour_return_mean": float(np.mean(returns)) if len(returns) else None,
     }

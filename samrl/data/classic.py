@@ -187,6 +187,6 @@ def generate_classic(
     metadata: dict[str, object] = {
         "behaviour_policy": f"scripted {name} controller, level {level}",
         "behaviour_returns": returns.tolist(),
-        "behaviour_return_mean": float(np.mean(returns)) if len(returns) else float("nan"),
+        "behaviour_return_mean": float(np.mean(returns)) if len(returns) else None,
     }
     return data, metadata

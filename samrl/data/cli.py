@@ -6,7 +6,6 @@ import pathlib
 from typing import Any
 
 import click
-import numpy as np
 
 from samrl.data import mujoco
 from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache_dir, ensure_builtin
@@ -80,17 +79,17 @@ def info_command(name: str, size: int | None, seed: int) -> None:
     """
     info = describe(name)
     click.echo(
-        f"dataset:    {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
+        f"dataset:     {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
     )
-    click.echo(f"env:        {info.env_id or '-'}")
-    click.echo(f"references: min {_num(info.ref_min_return)}, max {_num(info.ref_max_return)}")
+    click.echo(f"env:         {info.env_id or '-'}")
+    click.echo(f"references:  min {_num(info.ref_min_return)}, max {_num(info.ref_max_return)}")
     metadata: dict[str, Any]
     if info.kind == "builtin":
         builtin = BUILTINS[name]
         path = cache_path(builtin, size or builtin.default_size, seed)
         if not path.exists():
             for note in info.notes:
-                click.echo(f"note:       {note}")
+                click.echo(f"note:        {note}")
             click.echo(
                 f"not generated yet (would be {path}); run: samrl data make {name}"
                 f" --size {size or builtin.default_size} --seed {seed}"
@@ -100,24 +99,24 @@ def info_command(name: str, size: int | None, seed: int) -> None:
     else:
         data, metadata, path = read_user_data(info)
     for note in (*info.notes, *data.notes):
-        click.echo(f"note:       {note}")
+        click.echo(f"note:        {note}")
     _echo_statistics(data, metadata, path)
 
 
 def _echo_statistics(data: Transitions, metadata: dict[str, Any], path: pathlib.Path) -> None:
     returns = data.episode_returns()
     stats = return_statistics(returns)
-    click.echo(f"file:       {path}")
-    click.echo(f"episodes:   {len(returns)} ({int(data.terminals.sum())} terminated)")
-    click.echo(f"transitions: {len(data)}")
+    click.echo(f"file:        {path}")
+    click.echo(f"episodes:    {len(returns)} ({int(data.terminals.sum())} terminated)")
+    click.echo(f"{'transitions:':<13}{len(data)}")
     if stats:
         click.echo(
-            f"returns:    mean {stats['mean']:.2f}, std {stats['std']:.2f}, "
+            f"returns:     mean {stats['mean']:.2f}, std {stats['std']:.2f}, "
             f"min {stats['min']:.2f}, max {stats['max']:.2f}"
         )
     for key in ("behaviour_policy", "behaviour_return_mean", "generator_version", "seed"):
         if key in metadata:
-            click.echo(f"{key + ':':<11} {metadata[key]}")
+            click.echo(f"{key + ':':<13}{metadata[key]}")
 
 
 def _num(value: float | None) -> str:
@@ -156,9 +155,10 @@ def make_command(name: str, size: int | None, seed: int, policy_steps: int | Non
     existed = path.exists()
     path = ensure_builtin(builtin, size=size, seed=seed, progress=True, policy_steps=policy_steps)
     data, metadata = read_d4rl_hdf5(path, discrete=builtin.discrete)
-    mean = metadata.get("behaviour_return_mean", float(np.mean(data.episode_returns())))
+    mean = metadata.get("behaviour_return_mean")
+    mean_text = "-" if mean is None else f"{mean:.1f}"
     verb = "already cached" if existed else "wrote"
     click.echo(
         f"{verb} {name}: {len(data)} transitions, {len(data.episode_ends)} episodes, "
-        f"behaviour return {mean:.1f} -> {path}"
+        f"behaviour return {mean_text} -> {path}"
     )

@@ -12,10 +12,12 @@ Stages, each cached so a dataset can be regenerated or resumed:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +31,25 @@ from samrl.errors import DatasetError
 GENERATOR_VERSION = 1
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
 DEFAULT_POLICY_STEPS = 1_000_000  # D4RL trained its SAC behaviour policies for 1M steps
-N_CHECKPOINTS = 20
+MAX_CHECKPOINTS = 20
 PARALLEL_ENVS = 8  # episodes stepped side by side so the policy runs on batches
 DEFAULT_CHUNK_SIZE = 50_000
 
 StepCallback = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """SAC's small MLPs gain nothing from intra-op threads, and on a shared few-core machine
+    extra threads make every update many times slower; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def default_policy_steps() -> int:
@@ -143,7 +159,6 @@ def train_behaviour_policies(
     policy_steps: int,
     cache: pathlib.Path,
     progress: bool = False,
-    eval_episodes: int = 5,
 ) -> BehaviourPolicies:
     directory = policy_directory(cache, env_name, seed, policy_steps)
     manifest_path = directory / "policies.json"
@@ -165,7 +180,11 @@ def train_behaviour_policies(
         critic_learning_rate=3e-4,
         temp_learning_rate=3e-4,
     ).create(device="cpu:0")
-    interval = max(1, policy_steps // N_CHECKPOINTS)
+    # Checkpoint evaluations can cost 1000 env steps per episode; keep them few for the tiny
+    # trainings tests use, and D4RL-like (20 checkpoints, 5 episodes) for real ones.
+    n_checkpoints = min(MAX_CHECKPOINTS, max(3, policy_steps // 1000))
+    eval_episodes = 5 if policy_steps >= 10_000 else 1
+    interval = max(1, policy_steps // n_checkpoints)
     checkpoints: list[dict[str, Any]] = []
 
     def checkpoint(algo: Any, epoch: int, total_step: int) -> None:
@@ -179,25 +198,26 @@ def train_behaviour_policies(
             checkpoints.append({"step": step, "path": path.name, "return": score})
 
     random_steps = min(10_000, policy_steps // 10)
-    sac.fit_online(
-        env,
-        buffer=d3rlpy.dataset.create_fifo_replay_buffer(limit=max(policy_steps, 1000), env=env),
-        n_steps=policy_steps,
-        n_steps_per_epoch=max(1, min(10_000, policy_steps)),
-        random_steps=random_steps,
-        update_start_step=random_steps,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        show_progress=progress,
-        callback=checkpoint,
-    )
+    with _single_torch_thread():
+        sac.fit_online(
+            env,
+            buffer=d3rlpy.dataset.create_fifo_replay_buffer(limit=max(policy_steps, 1000), env=env),
+            n_steps=policy_steps,
+            n_steps_per_epoch=max(1, min(10_000, policy_steps)),
+            random_steps=random_steps,
+            update_start_step=random_steps,
+            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+            show_progress=progress,
+            callback=checkpoint,
+        )
     trained = [c for c in checkpoints if c["step"] > 0] or checkpoints
     expert = max(trained, key=lambda c: c["return"])
-    earlier = [c for c in checkpoints if c["step"] <= expert["step"]]
+    earlier = [c for c in trained if c["step"] <= expert["step"]]
     target = expert["return"] / 3.0
     medium = min(earlier, key=lambda c: (abs(c["return"] - target), c["step"]))
     for level, chosen in (("random", checkpoints[0]), ("medium", medium), ("expert", expert)):
-        os.replace(checkpoint_dir / chosen["path"], directory / f"{level}.d3")
-        chosen["path"] = f"{level}.d3"
+        # copied, not moved: one checkpoint may serve two levels in a very short training
+        shutil.copyfile(checkpoint_dir / chosen["path"], directory / f"{level}.d3")
     write_d4rl_hdf5(
         directory / "training_log.hdf5",
         env.transitions(),
@@ -356,9 +376,10 @@ def collect(
             continue
         if algo is None:
             algo = d3rlpy.load_learnable(str(policy_path), device="cpu:0")
-        chunk, chunk_returns = _collect_chunk(
-            algo, env_id, steps, [seed, stream_word, index], on_steps
-        )
+        with _single_torch_thread():
+            chunk, chunk_returns = _collect_chunk(
+                algo, env_id, steps, [seed, stream_word, index], on_steps
+            )
         tmp = work_dir / f".chunk_{index:05d}.tmp.npz"
         np.savez(tmp, episode_returns=chunk_returns, **{k: getattr(chunk, k) for k in _CHUNK_KEYS})
         os.replace(tmp, path)

@@ -12,7 +12,7 @@ from samrl.data.transitions import Transitions
 from samrl.errors import DatasetError
 
 
-def test_episode_mask(data: Transitions, test_fraction: float, seed: int) -> np.ndarray:
+def held_out_mask(data: Transitions, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean per step: True where the step belongs to a held-out episode."""
     if not 0.0 <= test_fraction < 1.0:
         raise DatasetError(f"dataset.test_fraction: must be in [0, 1), got {test_fraction}")
@@ -51,7 +51,7 @@ def build_split(
     seed: int,
     metadata: dict[str, Any] | None = None,
 ) -> tuple[MDPDataset, list[Any]]:
-    is_test = test_episode_mask(data, test_fraction, seed)
+    is_test = held_out_mask(data, test_fraction, seed)
     space, size = action_space_of(data, discrete, metadata or {})
     train = ~is_test
     dataset = MDPDataset(

@@ -1,0 +1,79 @@
+"""The `samrl data` click group, invoked directly through CliRunner."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from click.testing import CliRunner
+
+from samrl.data.cli import data_group
+from samrl.errors import DatasetError
+
+
+@pytest.fixture
+def cache(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    monkeypatch.setenv("SAMRL_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "cache"
+
+
+def test_make_then_list_and_info(cache: pathlib.Path) -> None:
+    runner = CliRunner()
+    made = runner.invoke(data_group, ["make", "cartpole-medium", "--size", "2000", "--seed", "4"])
+    assert made.exit_code == 0, made.output
+    summary = made.stdout.strip().splitlines()[-1]  # the progress bar goes to stderr
+    expected = cache / "cartpole-medium_n2000_s4_g1.hdf5"
+    assert (
+        summary.startswith("wrote cartpole-medium: 2000 transitions") and str(expected) in summary
+    )
+    assert expected.exists()
+
+    again = runner.invoke(data_group, ["make", "cartpole-medium", "--size", "2000", "--seed", "4"])
+    assert "already cached" in again.output
+
+    listed = runner.invoke(data_group, ["list"])
+    assert listed.exit_code == 0
+    row = next(line for line in listed.output.splitlines() if line.startswith("cartpole-medium "))
+    assert "2000/s4" in row and "CartPole-v1" in row
+    assert next(
+        ln for ln in listed.output.splitlines() if ln.startswith("hopper-medium ")
+    ).endswith("-")
+
+    info = runner.invoke(data_group, ["info", "cartpole-medium", "--size", "2000", "--seed", "4"])
+    assert info.exit_code == 0, info.output
+    for text in (
+        "transitions: 2000",
+        "references:  min 21.20, max 500.00",
+        "returns:",
+        "episodes:",
+    ):
+        assert text in info.output
+
+
+def test_info_of_ungenerated_builtin_generates_nothing(cache: pathlib.Path) -> None:
+    result = CliRunner().invoke(data_group, ["info", "pendulum-expert"])
+    assert result.exit_code == 0
+    assert (
+        "not generated yet" in result.output and "samrl data make pendulum-expert" in result.output
+    )
+    assert not cache.exists()
+
+
+def test_errors_are_dataset_errors(cache: pathlib.Path) -> None:
+    runner = CliRunner()
+    typo = runner.invoke(data_group, ["info", "cartpol-medium"])
+    assert isinstance(typo.exception, DatasetError)
+    assert "did you mean 'cartpole-medium'" in str(typo.exception)
+    missing = runner.invoke(data_group, ["info", "d4rl:hopper-medium-v2"])
+    assert isinstance(missing.exception, DatasetError)
+    assert "hopper_medium-v2.hdf5" in str(missing.exception)
+    not_builtin = runner.invoke(data_group, ["make", "d4rl:hopper-medium-v2"])
+    assert isinstance(not_builtin.exception, DatasetError)
+
+
+@pytest.mark.parametrize("command", [[], ["list"], ["info"], ["make"]])
+def test_help_has_an_example(command: list[str]) -> None:
+    result = CliRunner().invoke(data_group, [*command, "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output and "samrl data" in result.output
