@@ -28,6 +28,10 @@ def score_column(aggregate: pd.DataFrame) -> str:
     return "final_return"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _status_counts(summary: pd.DataFrame) -> str:
     counts = summary["status"].value_counts()
     return ", ".join(f"{count} {status}" for status, count in counts.items())
@@ -67,7 +71,8 @@ def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
             f"[{format_number(row[f'{score}_ci_low'])}, {format_number(row[f'{score}_ci_high'])}]"
             f"{improvement_text}"
         )
+    runs = f"{plural(len(summary), 'run')}: {_status_counts(summary)}"
+    points = plural(len(aggregate), "grid point")
     click.echo(
-        f"wrote {sweep_dir / SUMMARY_FILE} ({len(summary)} runs: {_status_counts(summary)}) "
-        f"and {sweep_dir / AGGREGATE_FILE} ({len(aggregate)} grid points)"
+        f"wrote {sweep_dir / SUMMARY_FILE} ({runs}) and {sweep_dir / AGGREGATE_FILE} ({points})"
     )
