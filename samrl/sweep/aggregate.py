@@ -1,14 +1,22 @@
 """Summaries of run directories: one row per run (summary.csv), one row per grid point
 (aggregate.csv). The directory layout is the contract in docs/run-directory.md.
 
+summary.csv columns: the grid keys (named by key path, e.g. `optim.rho`; also `optim.name` and
+`optim.rho` when they are not grid keys), seed, run_id, status, wall_time_s, steps_done, n_steps,
+final_return / final_normalized_score (last row of eval.csv), best_return /
+best_normalized_score (max over eval.csv; NaN without evaluations), `last_<term>` for each
+loss.csv column (last epoch), `<column>_last10` for each sharpness.csv column (mean over the last
+ceil(10%) of epochs, at least one), error, run_dir (relative to the sweep directory).
+
 Which runs enter the statistics:
 - summary.csv lists every run, whatever its status (running, failed, diverged, and "pending"
   for runs that sweep.json lists but whose directory does not exist yet).
 - aggregate.csv computes score and sharpness statistics over *completed* runs only; `n` counts
   them. A diverged run has no meaningful final score (its losses are NaN or exploded), and
   mixing partial runs with finished ones would bias the estimate toward early-training values.
-  Such runs are counted instead: `n_diverged`, `n_failed`, `n_unfinished` (running or pending),
-  so a rho that diverges often is visible next to its scores rather than silently dropped.
+  Such runs are counted instead: `n_diverged`, `n_failed` (failed, or an unreadable
+  status.json), `n_unfinished` (running or pending), so a rho that diverges often is visible
+  next to its scores rather than silently dropped.
 
 Probability of improvement compares each point with its baseline: the point with the same
 values of the other grid keys and `optim.rho == 0` (preferring the same `optim.name`), or else
