@@ -219,6 +219,14 @@ def test_bad_file_gives_one_line_error_with_path(tmp_path: pathlib.Path, case: s
     assert str(path) in message and expected in message and "\n" not in message
 
 
+def test_truncated_file(tmp_path: pathlib.Path) -> None:
+    path = write_raw_hdf5(tmp_path / "cut.hdf5", small_arrays(n=5000))
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])
+    with pytest.raises(DatasetError, match=r"cut\.hdf5"):
+        load_dataset(f"file:{path}")
+
+
 def test_missing_user_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(DatasetError, match="no such file"):
         describe_dataset(f"file:{tmp_path / 'nope.hdf5'}")

@@ -93,21 +93,28 @@ def read_d4rl_hdf5(
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({_short(exc)})") from exc
-    with f:
-        missing = [k for k in REQUIRED_KEYS if k not in f and k != "timeouts"]
-        if missing:
-            raise DatasetError(
-                f"{path}: not in D4RL layout, missing dataset(s) {', '.join(missing)} "
-                f"(found: {', '.join(sorted(f.keys())) or 'nothing'})"
-            )
-        raw: dict[str, np.ndarray] = {}
-        for key in (*REQUIRED_KEYS, "next_observations"):
-            if key in f:
-                if not isinstance(f[key], h5py.Dataset):
-                    raise DatasetError(f"{path}: '{key}' is a group, expected a dataset")
-                raw[key] = f[key][()]
-        metadata = _metadata_of(f)
+    try:
+        with f:
+            raw, metadata = _read_arrays(f, path)
+    except OSError as exc:  # e.g. a truncated file that still opens
+        raise DatasetError(f"{path}: unreadable HDF5 data ({_short(exc)})") from exc
     return validated(raw, str(path), discrete=discrete), metadata
+
+
+def _read_arrays(f: h5py.File, path: pathlib.Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    missing = [k for k in REQUIRED_KEYS if k not in f and k != "timeouts"]
+    if missing:
+        raise DatasetError(
+            f"{path}: not in D4RL layout, missing dataset(s) {', '.join(missing)} "
+            f"(found: {', '.join(sorted(f.keys())) or 'nothing'})"
+        )
+    raw: dict[str, np.ndarray] = {}
+    for key in (*REQUIRED_KEYS, "next_observations"):
+        if key in f:
+            if not isinstance(f[key], h5py.Dataset):
+                raise DatasetError(f"{path}: '{key}' is a group, expected a dataset")
+            raw[key] = f[key][()]
+    return raw, _metadata_of(f)
 
 
 def is_d4rl_layout(path: pathlib.Path) -> bool:
