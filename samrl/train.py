@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import yaml
 from d3rlpy.logging import CombineAdapterFactory, D3RLPyLogger, FileAdapterFactory
+from d3rlpy.preprocessing import MinMaxActionScaler
 from tqdm import tqdm
 
 import samrl
@@ -25,7 +26,7 @@ from samrl.algos import algo_facts, build_for_training
 from samrl.build import algo_config
 from samrl.config import Config
 from samrl.errors import RunError
-from samrl.evaluation import held_out_metrics, rollout_returns
+from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.runs import (
     SHARPNESS_SUFFIXES,
     CsvTable,
@@ -117,6 +118,7 @@ class _Tables:
         self.loss = CsvTable(run_dir / "loss.csv")
         self.sharpness = CsvTable(run_dir / "sharpness.csv")
         self.eval = CsvTable(run_dir / "eval.csv")
+        self.hessian = CsvTable(run_dir / "hessian.csv")
         self.eval_columns = eval_columns
 
     def write(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
@@ -135,7 +137,7 @@ class _Tables:
             self.eval.append({**head, **evals})
 
     def truncate_after(self, epoch: int) -> None:
-        for table in (self.loss, self.sharpness, self.eval):
+        for table in (self.loss, self.sharpness, self.eval, self.hessian):
             table.truncate_after(epoch)
 
 
@@ -232,15 +234,17 @@ def _train(
     train_cfg = config["train"]
     facts = algo_facts(config["algo"]["name"])
     seed_everything(train_cfg["seed"])
-    algo = algo_config(facts, config["algo"]["params"], config["optim"]).create(
-        device=train_cfg["device"]
-    )
+    algo_cfg = algo_config(facts, config["algo"]["params"], config["optim"])
+    eval_env = None
+    if dataset.info.env_id is not None and (train_cfg["eval_episodes"] > 0 or not facts.discrete):
+        eval_env = make_eval_env(dataset.info, seed=train_cfg["seed"])
+    algo_cfg = _with_action_scaler(algo_cfg, eval_env, facts.discrete)
+    algo = algo_cfg.create(device=train_cfg["device"])
     build_for_training(algo, dataset.train)
     install(algo)
 
-    eval_env = None
-    if train_cfg["eval_episodes"] > 0 and dataset.info.env_id is not None:
-        eval_env = make_eval_env(dataset.info, seed=train_cfg["seed"])
+    if train_cfg["eval_episodes"] == 0:
+        eval_env = None
     eval_columns = {
         "return_mean",
         "return_std",
@@ -260,8 +264,14 @@ def _train(
     )
     n_epochs = math.ceil(train_cfg["n_steps"] / train_cfg["n_steps_per_epoch"])
     epoch, step = 0, 0
+    checkpoint = load_checkpoint(run_dir, algo) if resuming else None
+    if checkpoint is None:
+        # Algorithms with a stage before the main loop (COMBO's dynamics model) run it here,
+        # after install() so SAM applies to it too; a resumed run has its result checkpointed.
+        pretrain = getattr(algo, "samrl_pretrain", None)
+        if pretrain is not None:
+            pretrain(dataset.train, run_dir=run_dir, progress=progress)
     if resuming:
-        checkpoint = load_checkpoint(run_dir, algo)
         if checkpoint is not None:
             epoch, step = checkpoint["epoch"], checkpoint["step"]
             set_rng_state(checkpoint["rng"])
@@ -339,6 +349,13 @@ def _train(
                     logger.add_metric(name, value)
             committed = logger.commit(epoch, step)
             tables.write(epoch, step, committed)
+            hessian = config["analysis"]["hessian"]
+            if hessian is not None and not bad and epoch % hessian["every_epochs"] == 0:
+                from samrl.analysis.during_training import hessian_row
+
+                with forked_rng():
+                    row = hessian_row(algo, dataset.train, hessian, seed=train_cfg["seed"])
+                tables.hessian.append({"epoch": epoch, "step": step, **row})
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
             save_checkpoint(run_dir, algo, epoch, step, {})
@@ -365,3 +382,18 @@ def _target_return(dataset: Any) -> float | None:
         return float(dataset.info.ref_max_return)
     returns = [float(np.sum(e.rewards)) for e in dataset.train.episodes]
     return max(returns) if returns else None
+
+
+def _with_action_scaler(algo_cfg: Any, env: Any, discrete: bool) -> Any:
+    """Map the env's action box onto [-1, 1], where d3rlpy's tanh policies act.
+
+    Pendulum's torque lies in [-2, 2]; without a scaler a policy could never use half of it.
+    An action_scaler given in algo.params is kept as it is.
+    """
+    if discrete or env is None or algo_cfg.action_scaler is not None:
+        return algo_cfg
+    low, high = env.action_space.low, env.action_space.high
+    if np.all(low == -1.0) and np.all(high == 1.0):
+        return algo_cfg
+    scaler = MinMaxActionScaler(minimum=low.astype(np.float32), maximum=high.astype(np.float32))
+    return dataclasses.replace(algo_cfg, action_scaler=scaler)

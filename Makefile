@@ -1,0 +1,44 @@
+# samrl: the two commands are `make demo` and `make test`; both install into .venv first.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build by default (found on local disk here, small elsewhere). GPU users:
+#   make install TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu126
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PYTEST_ARGS ?=
+JOBS ?= 2
+
+.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/samrl train --config configs/demo.yaml --overwrite
+
+test: install
+	$(BIN)/python -m pytest -n $(JOBS) --timeout=900 -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -n $(JOBS) -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check samrl tests benchmarks
+	$(BIN)/ruff format --check samrl tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_sam.py
+	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_hessian.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
