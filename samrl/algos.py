@@ -106,7 +106,7 @@ def _samrl_algorithms() -> list[type[LearnableConfig]]:
             if exc.name != module_name:
                 raise
             continue
-        found.extend(module.ALGORITHM_CONFIGS)
+        found.extend(getattr(module, "ALGORITHM_CONFIGS", []))
     return found
 
 

@@ -277,8 +277,12 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
         return
     from samrl.data import describe_dataset
 
+    from samrl.data.sources import resolve_d4rl
+
     try:
         info = describe_dataset(ds["name"])
+        if info.kind == "d4rl":  # the file must exist before any work starts
+            resolve_d4rl(ds["name"].removeprefix("d4rl:"))
     except DatasetError as exc:
         raise c.fail("dataset.name", str(exc)) from None
     if info.discrete != facts.discrete:

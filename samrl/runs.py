@@ -89,10 +89,15 @@ class CsvTable:
             atomic_write(self.path, buffer.getvalue())
 
 
-def truncate_headerless(path: Path, epoch: int) -> None:
-    """d3rlpy's own metric CSVs (`epoch,step,value`, no header)."""
+def truncate_epoch_rows(path: Path, epoch: int) -> None:
+    """d3rlpy's own metric CSVs (`epoch,step,...`; header lines, where present, are kept)."""
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and int(line.split(",")[0]) <= epoch]
+
+    def keep(line: str) -> bool:
+        first = line.split(",", 1)[0].strip()
+        return bool(line.strip()) and (not first.isdigit() or int(first) <= epoch)
+
+    kept = [line for line in lines if keep(line)]
     if len(kept) != len(lines):
         atomic_write(path, "".join(kept))
 

@@ -35,7 +35,7 @@ from samrl.runs import (
     read_status,
     save_checkpoint,
     set_rng_state,
-    truncate_headerless,
+    truncate_epoch_rows,
     write_status,
 )
 from samrl.sam import install
@@ -277,7 +277,7 @@ def _train(
             set_rng_state(checkpoint["rng"])
         tables.truncate_after(epoch)
         for path in (run_dir / D3RLPY_LOG_DIR).glob("*.csv"):
-            truncate_headerless(path, epoch)
+            truncate_epoch_rows(path, epoch)
     else:
         logger.add_params(algo.config.serialize_to_dict())
 

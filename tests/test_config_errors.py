@@ -1,0 +1,158 @@
+"""Every user error in a config ends in one line naming the culprit and exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from samrl.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMRL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "datasets"))
+
+
+BASE: dict[str, Any] = {
+    "name": "bad",
+    "algo": {"name": "cql", "params": {"batch_size": 16}},
+    "dataset": {"name": "pendulum-random", "size": 500},
+    "optim": {"name": "sam", "rho": 0.05},
+    "train": {"n_steps": 10, "n_steps_per_epoch": 5, "eval_episodes": 0},
+}
+
+
+def dry_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, *extra: str
+) -> tuple[int, str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    try:
+        main(["train", "--config", str(path), "--dry-run", *extra])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    _, err = capsys.readouterr()
+    return code, err
+
+
+def with_change(key: str, value: Any) -> str:
+    config = yaml.safe_load(yaml.safe_dump(BASE))
+    node = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return yaml.safe_dump(config)
+
+
+CASES = [
+    ("colour", "blue", "colour", "unknown key"),
+    ("optim.rh0", 0.1, "optim.rh0", "did you mean 'rho'"),
+    ("optim.rho", -0.1, "optim.rho", "must be >= 0, got -0.1"),
+    ("optim.rho", "big", "optim.rho", "must be a number"),
+    ("optim.name", "sma", "optim.name", "did you mean 'sam'"),
+    ("optim.base", "adamm", "optim.base", "did you mean 'adam'"),
+    ("optim.networks", ["critic", "temp"], "optim.networks[1]", "base optimizer"),
+    ("optim.networks", ["critc"], "optim.networks[0]", "did you mean 'critic'"),
+    ("optim.params", {"betaz": [0.9, 0.99]}, "optim.params.betaz", "did you mean 'betas'"),
+    ("optim.probe", {"every": 5}, "optim.probe", "already reports"),
+    ("algo.name", "cq1", "algo.name", "did you mean 'cql'"),
+    ("algo.params", {"batch_sise": 3}, "algo.params.batch_sise", "did you mean 'batch_size'"),
+    ("algo.params", {"batch_size": "many"}, "algo.params.batch_size", "must be int"),
+    (
+        "algo.params",
+        {"critic_optim_factory": {"type": "adam"}},
+        "algo.params.critic_optim_factory",
+        "optim section",
+    ),
+    (
+        "algo.params",
+        {"actor_encoder_factory": {"type": "vectr", "params": {}}},
+        "algo.params.actor_encoder_factory.type",
+        "unknown type",
+    ),
+    ("dataset.name", "pendulum-meduim", "dataset.name", "did you mean 'pendulum-medium'"),
+    ("dataset.name", "cartpole-random", "algo.name", "continuous-action algorithm"),
+    ("dataset.size", 0, "dataset.size", "must be >= 1"),
+    ("dataset.test_fraction", 2.0, "dataset.test_fraction", "must be <= 0.9"),
+    ("train.n_steps", 0, "train.n_steps", "must be >= 1"),
+    ("train.n_steps_per_epoch", 0, "train.n_steps_per_epoch", "must be >= 1"),
+    ("train.n_steps", 2.5, "train.n_steps", "must be an integer"),
+    ("train.device", "cuda", "train.device", "CUDA is not available"),
+    ("train.device", "tpu", "train.device", "must be auto, cpu, cuda or cuda:N"),
+    ("train.seed", -1, "train.seed", "must be >= 0"),
+    ("train", [1, 2], "train", "must be a mapping"),
+    ("name", "a/b", "name", "letters, digits"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "culprit", "message"), CASES, ids=[f"{c[0]}={c[1]}" for c in CASES]
+)
+def test_config_error_is_one_line_with_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    value: Any,
+    culprit: str,
+    message: str,
+):
+    code, err = dry_run(tmp_path, capsys, with_change(key, value))
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"samrl: config error: {tmp_path / 'c.yaml'}: {culprit}: "), err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_discrete_algorithm_on_continuous_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    text = with_change("algo.name", "dqn")
+    code, err = dry_run(tmp_path, capsys, text)
+    assert code == 2 and "algo.name: 'dqn' is a discrete-action algorithm" in err
+
+
+def test_malformed_yaml_reports_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, err = dry_run(tmp_path, capsys, "name: x\nalgo: {name: cql\noptim: [\n")
+    assert code == 2 and "malformed YAML: line" in err and "column" in err
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    try:
+        main(["train", "--config", str(tmp_path / "nope.yaml")])
+    except SystemExit as exc:
+        assert exc.code == 2
+    _, err = capsys.readouterr()
+    assert "nope.yaml: file not found" in err
+
+
+def test_bad_set_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, err = dry_run(tmp_path, capsys, yaml.safe_dump(BASE), "--set", "optim.rho")
+    assert code == 2 and "--set expects key.path=value" in err
+    code, err = dry_run(tmp_path, capsys, yaml.safe_dump(BASE), "--set", "optim.rho=-1")
+    assert code == 2 and "optim.rho: must be >= 0" in err
+
+
+def test_unknown_cli_flag_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, err = dry_run(tmp_path, capsys, yaml.safe_dump(BASE), "--rho", "3")
+    assert code == 2 and err.startswith("samrl: error: No such option '--rho'")
+    assert err.count("\n") == 1
+
+
+def test_plas_imitator_shares_the_critic_factory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    text = with_change("algo.name", "plas").replace("optim:\n", "optim:\n  networks: [critic]\n")
+    code, err = dry_run(tmp_path, capsys, text)
+    assert code == 2 and "list both or neither" in err
+
+
+def test_missing_user_dataset_names_the_expected_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    code, err = dry_run(tmp_path, capsys, with_change("dataset.name", "d4rl:hopper-medium-v2"))
+    assert code == 2 and "dataset.name" in err and str(tmp_path / "d4rl") in err
