@@ -276,7 +276,6 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
     if not check_dataset:
         return
     from samrl.data import describe_dataset
-
     from samrl.data.sources import resolve_d4rl
 
     try:
