@@ -1,0 +1,212 @@
+"""COMBO: d3rlpy QLearningAlgoBase around COMBOImpl, plus dynamics pretraining."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from d3rlpy.algos.qlearning.base import QLearningAlgoBase
+from d3rlpy.constants import ActionSpace
+from d3rlpy.dataset import ReplayBufferBase, TransitionMiniBatch
+from d3rlpy.models.builders import (
+    create_continuous_q_function,
+    create_normal_policy,
+    create_parameter,
+)
+from d3rlpy.types import Shape
+
+from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
+from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
+from samrl.combo.pretrain import DYNAMICS_CSV, train_dynamics
+
+if TYPE_CHECKING:
+    from samrl.combo.config import COMBOConfig
+
+
+class COMBO(QLearningAlgoBase[COMBOImpl, "COMBOConfig"]):
+    """COMBO on d3rlpy 2.x. With d3rlpy's own `fit`, the dynamics model is trained on the
+    dataset before the first update; samrl's trainer calls `samrl_pretrain` itself."""
+
+    _config: COMBOConfig
+    _rollout_dataset: ReplayBufferBase | None = None
+    _pretrain_pending: bool = False
+
+    def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
+        config = self._config
+        if len(observation_shape) != 1 or isinstance(observation_shape[0], list | tuple):
+            raise ValueError(f"COMBO needs vector observations, got shape {observation_shape}")
+        policy = create_normal_policy(
+            observation_shape,
+            action_size,
+            config.actor_encoder_factory,
+            device=self._device,
+            enable_ddp=self._enable_ddp,
+        )
+        q_funcs, q_func_forwarder = create_continuous_q_function(
+            observation_shape,
+            action_size,
+            config.critic_encoder_factory,
+            config.q_func_factory,
+            n_ensembles=config.n_critics,
+            device=self._device,
+            enable_ddp=self._enable_ddp,
+        )
+        targ_q_funcs, targ_q_func_forwarder = create_continuous_q_function(
+            observation_shape,
+            action_size,
+            config.critic_encoder_factory,
+            config.q_func_factory,
+            n_ensembles=config.n_critics,
+            device=self._device,
+            enable_ddp=self._enable_ddp,
+        )
+        log_temp = create_parameter(
+            (1, 1),
+            math.log(config.initial_temperature),
+            device=self._device,
+            enable_ddp=self._enable_ddp,
+        )
+        dynamics = ProbabilisticEnsemble(
+            int(observation_shape[0]),
+            action_size,
+            config.dynamics_encoder_factory,
+            config.dynamics_ensemble_size,
+        ).to(self._device)
+
+        def optimizer(factory: Any, modules: Any, lr: float) -> Any:
+            return factory.create(modules.named_modules(), lr=lr, compiled=self.compiled)
+
+        temp_optim = None
+        if config.temp_learning_rate > 0:
+            temp_optim = optimizer(config.temp_optim_factory, log_temp, config.temp_learning_rate)
+        modules = COMBOModules(
+            policy=policy,
+            q_funcs=q_funcs,
+            targ_q_funcs=targ_q_funcs,
+            log_temp=log_temp,
+            actor_optim=optimizer(config.actor_optim_factory, policy, config.actor_learning_rate),
+            critic_optim=optimizer(
+                config.critic_optim_factory, q_funcs, config.critic_learning_rate
+            ),
+            temp_optim=temp_optim,
+            dynamics=dynamics,
+            dynamics_optim=optimizer(
+                config.dynamics_optim_factory, dynamics, config.dynamics_learning_rate
+            ),
+        )
+        self._impl = COMBOImpl(
+            observation_shape=observation_shape,
+            action_size=action_size,
+            modules=modules,
+            q_func_forwarder=q_func_forwarder,
+            targ_q_func_forwarder=targ_q_func_forwarder,
+            gamma=config.gamma,
+            tau=config.tau,
+            conservative_weight=config.conservative_weight,
+            n_action_samples=config.n_action_samples,
+            soft_q_backup=config.soft_q_backup,
+            rollout=RolloutSettings(
+                interval=config.rollout_interval,
+                horizon=config.rollout_horizon,
+                batch_size=config.rollout_batch_size,
+                real_ratio=config.real_ratio,
+            ),
+            model_buffer_capacity=config.model_buffer_capacity,
+            device=self._device,
+        )
+
+    def get_action_type(self) -> ActionSpace:
+        return ActionSpace.CONTINUOUS
+
+    # --- data in the impl's space -------------------------------------------------------------
+
+    def _to_impl_space(self, array: np.ndarray, scaler: Any) -> torch.Tensor:
+        tensor = torch.as_tensor(np.asarray(array, dtype=np.float32), device=self._device)
+        return scaler.transform(tensor) if scaler is not None else tensor
+
+    def dynamics_data(self, dataset: ReplayBufferBase) -> DynamicsBatch:
+        """Every (s, a, r, s') with a stored s' (each episode's last step has none), scaled like
+        the minibatches the impl sees."""
+        parts: dict[str, list[np.ndarray]] = {"o": [], "a": [], "r": [], "n": []}
+        for episode in dataset.episodes:
+            if episode.size() < 2:
+                continue
+            parts["o"].append(episode.observations[:-1])
+            parts["a"].append(episode.actions[:-1])
+            parts["r"].append(episode.rewards[:-1])
+            parts["n"].append(episode.observations[1:])
+        if not parts["o"]:
+            raise ValueError("the dataset has no episode with two or more steps")
+        cfg = self._config
+        observations = self._to_impl_space(np.concatenate(parts["o"]), cfg.observation_scaler)
+        rewards = self._to_impl_space(np.concatenate(parts["r"]), cfg.reward_scaler)
+        return DynamicsBatch(
+            observations=observations,
+            actions=self._to_impl_space(np.concatenate(parts["a"]), cfg.action_scaler),
+            rewards=rewards.reshape(-1, 1),
+            next_observations=self._to_impl_space(
+                np.concatenate(parts["n"]), cfg.observation_scaler
+            ),
+            weights=torch.ones((1, observations.shape[0]), device=self._device),
+        )
+
+    def set_rollout_dataset(self, dataset: ReplayBufferBase) -> None:
+        """Rollouts start from this dataset's states (all of them, sampled with replacement)."""
+        assert self._impl is not None, "build the algorithm first"
+        observations = np.concatenate([e.observations for e in dataset.episodes])
+        self._impl.set_start_observations(
+            self._to_impl_space(observations, self._config.observation_scaler)
+        )
+        self._rollout_dataset = dataset
+
+    # --- training -----------------------------------------------------------------------------
+
+    def samrl_pretrain(
+        self,
+        dataset: ReplayBufferBase,
+        *,
+        run_dir: Path | str | None = None,
+        progress: bool = False,
+        stream: IO[str] | None = None,
+    ) -> list[dict[str, float]]:
+        """Train the dynamics model (unless already trained); rows also go to
+        `<run_dir>/dynamics.csv` as each epoch ends."""
+        assert self._impl is not None, "build the algorithm first"
+        self.set_rollout_dataset(dataset)
+        self._pretrain_pending = False
+        if bool(self._impl.dynamics.trained):
+            return []
+        cfg = self._config
+        return train_dynamics(
+            self._impl,
+            self.dynamics_data(dataset),
+            batch_size=cfg.dynamics_batch_size,
+            max_epochs=cfg.dynamics_max_epochs,
+            patience=cfg.dynamics_patience,
+            holdout_ratio=cfg.dynamics_holdout_ratio,
+            csv_path=Path(run_dir) / DYNAMICS_CSV if run_dir is not None else None,
+            progress=progress,
+            stream=stream,
+        )
+
+    def fitter(  # type: ignore[override]
+        self, dataset: ReplayBufferBase, n_steps: int, *args: Any, **kwargs: Any
+    ) -> Generator[tuple[int, dict[str, float]], None, None]:
+        # d3rlpy builds the impl inside its fitter; the dynamics model is trained at the first
+        # update (before any policy step) and rollouts start from this dataset's states.
+        self._rollout_dataset = dataset
+        self._pretrain_pending = n_steps > 0
+        yield from super().fitter(dataset, n_steps, *args, **kwargs)
+
+    def update(self, batch: TransitionMiniBatch) -> dict[str, float]:
+        assert self._impl is not None
+        if self._rollout_dataset is not None:
+            if self._pretrain_pending:
+                self.samrl_pretrain(self._rollout_dataset)
+            elif self._impl.start_observations is None:
+                self.set_rollout_dataset(self._rollout_dataset)
+        return super().update(batch)

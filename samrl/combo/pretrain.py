@@ -1,0 +1,128 @@
+"""Dynamics training before the policy: held-out split, bootstrap, early stopping, dynamics.csv.
+
+Every gradient step goes through `impl.update(DynamicsBatch)`, i.e. the impl's
+`_compute_dynamics_grad` + `dynamics_optim.step()`, so SAM applies to the model like to any
+other network, and its sharpness metrics come back with the step's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from tqdm import tqdm
+
+from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
+
+DYNAMICS_CSV = "dynamics.csv"
+EVAL_CHUNK = 10_000  # rows per forward pass when evaluating large validation sets
+
+
+def _take(data: DynamicsBatch, index: torch.Tensor, weights: torch.Tensor) -> DynamicsBatch:
+    return DynamicsBatch(
+        observations=data.observations[index],
+        actions=data.actions[index],
+        rewards=data.rewards[index],
+        next_observations=data.next_observations[index],
+        weights=weights,
+    )
+
+
+def evaluate(dynamics: ProbabilisticEnsemble, data: DynamicsBatch) -> tuple[float, float]:
+    """(NLL, MSE) over all of `data`, in chunks."""
+    n = data.observations.shape[0]
+    nll = mse = 0.0
+    for start in range(0, n, EVAL_CHUNK):
+        index = torch.arange(start, min(n, start + EVAL_CHUNK), device=data.observations.device)
+        part_nll, part_mse = dynamics.evaluate(_take(data, index, data.weights[:, index]))
+        nll += part_nll * len(index)
+        mse += part_mse * len(index)
+    return nll / n, mse / n
+
+
+def train_dynamics(
+    impl: Any,
+    data: DynamicsBatch,
+    *,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    holdout_ratio: float,
+    csv_path: Path | None = None,
+    progress: bool = False,
+    stream: IO[str] | None = None,
+) -> list[dict[str, float]]:
+    """Train `impl.dynamics` on `data` (weights ignored); returns one row per epoch.
+
+    The split, the bootstrap resamples and the minibatch order come from a generator seeded
+    from torch's global RNG, so the run's seed decides them. The best validation-NLL weights
+    are kept.
+    """
+    from samrl.runs import CsvTable
+
+    dynamics: ProbabilisticEnsemble = impl.dynamics
+    device = data.observations.device
+    n = data.observations.shape[0]
+    if n < 2:
+        raise ValueError(f"the dynamics model needs at least 2 transitions, got {n}")
+    generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+    order = torch.randperm(n, generator=generator).to(device)
+    n_val = min(n - 1, max(1, round(holdout_ratio * n)))
+    val_index, train_index = order[:n_val], order[n_val:]
+    n_train = train_index.shape[0]
+    members = dynamics.n_members
+    ones = torch.ones((members, n_val), device=device)
+    validation = _take(data, val_index, ones)
+    dynamics.fit_normalizer(data.observations[train_index], data.actions[train_index])
+    # Bootstrap: member m sees transition i as often as it was drawn in its resample of size n.
+    draws = torch.randint(n_train, (members, n_train), generator=generator)
+    counts = torch.stack([torch.bincount(d, minlength=n_train) for d in draws])
+    counts = counts.to(device=device, dtype=torch.float32)
+
+    table = CsvTable(csv_path) if csv_path is not None else None
+    rows: list[dict[str, float]] = []
+    best, best_state, stale, step = math.inf, None, 0, 0
+    bar = tqdm(
+        range(1, max_epochs + 1), disable=not progress, file=stream, desc="dynamics", leave=False
+    )
+    for epoch in bar:
+        sums: dict[str, float] = defaultdict(float)
+        n_steps = 0
+        for chunk in torch.randperm(n_train, generator=generator).to(device).split(batch_size):
+            metrics = impl.update(_take(data, train_index[chunk], counts[:, chunk]), step)
+            step += 1
+            n_steps += 1
+            for key, value in metrics.items():
+                sums[key] += value
+        impl.modules.set_eval()
+        val_nll, val_mse = evaluate(dynamics, validation)
+        row = {
+            "epoch": epoch,
+            "train_nll": sums.pop("dynamics_nll") / n_steps,
+            "val_nll": val_nll,
+            "val_mse": val_mse,
+        }
+        # SAM/probe metrics of the dynamics network (dynamics_sharpness, ...), if any.
+        for key in ("dynamics_loss", "dynamics_logstd_bound"):
+            sums.pop(key, None)
+        row.update({k: v / n_steps for k, v in sorted(sums.items())})
+        rows.append(row)
+        if table is not None:
+            table.append(row)
+        bar.set_postfix({"val_nll": f"{val_nll:.3g}"}, refresh=False)
+        if val_nll < best:
+            best, stale = val_nll, 0
+            best_state = {k: v.detach().clone() for k, v in dynamics.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    bar.close()
+    if best_state is not None:
+        dynamics.load_state_dict(best_state)
+    with torch.no_grad():
+        dynamics.trained.fill_(True)
+    return rows
