@@ -25,3 +25,13 @@ def ascent_direction(
         scale = rho / (grad_norm + NORM_EPS)
         eps = [g * scale for g in grads]
     return eps, grad_norm
+
+
+def dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([(x * y).sum() for x, y in zip(a, b, strict=True)]).sum()
+
+
+def orthogonal_part(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tensor]:
+    """a - (a.b / ||b||^2) b: the component of a orthogonal to b (a itself when b vanishes)."""
+    coefficient = dot(a, b) / (dot(b, b) + NORM_EPS)
+    return [x - coefficient * y for x, y in zip(a, b, strict=True)]
