@@ -1,0 +1,210 @@
+"""`samrl sweep`: a grid of configs x seeds, run locally, on Slurm or on Ray, resumable."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from samrl.errors import ConfigError
+from samrl.sweep.grid import (
+    LAUNCHERS,
+    SweepSpec,
+    check_launcher,
+    check_name,
+    load_sweep_file,
+    parse_grid_flag,
+    parse_seeds,
+    spec_from_config,
+)
+from samrl.sweep.runner import SweepOptions, exit_code, final_line, print_failures, run_sweep
+
+#: Flag -> (launcher it belongs to, key in the sweep file's launcher section).
+LAUNCHER_FLAGS = {
+    "partition": ("slurm", "partition"),
+    "timeout_min": ("slurm", "timeout_min"),
+    "cpus_per_task": ("slurm", "cpus_per_task"),
+    "gpus_per_node": ("slurm", "gpus_per_node"),
+    "mem_gb": ("slurm", "mem_gb"),
+    "array_parallelism": ("slurm", "array_parallelism"),
+    "address": ("ray", "address"),
+    "num_cpus": ("ray", "num_cpus"),
+    "num_gpus": ("ray", "num_gpus"),
+}
+
+EPILOG = """\b
+Examples:
+  samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4 --jobs 2
+  samrl sweep configs/sweeps/smoke.yaml --jobs 2
+  samrl sweep configs/sweeps/smoke.yaml --dry-run
+  samrl sweep configs/sweeps/mujoco.yaml --launcher slurm --partition gpu --gpus-per-node 1
+  samrl sweep configs/sweeps/pendulum.yaml --launcher ray --address auto --num-cpus 2
+
+\b
+Sweep file (YAML):
+  name: cql_rho
+  base: ../demo.yaml            # a config file, relative to this file (or inline config: {...})
+  grid: {optim.rho: [0, 0.05, 0.1], algo.name: [cql, iql]}
+  seeds: 0-4                    # or [0, 1, 2]
+  set: {train.n_steps: 5000}    # overrides applied to every run
+  jobs: 2
+  launcher: {type: slurm, partition: gpu, timeout_min: 240, cpus_per_task: 4, gpus_per_node: 1}
+"""
+
+
+def _grid_from_flags(spec: SweepSpec, rho: str | None, grid: tuple[str, ...]) -> None:
+    flag_grid: dict[str, list[Any]] = {}
+    for text in grid:
+        key, values = parse_grid_flag(text)
+        if key in flag_grid:
+            raise ConfigError(f"--grid {key} given twice; list every value in one flag")
+        flag_grid[key] = values
+    if rho is not None:
+        if "optim.rho" in flag_grid:
+            raise ConfigError("give rho values with --rho or --grid optim.rho=..., not both")
+        flag_grid["optim.rho"] = parse_grid_flag(f"optim.rho={rho}")[1]
+    if flag_grid:
+        from samrl.sweep.grid import check_grid
+
+        spec.grid = {**spec.grid, **check_grid(flag_grid, "--grid")}
+
+
+def _launcher_from_flags(spec: SweepSpec, launcher: str | None, flags: dict[str, Any]) -> None:
+    given = {k: v for k, v in flags.items() if v is not None}
+    current = dict(spec.launcher)
+    if launcher is not None and launcher != current.get("type"):
+        current = {"type": launcher}
+    for flag, value in given.items():
+        kind, key = LAUNCHER_FLAGS[flag]
+        if current.get("type") != kind:
+            option = "--" + flag.replace("_", "-")
+            raise ConfigError(f"{option} applies to --launcher {kind} only")
+        current[key] = value
+    spec.launcher = check_launcher(current, "--launcher")
+
+
+def build_spec(
+    sweep_file: str | None,
+    config: str | None,
+    *,
+    rho: str | None,
+    seeds: str | None,
+    grid: tuple[str, ...],
+    overrides: tuple[str, ...],
+    out: str | None,
+    name: str | None,
+    jobs: int | None,
+    launcher: str | None,
+    launcher_flags: dict[str, Any],
+) -> SweepSpec:
+    """The sweep from a sweep file or --config, with the command-line flags applied on top."""
+    from samrl.config import parse_override
+
+    if (sweep_file is None) == (config is None):
+        raise click.UsageError("give a sweep file or --config (exactly one)")
+    spec = load_sweep_file(sweep_file) if sweep_file else spec_from_config(str(config))
+    _grid_from_flags(spec, rho, grid)
+    if seeds is not None:
+        spec.seeds = parse_seeds(seeds, "--seeds")
+    spec.overrides = [*spec.overrides, *(parse_override(text) for text in overrides)]
+    if out is not None:
+        spec.out = out
+    if name is not None:
+        spec.name = check_name(name, "--name")
+    if jobs is not None:
+        spec.jobs = jobs
+    _launcher_from_flags(spec, launcher, launcher_flags)
+    return spec
+
+
+@click.command("sweep", epilog=EPILOG)
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="Base experiment config.")
+@click.option("--rho", metavar="R1,R2,...", help="Values of optim.rho (shorthand for --grid).")
+@click.option("--seeds", metavar="0-4|0,1,2", help="Seeds; every grid point runs each seed.")
+@click.option(
+    "--grid", multiple=True, metavar="KEY.PATH=V1,V2", help="A grid axis (YAML values); repeatable."
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override for every run."
+)
+@click.option("--jobs", type=click.IntRange(min=1), help="Runs at once (default 1).")
+@click.option("--out", metavar="DIR", help="Parent of the sweep directory (default runs/sweeps).")
+@click.option("--name", metavar="NAME", help="Sweep name (default: the sweep file's or config's).")
+@click.option("--dry-run", is_flag=True, help="List the runs and their states; run nothing.")
+@click.option("--retry-failed", is_flag=True, help="Run failed and diverged runs again.")
+@click.option("--overwrite", is_flag=True, help="Delete the sweep directory and start again.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--launcher", type=click.Choice(LAUNCHERS), help="Where runs execute (default local)."
+)
+@click.option("--partition", help="Slurm partition.")
+@click.option("--timeout-min", type=click.IntRange(min=1), help="Slurm time limit per run.")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), help="Slurm CPUs (= torch threads).")
+@click.option("--gpus-per-node", type=click.IntRange(min=0), help="Slurm GPUs per run.")
+@click.option("--mem-gb", type=click.FloatRange(min=0), help="Slurm memory per run.")
+@click.option("--array-parallelism", type=click.IntRange(min=1), help="Slurm array tasks at once.")
+@click.option("--address", help="Ray cluster address (default: start a local Ray).")
+@click.option("--num-cpus", type=click.FloatRange(min=0), help="Ray CPUs per run.")
+@click.option("--num-gpus", type=click.FloatRange(min=0), help="Ray GPUs per run.")
+def sweep(
+    sweep_file: str | None,
+    config: str | None,
+    rho: str | None,
+    seeds: str | None,
+    grid: tuple[str, ...],
+    overrides: tuple[str, ...],
+    jobs: int | None,
+    out: str | None,
+    name: str | None,
+    dry_run: bool,
+    retry_failed: bool,
+    overwrite: bool,
+    quiet: bool,
+    launcher: str | None,
+    **launcher_flags: Any,
+) -> None:
+    """Run a grid of configs x seeds into one sweep directory, then summarize it.
+
+    Every (grid point, seed) is an ordinary `samrl train` run under
+    <out>/<name>/runs/<run_id>; all configs are validated before anything starts. Running the
+    same command again skips completed runs and resumes interrupted ones. summary.csv and
+    aggregate.csv are rebuilt at the end; the exit status is 1 if any run failed or diverged.
+
+    \b
+    Example:
+      samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4 --jobs 2
+    """
+    spec = build_spec(
+        sweep_file,
+        config,
+        rho=rho,
+        seeds=seeds,
+        grid=grid,
+        overrides=overrides,
+        out=out,
+        name=name,
+        jobs=jobs,
+        launcher=launcher,
+        launcher_flags=launcher_flags,
+    )
+    if not dry_run:
+        from samrl.cli import quiet_d3rlpy
+
+        quiet_d3rlpy()
+    options = SweepOptions(
+        jobs=spec.jobs,
+        dry_run=dry_run,
+        retry_failed=retry_failed,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
+    report = run_sweep(spec, options, echo=click.echo)
+    if dry_run:
+        return
+    print_failures(report, lambda line: click.echo(line, err=True))
+    click.echo(final_line(spec.name, report))
+    code = exit_code(report)
+    if code:
+        sys.exit(code)

@@ -1,0 +1,424 @@
+"""Sweep specification: sweep files and flags -> a grid -> one config per (grid point, seed).
+
+Nothing here trains or writes; `expand` turns a SweepSpec into RunPlans whose configs are all
+validated by `samrl.config.resolve` before anything starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from samrl.config import Config, apply_override, parse_override, read_yaml, resolve
+from samrl.errors import ConfigError, unknown_name
+from samrl.sam.variants import OPTIMIZER_NAMES
+
+DEFAULT_OUT = "runs/sweeps"
+RUNS_DIR = "runs"
+SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
+LAUNCHERS = ("local", "slurm", "ray")
+LAUNCHER_KEYS: dict[str, tuple[str, ...]] = {
+    "local": ("type",),
+    "slurm": (
+        "type",
+        "partition",
+        "timeout_min",
+        "cpus_per_task",
+        "gpus_per_node",
+        "mem_gb",
+        "array_parallelism",
+    ),
+    "ray": ("type", "address", "num_cpus", "num_gpus"),
+}
+#: Keys a grid may not vary: seeds have their own axis, output and name are set by the sweep.
+RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
+#: Keys already spelled out by samrl's default run_id (`<algo>_<dataset>_<optim>[-rho]_s<seed>`).
+RUN_ID_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
+
+
+@dataclasses.dataclass
+class SweepSpec:
+    """What to run: a base config, a grid of key paths to value lists, and seeds."""
+
+    name: str
+    base: dict[str, Any]
+    source: str
+    grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    overrides: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    out: str = DEFAULT_OUT
+    jobs: int = 1
+    launcher: dict[str, Any] = dataclasses.field(default_factory=lambda: {"type": "local"})
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.out) / self.name
+
+    def base_config(self) -> dict[str, Any]:
+        """The base config with the `set` overrides applied (grid and seed not yet)."""
+        data = copy.deepcopy(self.base)
+        for key, value in self.overrides:
+            apply_override(data, key, value)
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """One run of a sweep: its id, grid point, seed and validated config."""
+
+    run_id: str
+    point: dict[str, Any]
+    seed: int
+    config: Config
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.run_dir
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The config as written for the worker (resolved again there, e.g. device: auto)."""
+        return self.config.data
+
+
+# ---------------------------------------------------------------- parsing values
+
+
+def parse_seeds(value: Any, where: str = "seeds") -> list[int]:
+    """`[0, 1, 2]`, `"0-4"`, `"0,2,5-7"` or a single integer -> a list of distinct seeds."""
+    items: list[Any]
+    if isinstance(value, bool):
+        raise ConfigError(f"must be a list of seeds or a range like 0-4, got {value!r}", key=where)
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        items = []
+        for part in value.split(","):
+            part = part.strip()
+            match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            if match:
+                lo, hi = int(match.group(1)), int(match.group(2))
+                if hi < lo:
+                    raise ConfigError(f"empty seed range '{part}'", key=where)
+                items.extend(range(lo, hi + 1))
+            elif re.fullmatch(r"\d+", part):
+                items.append(int(part))
+            else:
+                raise ConfigError(
+                    f"expects seeds like 0-4 or 0,1,2 (non-negative integers), got '{value}'",
+                    key=where,
+                )
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ConfigError(f"must be a list of seeds or a range like 0-4, got {value!r}", key=where)
+    if not items:
+        raise ConfigError("needs at least one seed", key=where)
+    for seed in items:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seeds must be non-negative integers, got {seed!r}", key=where)
+    if len(set(items)) != len(items):
+        raise ConfigError(f"repeated seed in {items}", key=where)
+    return list(items)
+
+
+def split_values(text: str) -> list[str]:
+    """Split `a,b,[c,d]` at top-level commas (brackets and quotes keep their commas)."""
+    parts: list[str] = []
+    depth, quote, current = 0, "", []
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts]
+
+
+def parse_grid_flag(text: str) -> tuple[str, list[Any]]:
+    """`--grid optim.rho=0,0.05` -> ("optim.rho", [0, 0.05]); values typed as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not raw.strip() or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
+        raise ConfigError(f"--grid expects key.path=v1,v2,..., got '{text}'")
+    values = []
+    for item in split_values(raw):
+        try:
+            values.append(yaml.safe_load(item) if item else None)
+        except yaml.YAMLError:
+            values.append(item)
+    return key, values
+
+
+def parse_set_entries(value: Any, where: str) -> list[tuple[str, Any]]:
+    """A sweep file's `set:` as a mapping {key.path: value} or a list of 'key=value' strings."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            parse_override(f"{key}=0")  # validates the key path
+            out.append((str(key), item))
+        return out
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [parse_override(v) for v in value]
+    raise ConfigError(
+        "must be a mapping {key.path: value} or a list of 'key.path=value' strings", key=where
+    )
+
+
+# ---------------------------------------------------------------- checking a spec
+
+
+def check_grid(grid: Any, where: str = "grid") -> dict[str, list[Any]]:
+    if grid is None:
+        return {}
+    if not isinstance(grid, dict):
+        raise ConfigError(f"must be a mapping {{key.path: [values]}}, got {grid!r}", key=where)
+    out: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        key = str(key)
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
+            raise ConfigError("not a key path like optim.rho", key=f"{where}.{key}")
+        for reserved in RESERVED_KEYS:
+            if key == reserved or key.startswith(reserved + "."):
+                hint = "use seeds" if reserved == "train.seed" else "the sweep sets it"
+                raise ConfigError(f"cannot be a grid key ({hint})", key=f"{where}.{key}")
+        if not isinstance(values, list):
+            values = [values]
+        if not values:
+            raise ConfigError("needs at least one value", key=f"{where}.{key}")
+        canonical = [json.dumps(v, sort_keys=True, default=str) for v in values]
+        if len(set(canonical)) != len(canonical):
+            raise ConfigError(f"repeated value in {values}", key=f"{where}.{key}")
+        out[key] = list(values)
+    return out
+
+
+def check_launcher(launcher: Any, where: str = "launcher") -> dict[str, Any]:
+    if launcher is None:
+        return {"type": "local"}
+    if isinstance(launcher, str):
+        launcher = {"type": launcher}
+    if not isinstance(launcher, dict):
+        raise ConfigError(f"must be a mapping with a type, got {launcher!r}", key=where)
+    kind = launcher.get("type", "local")
+    if kind not in LAUNCHERS:
+        raise ConfigError(unknown_name("launcher", str(kind), LAUNCHERS), key=f"{where}.type")
+    for key in launcher:
+        if key not in LAUNCHER_KEYS[kind]:
+            raise ConfigError(
+                unknown_name(f"key for launcher '{kind}'", str(key), LAUNCHER_KEYS[kind]),
+                key=f"{where}.{key}",
+            )
+    for key in ("timeout_min", "cpus_per_task", "gpus_per_node", "array_parallelism"):
+        value = launcher.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"must be an integer, got {value!r}", key=f"{where}.{key}")
+    for key in ("num_cpus", "num_gpus", "mem_gb"):
+        value = launcher.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"must be a number, got {value!r}", key=f"{where}.{key}")
+    return {"type": kind, **launcher}
+
+
+def check_name(name: Any, where: str = "name") -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
+        raise ConfigError(f"use letters, digits, '.', '_' or '-' only, got {name!r}", key=where)
+    return name
+
+
+def check_jobs(jobs: Any, where: str = "jobs") -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"must be an integer >= 1, got {jobs!r}", key=where)
+    return jobs
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_sweep_file(path: str | Path) -> SweepSpec:
+    """A sweep YAML file: `base:` (a config path relative to it) or an inline `config:`."""
+    path = Path(path)
+    data = read_yaml(path)
+    source = str(path)
+    try:
+        for key in data:
+            if key not in SWEEP_KEYS:
+                raise ConfigError(unknown_name("sweep key", str(key), SWEEP_KEYS), key=str(key))
+        if ("base" in data) == ("config" in data):
+            raise ConfigError(
+                "give either 'base: <config file>' or an inline 'config: {...}' (exactly one)"
+            )
+        if "base" in data:
+            base_path = data["base"]
+            if not isinstance(base_path, str) or not base_path:
+                raise ConfigError(f"must be a config file path, got {base_path!r}", key="base")
+            config_path = (path.parent / base_path).resolve()
+            if not config_path.is_file():
+                raise ConfigError(f"config file {config_path} not found", key="base")
+            base = read_yaml(config_path)
+        else:
+            base = data["config"]
+            if not isinstance(base, dict):
+                raise ConfigError("must be a mapping of config sections", key="config")
+        return SweepSpec(
+            name=check_name(data.get("name", path.stem)),
+            base=copy.deepcopy(base),
+            source=source,
+            grid=check_grid(data.get("grid")),
+            seeds=parse_seeds(data.get("seeds", [0])),
+            overrides=parse_set_entries(data.get("set"), "set"),
+            out=_string(data.get("out", DEFAULT_OUT), "out"),
+            jobs=check_jobs(data.get("jobs", 1)),
+            launcher=check_launcher(data.get("launcher")),
+        )
+    except ConfigError as exc:
+        raise ConfigError(exc.message, key=exc.key, source=exc.source or source) from None
+
+
+def spec_from_config(path: str | Path) -> SweepSpec:
+    """A sweep around one experiment config (`samrl sweep --config x.yaml`)."""
+    path = Path(path)
+    base = read_yaml(path)
+    name = base.get("name") or path.stem
+    try:
+        name = check_name(name, "name")
+    except ConfigError as exc:
+        raise ConfigError(exc.message, key=exc.key, source=str(path)) from None
+    return SweepSpec(name=name, base=base, source=str(path))
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"must be a non-empty string, got {value!r}", key=where)
+    return value
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product, in the grid's key order (the last key varies fastest)."""
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "+".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "none" if value is None else str(value)
+
+
+def point_text(point: dict[str, Any]) -> str:
+    """`optim.rho=0.05 algo.name=cql` for messages and listings."""
+    return " ".join(f"{k}={format_value(v)}" for k, v in point.items()) or "(no grid)"
+
+
+def _token(key: str, value: Any, labels: dict[str, str]) -> str:
+    text = format_value(value)
+    label = labels[key]
+    return (
+        f"{label}{text}"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else (f"{label}-{text}")
+    )
+
+
+def _labels(keys: list[str]) -> dict[str, str]:
+    """The last part of each key path, or the whole path where last parts collide."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {
+        k: (tail if last.count(tail) == 1 else k.replace(".", "-"))
+        for k, tail in zip(keys, last, strict=True)
+    }
+
+
+def safe_id(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", text).strip("-") or "run"
+
+
+def _resolve(spec: SweepSpec, raw: dict[str, Any], point: dict[str, Any], seed: int) -> Config:
+    try:
+        return resolve(raw, source=spec.source, default_name=spec.name)
+    except ConfigError as exc:
+        where = f"{spec.source} (grid point {point_text(point)}, seed {seed})"
+        if not point:
+            where = f"{spec.source} (seed {seed})"
+        raise ConfigError(exc.message, key=exc.key, source=where) from None
+
+
+def expand(spec: SweepSpec) -> list[RunPlan]:
+    """Every (grid point, seed) as a validated config writing into the sweep directory.
+
+    Raises ConfigError naming the grid point and key of the first invalid config, before
+    anything runs. run_ids: samrl's default `<algo>_<dataset>_<optim>[-rho]` plus a token for
+    each other grid key, then `_s<seed>`; made unique by adding every grid key if needed.
+    """
+    base = spec.base_config()
+    sweep_dir = spec.directory.resolve()
+    points = grid_points(spec.grid)
+    labels = _labels(list(spec.grid))
+    drafts: list[tuple[dict[str, Any], int, dict[str, Any], str, str]] = []
+    for point in points:
+        for seed in spec.seeds:
+            raw = copy.deepcopy(base)
+            for key, value in point.items():
+                try:
+                    apply_override(raw, key, copy.deepcopy(value))
+                except ConfigError as exc:
+                    raise ConfigError(
+                        exc.message,
+                        key=exc.key,
+                        source=f"{spec.source} (grid point {point_text(point)})",
+                    ) from None
+            apply_override(raw, "train.seed", seed)
+            raw.pop("output", None)
+            raw["name"] = RUNS_DIR
+            raw["output"] = {"dir": str(sweep_dir)}
+            raw["sweep"] = {"name": spec.name, "point": copy.deepcopy(point)}
+            config = _resolve(spec, raw, point, seed)
+            stem = config.run_id.removesuffix(f"_s{seed}")
+            sam = OPTIMIZER_NAMES[config["optim"]["name"]].sharpness_aware
+            extra = [k for k in point if k not in RUN_ID_KEYS or (k == "optim.rho" and not sam)]
+            short = "_".join([stem, *(_token(k, point[k], labels) for k in extra)])
+            full = "_".join([stem, *(_token(k, point[k], labels) for k in point)])
+            drafts.append((raw, seed, point, short, full))
+    counts: dict[str, int] = {}
+    for _, seed, _, short, _ in drafts:
+        counts[f"{short}_s{seed}"] = counts.get(f"{short}_s{seed}", 0) + 1
+    plans: list[RunPlan] = []
+    seen: set[str] = set()
+    for raw, seed, point, short, full in drafts:
+        stem = short if counts[f"{short}_s{seed}"] == 1 else full
+        run_id = safe_id(f"{stem}_s{seed}")
+        n = 2
+        while run_id in seen:  # values that format alike (e.g. 1 and "1")
+            run_id = safe_id(f"{stem}-{n}_s{seed}")
+            n += 1
+        seen.add(run_id)
+        raw["output"]["run_id"] = run_id
+        plans.append(RunPlan(run_id, point, seed, _resolve(spec, raw, point, seed)))
+    return plans

@@ -1,0 +1,136 @@
+"""Local launcher: N runs at once, each `python -m samrl train ... --resume` in its own process.
+
+A crash (even a segfault) ends one process, never the sweep. Each child gets
+max(1, cores // N) threads so N runs do not oversubscribe the machine, its own session (a
+terminal Ctrl-C reaches the sweep, which interrupts the children cleanly), and on Linux dies
+with the sweep process if that is killed outright.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from samrl.runs import now, read_status, write_status
+from samrl.sweep.worker import Job, Monitor, Outcome, last_line, thread_env
+
+POLL_S = 0.2
+#: Seconds interrupted children get to record their state before they are killed.
+GRACE_S = 15.0
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(n_jobs: int, cores: int | None = None) -> int:
+    return max(1, (cores or available_cores()) // n_jobs)
+
+
+def train_command(config_file: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "samrl",
+        "train",
+        "--config",
+        str(config_file),
+        "--quiet",
+        "--resume",
+    ]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the sweep process dies (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def outcome_of(job: Job, returncode: int) -> Outcome:
+    """Read how a finished `samrl train` process ended: exit status, status.json, its log."""
+    status = read_status(job.run_dir) or {}
+    state = status.get("status")
+    if returncode == 0:
+        return Outcome(job.run_id, "completed")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        message = f"worker process killed by {name} (log: {job.log_file})"
+        if state == "running":
+            write_status(job.run_dir, status="failed", ended_at=now(), error=message)
+        return Outcome(job.run_id, "failed", message)
+    if returncode == 1 and state in ("failed", "diverged"):
+        return Outcome(job.run_id, state, str(status.get("error") or ""))
+    text = job.log_file.read_text(errors="replace") if job.log_file.exists() else ""
+    detail = last_line(text) or f"exit status {returncode}"
+    return Outcome(job.run_id, "failed", f"{detail} (log: {job.log_file})")
+
+
+def run_local(
+    jobs: Sequence[Job],
+    *,
+    n_jobs: int,
+    monitor: Monitor,
+    threads: int | None = None,
+    command: Callable[[Path], list[str]] = train_command,
+) -> list[Outcome]:
+    """Run `jobs`, at most `n_jobs` at a time; returns their outcomes in completion order.
+
+    On KeyboardInterrupt the running children get SIGINT (samrl train marks them
+    interrupted, so the next sweep resumes them), then SIGKILL after a grace period.
+    """
+    env = {**os.environ, **thread_env(threads or threads_per_job(n_jobs))}
+    pending = list(jobs)
+    running: dict[subprocess.Popen[bytes], Job] = {}
+    outcomes: list[Outcome] = []
+    try:
+        while pending or running:
+            while pending and len(running) < n_jobs:
+                job = pending.pop(0)
+                job.log_file.parent.mkdir(parents=True, exist_ok=True)
+                with job.log_file.open("ab") as log:
+                    process = subprocess.Popen(
+                        command(job.config_file),
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    )
+                running[process] = job
+                monitor.started(job.run_id)
+            time.sleep(POLL_S)
+            for process in [p for p in running if p.poll() is not None]:
+                job = running.pop(process)
+                outcome = outcome_of(job, process.returncode)
+                outcomes.append(outcome)
+                monitor.finished(outcome)
+    except BaseException:
+        stop(list(running))
+        raise
+    return outcomes
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + GRACE_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

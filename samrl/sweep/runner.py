@@ -1,0 +1,322 @@
+"""A sweep end to end: validate every run, decide what to run, launch, summarize, report."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from samrl.sweep import state
+from samrl.sweep.grid import RunPlan, SweepSpec, expand, point_text
+from samrl.sweep.worker import Job, Outcome, forwarded_env
+
+Echo = Callable[[str], None]
+SKIP_WORDS = {
+    "completed": "already completed",
+    "failed": "failed earlier",
+    "diverged": "diverged earlier",
+    "changed": "with a changed config",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    jobs: int = 1
+    dry_run: bool = False
+    retry_failed: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class SweepReport:
+    """What a sweep did: the final state of every run and where the tables went."""
+
+    sweep_dir: Path
+    states: dict[str, str]  # run_id -> completed | diverged | failed | new | ...
+    messages: dict[str, str]
+    launched: int
+    summary_written: bool
+
+    @property
+    def ok(self) -> bool:
+        return all(s == "completed" for s in self.states.values())
+
+    def counts(self) -> dict[str, int]:
+        return dict(collections.Counter(self.states.values()).most_common())
+
+
+class Progress:
+    """One tqdm bar for the sweep: done / running / failed / remaining."""
+
+    def __init__(self, name: str, total: int, enabled: bool, echo: Echo):
+        self.bar = tqdm(
+            total=total,
+            desc=f"sweep {name}",
+            unit="run",
+            disable=None if enabled else True,  # None: off when stderr is not a terminal
+            dynamic_ncols=True,
+        )
+        self.running: set[str] = set()
+        self.total = total
+        self.done = self.failed = 0
+        self.echo = echo
+        self._refresh()
+
+    def started(self, run_id: str) -> None:
+        self.running.add(run_id)
+        self._refresh()
+
+    def finished(self, outcome: Outcome) -> None:
+        self.running.discard(outcome.run_id)
+        if outcome.status == "completed":
+            self.done += 1
+        else:
+            self.failed += 1
+            self.bar.write(f"samrl: run {outcome.run_id} {outcome.status}: {outcome.message}")
+        self.bar.update(1)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        remaining = self.total - self.done - self.failed - len(self.running)
+        self.bar.set_postfix_str(
+            f"done {self.done}, running {len(self.running)}, failed {self.failed}, "
+            f"remaining {remaining}"
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ---------------------------------------------------------------- listing
+
+
+def describe_states(plans: list[RunPlan], states: dict[str, str]) -> list[str]:
+    width = max((len(p.run_id) for p in plans), default=6)
+    lines = [f"{'run_id':<{width}}  {'seed':>4}  {'state':<11}  point"]
+    for plan in plans:
+        lines.append(
+            f"{plan.run_id:<{width}}  {plan.seed:>4}  {states[plan.run_id]:<11}  "
+            f"{point_text(plan.point)}"
+        )
+    return lines
+
+
+def count_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def selected(states: dict[str, str], retry_failed: bool) -> set[str]:
+    wanted = {"new", "interrupted"} | ({"failed", "diverged"} if retry_failed else set())
+    return {run_id for run_id, s in states.items() if s in wanted}
+
+
+# ---------------------------------------------------------------- running
+
+
+def prepare_datasets(plans: list[RunPlan], echo: Echo, progress: bool) -> None:
+    """Generate each built-in dataset once, before any run starts (runs then share the cache
+    file, and N parallel runs do not generate it N times)."""
+    from samrl.data import BUILTINS, describe_dataset, ensure_builtin
+    from samrl.data.builtin import cache_path
+
+    seen: set[tuple[str, Any, int]] = set()
+    for plan in plans:
+        ds = plan.config["dataset"]
+        key = (ds["name"], ds["size"], ds["seed"])
+        if key in seen or describe_dataset(ds["name"]).kind != "builtin":
+            continue
+        seen.add(key)
+        builtin = BUILTINS[ds["name"]]
+        size = ds["size"] or builtin.default_size
+        if not builtin.is_mujoco and cache_path(builtin, size, ds["seed"]).exists():
+            continue
+        echo(f"samrl: preparing dataset {ds['name']} ({size} steps, seed {ds['seed']})")
+        ensure_builtin(builtin, size=ds["size"], seed=ds["seed"], progress=progress)
+
+
+def _jobs(sweep_dir: Path, plans: list[RunPlan]) -> list[Job]:
+    return [
+        Job(
+            p.run_id,
+            state.config_path(sweep_dir, p.run_id),
+            p.run_dir,
+            state.log_path(sweep_dir, p.run_id),
+        )
+        for p in plans
+    ]
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. a batch system ending the sweep) interrupts like Ctrl-C: children are
+    stopped and record their state."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def launch(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    plans: list[RunPlan],
+    options: SweepOptions,
+    progress: Progress,
+    echo: Echo,
+) -> list[Outcome]:
+    jobs = _jobs(sweep_dir, plans)
+    launcher = spec.launcher
+    kind = launcher.get("type", "local")
+    if kind == "local":
+        from samrl.sweep.local import run_local
+
+        return run_local(jobs, n_jobs=options.jobs, monitor=progress)
+    if kind == "slurm":
+        from samrl.sweep.slurm import run_slurm
+
+        return run_slurm(
+            jobs,
+            folder=sweep_dir / "slurm",
+            options=launcher,
+            name=spec.name,
+            n_jobs=options.jobs,
+            monitor=progress,
+            env=forwarded_env(),
+            echo=progress.bar.write if not progress.bar.disable else echo,
+        )
+    from samrl.sweep.ray_launcher import run_ray
+
+    return run_ray(jobs, options=launcher, monitor=progress, env=forwarded_env())
+
+
+def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> SweepReport:
+    """Validate, (dry-)run and summarize a sweep; failing runs never stop the others."""
+    plans = expand(spec)
+    sweep_dir = spec.directory
+    record = state.sweep_record(spec, plans)
+    if options.dry_run:
+        if not options.overwrite:
+            state.check_compatible(sweep_dir, record)
+        states = {p.run_id: "new" if options.overwrite else state.run_state(p) for p in plans}
+        for line in describe_states(plans, states):
+            echo(line)
+        todo = selected(states, options.retry_failed)
+        echo(
+            f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
+            f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
+            f"in {sweep_dir} with the {spec.launcher['type']} launcher"
+        )
+        return SweepReport(sweep_dir, states, {}, 0, False)
+
+    with state.sweep_lock(sweep_dir):
+        if options.overwrite:
+            state.clear_sweep(sweep_dir)
+        else:
+            state.check_compatible(sweep_dir, record)
+        state.write_sweep(sweep_dir, record, plans)
+        states = {p.run_id: state.run_state(p) for p in plans}
+        messages = {
+            p.run_id: state.run_error(p)
+            for p in plans
+            if states[p.run_id] in ("failed", "diverged")
+        }
+        for plan in plans:
+            if states[plan.run_id] == "changed":
+                messages[plan.run_id] = (
+                    f"{plan.run_dir} was made with a different config; not resumed "
+                    "(--overwrite starts the sweep again)"
+                )
+        todo_ids = selected(states, options.retry_failed)
+        todo = [p for p in plans if p.run_id in todo_ids]
+        for plan in todo:
+            if states[plan.run_id] in ("failed", "diverged"):
+                state.clear_run(plan)  # retried from the start
+        skipped = ", ".join(
+            f"{n} {SKIP_WORDS.get(s, s)}"
+            for s, n in collections.Counter(
+                s for r, s in states.items() if r not in todo_ids
+            ).most_common()
+        )
+        echo(
+            f"samrl: sweep {spec.name}: {len(plans)} runs, {len(todo)} to run"
+            + (f"; {skipped}" if skipped else "")
+            + f" in {sweep_dir}"
+        )
+        for run_id in sorted(r for r, s in states.items() if s in ("failed", "diverged")):
+            if run_id not in todo_ids:
+                echo(f"samrl: run {run_id} {states[run_id]} earlier (--retry-failed runs it again)")
+        interrupted = False
+        if todo:
+            prepare_datasets(todo, echo, options.progress)
+            progress = Progress(spec.name, len(todo), options.progress, echo)
+            try:
+                with _sigterm_as_interrupt():
+                    outcomes = launch(spec, sweep_dir, todo, options, progress, echo)
+            except KeyboardInterrupt:
+                interrupted = True
+                outcomes = []
+            finally:
+                progress.close()
+            for outcome in outcomes:
+                states[outcome.run_id] = outcome.status
+                messages[outcome.run_id] = outcome.message
+            if interrupted:
+                for plan in todo:
+                    if plan.run_id not in {o.run_id for o in outcomes}:
+                        states[plan.run_id] = state.run_state(plan)
+        written = _summarize(sweep_dir, echo)
+        report = SweepReport(sweep_dir, states, messages, len(todo), written)
+        if interrupted:
+            echo(final_line(spec.name, report, prefix="interrupted; "))
+            raise KeyboardInterrupt
+        return report
+
+
+def _summarize(sweep_dir: Path, echo: Echo) -> bool:
+    from samrl.sweep.aggregate import summarize_sweep
+
+    try:
+        summarize_sweep(sweep_dir)
+    except Exception as exc:  # the runs are what matters; a summary can be rebuilt
+        echo(f"samrl: warning: could not summarize {sweep_dir}: {type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+def final_line(name: str, report: SweepReport, prefix: str = "") -> str:
+    where = (
+        f"summary.csv and aggregate.csv in {report.sweep_dir}"
+        if report.summary_written
+        else f"runs in {report.sweep_dir / 'runs'} (no summary)"
+    )
+    return (
+        f"samrl: sweep {name}: {prefix}{len(report.states)} runs: "
+        f"{count_text(report.counts())}; {where}"
+    )
+
+
+def print_failures(report: SweepReport, echo: Echo) -> None:
+    for run_id, status in report.states.items():
+        if status != "completed":
+            message = report.messages.get(run_id) or ""
+            echo(f"  {status:<11} {run_id}" + (f": {message}" if message else ""))
+
+
+def exit_code(report: SweepReport) -> int:
+    return 0 if report.ok else 1

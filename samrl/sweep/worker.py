@@ -1,0 +1,97 @@
+"""What every launcher runs for one run, and what it reports back.
+
+`run_config_file` is a top-level, picklable function (Slurm through submitit, Ray): it trains one
+run from its config file with resume, so a re-launched run continues from its checkpoint and a
+completed one is skipped. It returns a small dict and never raises for a failing run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+#: Environment variables a remote worker needs to see the same data as the driver.
+FORWARDED_ENV = ("SAMRL_DATA_DIR", "D4RL_DATASET_DIR", "MINARI_DATASETS_PATH")
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run to launch: its config file, run directory and log file."""
+
+    run_id: str
+    config_file: Path
+    run_dir: Path
+    log_file: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a launched run ended: completed | diverged | failed, and why."""
+
+    run_id: str
+    status: str
+    message: str = ""
+
+
+class Monitor(Protocol):
+    """What launchers tell the sweep's progress display."""
+
+    def started(self, run_id: str) -> None: ...
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    return dict.fromkeys(THREAD_ENV, str(threads))
+
+
+def run_config_file(
+    path: str, threads: int | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Train the run whose config file is `path` (resuming it if it was interrupted).
+
+    Returns {"status": completed | diverged | failed, "message", "steps_done"}.
+    """
+    os.environ.update(env or {})
+    if threads:
+        import torch
+
+        os.environ.update(thread_env(threads))
+        torch.set_num_threads(threads)
+    from samrl.cli import quiet_d3rlpy
+    from samrl.config import load_config
+    from samrl.errors import SamrlError
+    from samrl.train import run_training
+
+    quiet_d3rlpy()
+    try:
+        result = run_training(load_config(path), resume=True, progress=False)
+    except SamrlError as exc:
+        return {"status": "failed", "message": f"{exc.kind}: {exc}", "steps_done": 0}
+    except Exception as exc:  # a crash before training started; the sweep goes on
+        return {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "steps_done": 0}
+    status = "completed" if result.status == "skipped" else result.status
+    return {"status": status, "message": result.message, "steps_done": result.steps_done}
+
+
+def outcome_from_result(run_id: str, result: Any) -> Outcome:
+    """An Outcome from run_config_file's dict (or anything a remote framework returned)."""
+    if not isinstance(result, dict) or result.get("status") not in (
+        "completed",
+        "diverged",
+        "failed",
+    ):
+        return Outcome(run_id, "failed", f"unexpected worker result {result!r}")
+    return Outcome(run_id, str(result["status"]), str(result.get("message") or ""))
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
