@@ -21,7 +21,7 @@ from d3rlpy.types import Shape
 
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
-from samrl.combo.pretrain import DYNAMICS_CSV, train_dynamics
+from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
 
 if TYPE_CHECKING:
     from samrl.combo.config import COMBOConfig
@@ -34,6 +34,7 @@ class COMBO(QLearningAlgoBase[COMBOImpl, "COMBOConfig"]):
     _config: COMBOConfig
     _rollout_dataset: ReplayBufferBase | None = None
     _pretrain_pending: bool = False
+    _pretrain_metrics: dict[str, float] | None = None
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         config = self._config
@@ -181,7 +182,7 @@ class COMBO(QLearningAlgoBase[COMBOImpl, "COMBOConfig"]):
         if bool(self._impl.dynamics.trained):
             return []
         cfg = self._config
-        return train_dynamics(
+        rows = train_dynamics(
             self._impl,
             self.dynamics_data(dataset),
             batch_size=cfg.dynamics_batch_size,
@@ -192,6 +193,15 @@ class COMBO(QLearningAlgoBase[COMBOImpl, "COMBOConfig"]):
             progress=progress,
             stream=stream,
         )
+        # The dynamics network's SAM/probe metrics (dynamics_sharpness, ...) averaged over its
+        # training epochs; reported once, with the first policy update, so they reach the
+        # per-epoch tables beside the critic's and actor's (dynamics.csv has them per epoch).
+        extra = sorted({k for row in rows for k in row} - set(DYNAMICS_COLUMNS))
+        self._pretrain_metrics = {
+            k: sum(row[k] for row in rows if k in row) / sum(k in row for row in rows)
+            for k in extra
+        }
+        return rows
 
     def fitter(  # type: ignore[override]
         self, dataset: ReplayBufferBase, n_steps: int, *args: Any, **kwargs: Any
@@ -209,4 +219,8 @@ class COMBO(QLearningAlgoBase[COMBOImpl, "COMBOConfig"]):
                 self.samrl_pretrain(self._rollout_dataset)
             elif self._impl.start_observations is None:
                 self.set_rollout_dataset(self._rollout_dataset)
-        return super().update(batch)
+        metrics = super().update(batch)
+        if self._pretrain_metrics:
+            metrics.update(self._pretrain_metrics)
+        self._pretrain_metrics = None
+        return metrics

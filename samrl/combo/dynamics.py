@@ -1,10 +1,11 @@
 """Probabilistic ensemble dynamics model (Chua et al. 2018; MBPO/MOPO/COMBO's model).
 
 Each member maps (s, a) to a diagonal Gaussian over y = (s' - s, r): predicting the residual
-keeps the targets small and centred. The log-std is kept between learnable soft bounds
-(softplus), and the loss pulls the bounds together so they cannot drift away to make the NLL
-meaningless. Inputs are standardized with dataset statistics kept as buffers, so they are
-saved with the model.
+keeps the targets small and centred. Inputs and targets are standardized with training-set
+statistics kept as buffers (saved with the model), so one learning rate and one pair of log-std
+bounds suit every dimension, rewards included; the NLL is that of the standardized targets. The
+log-std is kept between learnable soft bounds (softplus), and the loss pulls the bounds
+together so they cannot drift apart to make the NLL meaningless.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from d3rlpy.models.encoders import EncoderFactory
 from d3rlpy.models.torch.encoders import EncoderWithAction, compute_output_size
+from d3rlpy.torch_utility import TorchMiniBatch
 from torch import nn
 
 # Initial soft bounds on the log-std of each output dimension (MBPO's log-variance bounds 0.5
@@ -36,6 +38,17 @@ class DynamicsBatch:
     rewards: torch.Tensor
     next_observations: torch.Tensor
     weights: torch.Tensor
+
+    @staticmethod
+    def from_minibatch(batch: TorchMiniBatch, n_members: int) -> DynamicsBatch:
+        """A d3rlpy minibatch (e.g. from samrl's curvature analysis) as a dynamics batch;
+        terminal rows get weight 0, since d3rlpy stores a zero next state for them."""
+        assert isinstance(batch.observations, torch.Tensor)
+        assert isinstance(batch.next_observations, torch.Tensor)
+        weights = (1.0 - batch.terminals.reshape(1, -1)).expand(n_members, -1)
+        return DynamicsBatch(
+            batch.observations, batch.actions, batch.rewards, batch.next_observations, weights
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +99,8 @@ class ProbabilisticEnsemble(nn.Module):  # type: ignore[misc]
         self.register_buffer("observation_std", torch.ones(observation_size))
         self.register_buffer("action_mean", torch.zeros(action_size))
         self.register_buffer("action_std", torch.ones(action_size))
+        self.register_buffer("target_mean", torch.zeros(output_size))
+        self.register_buffer("target_std", torch.ones(output_size))
         # Saved with the model: a loaded or resumed COMBO does not train its dynamics again.
         self.register_buffer("trained", torch.zeros((), dtype=torch.bool))
 
@@ -93,17 +108,21 @@ class ProbabilisticEnsemble(nn.Module):  # type: ignore[misc]
     def n_members(self) -> int:
         return len(self.members)
 
-    def fit_normalizer(self, observations: torch.Tensor, actions: torch.Tensor) -> None:
+    def fit_normalizer(self, batch: DynamicsBatch) -> None:
         with torch.no_grad():
-            self.observation_mean.copy_(observations.mean(0))
-            self.observation_std.copy_(observations.std(0).clamp_min(1e-6))
-            self.action_mean.copy_(actions.mean(0))
-            self.action_std.copy_(actions.std(0).clamp_min(1e-6))
+            for name, values in (
+                ("observation", batch.observations),
+                ("action", batch.actions),
+                ("target", self.targets(batch)),
+            ):
+                getattr(self, f"{name}_mean").copy_(values.mean(0))
+                getattr(self, f"{name}_std").copy_(values.std(0).clamp_min(1e-6))
 
     def forward(
         self, observations: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-std of y = (s' - s, r), each (members, batch, observation_size + 1)."""
+        """Mean and log-std of the standardized y = (s' - s, r), each (members, batch,
+        observation_size + 1)."""
         x = (observations - self.observation_mean) / self.observation_std
         a = (actions - self.action_mean) / self.action_std
         outputs = [member(x, a) for member in self.members]
@@ -112,13 +131,18 @@ class ProbabilisticEnsemble(nn.Module):  # type: ignore[misc]
     def targets(self, batch: DynamicsBatch) -> torch.Tensor:
         return torch.cat([batch.next_observations - batch.observations, batch.rewards], dim=-1)
 
+    def standardized_targets(self, batch: DynamicsBatch) -> torch.Tensor:
+        return (self.targets(batch) - self.target_mean) / self.target_std
+
     def nll(self, batch: DynamicsBatch) -> torch.Tensor:
-        """Gaussian NLL per member and transition: (members, batch)."""
+        """Gaussian NLL of the standardized targets per member and transition: (members, batch)."""
         mean, logstd = self(batch.observations, batch.actions)
-        z = (self.targets(batch) - mean) * torch.exp(-logstd)
+        z = (self.standardized_targets(batch) - mean) * torch.exp(-logstd)
         return (0.5 * z.square() + logstd + _HALF_LOG_2PI).sum(-1)
 
-    def compute_loss(self, batch: DynamicsBatch) -> DynamicsLoss:
+    def compute_loss(self, batch: DynamicsBatch | TorchMiniBatch) -> DynamicsLoss:
+        if not isinstance(batch, DynamicsBatch):
+            batch = DynamicsBatch.from_minibatch(batch, self.n_members)
         nll = self.nll(batch)
         weights = batch.weights
         # Each member's bootstrap-weighted mean; members are summed so each one's gradient does
@@ -137,10 +161,20 @@ class ProbabilisticEnsemble(nn.Module):  # type: ignore[misc]
 
     @torch.no_grad()
     def evaluate(self, batch: DynamicsBatch) -> tuple[float, float]:
-        """(NLL, MSE of the mean prediction), both averaged over members and transitions."""
+        """(NLL, MSE of the mean prediction in the data's units), averaged over members,
+        transitions and (for the MSE) dimensions."""
         mean, _ = self(batch.observations, batch.actions)
-        mse = (mean - self.targets(batch)).square().mean()
+        mse = (mean * self.target_std + self.target_mean - self.targets(batch)).square().mean()
         return float(self.nll(batch).mean()), float(mse)
+
+    @torch.no_grad()
+    def predict_mean(
+        self, observations: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ensemble's mean prediction of (s', r)."""
+        mean, _ = self(observations, actions)
+        y = mean.mean(0) * self.target_std + self.target_mean
+        return observations + y[:, : self.observation_size], y[:, self.observation_size :]
 
     @torch.no_grad()
     def sample(
@@ -151,5 +185,5 @@ class ProbabilisticEnsemble(nn.Module):  # type: ignore[misc]
         rows = torch.arange(observations.shape[0], device=observations.device)
         member = torch.randint(self.n_members, (observations.shape[0],), device=rows.device)
         mean, std = mean[member, rows], logstd[member, rows].exp()
-        y = mean + std * torch.randn_like(mean)
+        y = (mean + std * torch.randn_like(mean)) * self.target_std + self.target_mean
         return observations + y[:, : self.observation_size], y[:, self.observation_size :]

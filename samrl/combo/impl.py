@@ -106,7 +106,7 @@ class COMBOImpl(CQLImpl):
     def dynamics(self) -> ProbabilisticEnsemble:
         return self._modules.dynamics
 
-    def compute_dynamics_grad(self, batch: DynamicsBatch) -> DynamicsLoss:
+    def compute_dynamics_grad(self, batch: DynamicsBatch | TorchMiniBatch) -> DynamicsLoss:
         self._modules.dynamics_optim.zero_grad()
         loss = self._modules.dynamics.compute_loss(batch)
         loss.dynamics_loss.backward()

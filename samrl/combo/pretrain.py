@@ -18,6 +18,7 @@ from tqdm import tqdm
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 
 DYNAMICS_CSV = "dynamics.csv"
+DYNAMICS_COLUMNS = ("epoch", "train_nll", "val_nll", "val_mse")  # then any SAM/probe metrics
 EVAL_CHUNK = 10_000  # rows per forward pass when evaluating large validation sets
 
 
@@ -76,7 +77,7 @@ def train_dynamics(
     members = dynamics.n_members
     ones = torch.ones((members, n_val), device=device)
     validation = _take(data, val_index, ones)
-    dynamics.fit_normalizer(data.observations[train_index], data.actions[train_index])
+    dynamics.fit_normalizer(_take(data, train_index, data.weights))
     # Bootstrap: member m sees transition i as often as it was drawn in its resample of size n.
     draws = torch.randint(n_train, (members, n_train), generator=generator)
     counts = torch.stack([torch.bincount(d, minlength=n_train) for d in draws])
