@@ -1,0 +1,256 @@
+"""`samrl hessian`, `samrl landscape`, `samrl sharpness`: post-hoc analysis of a run directory.
+
+Each command loads a saved checkpoint (d3rlpy/model_<step>.d3) on the CPU, measures it on a
+fixed, seeded set of training transitions and prints one summary line saying where the results
+went. User errors raise SamrlError (one line, exit status 2 via samrl.cli.main).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+RUN_DIR = click.argument("run_dir", type=click.Path(path_type=Path))
+STEP = click.option(
+    "--step", type=int, default=None, help="Checkpoint step to load (default: the latest)."
+)
+SEED = click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the transitions chosen, the noise inside the loss and the random vectors.",
+)
+
+
+def _quiet() -> None:
+    from samrl.cli import quiet_d3rlpy
+
+    quiet_d3rlpy()
+
+
+def _names(paths: list[Path], run_dir: Path) -> str:
+    return ", ".join(p.name for p in paths) + f" in {run_dir}"
+
+
+@click.command("hessian")
+@RUN_DIR
+@STEP
+@click.option(
+    "--net", "nets", multiple=True, help="Network (critic, actor, imitator, loss); repeatable."
+)
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--trace-samples",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Hutchinson probes for the trace (0: no trace).",
+)
+@click.option("--density", is_flag=True, help="Also the spectral density (stochastic Lanczos).")
+@click.option("--density-vectors", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--density-steps", type=click.IntRange(min=1), default=80, show_default=True)
+@click.option("--n-transitions", type=click.IntRange(min=1), default=1024, show_default=True)
+@SEED
+def hessian_cmd(
+    run_dir: Path,
+    step: int | None,
+    nets: tuple[str, ...],
+    top_k: int,
+    trace_samples: int,
+    density: bool,
+    density_vectors: int,
+    density_steps: int,
+    n_transitions: int,
+    seed: int,
+) -> None:
+    """Top Hessian eigenvalues (and trace, density) of a saved checkpoint's network losses.
+
+    Rows (step, net, lambda_1..k, trace, trace_se, hvp_count) go to hessian_posthoc.csv in the
+    run directory (a rerun for the same step and net replaces its row; the during-training
+    hessian.csv is not touched); --density writes hessian_density_<net>.csv (step, grid,
+    density).
+
+    \b
+    Example:
+      samrl hessian runs/cql_sam/cql_pendulum-medium_sam-rho0.05_s0 --net critic \\
+          --top-k 3 --trace-samples 20 --density
+    """
+    from samrl.analysis import posthoc
+
+    _quiet()
+    run = posthoc.load_run(run_dir, step)
+    written = posthoc.hessian(
+        run,
+        nets,
+        top_k=top_k,
+        trace_samples=trace_samples,
+        n_transitions=n_transitions,
+        density=density,
+        density_vectors=density_vectors,
+        density_steps=density_steps,
+        seed=seed,
+    )
+    click.echo(f"samrl: Hessian of step {run.step} written to {_names(written, run.run_dir)}")
+
+
+@click.command("landscape")
+@RUN_DIR
+@STEP
+@click.option("--net", default=None, help="Network (default: critic, or the only one).")
+@click.option("--dims", type=click.IntRange(1, 2), default=1, show_default=True)
+@click.option(
+    "--points",
+    type=click.IntRange(min=2),
+    default=21,
+    show_default=True,
+    help="Grid points per direction.",
+)
+@click.option(
+    "--span",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Grid from -span to span along each direction.",
+)
+@click.option(
+    "--compare",
+    "others",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Another run directory to draw on the same figure (same directions seed); repeatable.",
+)
+@click.option("--n-transitions", type=click.IntRange(min=1), default=1024, show_default=True)
+@SEED
+def landscape_cmd(
+    run_dir: Path,
+    step: int | None,
+    net: str | None,
+    dims: int,
+    points: int,
+    span: float,
+    others: tuple[Path, ...],
+    n_transitions: int,
+    seed: int,
+) -> None:
+    """Loss landscape along filter-normalized random directions (Li et al., 2018).
+
+    Writes landscape_<net>.csv (run, alpha[, beta], loss) and landscape_<net>.png into RUN_DIR;
+    runs given with --compare (their latest checkpoints) are evaluated with directions from
+    the same seed and drawn on the same figure.
+
+    \b
+    Example:
+      samrl landscape runs/cql_adam/cql_pendulum-medium_adam_s0 --net critic --dims 2 \\
+          --compare runs/cql_sam/cql_pendulum-medium_sam-rho0.05_s0
+    """
+    from samrl.analysis import posthoc
+    from samrl.analysis.network_loss import networks_of
+
+    _quiet()
+    runs = [posthoc.load_run(run_dir, step), *(posthoc.load_run(o) for o in others)]
+    if net is None:
+        available = list(networks_of(runs[0].algo))
+        net = "critic" if "critic" in available else available[0]
+    results = [
+        posthoc.landscape(
+            r, net, dims=dims, points=points, span=span, n_transitions=n_transitions, seed=seed
+        )
+        for r in runs
+    ]
+    labels = [r.label for r in results]
+    for i, r in enumerate(results):
+        if labels.count(r.label) > 1:  # the same run id in two sweeps: keep the curves apart
+            r.label = f"{r.label} ({i + 1})"
+    csv_path, png_path = posthoc.write_landscapes(runs[0].run_dir, net, results)
+    label = f"{len(runs)} runs" if len(runs) > 1 else f"step {runs[0].step}"
+    click.echo(
+        f"samrl: {dims}-D {net} landscape of {label} written to "
+        f"{_names([csv_path, png_path], runs[0].run_dir)}"
+    )
+
+
+@click.command("sharpness")
+@RUN_DIR
+@STEP
+@click.option(
+    "--net", "nets", multiple=True, help="Network (default: all of the algorithm's); repeatable."
+)
+@click.option("--rho", type=float, required=True, help="Radius of the perturbation ball.")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Gradient-ascent steps (1: SAM's one-step estimate).",
+)
+@click.option("--adaptive", is_flag=True, help="ASAM's ball ||eps / |w| || <= rho.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="m of m-sharpness: transitions per minibatch.",
+)
+@click.option("--n-batches", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--sigma",
+    type=float,
+    default=None,
+    help="Std of the Gaussian perturbations (default rho / sqrt(n_params)).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Gaussian draws per minibatch.",
+)
+@SEED
+def sharpness_cmd(
+    run_dir: Path,
+    step: int | None,
+    nets: tuple[str, ...],
+    rho: float,
+    steps: int,
+    adaptive: bool,
+    batch_size: int,
+    n_batches: int,
+    sigma: float | None,
+    samples: int,
+    seed: int,
+) -> None:
+    """Worst-case (m-)sharpness and average-case sharpness of a saved checkpoint.
+
+    Worst case: max over ||eps|| <= rho of L(w + eps) - L(w) by projected gradient ascent,
+    averaged over --n-batches minibatches of --batch-size transitions, each with its own eps.
+    Average case: mean of L(w + N(0, sigma^2 I)) - L(w) on the same minibatches. One row per
+    network is added to sharpness_posthoc.csv (same settings: the row is replaced).
+
+    \b
+    Example:
+      samrl sharpness runs/cql_sam/cql_pendulum-medium_sam-rho0.05_s0 --rho 0.05 --steps 5 \\
+          --batch-size 256 --n-batches 8
+    """
+    from samrl.analysis import posthoc
+
+    _quiet()
+    run = posthoc.load_run(run_dir, step)
+    path, rows = posthoc.sharpness(
+        run,
+        nets,
+        rho=rho,
+        steps=steps,
+        adaptive=adaptive,
+        batch_size=batch_size,
+        n_batches=n_batches,
+        sigma=sigma,
+        n_samples=samples,
+        seed=seed,
+    )
+    values = ", ".join(f"{r['net']} {r['worst_case']:.4g}" for r in rows)
+    click.echo(
+        f"samrl: sharpness of step {run.step} at rho={rho:g} ({values}) written to "
+        f"{path.name} in {run.run_dir}"
+    )

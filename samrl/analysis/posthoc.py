@@ -1,0 +1,389 @@
+"""Curvature, landscapes and sharpness of saved checkpoints in a run directory.
+
+A run directory (docs/run-directory.md) holds ``config.yaml`` and d3rlpy's checkpoints
+``d3rlpy/model_<step>.d3``. :func:`load_run` loads one checkpoint on the CPU with the run's
+training split; the functions below measure it and write CSV files next to the run's own:
+
+- ``hessian_posthoc.csv``: one row per (step, net); ``hessian_density_<net>.csv``: (step, grid,
+  density). The during-training ``hessian.csv`` (one row per epoch) is left alone.
+- ``landscape_<net>.csv`` / ``.png``: loss along filter-normalized random directions.
+- ``sharpness_posthoc.csv``: worst-case (m-)sharpness and average-case sharpness.
+
+Rerunning with the same key (step, net, settings) replaces the earlier row.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from samrl.analysis.curvature import spectral_density
+from samrl.analysis.during_training import network_curvature
+from samrl.analysis.landscape import filter_normalized_direction, loss_surface_1d, loss_surface_2d
+from samrl.analysis.network_loss import (
+    evaluation_batch,
+    evaluation_batches,
+    network_loss_fn,
+    networks_of,
+)
+from samrl.analysis.worst_case import average_sharpness, m_sharpness
+from samrl.errors import RunError, SamrlError, unknown_name
+
+MODEL_DIR = "d3rlpy"
+_MODEL_RE = re.compile(r"model_(\d+)\.d3")
+HESSIAN_FILE = "hessian_posthoc.csv"
+SHARPNESS_FILE = "sharpness_posthoc.csv"
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    run_dir: Path
+    run_id: str
+    step: int
+    algo: Any
+    dataset: Any  # the training split (d3rlpy ReplayBuffer)
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    if not run_dir.exists():
+        raise RunError(f"{run_dir}: no such directory")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run directory")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a samrl run directory (no config.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RunError(f"{path}: malformed YAML ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("dataset"), dict):
+        raise RunError(f"{path} has no dataset section; is this a samrl run directory?")
+    return data
+
+
+def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
+    """Step -> saved model file, for every ``d3rlpy/model_<step>.d3`` in the run."""
+    found = {}
+    for path in (run_dir / MODEL_DIR).glob("model_*.d3"):
+        match = _MODEL_RE.fullmatch(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
+    """Load the checkpoint of ``step`` (default: the latest) on the CPU, with the SAM engine
+    installed, and the run's training split (regenerated from the config if not cached)."""
+    import d3rlpy
+
+    from samrl.algos import algo_facts
+    from samrl.data import load_dataset
+    from samrl.sam import install
+
+    run_dir = Path(run_dir)
+    config = _read_config(run_dir)
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise RunError(
+            f"{run_dir} has no saved model ({MODEL_DIR}/model_<step>.d3); "
+            "train it first (checkpoints are written every train.save_interval epochs)"
+        )
+    if step is None:
+        step = max(steps)
+    elif step not in steps:
+        raise RunError(
+            f"{run_dir} has no checkpoint for step {step}; available steps: "
+            f"{', '.join(map(str, steps))}"
+        )
+    algo_name = (config.get("algo") or {}).get("name")
+    if algo_name:
+        algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
+    ds = config["dataset"]
+    dataset = load_dataset(
+        ds["name"],
+        size=ds.get("size"),
+        seed=ds.get("seed", 0),
+        test_fraction=ds.get("test_fraction", 0.0),
+    )
+    algo = d3rlpy.load_learnable(str(steps[step]), device="cpu:0")
+    install(algo)
+    run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name
+    return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)
+
+
+def select_networks(algo: Any, nets: Sequence[str] | None) -> list[str]:
+    """The requested networks (all of the algorithm's when none), checked."""
+    available = list(networks_of(algo))
+    if not nets:
+        return available
+    for net in nets:
+        if net not in available:
+            raise SamrlError(unknown_name(f"network for {type(algo).__name__}", net, available))
+    return list(dict.fromkeys(nets))
+
+
+# ------------------------------------------------------------------------------ CSV files
+
+
+def merge_rows(path: Path, rows: list[dict[str, Any]], key: Sequence[str]) -> None:
+    """Write ``rows`` into the CSV at ``path``; earlier rows whose ``key`` values equal those of
+    a new row are dropped. Columns are the union (earlier first)."""
+    old: list[dict[str, str]] = []
+    columns: list[str] = []
+    if path.exists():
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            old = list(reader)
+    new_text = [{k: _fmt(v) for k, v in row.items()} for row in rows]
+    keys = {tuple(r.get(k, "") for k in key) for r in new_text}
+    kept = [r for r in old if tuple(r.get(k, "") for k in key) not in keys]
+    for row in new_text:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(kept + new_text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    tmp.replace(path)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+# ------------------------------------------------------------------------------ hessian
+
+
+def hessian(
+    run: LoadedRun,
+    nets: Sequence[str] | None = None,
+    *,
+    top_k: int = 1,
+    trace_samples: int = 0,
+    n_transitions: int = 1024,
+    density: bool = False,
+    density_vectors: int = 5,
+    density_steps: int = 80,
+    seed: int = 0,
+) -> list[Path]:
+    """Top-k eigenvalues (+ Hutchinson trace, + spectral density) of each network's loss on a
+    fixed seeded batch. Returns the files written."""
+    nets = select_networks(run.algo, nets)
+    batch = evaluation_batch(run.algo, run.dataset, n_transitions, seed)
+    rows = []
+    written = [run.run_dir / HESSIAN_FILE]
+    for net in nets:
+        values = network_curvature(
+            run.algo, net, batch, top_k=top_k, trace_samples=trace_samples, seed=seed
+        )
+        rows.append(
+            {"step": run.step, "net": net, "n_transitions": n_transitions, "seed": seed, **values}
+        )
+        if density:
+            loss_fn, params = network_loss_fn(run.algo, net, batch, seed=seed)
+            grid, dens, _ = spectral_density(
+                loss_fn, params, n_vectors=density_vectors, lanczos_steps=density_steps, seed=seed
+            )
+            path = run.run_dir / f"hessian_density_{net}.csv"
+            merge_rows(
+                path,
+                [
+                    {"step": run.step, "grid": float(g), "density": float(d)}
+                    for g, d in zip(grid, dens, strict=True)
+                ],
+                key=("step",),  # a rerun replaces that step's whole curve
+            )
+            written.append(path)
+    merge_rows(run.run_dir / HESSIAN_FILE, rows, key=("step", "net"))
+    return written
+
+
+# ------------------------------------------------------------------------------ landscape
+
+
+@dataclasses.dataclass
+class Landscape:
+    label: str
+    alphas: np.ndarray
+    betas: np.ndarray | None
+    losses: np.ndarray  # (n,) or (n, n)
+
+
+def landscape(
+    run: LoadedRun,
+    net: str,
+    *,
+    dims: int = 1,
+    points: int = 21,
+    span: float = 1.0,
+    n_transitions: int = 1024,
+    seed: int = 0,
+) -> Landscape:
+    """Loss of ``net`` at w + a d1 (+ b d2) for a, b in linspace(-span, span, points), with
+    filter-normalized Gaussian directions drawn from ``seed`` (d2 from ``seed + 1``), so runs of
+    the same architecture get the same random draws."""
+    if dims not in (1, 2):
+        raise SamrlError(f"--dims must be 1 or 2, got {dims}")
+    if points < 2:
+        raise SamrlError(f"--points must be >= 2, got {points}")
+    if not span > 0:
+        raise SamrlError(f"--span must be > 0, got {span}")
+    select_networks(run.algo, [net])
+    batch = evaluation_batch(run.algo, run.dataset, n_transitions, seed)
+    loss_fn, params = network_loss_fn(run.algo, net, batch, seed=seed)
+    alphas = np.linspace(-span, span, points)
+    d1 = filter_normalized_direction(params, seed)
+    if dims == 1:
+        return Landscape(run.run_id, alphas, None, loss_surface_1d(loss_fn, params, d1, alphas))
+    d2 = filter_normalized_direction(params, seed + 1)
+    losses = loss_surface_2d(loss_fn, params, d1, d2, alphas, alphas)
+    return Landscape(run.run_id, alphas, alphas, losses)
+
+
+def write_landscapes(out_dir: Path, net: str, results: list[Landscape]) -> tuple[Path, Path]:
+    """``landscape_<net>.csv`` (run, alpha[, beta], loss) and a figure of all runs."""
+    rows: list[dict[str, Any]] = []
+    for r in results:
+        if r.betas is None:
+            rows += [
+                {"run": r.label, "alpha": a, "loss": v}
+                for a, v in zip(r.alphas, r.losses, strict=True)
+            ]
+        else:
+            rows += [
+                {"run": r.label, "alpha": a, "beta": b, "loss": r.losses[i, j]}
+                for i, a in enumerate(r.alphas)
+                for j, b in enumerate(r.betas)
+            ]
+    csv_path = out_dir / f"landscape_{net}.csv"
+    if csv_path.exists():
+        csv_path.unlink()  # one landscape per network: a new call replaces the old one
+    merge_rows(csv_path, rows, key=("run", "alpha", "beta"))
+    png_path = out_dir / f"landscape_{net}.png"
+    _plot_landscapes(png_path, net, results)
+    return csv_path, png_path
+
+
+def _plot_landscapes(path: Path, net: str, results: list[Landscape]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if results[0].betas is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for r in results:
+            ax.plot(r.alphas, r.losses, marker=".", label=r.label)
+        ax.set_xlabel("alpha (filter-normalized direction)")
+        ax.set_ylabel(f"{net} loss")
+        if len(results) > 1:
+            ax.legend(fontsize="small")
+    else:
+        fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4), squeeze=False)
+        for ax, r in zip(axes[0], results, strict=True):
+            assert r.betas is not None
+            cs = ax.contour(r.alphas, r.betas, r.losses.T, levels=20)
+            ax.clabel(cs, fontsize=6)
+            ax.plot([0], [0], "k+")
+            ax.set_title(r.label, fontsize="small")
+            ax.set_xlabel("alpha")
+            ax.set_ylabel("beta")
+    fig.suptitle(f"{net} loss landscape (Li et al. 2018 directions)", fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ sharpness
+
+
+def sharpness(
+    run: LoadedRun,
+    nets: Sequence[str] | None = None,
+    *,
+    rho: float,
+    steps: int = 1,
+    adaptive: bool = False,
+    batch_size: int = 256,
+    n_batches: int = 4,
+    sigma: float | None = None,
+    n_samples: int = 10,
+    seed: int = 0,
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Worst-case sharpness in the rho-ball by ``steps``-step projected gradient ascent
+    (``steps=1`` is SAM's estimate), averaged over ``n_batches`` minibatches of ``batch_size``
+    (m-sharpness), and average-case sharpness E L(w + N(0, sigma^2)) - L(w) on the same
+    minibatches (default sigma = rho / sqrt(n_params): the same expected radius as the ball;
+    with ``adaptive`` both use ASAM's |w| scaling). Returns the file and its new rows."""
+    if not rho >= 0:
+        raise SamrlError(f"--rho must be >= 0, got {rho}")
+    if steps < 1:
+        raise SamrlError(f"--steps must be >= 1, got {steps}")
+    if n_samples < 1:
+        raise SamrlError(f"--samples must be >= 1, got {n_samples}")
+    if sigma is not None and not sigma >= 0:
+        raise SamrlError(f"--sigma must be >= 0, got {sigma}")
+    nets = select_networks(run.algo, nets)
+    batches = evaluation_batches(run.algo, run.dataset, batch_size, n_batches, seed)
+    rows = []
+    for net in nets:
+        closures = [network_loss_fn(run.algo, net, b, seed=seed) for b in batches]
+        params = closures[0][1]
+        fns = [fn for fn, _ in closures]
+        worst = m_sharpness(fns.__getitem__, n_batches, params, rho, steps, adaptive=adaptive)
+        n_params = sum(p.numel() for p in params)
+        s = rho / math.sqrt(n_params) if sigma is None else sigma
+        avg = [
+            average_sharpness(fn, params, s, n_samples, seed=seed + i, adaptive=adaptive)[
+                "sharpness"
+            ]
+            for i, (fn, _) in enumerate(closures)
+        ]
+        avg_se = float(np.std(avg, ddof=1) / math.sqrt(len(avg))) if len(avg) > 1 else math.nan
+        rows.append(
+            {
+                "step": run.step,
+                "net": net,
+                "rho": rho,
+                "steps": steps,
+                "adaptive": adaptive,
+                "batch_size": batch_size,
+                "n_batches": n_batches,
+                "sigma": s,
+                "seed": seed,
+                "worst_case": worst["sharpness"],
+                "worst_case_se": worst["standard_error"],
+                "loss": worst["loss"],
+                "loss_perturbed": worst["loss_perturbed"],
+                "average_case": float(np.mean(avg)),
+                "average_case_se": avg_se,
+                "n_params": n_params,
+            }
+        )
+    path = run.run_dir / SHARPNESS_FILE
+    key = ("step", "net", "rho", "steps", "adaptive", "batch_size", "n_batches", "sigma", "seed")
+    merge_rows(path, rows, key=key)
+    return path, rows
