@@ -74,7 +74,7 @@ def _canonical(value: Any) -> str:
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict) or not data:
+    if not isinstance(data, dict) or (not data and prefix):
         return {prefix: data}
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -86,6 +86,10 @@ def sweep_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between a recorded sweep and a new one (base config and grid; seeds may
     change: a sweep can be extended with more seeds)."""
     changes: list[str] = []
+    old_grid, new_grid = old.get("grid") or {}, new["grid"]
+    for key in list(dict.fromkeys([*old_grid, *new_grid])):
+        if _canonical(old_grid.get(key)) != _canonical(new_grid.get(key)):
+            changes.append(f"grid {key}: {old_grid.get(key)} -> {new_grid.get(key)}")
     old_base = _flatten(
         {k: v for k, v in (old.get("base_config") or {}).items() if k not in IGNORED_BASE_KEYS}
     )
@@ -93,10 +97,6 @@ def sweep_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for key in sorted(set(old_base) | set(new_base)):
         if _canonical(old_base.get(key)) != _canonical(new_base.get(key)):
             changes.append(f"{key}: {old_base.get(key)!r} -> {new_base.get(key)!r}")
-    old_grid, new_grid = old.get("grid") or {}, new["grid"]
-    for key in list(dict.fromkeys([*old_grid, *new_grid])):
-        if _canonical(old_grid.get(key)) != _canonical(new_grid.get(key)):
-            changes.append(f"grid {key}: {old_grid.get(key)} -> {new_grid.get(key)}")
     return changes
 
 

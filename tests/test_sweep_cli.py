@@ -1,0 +1,109 @@
+"""`samrl sweep` flags and files that are wrong end in one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from samrl.cli import main
+
+BASE = {
+    "algo": {"name": "td3_plus_bc", "params": {"batch_size": 32}},
+    "dataset": {"name": "pendulum-random", "size": 2000},
+    "optim": {"name": "sam", "rho": 0.05},
+    "train": {"n_steps": 20, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
+}
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "give a sweep file or --config (exactly one)"),
+        (["--config", "{cfg}", "{sweep}"], "give a sweep file or --config"),
+        (["--config", "nope.yaml"], "nope.yaml: file not found"),
+        (["--config", "{cfg}", "--seeds", "0-x"], "--seeds: expects seeds like 0-4"),
+        (["--config", "{cfg}", "--rho", "0,-0.1"], "(grid point optim.rho=-0.1, seed 0)"),
+        (["--config", "{cfg}", "--rho", "0,-0.1"], "optim.rho: must be >= 0, got -0.1"),
+        (["--config", "{cfg}", "--grid", "optim.rho"], "--grid expects key.path=v1,v2"),
+        (["--config", "{cfg}", "--rho", "0", "--grid", "optim.rho=1"], "not both"),
+        (["--config", "{cfg}", "--grid", "algo.nam=cql"], "unknown key 'nam'"),
+        (["--config", "{cfg}", "--grid", "algo.name=cql,dqn"], "grid point algo.name=dqn"),
+        (["--config", "{cfg}", "--grid", "output.dir=a,b"], "cannot be a grid key"),
+        (["--config", "{cfg}", "--set", "optim.rho"], "--set expects key.path=value"),
+        (["--config", "{cfg}", "--name", "a/b"], "--name: use letters"),
+        (["--config", "{cfg}", "--partition", "gpu"], "--partition applies to --launcher slurm"),
+        (["--config", "{cfg}", "--launcher", "pbs"], "Invalid value for '--launcher'"),
+        (["--config", "{cfg}", "--jobs", "0"], "Invalid value for '--jobs'"),
+        (["{sweep}"], "unknown sweep key 'grids' (did you mean 'grid'?)"),
+    ],
+)
+def test_bad_flags_and_files_exit_2_with_one_line(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    sweep_file = tmp_path / "bad_sweep.yaml"
+    sweep_file.write_text("base: base.yaml\ngrids: {optim.rho: [0]}\n")
+    argv = ["sweep", *(a.format(cfg=config, sweep=sweep_file) for a in args), "--dry-run"]
+    argv += ["--out", str(tmp_path / "out")]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("samrl: ")
+    assert expected in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing was written
+
+
+def test_dry_run_lists_runs_and_states(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sweep", "--config", str(config), "--rho", "0,0.1", "--seeds", "0-1"]
+    argv += ["--out", str(tmp_path), "--name", "dry", "--dry-run"]
+    code, out, _ = run_main(argv, capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["run_id", "seed", "state", "point"]
+    assert len(lines) == 6
+    assert "td3_plus_bc_pendulum-random_sam-rho0.1_s1" in out and "optim.rho=0.1" in out
+    assert "4 runs (4 new); would run 4" in lines[-1]
+    assert not (tmp_path / "dry").exists()
+
+
+def test_changed_sweep_is_refused(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep_dir = tmp_path / "base"
+    sweep_dir.mkdir()
+    record = {"name": "base", "base_config": BASE, "grid": {"optim.rho": [0]}, "runs": []}
+    (sweep_dir / "sweep.json").write_text(json.dumps(record))
+    argv = ["sweep", "--config", str(config), "--rho", "0,0.1", "--out", str(tmp_path)]
+    code, _, err = run_main([*argv, "--dry-run"], capsys)
+    assert code == 2
+    assert "holds a different sweep (grid optim.rho: [0] -> [0, 0.1])" in err
+    assert "--overwrite" in err
+    code, out, _ = run_main([*argv, "--dry-run", "--overwrite"], capsys)
+    assert code == 0 and "2 runs (2 new)" in out
+
+
+def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["sweep", "--help"], capsys)
+    assert code == 0
+    assert "samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4" in out
+    assert "configs/sweeps/smoke.yaml" in out
