@@ -31,6 +31,7 @@ from samrl.sam.engine import network_name
 from samrl.sam.tape import RngState
 
 __all__ = [
+    "check_network",
     "evaluation_batch",
     "evaluation_batches",
     "network_loss_fn",
@@ -66,6 +67,19 @@ def networks_of(algo: Any) -> dict[str, OptimizerWrapper]:
         if net not in SCALAR_OPTIMIZERS:
             out[net] = optimizer
     return out
+
+
+def check_network(algo: Any, net: str) -> OptimizerWrapper:
+    """The optimizer of network ``net``; a SamrlError naming the choices if there is none."""
+    nets = networks_of(algo)
+    if net not in nets:
+        if net in SCALAR_OPTIMIZERS:
+            raise SamrlError(
+                f"'{net}' is a scalar optimized inside another loss, not a network; "
+                f"choose from: {', '.join(sorted(nets))}"
+            )
+        raise SamrlError(unknown_name(f"network for {type(algo).__name__}", net, nets))
+    return nets[net]
 
 
 def _grad_function(impl: Any, net: str) -> Callable[[Any], Any]:
@@ -190,13 +204,8 @@ def network_loss_fn(
     as d3rlpy's ``update`` builds it (see :func:`evaluation_batch` / :func:`to_torch_batch`).
     """
     impl = _impl(algo)
-    nets = networks_of(algo)
-    if net not in nets:
-        if net in SCALAR_OPTIMIZERS:
-            raise SamrlError(f"'{net}' is a scalar optimized inside another loss, not a network")
-        raise SamrlError(unknown_name(f"network for {type(algo).__name__}", net, nets))
+    params = list(check_network(algo, net)._params)
     func = _grad_function(impl, net)
-    params = list(nets[net]._params)
     state = rng_state if rng_state is not None else _rng_state_for(seed)
 
     def loss_fn() -> torch.Tensor:

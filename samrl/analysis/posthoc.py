@@ -30,13 +30,14 @@ from samrl.analysis.curvature import spectral_density
 from samrl.analysis.during_training import network_curvature
 from samrl.analysis.landscape import filter_normalized_direction, loss_surface_1d, loss_surface_2d
 from samrl.analysis.network_loss import (
+    check_network,
     evaluation_batch,
     evaluation_batches,
     network_loss_fn,
     networks_of,
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
-from samrl.errors import RunError, SamrlError, unknown_name
+from samrl.errors import RunError, SamrlError
 
 MODEL_DIR = "d3rlpy"
 _MODEL_RE = re.compile(r"model_(\d+)\.d3")
@@ -129,8 +130,7 @@ def select_networks(algo: Any, nets: Sequence[str] | None) -> list[str]:
     if not nets:
         return available
     for net in nets:
-        if net not in available:
-            raise SamrlError(unknown_name(f"network for {type(algo).__name__}", net, available))
+        check_network(algo, net)
     return list(dict.fromkeys(nets))
 
 
