@@ -83,6 +83,8 @@ def train_dynamics(
     counts = torch.stack([torch.bincount(d, minlength=n_train) for d in draws])
     counts = counts.to(device=device, dtype=torch.float32)
 
+    if csv_path is not None:
+        csv_path.unlink(missing_ok=True)  # an interrupted pretraining starts over, and its table
     table = CsvTable(csv_path) if csv_path is not None else None
     rows: list[dict[str, float]] = []
     best, best_state, stale, step = math.inf, None, 0, 0
