@@ -324,7 +324,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:g}".replace("e+", "e")  # 1e10, not 1e+10 (run ids drop '+')
     if isinstance(value, list | tuple):
         return "+".join(format_value(v) for v in value)
     if isinstance(value, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,7 +81,9 @@ class Progress:
             self.done += 1
         else:
             self.failed += 1
-            self.bar.write(f"samrl: run {outcome.run_id} {outcome.status}: {outcome.message}")
+            if not self.bar.disable:  # quiet sweeps list failures once, at the end
+                message = f"samrl: run {outcome.run_id} {outcome.status}: {outcome.message}"
+                self.bar.write(message, file=sys.stderr)
         self.bar.update(1)
         self._refresh()
 
