@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Importing the engine registers samrl's optimizer factories with d3rlpy, so
-# `d3rlpy.load_learnable` can rebuild algorithms trained with SAM after `import samrl`.
+# Importing these registers samrl's optimizer factory and COMBO with d3rlpy, so
+# `d3rlpy.load_learnable` can rebuild what samrl trained after a plain `import samrl`.
+from samrl import combo as _combo  # noqa: F401
 from samrl.sam import factory as _factory  # noqa: F401
