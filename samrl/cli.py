@@ -112,7 +112,7 @@ def _register_optional() -> None:
     import importlib
 
     for module_name, attr in (
-        ("samrl.data.cli", "data"),
+        ("samrl.data.cli", "data_group"),
         ("samrl.sweep.cli", "sweep"),
         ("samrl.sweep.aggregate_cli", "summarize_cmd"),
         ("samrl.analysis.plot_cli", "plot_cmd"),
