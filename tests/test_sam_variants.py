@@ -471,7 +471,7 @@ def test_chunk_size_not_dividing_the_configured_batch_is_refused_by_resolve() ->
 
 
 CHECKPOINT_CASES = {
-    "cql-looksam": ("cql", SAMFactory(rho=RHO, variant="looksam", k=3)),
+    "cql-looksam": ("cql", SAMFactory(rho=RHO, variant="looksam", k=3, alpha=0.5)),
     "dqn-msam": ("dqn", SAMFactory(rho=RHO, variant="msam", m=4)),
     "td3_plus_bc-gsam-warmup": (
         "td3_plus_bc",

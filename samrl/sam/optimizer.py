@@ -81,6 +81,7 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self._steps = 0
         # LookSAM's stored g_v, one entry per parameter (None: no gradient at that SAM step).
         self._looksam_direction: list[torch.Tensor | None] | None = None
+        self._looksam_norm: torch.Tensor | None = None  # ||g_v|| + NORM_EPS, cached
 
     @property
     def probing(self) -> bool:
@@ -146,6 +147,7 @@ class SAMOptimizerWrapper(OptimizerWrapper):
                 for v, p in zip(direction, self._params, strict=True)
             ]
         self._looksam_direction = direction
+        self._looksam_norm = None
 
     def _current_call(self) -> RecordedCall:
         assert self._tape is not None
@@ -171,13 +173,14 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         grads = [p.grad for p in params]
         # GSAM/LookSAM combine g(w) with g_s; pass 2 overwrites .grad, so keep a copy.
         # At rho = 0, g_s == g bitwise and both corrections are exactly zero: skipped.
-        combine = self.variant in ("gsam", "looksam") and rho > 0.0
+        gsam = self.variant == "gsam" and self.alpha > 0.0
+        combine = (gsam or self.variant == "looksam") and rho > 0.0
         g = [t.detach().clone() for t in grads] if combine else None  # type: ignore[union-attr]
         eps, grad_norm = ascent_direction(params, grads, rho, self.adaptive)  # type: ignore[arg-type]
         loss_perturbed = self._evaluate(call, params, eps)  # type: ignore[misc]
         if l2 is not None:
             self._add_l2(l2, params, eps)
-        if self.variant == "gsam" and g is not None and self.alpha > 0.0:
+        if gsam and g is not None:
             self._gsam_correction(params, g)
         elif self.variant == "looksam":
             self._store_looksam_direction(params, g)
@@ -189,14 +192,13 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         (Zhuang et al. 2022, Alg. 1; the official gsam.py subtracts alpha * vertical)."""
         g_s = [p.grad for p in params]
         g_perp = orthogonal_part(g, g_s)  # type: ignore[arg-type]
-        with torch.no_grad():
-            for p, v in zip(params, g_perp, strict=True):
-                p.grad.sub_(v, alpha=self.alpha)  # type: ignore[union-attr]
+        torch._foreach_add_(g_s, g_perp, alpha=-self.alpha)  # type: ignore[arg-type]
 
     def _store_looksam_direction(
         self, params: list[torch.nn.Parameter], g: list[torch.Tensor] | None
     ) -> None:
         """LookSAM: g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g."""
+        self._looksam_norm = None
         if g is None:  # rho = 0: g_s == g, no direction to reuse
             self._looksam_direction = None
             return
@@ -207,18 +209,18 @@ class SAMOptimizerWrapper(OptimizerWrapper):
     def _add_looksam_direction(self) -> None:
         """LookSAM between SAM steps: g + alpha ||g||/||g_v|| g_v."""
         assert self._looksam_direction is not None
-        pairs = [
-            (p, v)
-            for p, v in zip(self._params, self._looksam_direction, strict=True)
-            if p.grad is not None and v is not None
-        ]
-        if not pairs:
+        grads, directions = [], []
+        for p, v in zip(self._params, self._looksam_direction, strict=True):
+            if p.grad is not None and v is not None:
+                grads.append(p.grad)
+                directions.append(v)
+        if not grads:
             return
-        grad_norm = global_norm([p.grad for p, _ in pairs])  # type: ignore[misc]
-        scale = self.alpha * grad_norm / (global_norm([v for _, v in pairs]) + NORM_EPS)
-        with torch.no_grad():
-            for p, v in pairs:
-                p.grad.add_(v * scale)  # type: ignore[union-attr]
+        # ||g_v|| is the same on every step until the next SAM step: computed once.
+        if self._looksam_norm is None:
+            self._looksam_norm = global_norm(directions) + NORM_EPS
+        scale = self.alpha * global_norm(grads) / self._looksam_norm
+        torch._foreach_add_(grads, torch._foreach_mul(directions, scale))
 
     def _chunked_sam_step(
         self,
