@@ -8,6 +8,7 @@ average is printed before and after, since the ratios are only as good as the ma
 
     .venv/bin/python benchmarks/bench_variants.py
     .venv/bin/python benchmarks/bench_variants.py --algos cql --rounds 20 --threads 2
+    .venv/bin/python benchmarks/bench_variants.py --variants "looksam k=5" gsam
 """
 
 from __future__ import annotations
@@ -111,7 +112,17 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=10, help="updates per timed block")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help="adam and sam always run (the references)",
+    )
     args = parser.parse_args()
+    for name in list(VARIANTS):
+        if name not in ("adam", "sam", *args.variants):
+            del VARIANTS[name]
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     torch.set_num_threads(args.threads)
