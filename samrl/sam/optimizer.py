@@ -81,7 +81,7 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self._steps = 0
         # LookSAM's stored g_v, one entry per parameter (None: no gradient at that SAM step).
         self._looksam_direction: list[torch.Tensor | None] | None = None
-        self._looksam_norm: torch.Tensor | None = None  # ||g_v|| + NORM_EPS, cached
+        self._looksam_unit: list[torch.Tensor | None] | None = None  # alpha g_v/||g_v||
 
     @property
     def probing(self) -> bool:
@@ -147,7 +147,7 @@ class SAMOptimizerWrapper(OptimizerWrapper):
                 for v, p in zip(direction, self._params, strict=True)
             ]
         self._looksam_direction = direction
-        self._looksam_norm = None
+        self._looksam_unit = None
 
     def _current_call(self) -> RecordedCall:
         assert self._tape is not None
@@ -198,7 +198,7 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self, params: list[torch.nn.Parameter], g: list[torch.Tensor] | None
     ) -> None:
         """LookSAM: g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g."""
-        self._looksam_norm = None
+        self._looksam_unit = None
         if g is None:  # rho = 0: g_s == g, no direction to reuse
             self._looksam_direction = None
             return
@@ -209,18 +209,21 @@ class SAMOptimizerWrapper(OptimizerWrapper):
     def _add_looksam_direction(self) -> None:
         """LookSAM between SAM steps: g + alpha ||g||/||g_v|| g_v."""
         assert self._looksam_direction is not None
-        grads, directions = [], []
-        for p, v in zip(self._params, self._looksam_direction, strict=True):
-            if p.grad is not None and v is not None:
+        # alpha g_v/||g_v|| is the same on every step until the next SAM step: computed once.
+        if self._looksam_unit is None:
+            stored = [v for v in self._looksam_direction if v is not None]
+            if not stored:
+                return
+            scale = self.alpha / (global_norm(stored) + NORM_EPS)
+            self._looksam_unit = [None if v is None else v * scale for v in self._looksam_direction]
+        grads, units = [], []
+        for p, u in zip(self._params, self._looksam_unit, strict=True):
+            if p.grad is not None and u is not None:
                 grads.append(p.grad)
-                directions.append(v)
-        if not grads:
-            return
-        # ||g_v|| is the same on every step until the next SAM step: computed once.
-        if self._looksam_norm is None:
-            self._looksam_norm = global_norm(directions) + NORM_EPS
-        scale = self.alpha * global_norm(grads) / self._looksam_norm
-        torch._foreach_add_(grads, torch._foreach_mul(directions, scale))
+                units.append(u)
+        if grads:
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_add_(grads, torch._foreach_mul(units, grad_norm))
 
     def _chunked_sam_step(
         self,
