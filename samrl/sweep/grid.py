@@ -77,15 +77,13 @@ class RunPlan:
     point: dict[str, Any]
     seed: int
     config: Config
+    #: The config as written for the worker, unresolved: e.g. `device: auto` is decided on the
+    #: machine that trains (a Slurm GPU node), not where the sweep was started.
+    raw: dict[str, Any]
 
     @property
     def run_dir(self) -> Path:
         return self.config.run_dir
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        """The config as written for the worker (resolved again there, e.g. device: auto)."""
-        return self.config.data
 
 
 # ---------------------------------------------------------------- parsing values
@@ -420,5 +418,5 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             n += 1
         seen.add(run_id)
         raw["output"]["run_id"] = run_id
-        plans.append(RunPlan(run_id, point, seed, _resolve(spec, raw, point, seed)))
+        plans.append(RunPlan(run_id, point, seed, _resolve(spec, raw, point, seed), raw))
     return plans
