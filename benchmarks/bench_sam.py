@@ -4,7 +4,8 @@ Hopper-sized data (11-dim observations, 3-dim continuous actions; DQN: 4 / 2 dis
 d3rlpy's default networks (256-256) and batch size 256. The three variants run interleaved:
 each round times one block of updates of every variant, in a rotating order, so machine noise
 (other processes, thermal drift) hits all of them alike. Ratios to Adam are the median over
-rounds of the per-round ratio. No assertion: the table says which targets were met.
+rounds of the per-round ratio (the target check); the ratio of each variant's fastest block is
+printed beside it. No assertion: the table says which targets were met.
 
     .venv/bin/python benchmarks/bench_sam.py                 # all six algorithms
     .venv/bin/python benchmarks/bench_sam.py --algos cql --rounds 20 --profile
@@ -91,7 +92,14 @@ def bench(name: str, rounds: int, block: int, warmup: int) -> dict[str, Any]:
         v: statistics.median(t / a for t, a in zip(times[v], times["adam"], strict=True))
         for v in VARIANTS
     }
-    return {"ms": {v: 1e3 * statistics.median(t) for v, t in times.items()}, "ratio": ratios}
+    # Contention only ever adds time: the fastest block of each variant is a second, less
+    # noise-sensitive estimate, printed beside the median of per-round ratios.
+    min_ratios = {v: min(times[v]) / min(times["adam"]) for v in VARIANTS}
+    return {
+        "ms": {v: 1e3 * statistics.median(t) for v, t in times.items()},
+        "ratio": ratios,
+        "min_ratio": min_ratios,
+    }
 
 
 def profile(name: str, updates: int) -> None:
@@ -125,19 +133,21 @@ def main() -> None:
         f"(os.cpu_count() = {os.cpu_count()}), batch {BATCH_SIZE}, 256-256 networks, "
         f"{args.rounds} interleaved rounds x {args.block} updates per variant\n"
     )
-    print("| algorithm | Adam ms/update | SAM ms/update | SAM / Adam (target) "
-          "| probe10 ms/update | probe10 / Adam (target) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| algorithm | Adam ms/update | SAM ms/update | SAM / Adam (target) | SAM / Adam, "
+          "fastest blocks | probe10 ms/update | probe10 / Adam (target) | probe10 / Adam, "
+          "fastest blocks |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.algos:
         result = bench(name, args.rounds, args.block, args.warmup)
-        ms, ratio = result["ms"], result["ratio"]
+        ms, ratio, fastest = result["ms"], result["ratio"], result["min_ratio"]
         sam_target = SAM_TARGET.get(name, SAM_TARGET_DEFAULT)
         sam_ok = "ok" if ratio["sam"] <= sam_target else "MISSED"
         probe_ok = "ok" if ratio["probe10"] <= PROBE_TARGET else "MISSED"
         print(
             f"| {name} | {ms['adam']:.2f} | {ms['sam']:.2f} "
-            f"| {ratio['sam']:.2f} (<= {sam_target}: {sam_ok}) | {ms['probe10']:.2f} "
-            f"| {ratio['probe10']:.3f} (<= {PROBE_TARGET}: {probe_ok}) |",
+            f"| {ratio['sam']:.2f} (<= {sam_target}: {sam_ok}) | {fastest['sam']:.2f} "
+            f"| {ms['probe10']:.2f} | {ratio['probe10']:.3f} (<= {PROBE_TARGET}: {probe_ok}) "
+            f"| {fastest['probe10']:.3f} |",
             flush=True,
         )
     if args.profile:
