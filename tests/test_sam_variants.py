@@ -30,9 +30,10 @@ from samrl.build import algo_config
 from samrl.config import SCHEMA, resolve
 from samrl.errors import ConfigError
 from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
+from samrl.sam.chunks import split_call
 from samrl.sam.engine import _make_evaluate, sam_optimizers
 from samrl.sam.schedules import RhoSchedule
-from samrl.sam.tape import Tape
+from samrl.sam.tape import RecordedCall, RngState, Tape
 from samrl.sam.variants import OPTIMIZER_NAMES
 
 ALGOS = ["cql", "iql", "td3_plus_bc", "bc", "dqn", "sac"]
@@ -331,6 +332,40 @@ def test_msam_gradient_is_the_mean_of_per_chunk_sam_gradients() -> None:
                 p.copy_(t)
     _assert_close(captured[0], [t / (16 // m) for t in total])
     assert metrics["loss_sharpness"] == pytest.approx(sum(sharpness) / len(sharpness), rel=1e-4)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+    x: torch.Tensor
+    pair: tuple[torch.Tensor, torch.Tensor]
+    other: torch.Tensor
+    numpy_batch: Any = "numpy"
+
+
+def _noise(call: RecordedCall) -> torch.Tensor:
+    call.rng_before.restore()
+    return call.func(*call.args)
+
+
+def test_msam_chunks_slice_rows_and_draw_independent_reproducible_noise() -> None:
+    x = torch.arange(8.0)
+    batch = _Batch(x, (x * 10, x + 1), torch.zeros(3))  # no batch dimension: `other` stays
+    draw = lambda b, step: torch.rand(b.x.shape[0])  # noqa: E731
+    call = RecordedCall(draw, (batch, 7), {}, RngState.capture())
+    torch.rand(5)
+    before = torch.get_rng_state()
+    chunks = split_call(call, 2)
+    assert torch.equal(torch.get_rng_state(), before)  # the training stream is untouched
+    assert [c.args[0].x.tolist() for c in chunks] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert [c.args[0].pair[0].tolist() for c in chunks][1] == [20, 30]
+    assert [c.args[0].pair[1].tolist() for c in chunks][3] == [7, 8]
+    assert all(c.args[0].other.shape == (3,) for c in chunks)
+    assert all(c.args[1] == 7 and c.args[0].numpy_batch is None for c in chunks)
+    noise = [_noise(c) for c in chunks]
+    assert len({tuple(n.tolist()) for n in noise}) == 4  # not the same draws for every chunk
+    again = [_noise(c) for c in split_call(call, 2)]
+    assert all(torch.equal(a, b) for a, b in zip(noise, again, strict=True))
+    assert split_call(call, 8) == [call]
 
 
 def test_msam_chunks_every_algorithm_batch_type() -> None:

@@ -3,8 +3,11 @@
 d3rlpy passes the minibatch as a dataclass of batch-first tensors (TorchMiniBatch, and
 TorchTrajectoryMiniBatch for transformers, whose rows are trajectories); every tensor (or tuple of
 tensors, for tuple observations) whose first dimension is the batch size is sliced, and the
-numpy copy d3rlpy keeps for reference is dropped. Everything else in the call stays as recorded:
-the same RNG state before it and the same nested scalar steps to replay.
+numpy copy d3rlpy keeps for reference is dropped. The nested scalar steps to replay stay as
+recorded. Random draws (CQL's sampled actions, TD3's target noise): each chunk gets its own RNG
+state, seeded from a draw made at the call's recorded state, so chunks see independent noise (as
+Foret et al.'s per-device shards do; replaying the recorded state for every chunk would give all
+chunks the same noise), both passes of a chunk see the same noise, and a run stays reproducible.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import torch
 
 from samrl.errors import ConfigError
-from samrl.sam.tape import RecordedCall
+from samrl.sam.tape import RecordedCall, RngState
 
 
 def split_call(call: RecordedCall, m: int) -> list[RecordedCall]:
@@ -33,15 +36,32 @@ def split_call(call: RecordedCall, m: int) -> list[RecordedCall]:
         )
     if m == size:
         return [call]
+    starts = range(0, size, m)
     return [
         dataclasses.replace(
             call,
             args=tuple(_slice(a, size, start, start + m) for a in call.args),
             kwargs={k: _slice(v, size, start, start + m) for k, v in call.kwargs.items()},
+            rng_before=rng,
             loss=None,
         )
-        for start in range(0, size, m)
+        for start, rng in zip(starts, chunk_rng_states(call, len(starts)), strict=True)
     ]
+
+
+def chunk_rng_states(call: RecordedCall, n: int) -> list[RngState]:
+    """n independent RNG states derived from the call's own; the global RNG is left as it was."""
+    outer = RngState.capture()
+    try:
+        call.rng_before.restore()
+        seeds = torch.randint(0, 2**62, (n,)).tolist()
+        states = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            states.append(RngState.capture())
+    finally:
+        outer.restore()
+    return states
 
 
 def _is_batch(value: Any) -> bool:
