@@ -17,7 +17,14 @@ gsam          keys alpha: GSAM (Zhuang et al. 2022): step with g_s - alpha g_per
               gap without changing L(w + eps) to first order (official gsam.py's sign).
 msam          keys m: m-sharpness (Foret et al. 2021): the minibatch split into chunks of m
               rows; per chunk its own g_c at w, eps_c = rho g_c/||g_c|| and g_s,c at w + eps_c;
-              step with the mean of the g_s,c. m must divide the minibatch size.
+              step with the mean of the g_s,c. m must divide the minibatch size. Each chunk
+              draws its own noise (chunks.py). Costs the algorithm's own full-batch pass plus
+              two passes per chunk. A sum-reduced loss (AWAC's actor) is scaled by m/batch.
+
+Exact limits (tests/test_sam_variants.py): periodic_sam/looksam with k = 1, gsam with alpha = 0
+and msam with m = the batch size are SAM bitwise; every name at rho = 0 is the base optimizer
+bitwise (at rho_t = 0 g_s == g exactly, so the GSAM/LookSAM corrections are zero and skipped,
+and msam takes the unchunked step).
 
 Common keys: rho_schedule (constant | linear_warmup | lr_proportional, default constant),
 warmup_steps (linear_warmup), rho_min (default 0), weight_decay_mode (decoupled | loss, default
