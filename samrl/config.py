@@ -226,7 +226,8 @@ def resolve(
         raise c.fail("name", f"use letters, digits, '.', '_' or '-' only, got '{data['name']}'")
     for section, defaults in SCHEMA.items():
         given = c.mapping(raw.get(section), section)
-        c.known_keys(given, defaults, section)
+        if section != "optim":  # optim's variant keys depend on optim.name: _check_optim
+            c.known_keys(given, defaults, section)
         merged = copy.deepcopy(defaults)
         merged.update(copy.deepcopy(given))
         data[section] = merged
@@ -403,6 +404,13 @@ def _check_algo_params(c: _Checker, data: dict[str, Any], facts: Any) -> None:
     from samrl.build import algo_config
 
     config = _wrap(c, lambda: algo_config(facts, data["algo"]["params"], data["optim"]))
+    m = data["optim"].get("m")
+    batch_size = getattr(config, "batch_size", None)
+    if m and batch_size and batch_size % m != 0:
+        raise c.fail(
+            "optim.m",
+            f"must divide the minibatch size {batch_size} (algo.params.batch_size), got {m}",
+        )
     uses_engine = OPTIMIZER_NAMES[data["optim"]["name"]].sharpness_aware or data["optim"]["probe"]
     if (
         getattr(config, "compile_graph", False)

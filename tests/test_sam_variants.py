@@ -407,23 +407,6 @@ def _check_optim(**optim: Any) -> dict[str, Any]:
     return merged
 
 
-def _config_accepts_variant_keys() -> bool:
-    try:
-        _resolve(name="periodic_sam", k=2)
-    except ConfigError:
-        return False
-    return True
-
-
-# resolve() checks optim's keys against SCHEMA before it knows optim.name (see the report of
-# issue 8 for the one-line change in config.py); until then its variant-key tests are xfail.
-needs_config_keys = pytest.mark.xfail(
-    not _config_accepts_variant_keys(),
-    reason="samrl.config.resolve rejects optim.<variant key> before reading optim.name",
-    strict=True,
-)
-
-
 def test_every_name_key_is_a_sam_factory_field() -> None:
     fields = {f.name for f in dataclasses.fields(SAMFactory)}
     for spec in OPTIMIZER_NAMES.values():
@@ -489,7 +472,6 @@ def test_bad_variant_parameters_are_config_errors_naming_the_key(
     assert str(info.value).startswith(f"cfg.yaml: {message}"), str(info.value)
 
 
-@needs_config_keys
 def test_resolve_accepts_variant_keys_and_refuses_bad_ones() -> None:
     config = _resolve(name="looksam", k=5, alpha=0.5)
     assert (config["optim"]["k"], config["optim"]["alpha"]) == (5, 0.5)
@@ -497,9 +479,6 @@ def test_resolve_accepts_variant_keys_and_refuses_bad_ones() -> None:
         _resolve(name="periodic_sam", k=0)
 
 
-@pytest.mark.xfail(
-    reason="config.py does not yet check optim.m against algo.params.batch_size", strict=True
-)
 def test_chunk_size_not_dividing_the_configured_batch_is_refused_by_resolve() -> None:
     with pytest.raises(ConfigError, match=r"optim\.m: must divide"):
         _resolve(name="msam", m=5)
