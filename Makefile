@@ -8,6 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 JOBS ?= 2
+SWEEP_ARGS ?=
 
 .PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco clean
 
@@ -39,6 +40,23 @@ bench: install
 	$(BIN)/python benchmarks/bench_sam.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_hessian.py
+	$(BIN)/python benchmarks/bench_analysis.py
+	$(BIN)/python benchmarks/bench_variants.py
+	$(BIN)/python benchmarks/bench_combo.py
+	$(BIN)/python benchmarks/bench_sweep.py
+
+# Study reproductions. A sweep exits 1 when a run diverged; the tables are printed regardless.
+reproduce-smoke: install   ## 12 runs (td3_plus_bc, cql x rho 0/0.01/0.05 x 2 seeds): ~5-10 min, 2 cores
+	-$(BIN)/samrl sweep configs/sweeps/smoke.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl report runs/sweeps/smoke
+
+reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seeds): ~10 h, 2 cores
+	-$(BIN)/samrl sweep configs/sweeps/pendulum.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl report runs/sweeps/pendulum
+
+reproduce-mujoco: install   ## 135 runs x 100k steps: ~200 GPU-hours as a Slurm job array
+	-$(BIN)/samrl sweep configs/sweeps/mujoco.yaml $(SWEEP_ARGS)
+	$(BIN)/samrl report runs/sweeps/mujoco
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
