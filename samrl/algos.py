@@ -7,7 +7,6 @@ the table below holds only what cannot be derived. A new algorithm costs one row
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from functools import cache
 
 import d3rlpy.algos
@@ -44,9 +43,6 @@ EXCEPTIONS: dict[str, dict[str, object]] = {
 }
 
 NOT_TRAINABLE = {"random_policy", "discrete_random_policy"}
-
-# Modules defining samrl's own algorithms; each exports ALGORITHM_CONFIGS.
-SAMRL_ALGORITHM_MODULES = ("samrl.combo",)
 
 
 def _derive(config_class: type[LearnableConfig]) -> AlgoFacts:
@@ -98,16 +94,9 @@ def algorithm_table() -> dict[str, AlgoFacts]:
 
 def _samrl_algorithms() -> list[type[LearnableConfig]]:
     """samrl's own algorithms (COMBO), built on d3rlpy and following the same rules."""
-    found = []
-    for module_name in SAMRL_ALGORITHM_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        found.extend(getattr(module, "ALGORITHM_CONFIGS", []))
-    return found
+    from samrl.combo import ALGORITHM_CONFIGS
+
+    return list(ALGORITHM_CONFIGS)
 
 
 def algo_facts(name: str, key: str = "algo.name") -> AlgoFacts:

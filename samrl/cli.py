@@ -107,32 +107,28 @@ def algos_cmd() -> None:
         click.echo(f"{name:32s} {kind:10s} networks: {', '.join(facts.networks)}{scalars}")
 
 
-def _register_optional() -> None:
-    """Commands that live with their subsystems."""
-    import importlib
+def _register_subsystem_commands() -> None:
+    """Commands that live with their subsystems (data, sweep, analysis)."""
+    from samrl.analysis.cli import hessian_cmd, landscape_cmd, sharpness_cmd
+    from samrl.analysis.plot_cli import plot_cmd, report_cmd
+    from samrl.data.cli import data_group
+    from samrl.sweep.aggregate_cli import summarize_cmd
+    from samrl.sweep.cli import sweep
 
-    for module_name, attr in (
-        ("samrl.data.cli", "data_group"),
-        ("samrl.sweep.cli", "sweep"),
-        ("samrl.sweep.aggregate_cli", "summarize_cmd"),
-        ("samrl.analysis.plot_cli", "plot_cmd"),
-        ("samrl.analysis.plot_cli", "report_cmd"),
-        ("samrl.analysis.cli", "hessian_cmd"),
-        ("samrl.analysis.cli", "landscape_cmd"),
-        ("samrl.analysis.cli", "sharpness_cmd"),
+    for command in (
+        data_group,
+        sweep,
+        summarize_cmd,
+        plot_cmd,
+        report_cmd,
+        hessian_cmd,
+        landscape_cmd,
+        sharpness_cmd,
     ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        command = getattr(module, attr, None)
-        if command is not None:
-            cli.add_command(command)
+        cli.add_command(command)
 
 
-_register_optional()
+_register_subsystem_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

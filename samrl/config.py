@@ -352,34 +352,14 @@ def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
             raise c.fail("optim.base", unknown_name("base optimizer", base, BASE_OPTIMIZERS))
     optim["params"] = c.mapping(optim["params"], "optim.params")
     optim["rho"] = c.number(optim["rho"], "optim.rho", minimum=0.0)
-    networks = optim["networks"]
-    if networks is None:
-        optim["networks"] = list(facts.networks)
-    else:
-        if isinstance(networks, str):
-            networks = [networks]
-        if not isinstance(networks, list) or not networks:
-            raise c.fail("optim.networks", f"must be a non-empty list, got {_describe(networks)}")
-        for i, net in enumerate(networks):
-            if net in facts.scalars:
-                raise c.fail(
-                    f"optim.networks[{i}]",
-                    f"'{net}' is a scalar optimized inside "
-                    "another loss; it always uses the base optimizer, not SAM",
-                )
-            if net not in facts.networks:
-                raise c.fail(
-                    f"optim.networks[{i}]",
-                    unknown_name(f"network for {facts.name}", str(net), facts.networks),
-                )
-        for net, owner in facts.shares_factory.items():
-            if (net in networks) != (owner in networks):
-                raise c.fail(
-                    "optim.networks",
-                    f"in {facts.name} the {net} optimizer is built "
-                    f"from the {owner}'s factory (d3rlpy 2.8.1); list both or neither",
-                )
-        optim["networks"] = list(dict.fromkeys(networks))
+    optim["networks"] = networks = _network_list(c, optim["networks"], facts, "optim.networks")
+    for net, owner in facts.shares_factory.items():
+        if (net in networks) != (owner in networks):
+            raise c.fail(
+                "optim.networks",
+                f"in {facts.name} the {net} optimizer is built "
+                f"from the {owner}'s factory (d3rlpy 2.8.1); list both or neither",
+            )
     probe = optim["probe"]
     if probe is not None:
         if spec.sharpness_aware:
@@ -435,20 +415,30 @@ def _check_analysis(c: _Checker, analysis: dict[str, Any], facts: Any) -> None:
     c.integer(merged["top_k"], "analysis.hessian.top_k", minimum=1)
     c.integer(merged["n_transitions"], "analysis.hessian.n_transitions", minimum=1)
     c.integer(merged["trace_samples"], "analysis.hessian.trace_samples", minimum=0)
-    nets = merged["networks"]
-    if nets is None:
-        merged["networks"] = list(facts.networks)
-    else:
-        if isinstance(nets, str):
-            nets = [nets]
-        for i, net in enumerate(nets):
-            if net not in facts.networks:
-                raise c.fail(
-                    f"analysis.hessian.networks[{i}]",
-                    unknown_name(f"network for {facts.name}", str(net), facts.networks),
-                )
-        merged["networks"] = list(nets)
+    merged["networks"] = _network_list(c, merged["networks"], facts, "analysis.hessian.networks")
     analysis["hessian"] = merged
+
+
+def _network_list(c: _Checker, value: Any, facts: Any, key: str) -> list[str]:
+    """A list of the algorithm's network names (default: all of them), without repeats."""
+    if value is None:
+        return list(facts.networks)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise c.fail(key, f"must be a non-empty list, got {_describe(value)}")
+    for i, net in enumerate(value):
+        if net in facts.scalars:
+            raise c.fail(
+                f"{key}[{i}]",
+                f"'{net}' is a scalar optimized inside another loss; it always uses the base "
+                "optimizer, not SAM",
+            )
+        if net not in facts.networks:
+            raise c.fail(
+                f"{key}[{i}]", unknown_name(f"network for {facts.name}", str(net), facts.networks)
+            )
+    return list(dict.fromkeys(value))
 
 
 def default_run_id(data: dict[str, Any]) -> str:

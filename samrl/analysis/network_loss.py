@@ -28,7 +28,7 @@ from torch import nn
 from samrl.algos import SCALAR_OPTIMIZERS
 from samrl.errors import SamrlError, unknown_name
 from samrl.sam.engine import network_name
-from samrl.sam.tape import RngState
+from samrl.sam.tape import RngState, loss_scalar
 
 __all__ = [
     "check_network",
@@ -104,20 +104,6 @@ def _grad_function(impl: Any, net: str) -> Callable[[Any], Any]:
         # a graph replay writes into static outputs; the plain method builds a fresh graph
         func = getattr(impl, attr.removeprefix("_"))
     return func
-
-
-def _primary_loss(output: Any) -> torch.Tensor:
-    """The scalar a compute_*_grad backpropagated (see samrl.sam.tape.primary_loss), not
-    detached."""
-    if isinstance(output, torch.Tensor):
-        value = output
-    elif isinstance(output, dict):
-        value = output["loss"] if "loss" in output else next(iter(output.values()))
-    elif dataclasses.is_dataclass(output):
-        value = getattr(output, dataclasses.fields(output)[0].name)
-    else:
-        raise TypeError(f"cannot find the loss in a {type(output).__name__}")
-    return value.reshape(())
 
 
 def _modules(impl: Any) -> list[nn.Module]:
@@ -211,7 +197,7 @@ def network_loss_fn(
     def loss_fn() -> torch.Tensor:
         with _frozen_side_effects(impl, net):
             state.restore()
-            return _primary_loss(func(batch))
+            return loss_scalar(func(batch))
 
     return loss_fn, params
 

@@ -51,8 +51,8 @@ class RecordedCall:
     nested: list[NestedStep] = dataclasses.field(default_factory=list)
 
 
-def primary_loss(output: Any) -> torch.Tensor:
-    """The scalar that a d3rlpy `compute_*_grad` backpropagated.
+def loss_scalar(output: Any) -> torch.Tensor:
+    """The scalar that a d3rlpy `compute_*_grad` backpropagated, graph intact.
 
     Dataclass losses put it in their first field; dict losses under "loss" (DiscreteSAC's actor
     dict starts with temp_loss); some transformer impls return the tensor itself.
@@ -65,7 +65,12 @@ def primary_loss(output: Any) -> torch.Tensor:
         value = getattr(output, dataclasses.fields(output)[0].name)
     else:
         raise TypeError(f"cannot find the loss in a {type(output).__name__}")
-    return value.detach().reshape(()).clone()
+    return value.reshape(())
+
+
+def primary_loss(output: Any) -> torch.Tensor:
+    """loss_scalar as a detached copy (CUDA graph outputs are overwritten by the next replay)."""
+    return loss_scalar(output).detach().clone()
 
 
 class Tape:
