@@ -28,7 +28,7 @@ from torch import nn
 from samrl.algos import SCALAR_OPTIMIZERS
 from samrl.errors import SamrlError, unknown_name
 from samrl.sam.engine import network_name
-from samrl.sam.tape import RngState, loss_scalar
+from samrl.sam.tape import RngState, backward_disabled, loss_scalar
 
 __all__ = [
     "check_network",
@@ -115,10 +115,6 @@ def _modules(impl: Any) -> list[nn.Module]:
     ]
 
 
-def _no_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> None:
-    """Stands in for Tensor.backward: the graph stays intact and no .grad is written."""
-
-
 def _noop(*args: Any, **kwargs: Any) -> None:
     return None
 
@@ -137,9 +133,9 @@ def _frozen_side_effects(impl: Any, net: str) -> Iterator[None]:
         (o, name, vars(o).get(name)) for o in optimizers for name in ("step", "zero_grad")
     ]
     rng = RngState.capture()
-    backward = torch.Tensor.backward
+    stack = contextlib.ExitStack()
     try:
-        torch.Tensor.backward = _no_backward  # type: ignore[method-assign]
+        stack.enter_context(backward_disabled())  # the graph stays intact for HVPs
         for o, name, _ in saved_attrs:
             setattr(o, name, _noop)
         impl.modules.set_train()
@@ -148,7 +144,7 @@ def _frozen_side_effects(impl: Any, net: str) -> Iterator[None]:
             impl.modules.q_funcs.eval()
         yield
     finally:
-        torch.Tensor.backward = backward  # type: ignore[method-assign]
+        stack.close()
         for o, name, value in saved_attrs:
             if value is None:
                 vars(o).pop(name, None)

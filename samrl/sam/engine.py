@@ -21,7 +21,14 @@ from torch import nn
 
 from samrl.errors import ConfigError
 from samrl.sam.optimizer import EvaluateFn, SAMOptimizerWrapper
-from samrl.sam.tape import NestedStep, RecordedCall, RngState, Tape, primary_loss
+from samrl.sam.tape import (
+    NestedStep,
+    RecordedCall,
+    RngState,
+    Tape,
+    backward_disabled,
+    primary_loss,
+)
 
 # d3rlpy's optimizer field names -> the network names samrl reports (`<net>_sharpness`).
 NETWORK_NAMES = {
@@ -95,9 +102,20 @@ def install(algo: Any) -> Tape | None:
         if not isinstance(optimizer, SAMOptimizerWrapper):
             _make_replayable(optimizer, tape)
     buffers = _buffers(modules)
-    evaluate = _make_evaluate(tape, buffers)
+    nested = {
+        id(p)
+        for o in optimizers.values()
+        if not isinstance(o, SAMOptimizerWrapper)
+        for p in o._params
+        if p.numel() == 1
+    }
+    network_params = [p for p in _parameters(modules) if id(p) not in nested]
+    evaluate = _make_evaluate(tape, buffers, network_params)
     for name, optimizer in sam.items():
         optimizer.attach(tape, network_name(name), evaluate)
+    sam_list = list(sam.values())
+    # Record only when some optimizer will measure (a probe every k steps, periodic SAM).
+    tape.wanted = lambda: any(o.measures_next_step() for o in sam_list)
     inner_update = impl.inner_update
 
     def inner_update_with_sharpness(*args: Any, **kwargs: Any) -> dict[str, float]:
@@ -108,6 +126,18 @@ def install(algo: Any) -> Tape | None:
     impl.inner_update = inner_update_with_sharpness
     setattr(impl, _TAPE_ATTR, tape)
     return tape
+
+
+def _parameters(modules: Any) -> list[nn.Parameter]:
+    seen: dict[int, nn.Parameter] = {}
+    for field in dataclasses.fields(modules):
+        value = getattr(modules, field.name)
+        if isinstance(value, nn.Module):
+            for param in value.parameters():
+                seen[id(param)] = param
+        elif isinstance(value, nn.Parameter):
+            seen[id(value)] = value
+    return list(seen.values())
 
 
 def _buffers(modules: Any) -> list[torch.Tensor]:
@@ -148,14 +178,23 @@ def _snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _assign(tensors: list[torch.Tensor], values: list[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for t, v in zip(tensors, values, strict=True):
-            t.copy_(v)
+    if tensors:
+        with torch.no_grad():
+            torch._foreach_copy_(tensors, values)
 
 
-def _make_evaluate(tape: Tape, buffers: list[torch.Tensor]) -> EvaluateFn:
+def _make_evaluate(
+    tape: Tape, buffers: list[torch.Tensor], network_params: list[nn.Parameter] | None = None
+) -> EvaluateFn:
+    """network_params: the algorithm's network weights (frozen in pass 2 unless owned)."""
+    network_params = network_params or []
+
     def evaluate(
-        call: RecordedCall, params: list[nn.Parameter], eps: list[torch.Tensor]
+        call: RecordedCall,
+        params: list[nn.Parameter],
+        eps: list[torch.Tensor],
+        *,
+        forward_only: bool = False,
     ) -> torch.Tensor:
         weights = _snapshot(params)
         saved_buffers = _snapshot(buffers)
@@ -168,15 +207,28 @@ def _make_evaluate(tape: Tape, buffers: list[torch.Tensor]) -> EvaluateFn:
             if id(entry.optimizer) not in first_seen:
                 first_seen.add(id(entry.optimizer))
                 _assign(nested_params[id(entry.optimizer)], entry.before)
+        # Other networks' weights need no gradient in pass 2 (e.g. the critic's, during the
+        # actor's pass); freezing them skips that work and leaves this optimizer's exact.
+        own = {id(p) for p in params}
+        frozen = [p for p in network_params if p.requires_grad and id(p) not in own]
         call.rng_before.restore()
         tape.replaying = list(call.nested)
+        tape.forward_only = forward_only
         try:
+            for p in frozen:
+                p.requires_grad_(False)
             with torch.no_grad():
-                for p, e in zip(params, eps, strict=True):
-                    p.add_(e)
-            loss = primary_loss(call.func(*call.args, **call.kwargs))
+                torch._foreach_add_(params, eps)
+            if forward_only:  # a probe needs L(w + eps), not its gradient
+                with torch.no_grad(), backward_disabled():
+                    loss = primary_loss(call.func(*call.args, **call.kwargs))
+            else:
+                loss = primary_loss(call.func(*call.args, **call.kwargs))
         finally:
             tape.replaying = None
+            tape.forward_only = False
+            for p in frozen:
+                p.requires_grad_(True)
             _assign(params, weights)
             _assign(buffers, saved_buffers)
             for key, values in nested_now.items():

@@ -38,7 +38,12 @@ class EvaluateFn(Protocol):
     """Loss (and gradient, left in .grad) of a recorded call at w + eps; w restored after."""
 
     def __call__(
-        self, call: RecordedCall, params: list[torch.nn.Parameter], eps: list[torch.Tensor]
+        self,
+        call: RecordedCall,
+        params: list[torch.nn.Parameter],
+        eps: list[torch.Tensor],
+        *,
+        forward_only: bool = False,
     ) -> torch.Tensor: ...
 
 
@@ -93,9 +98,18 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self._evaluate = evaluate
 
     def zero_grad(self) -> None:
-        if self._tape is not None and self._tape.active is not None:
-            self._tape.active.zeroed.append(self)
+        if self._tape is not None:
+            if self._tape.forward_only:  # a probe's pass 2 keeps g(w) for the base step
+                return
+            if self._tape.active is not None:
+                self._tape.active.zeroed.append(self)
         super().zero_grad()
+
+    def measures_next_step(self) -> bool:
+        """Whether the next step() evaluates L(w + eps) (and so needs the recorded call)."""
+        if self.probing:
+            return self._steps % self.probe_every == 0
+        return self._steps % self.k == 0
 
     def step(self) -> None:
         if self._tape is None or self._evaluate is None:
@@ -110,12 +124,11 @@ class SAMOptimizerWrapper(OptimizerWrapper):
                 self._probe(self._current_call())
             super().step()
             return
-        call = self._current_call()
         l2 = self._l2_coefficients()
         if l2 is not None:
             self._add_l2(l2, self._params_with_grad(), None)
         if index % self.k == 0:
-            self._sam_step(call, self.rho_at(index), l2)
+            self._sam_step(self._current_call(), self.rho_at(index), l2)
         elif self._looksam_direction is not None:
             self._add_looksam_direction()
         if l2 is None:
@@ -280,12 +293,10 @@ class SAMOptimizerWrapper(OptimizerWrapper):
     def _probe(self, call: RecordedCall) -> None:
         """Measure sharpness at radius rho, then put g(w) back: the update stays the base one."""
         params = self._params_with_grad()
-        grads = [p.grad.detach().clone() for p in params]  # type: ignore[union-attr]
-        eps, grad_norm = ascent_direction(params, grads, self.rho, self.adaptive)
-        loss_perturbed = self._evaluate(call, params, eps)  # type: ignore[misc]
-        with torch.no_grad():
-            for p, g in zip(params, grads, strict=True):
-                p.grad.copy_(g)  # type: ignore[union-attr]
+        grads = [p.grad for p in params]
+        eps, grad_norm = ascent_direction(params, grads, self.rho, self.adaptive)  # type: ignore[arg-type]
+        # Forward only: .grad keeps g(w), which the base optimizer then uses.
+        loss_perturbed = self._evaluate(call, params, eps, forward_only=True)  # type: ignore[misc]
         self._report(call, loss_perturbed, grad_norm)
 
     def _report(

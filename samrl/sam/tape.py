@@ -8,8 +8,9 @@ optimizers stepped inside it) so the optimizer's `step()` can evaluate the same 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -73,6 +74,21 @@ def primary_loss(output: Any) -> torch.Tensor:
     return loss_scalar(output).detach().clone()
 
 
+def _no_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+    """Stands in for Tensor.backward: no gradient is computed or written."""
+
+
+@contextlib.contextmanager
+def backward_disabled() -> Iterator[None]:
+    """Run an algorithm's gradient function for its loss only (d3rlpy calls backward inside)."""
+    backward = torch.Tensor.backward
+    torch.Tensor.backward = _no_backward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.backward = backward  # type: ignore[method-assign]
+
+
 class Tape:
     """Per-algorithm recorder shared by the wrapped gradient functions and the SAM optimizers."""
 
@@ -80,11 +96,17 @@ class Tape:
         self.active: RecordedCall | None = None
         self.last: RecordedCall | None = None
         self.replaying: list[NestedStep] | None = None
+        self.forward_only = False  # pass 2 of a probe: no zero_grad, no backward
+        # Whether the next gradient calls must be recorded (some optimizer measures next step).
+        self.wanted: Callable[[], bool] = lambda: True
         self.metrics: dict[str, list[torch.Tensor]] = {}
 
     def record(self, func: Callable[..., Any]) -> Callable[..., Any]:
         def recorded(*args: Any, **kwargs: Any) -> Any:
             if self.replaying is not None or self.active is not None:
+                return func(*args, **kwargs)
+            if not self.wanted():
+                self.last = None
                 return func(*args, **kwargs)
             call = RecordedCall(func, args, kwargs, RngState.capture())
             self.active = call
