@@ -285,6 +285,8 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
             resolve_d4rl(ds["name"].removeprefix("d4rl:"))
     except DatasetError as exc:
         raise c.fail("dataset.name", str(exc)) from None
+    if info.kind == "builtin":
+        _check_generated(c, ds)
     if info.discrete != facts.discrete:
         kind = "discrete" if facts.discrete else "continuous"
         other = "discrete" if info.discrete else "continuous"
@@ -292,6 +294,21 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
             "algo.name",
             f"'{facts.name}' is a {kind}-action algorithm but dataset "
             f"'{ds['name']}' has {other} actions",
+        )
+
+
+def _check_generated(c: _Checker, ds: dict[str, Any]) -> None:
+    """MuJoCo built-ins need hours of SAC training: an explicit `samrl data make` step."""
+    from samrl.data.builtin import BUILTINS, cache_path
+
+    builtin = BUILTINS[ds["name"]]
+    size = ds["size"] or builtin.default_size
+    if builtin.is_mujoco and not cache_path(builtin, size, ds["seed"]).exists():
+        raise c.fail(
+            "dataset.name",
+            f"{ds['name']} (size {size}, seed {ds['seed']}) is not generated yet; run "
+            f"`samrl data make {ds['name']} --size {size} --seed {ds['seed']}` first (it trains "
+            "SAC behaviour policies: hours on a CPU)",
         )
 
 

@@ -156,3 +156,9 @@ def test_missing_user_dataset_names_the_expected_path(
     monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
     code, err = dry_run(tmp_path, capsys, with_change("dataset.name", "d4rl:hopper-medium-v2"))
     assert code == 2 and "dataset.name" in err and str(tmp_path / "d4rl") in err
+
+
+def test_mujoco_builtin_must_be_generated_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, err = dry_run(tmp_path, capsys, with_change("dataset.name", "hopper-medium"))
+    assert code == 2 and "dataset.name: hopper-medium" in err
+    assert "samrl data make hopper-medium --size 500 --seed 0" in err.replace("`", "")
