@@ -27,6 +27,7 @@ def cli() -> None:
     samrl sweep --config configs/cql_sam.yaml --rho 0,0.05,0.1 --seeds 0-2 --jobs 2
     samrl summarize runs/sweeps/cql_sam
     """
+    quiet_d3rlpy()
 
 
 @cli.command()
@@ -71,7 +72,6 @@ def train(
         return
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    quiet_d3rlpy()
     from samrl.train import run_training
 
     result = run_training(config, resume=resume, overwrite=overwrite, progress=not quiet)

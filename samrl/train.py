@@ -42,6 +42,17 @@ from samrl.sam import install
 
 D3RLPY_LOG_DIR = "d3rlpy"
 RUN_MARKERS = ("status.json", "config.yaml")
+EVAL_COLUMNS = frozenset(
+    {
+        "return_mean",
+        "return_std",
+        "normalized_score",
+        "td_error",
+        "value_estimate",
+        "action_diff",
+        "action_match",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +125,7 @@ def _saved_hash(run_dir: Path) -> str | None:
 class _Tables:
     """Routes d3rlpy's per-epoch metrics into loss.csv, sharpness.csv and eval.csv."""
 
-    def __init__(self, run_dir: Path, eval_columns: set[str]):
+    def __init__(self, run_dir: Path, eval_columns: frozenset[str]):
         self.loss = CsvTable(run_dir / "loss.csv")
         self.sharpness = CsvTable(run_dir / "sharpness.csv")
         self.eval = CsvTable(run_dir / "eval.csv")
@@ -229,7 +240,7 @@ def _train(
     stream: IO[str],
     clock: _Clock,
 ) -> RunResult:
-    from samrl.data import make_eval_env, normalized_score
+    from samrl.data import make_eval_env
 
     train_cfg = config["train"]
     facts = algo_facts(config["algo"]["name"])
@@ -245,16 +256,7 @@ def _train(
 
     if train_cfg["eval_episodes"] == 0:
         eval_env = None
-    eval_columns = {
-        "return_mean",
-        "return_std",
-        "normalized_score",
-        "td_error",
-        "value_estimate",
-        "action_diff",
-        "action_match",
-    }
-    tables = _Tables(run_dir, eval_columns)
+    tables = _Tables(run_dir, EVAL_COLUMNS)
     logger = D3RLPyLogger(
         algo=algo,
         adapter_factory=CombineAdapterFactory([FileAdapterFactory(root_dir=str(run_dir))]),
@@ -281,7 +283,6 @@ def _train(
     else:
         logger.add_params(algo.config.serialize_to_dict())
 
-    target_return = _target_return(dataset)
     bar = tqdm(
         total=train_cfg["n_steps"],
         initial=step,
@@ -296,59 +297,15 @@ def _train(
     try:
         while epoch < n_epochs:
             epoch += 1
-            steps_this_epoch = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step)
-            sums: dict[str, float] = defaultdict(float)
-            counts: dict[str, int] = defaultdict(int)
-            for _ in range(steps_this_epoch):
-                if facts.transformer:
-                    batch = dataset.train.sample_trajectory_batch(
-                        algo.config.batch_size, length=algo.config.context_size
-                    )
-                else:
-                    batch = dataset.train.sample_transition_batch(algo.config.batch_size)
-                metrics = algo.update(batch)
-                for name, value in metrics.items():
-                    logger.add_metric(name, value)
-                    sums[name] += value
-                    counts[name] += 1
-                step += 1
-                bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(
-                        {
-                            k: f"{sums[k] / counts[k]:.3g}"
-                            for k in sorted(sums)
-                            if k.endswith(("_loss", "_sharpness")) or k == "loss"
-                        },
-                        refresh=False,
-                    )
-            epoch_metrics = {k: sums[k] / counts[k] for k in sums}
+            n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step)
+            epoch_metrics = _train_epoch(algo, dataset.train, facts.transformer, n, logger, bar)
+            step += n
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
-            if eval_env is not None and not bad:
-                returns = rollout_returns(
-                    algo,
-                    eval_env,
-                    train_cfg["eval_episodes"],
-                    seed=10_000 * epoch,
-                    transformer=facts.transformer,
-                    discrete=facts.discrete,
-                    target_return=target_return,
-                )
-                mean = float(np.mean(returns))
-                for name, value in (
-                    ("return_mean", mean),
-                    ("return_std", float(np.std(returns))),
-                    ("normalized_score", normalized_score(mean, dataset.info)),
-                ):
-                    if value is not None:
-                        logger.add_metric(name, value)
-            if dataset.test_episodes and not facts.transformer and not bad:
-                for name, value in held_out_metrics(
-                    algo, dataset.test_episodes, dataset.train, discrete=facts.discrete
-                ).items():
+            if not bad:
+                evaluation = _evaluate(algo, dataset, facts, eval_env, train_cfg, epoch)
+                for name, value in evaluation.items():
                     logger.add_metric(name, value)
-            committed = logger.commit(epoch, step)
-            tables.write(epoch, step, committed)
+            tables.write(epoch, step, logger.commit(epoch, step))
             hessian = config["analysis"]["hessian"]
             if hessian is not None and not bad and epoch % hessian["every_epochs"] == 0:
                 from samrl.analysis.during_training import hessian_row
@@ -359,12 +316,7 @@ def _train(
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
             save_checkpoint(run_dir, algo, epoch, step, {})
-            write_status(
-                run_dir,
-                steps_done=step,
-                epochs_done=epoch,
-                wall_time_s=clock.total(),
-            )
+            write_status(run_dir, steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
             if bad:
                 status = "diverged"
                 message = f"non-finite {', '.join(bad)} in epoch {epoch} (step {step})"
@@ -374,6 +326,59 @@ def _train(
         logger.close()
     _finish(run_dir, clock, status, message or None)
     return RunResult(run_dir, status, message, step)
+
+
+def _train_epoch(
+    algo: Any, buffer: Any, transformer: bool, n_steps: int, logger: D3RLPyLogger, bar: tqdm
+) -> dict[str, float]:
+    """n_steps updates; every metric goes to d3rlpy's logger; returns the epoch means."""
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for i in range(n_steps):
+        if transformer:
+            batch = buffer.sample_trajectory_batch(
+                algo.config.batch_size, length=algo.config.context_size
+            )
+        else:
+            batch = buffer.sample_transition_batch(algo.config.batch_size)
+        for name, value in algo.update(batch).items():
+            logger.add_metric(name, value)
+            sums[name] += value
+            counts[name] += 1
+        bar.update(1)
+        if i % 20 == 19:
+            shown = sorted(k for k in sums if k.endswith(("_loss", "_sharpness")) or k == "loss")
+            bar.set_postfix({k: f"{sums[k] / counts[k]:.3g}" for k in shown}, refresh=False)
+    return {k: sums[k] / counts[k] for k in sums}
+
+
+def _evaluate(
+    algo: Any, dataset: Any, facts: Any, env: Any, train_cfg: dict[str, Any], epoch: int
+) -> dict[str, float]:
+    """Rollout returns (and normalized score) and held-out TD metrics for this epoch."""
+    from samrl.data import normalized_score
+
+    out: dict[str, float] = {}
+    if env is not None:
+        returns = rollout_returns(
+            algo,
+            env,
+            train_cfg["eval_episodes"],
+            seed=10_000 * epoch,
+            transformer=facts.transformer,
+            discrete=facts.discrete,
+            target_return=_target_return(dataset),
+        )
+        out["return_mean"] = float(np.mean(returns))
+        out["return_std"] = float(np.std(returns))
+        score = normalized_score(out["return_mean"], dataset.info)
+        if score is not None:
+            out["normalized_score"] = score
+    if dataset.test_episodes and not facts.transformer:
+        out.update(
+            held_out_metrics(algo, dataset.test_episodes, dataset.train, discrete=facts.discrete)
+        )
+    return out
 
 
 def _target_return(dataset: Any) -> float | None:
