@@ -1,10 +1,12 @@
-"""Shared fixtures and helpers for the SAM engine tests (tiny networks, CPU, seconds)."""
+"""Shared fixtures and helpers: tiny algorithms for the SAM engine tests (tiny networks, CPU,
+seconds) and tiny configs run through the CLI."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import d3rlpy
@@ -12,10 +14,12 @@ import numpy as np
 import pytest
 import structlog
 import torch
+import yaml
 from d3rlpy.optimizers import OptimizerFactory, OptimizerWrapper
 from torch import nn
 
 from samrl.algos import AlgoFacts, algorithm_table, build_for_training
+from samrl.cli import main
 from samrl.sam import install
 from samrl.testing import random_dataset, tiny_params
 
@@ -27,6 +31,15 @@ def _quiet_d3rlpy() -> Iterator[None]:
     """d3rlpy logs every build at info level through structlog; keep test output readable."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One dataset cache per test process, never ~/.cache; child processes inherit it through
+    the environment. Tests and fixtures that need another cache set their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SAMRL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "datasets"))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -167,3 +180,47 @@ def count_base_steps(algo: Any) -> dict[str, list[int]]:
 
         optimizer.optim.register_step_post_hook(hook)
     return counts
+
+
+def tiny_config(tmp_path: Path, **sections: Any) -> dict[str, Any]:
+    """A tiny CQL+SAM training config (pendulum-random, 30 steps in 3 epochs) writing its runs
+    under tmp_path/runs; each keyword replaces a section, or updates it when both are dicts."""
+    config: dict[str, Any] = {
+        "name": "tiny",
+        "algo": {
+            "name": "cql",
+            "params": {
+                "batch_size": 16,
+                "actor_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
+                "critic_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
+                "n_action_samples": 2,
+            },
+        },
+        "dataset": {"name": "pendulum-random", "size": 1000},
+        "optim": {"name": "sam", "rho": 0.05},
+        "train": {"n_steps": 30, "n_steps_per_epoch": 10, "eval_episodes": 0},
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict) and isinstance(config.get(section), dict):
+            config[section] = {**config[section], **values}
+        else:
+            config[section] = values
+    return config
+
+
+def write_config(tmp_path: Path, config: dict[str, Any], name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`samrl ARGS` in this process: (exit status, stdout, stderr)."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

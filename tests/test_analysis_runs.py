@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-
-from samrl.cli import main
+from conftest import run_cli, tiny_config, write_config
 
 NETS = ("actor", "critic")
 
@@ -21,46 +19,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from samrl.train import run_training
 
     base = tmp_path_factory.mktemp("analysis_run")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SAMRL_DATA_DIR", str(base / "datasets"))
-    config = {
-        "name": "tiny",
-        "algo": {
-            "name": "cql",
-            "params": {
-                "batch_size": 16,
-                "actor_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
-                "critic_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
-                "n_action_samples": 2,
-            },
-        },
-        "dataset": {"name": "pendulum-random", "size": 600},
-        "optim": {"name": "sam", "rho": 0.05},
-        "train": {"n_steps": 30, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
-        "analysis": {"hessian": {"top_k": 2, "trace_samples": 3, "n_transitions": 100}},
-        "output": {"dir": str(base / "runs")},
-    }
-    path = base / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
+    config = tiny_config(
+        base,
+        dataset={"size": 600},
+        train={"device": "cpu"},
+        analysis={"hessian": {"top_k": 2, "trace_samples": 3, "n_transitions": 100}},
+    )
+    path = write_config(base, config, "tiny.yaml")
     result = run_training(load_config(path), progress=False)
     assert result.status == "completed", result.message
-    yield result.run_dir
-    mp.undo()
-
-
-@pytest.fixture(autouse=True)
-def _data_dir(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAMRL_DATA_DIR", str(run_dir.parents[2] / "datasets"))
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return result.run_dir
 
 
 def copy_run(run_dir: Path, tmp_path: Path, name: str = "copy") -> Path:

@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import run_cli
 
 from samrl.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAMRL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "datasets"))
-
 
 BASE: dict[str, Any] = {
     "name": "bad",
@@ -30,12 +25,7 @@ def dry_run(
 ) -> tuple[int, str]:
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    try:
-        main(["train", "--config", str(path), "--dry-run", *extra])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    _, err = capsys.readouterr()
+    code, _, err = run_cli(["train", "--config", str(path), "--dry-run", *extra], capsys)
     return code, err
 
 

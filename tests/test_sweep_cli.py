@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from samrl.cli import main
+from conftest import run_cli
 
 BASE = {
     "algo": {"name": "td3_plus_bc", "params": {"batch_size": 32}},
@@ -16,14 +15,6 @@ BASE = {
     "optim": {"name": "sam", "rho": 0.05},
     "train": {"n_steps": 20, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
 }
-
-
-def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 @pytest.fixture
@@ -62,7 +53,7 @@ def test_bad_flags_and_files_exit_2_with_one_line(
     sweep_file.write_text("base: base.yaml\ngrids: {optim.rho: [0]}\n")
     argv = ["sweep", *(a.format(cfg=config, sweep=sweep_file) for a in args), "--dry-run"]
     argv += ["--out", str(tmp_path / "out")]
-    code, _, err = run_main(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -76,7 +67,7 @@ def test_dry_run_lists_runs_and_states(
 ) -> None:
     argv = ["sweep", "--config", str(config), "--rho", "0,0.1", "--seeds", "0-1"]
     argv += ["--out", str(tmp_path), "--name", "dry", "--dry-run"]
-    code, out, _ = run_main(argv, capsys)
+    code, out, _ = run_cli(argv, capsys)
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0].split() == ["run_id", "seed", "state", "point"]
@@ -94,16 +85,16 @@ def test_changed_sweep_is_refused(
     record = {"name": "base", "base_config": BASE, "grid": {"optim.rho": [0]}, "runs": []}
     (sweep_dir / "sweep.json").write_text(json.dumps(record))
     argv = ["sweep", "--config", str(config), "--rho", "0,0.1", "--out", str(tmp_path)]
-    code, _, err = run_main([*argv, "--dry-run"], capsys)
+    code, _, err = run_cli([*argv, "--dry-run"], capsys)
     assert code == 2
     assert "holds a different sweep (grid optim.rho: [0] -> [0, 0.1])" in err
     assert "--overwrite" in err
-    code, out, _ = run_main([*argv, "--dry-run", "--overwrite"], capsys)
+    code, out, _ = run_cli([*argv, "--dry-run", "--overwrite"], capsys)
     assert code == 0 and "2 runs (2 new)" in out
 
 
 def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_main(["sweep", "--help"], capsys)
+    code, out, _ = run_cli(["sweep", "--help"], capsys)
     assert code == 0
     assert "samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4" in out
     assert "configs/sweeps/smoke.yaml" in out

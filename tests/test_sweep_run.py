@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_cli
 
-from samrl.cli import main
 from samrl.sweep.local import run_local
 from samrl.sweep.worker import Job, Outcome
 
@@ -34,31 +32,10 @@ TINY: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One dataset cache for these tests; child processes inherit it through the environment."""
-    path = tmp_path_factory.mktemp("data")
-    old = os.environ.get("SAMRL_DATA_DIR")
-    os.environ["SAMRL_DATA_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SAMRL_DATA_DIR", None)
-    else:
-        os.environ["SAMRL_DATA_DIR"] = old
-
-
 def sweep_file(tmp_path: Path, name: str, **fields: Any) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"config": TINY, "out": str(tmp_path / "out"), **fields}))
     return path
-
-
-def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
@@ -83,7 +60,7 @@ def test_failing_run_is_isolated_reported_and_retried(
         seeds=[0],
         jobs=2,
     )
-    code, out, err = run_main(["sweep", str(path), "--quiet"], capsys)
+    code, out, err = run_cli(["sweep", str(path), "--quiet"], capsys)
     sweep_dir = tmp_path / "out" / "iso"
     assert code == 1
     assert "2 runs: 1 completed, 1 diverged; summary.csv and aggregate.csv in" in out
@@ -105,7 +82,7 @@ def test_failing_run_is_isolated_reported_and_retried(
 
     # Again: nothing is retrained; the diverged runs are reported, and the exit status stays 1.
     mtimes = {r: (sweep_dir / "runs" / r / "status.json").stat().st_mtime_ns for r in states}
-    code, out, err = run_main(["sweep", str(path), "--quiet"], capsys)
+    code, out, err = run_cli(["sweep", str(path), "--quiet"], capsys)
     assert code == 1
     assert "2 runs, 0 to run; 1 already completed, 1 diverged earlier" in out
     assert f"run {bad} diverged earlier (--retry-failed runs it again)" in out
@@ -113,7 +90,7 @@ def test_failing_run_is_isolated_reported_and_retried(
         r: (sweep_dir / "runs" / r / "status.json").stat().st_mtime_ns for r in states
     }
 
-    code, out, _ = run_main(["sweep", str(path), "--quiet", "--retry-failed"], capsys)
+    code, out, _ = run_cli(["sweep", str(path), "--quiet", "--retry-failed"], capsys)
     assert code == 1
     assert "2 runs, 1 to run; 1 already completed" in out
     after = {r: (sweep_dir / "runs" / r / "status.json").stat().st_mtime_ns for r in states}
@@ -201,7 +178,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_runs(
 
     first_dir = sweep_dir / "runs" / first
     before = {f: (first_dir / f).stat().st_mtime_ns for f in ("status.json", "loss.csv")}
-    code, out, _ = run_main(["sweep", str(path), "--quiet"], capsys)
+    code, out, _ = run_cli(["sweep", str(path), "--quiet"], capsys)
     assert code == 0, out
     assert f"{len(finished)} already completed" in out
     assert "3 runs: 3 completed" in out
@@ -220,14 +197,14 @@ def test_submitit_local_executor_end_to_end(
 ) -> None:
     path = sweep_file(tmp_path, "slurm", grid={"optim.rho": [0.0, 0.1]}, launcher={"type": "slurm"})
     argv = ["sweep", str(path), "--quiet", "--array-parallelism", "2", "--timeout-min", "10"]
-    code, out, _ = run_main(argv, capsys)
+    code, out, _ = run_cli(argv, capsys)
     sweep_dir = tmp_path / "out" / "slurm"
     assert code == 0, out
     assert "no Slurm here" in out and "2 runs: 2 completed" in out
     assert any((sweep_dir / "slurm").iterdir())  # submitit's job folder
     assert [s["status"] for s in statuses(sweep_dir).values()] == ["completed"] * 2
     assert len(pd.read_csv(sweep_dir / "aggregate.csv")) == 2
-    code, out, _ = run_main(argv, capsys)
+    code, out, _ = run_cli(argv, capsys)
     assert code == 0 and "2 runs, 0 to run; 2 already completed" in out
 
 
@@ -238,7 +215,7 @@ def test_ray_local_instance_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         argv = ["sweep", str(path), "--quiet", "--launcher", "ray", "--num-cpus", "1"]
-        code, out, _ = run_main(argv, capsys)
+        code, out, _ = run_cli(argv, capsys)
     finally:
         ray.shutdown()
     sweep_dir = tmp_path / "out" / "ray"

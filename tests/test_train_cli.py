@@ -9,54 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-
-from samrl.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAMRL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "datasets"))
-
-
-def tiny_config(tmp_path: Path, **sections: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "name": "tiny",
-        "algo": {
-            "name": "cql",
-            "params": {
-                "batch_size": 16,
-                "actor_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
-                "critic_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
-                "n_action_samples": 2,
-            },
-        },
-        "dataset": {"name": "pendulum-random", "size": 1000},
-        "optim": {"name": "sam", "rho": 0.05},
-        "train": {"n_steps": 30, "n_steps_per_epoch": 10, "eval_episodes": 0},
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-    for section, values in sections.items():
-        if isinstance(values, dict) and isinstance(config.get(section), dict):
-            config[section] = {**config[section], **values}
-        else:
-            config[section] = values
-    return config
-
-
-def write_config(tmp_path: Path, config: dict[str, Any], name: str = "c.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli, tiny_config, write_config
 
 
 def run_dir_of(config: dict[str, Any], tmp_path: Path) -> Path:
