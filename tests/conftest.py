@@ -1,5 +1,5 @@
 """Shared fixtures and helpers: tiny algorithms for the SAM engine tests (tiny networks, CPU,
-seconds) and tiny configs run through the CLI."""
+seconds), a toy model for hand computations, and tiny configs run through the CLI."""
 
 from __future__ import annotations
 
@@ -14,13 +14,17 @@ import numpy as np
 import pytest
 import structlog
 import torch
+import torch.nn.functional as F
 import yaml
 from d3rlpy.optimizers import OptimizerFactory, OptimizerWrapper
 from torch import nn
+from torch.func import functional_call
 
 from samrl.algos import AlgoFacts, algorithm_table, build_for_training
 from samrl.cli import main
 from samrl.sam import install
+from samrl.sam.engine import _make_evaluate
+from samrl.sam.tape import Tape
 from samrl.testing import random_dataset, tiny_params
 
 FactoryFor = Callable[[str], OptimizerFactory | None]
@@ -180,6 +184,45 @@ def count_base_steps(algo: Any) -> dict[str, list[int]]:
 
         optimizer.optim.register_step_post_hook(hook)
     return counts
+
+
+class Toy:
+    """A 3-4-1 tanh MLP with an MSE loss on 8 random points; `make_optimizer(model)` gives its
+    optimizer, attached to a tape as install() does: `compute_grad` is the recorded gradient
+    call and the engine's evaluate is pass 2."""
+
+    def __init__(self, make_optimizer: Callable[[nn.Module], Any]) -> None:
+        torch.manual_seed(0)
+        self.model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        self.x = torch.randn(8, 3)
+        self.y = torch.randn(8, 1)
+        self.optim = make_optimizer(self.model)
+        self.tape = Tape()
+        self.compute_grad = self.tape.record(self._compute_grad)
+        self.optim.attach(self.tape, "toy", _make_evaluate(self.tape, []))
+
+    def _compute_grad(self) -> torch.Tensor:
+        self.optim.zero_grad()
+        loss = F.mse_loss(self.model(self.x), self.y)
+        loss.backward()
+        return loss
+
+    def update(self) -> dict[str, float]:
+        self.compute_grad()
+        self.optim.step()
+        return self.tape.pop_metrics()
+
+    def loss_at(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        names = [n for n, _ in self.model.named_parameters()]
+        out = functional_call(self.model, dict(zip(names, weights, strict=True)), (self.x,))
+        return F.mse_loss(out, self.y)
+
+    def grad_at(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        leaves = [w.detach().clone().requires_grad_(True) for w in weights]
+        return list(torch.autograd.grad(self.loss_at(leaves), leaves))
+
+    def weights(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.model.parameters()]
 
 
 def tiny_config(tmp_path: Path, **sections: Any) -> dict[str, Any]:

@@ -12,48 +12,25 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import Toy
 from d3rlpy.optimizers import AdamFactory, SGDFactory
 from torch import nn
-from torch.func import functional_call
 
 from samrl.sam import SAMFactory, SAMOptimizerWrapper
-from samrl.sam.engine import _make_evaluate
 from samrl.sam.perturbation import ascent_direction
-from samrl.sam.tape import Tape
 
 LR = 0.1
 RHO = 0.2
 
 
-class Toy:
-    def __init__(self, *, rho: float, adaptive: bool, probe_every: int = 0) -> None:
-        torch.manual_seed(0)
-        self.model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
-        self.x = torch.randn(8, 3)
-        self.y = torch.randn(8, 1)
-        base = SGDFactory().create([("model", self.model)], lr=LR, compiled=False)
-        self.optim = SAMOptimizerWrapper(base, rho=rho, adaptive=adaptive, probe_every=probe_every)
-        self.tape = Tape()
-        self.compute_grad = self.tape.record(self._compute_grad)
-        self.optim.attach(self.tape, "toy", _make_evaluate(self.tape, []))
+def sgd_toy(*, rho: float, adaptive: bool, probe_every: int = 0) -> Toy:
+    """The toy model with d3rlpy's SGD wrapped by hand in SAMOptimizerWrapper."""
 
-    def _compute_grad(self) -> torch.Tensor:
-        self.optim.zero_grad()
-        loss = F.mse_loss(self.model(self.x), self.y)
-        loss.backward()
-        return loss
+    def optimizer(model: nn.Module) -> SAMOptimizerWrapper:
+        base = SGDFactory().create([("model", model)], lr=LR, compiled=False)
+        return SAMOptimizerWrapper(base, rho=rho, adaptive=adaptive, probe_every=probe_every)
 
-    def loss_at(self, weights: list[torch.Tensor]) -> torch.Tensor:
-        names = [n for n, _ in self.model.named_parameters()]
-        out = functional_call(self.model, dict(zip(names, weights, strict=True)), (self.x,))
-        return F.mse_loss(out, self.y)
-
-    def grad_at(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
-        leaves = [w.detach().clone().requires_grad_(True) for w in weights]
-        return list(torch.autograd.grad(self.loss_at(leaves), leaves))
-
-    def weights(self) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in self.model.parameters()]
+    return Toy(optimizer)
 
 
 def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -77,7 +54,7 @@ EpsFn = Callable[[list[torch.Tensor], list[torch.Tensor]], list[torch.Tensor]]
 def test_one_step_equals_sgd_on_the_gradient_at_the_perturbed_point(
     adaptive: bool, eps_by_hand: EpsFn
 ) -> None:
-    toy = Toy(rho=RHO, adaptive=adaptive)
+    toy = sgd_toy(rho=RHO, adaptive=adaptive)
     w = toy.weights()
     g = toy.grad_at(w)
     eps = eps_by_hand(w, g)
@@ -101,7 +78,7 @@ def test_one_step_equals_sgd_on_the_gradient_at_the_perturbed_point(
 
 
 def test_probe_step_keeps_the_plain_update_and_measures_sharpness() -> None:
-    toy = Toy(rho=RHO, adaptive=False, probe_every=1)
+    toy = sgd_toy(rho=RHO, adaptive=False, probe_every=1)
     w = toy.weights()
     g = toy.grad_at(w)
     w_eps = [wi + ei for wi, ei in zip(w, _sam_eps(w, g), strict=True)]
@@ -157,7 +134,7 @@ def test_step_before_install_is_a_clear_error() -> None:
 
 
 def test_step_without_a_recorded_gradient_call_is_a_clear_error() -> None:
-    toy = Toy(rho=RHO, adaptive=False)
+    toy = sgd_toy(rho=RHO, adaptive=False)
     F.mse_loss(toy.model(toy.x), toy.y).backward()  # not through the recorded call
     with pytest.raises(RuntimeError, match="recorded gradient call"):
         toy.optim.step()

@@ -17,11 +17,8 @@ from typing import Any
 import d3rlpy
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import build, own_metrics, sam_metrics, state_differences, train
+from conftest import Toy, build, own_metrics, sam_metrics, state_differences, train
 from d3rlpy.optimizers import CosineAnnealingLRFactory, SGDFactory
-from torch import nn
-from torch.func import functional_call
 
 import samrl  # noqa: F401  (registers the SAM factory for load_learnable)
 from samrl import config
@@ -31,9 +28,9 @@ from samrl.config import SCHEMA, resolve
 from samrl.errors import ConfigError
 from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
 from samrl.sam.chunks import split_call
-from samrl.sam.engine import _make_evaluate, sam_optimizers
+from samrl.sam.engine import sam_optimizers
 from samrl.sam.schedules import RhoSchedule
-from samrl.sam.tape import RecordedCall, RngState, Tape
+from samrl.sam.tape import RecordedCall, RngState
 from samrl.sam.variants import OPTIMIZER_NAMES
 
 ALGOS = ["cql", "iql", "td3_plus_bc", "bc", "dqn", "sac"]
@@ -127,37 +124,10 @@ def test_periodic_variants_measure_sharpness_every_kth_step() -> None:
 LR = 0.1
 
 
-class Toy:
-    def __init__(self, factory: SAMFactory, base: Any = None) -> None:
-        torch.manual_seed(0)
-        self.model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
-        self.x = torch.randn(8, 3)
-        self.y = torch.randn(8, 1)
-        factory = dataclasses.replace(factory, base=base or SGDFactory())
-        self.optim = factory.create([("model", self.model)], lr=LR, compiled=False)
-        self.tape = Tape()
-        self.compute_grad = self.tape.record(self._compute_grad)
-        self.optim.attach(self.tape, "toy", _make_evaluate(self.tape, []))
-
-    def _compute_grad(self) -> torch.Tensor:
-        self.optim.zero_grad()
-        loss = F.mse_loss(self.model(self.x), self.y)
-        loss.backward()
-        return loss
-
-    def update(self) -> dict[str, float]:
-        self.compute_grad()
-        self.optim.step()
-        return self.tape.pop_metrics()
-
-    def grad_at(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
-        leaves = [w.detach().clone().requires_grad_(True) for w in weights]
-        names = [n for n, _ in self.model.named_parameters()]
-        out = functional_call(self.model, dict(zip(names, leaves, strict=True)), (self.x,))
-        return list(torch.autograd.grad(F.mse_loss(out, self.y), leaves))
-
-    def weights(self) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in self.model.parameters()]
+def factory_toy(factory: SAMFactory, base: Any = None) -> Toy:
+    """The toy model with `factory` around `base` (SGD by default)."""
+    factory = dataclasses.replace(factory, base=base or SGDFactory())
+    return Toy(lambda model: factory.create([("model", model)], lr=LR, compiled=False))
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -188,7 +158,7 @@ def _assert_close(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> N
 
 def test_gsam_step_matches_the_hand_computation() -> None:
     rho, alpha = 0.2, 0.3
-    toy = Toy(SAMFactory(rho=rho, variant="gsam", alpha=alpha))
+    toy = factory_toy(SAMFactory(rho=rho, variant="gsam", alpha=alpha))
     w0 = toy.weights()
     toy.update()
 
@@ -204,7 +174,7 @@ def test_gsam_step_matches_the_hand_computation() -> None:
 
 def test_looksam_reuses_the_stored_direction_between_sam_steps() -> None:
     rho, alpha = 0.2, 0.5
-    toy = Toy(SAMFactory(rho=rho, variant="looksam", k=2, alpha=alpha))
+    toy = factory_toy(SAMFactory(rho=rho, variant="looksam", k=2, alpha=alpha))
     w0 = toy.weights()
     first = toy.update()  # SAM step: stores g_v
     g, g_s = _sam_grad(toy, w0, rho)
@@ -228,7 +198,7 @@ def test_looksam_reuses_the_stored_direction_between_sam_steps() -> None:
 
 def test_periodic_sam_steps_plainly_between_sam_steps() -> None:
     rho = 0.2
-    toy = Toy(SAMFactory(rho=rho, variant="periodic_sam", k=2))
+    toy = factory_toy(SAMFactory(rho=rho, variant="periodic_sam", k=2))
     w0 = toy.weights()
     toy.update()
     _, g_s = _sam_grad(toy, w0, rho)
@@ -241,7 +211,7 @@ def test_periodic_sam_steps_plainly_between_sam_steps() -> None:
 @pytest.mark.parametrize("mode", ["decoupled", "loss"])
 def test_weight_decay_modes_match_the_hand_computation(mode: str) -> None:
     rho, wd = 0.2, 0.1
-    toy = Toy(SAMFactory(rho=rho, weight_decay_mode=mode), base=SGDFactory(weight_decay=wd))
+    toy = factory_toy(SAMFactory(rho=rho, weight_decay_mode=mode), base=SGDFactory(weight_decay=wd))
     w0 = toy.weights()
     toy.update()
     g = toy.grad_at(w0)
@@ -271,7 +241,7 @@ def test_rho_schedule_values() -> None:
 
 def test_lr_proportional_rho_follows_the_base_schedulers_lr() -> None:
     base = SGDFactory(lr_scheduler_factory=CosineAnnealingLRFactory(T_max=6, eta_min=0.01))
-    toy = Toy(SAMFactory(rho=0.2, rho_schedule="lr_proportional", rho_min=0.05), base=base)
+    toy = factory_toy(SAMFactory(rho=0.2, rho_schedule="lr_proportional", rho_min=0.05), base=base)
     for step in range(6):
         lr = toy.optim.optim.param_groups[0]["lr"]
         expected = 0.05 + (0.2 - 0.05) * (lr - 0.01) / (LR - 0.01)
@@ -281,7 +251,7 @@ def test_lr_proportional_rho_follows_the_base_schedulers_lr() -> None:
 
 
 def test_linear_warmup_first_step_uses_the_scheduled_radius() -> None:
-    toy = Toy(SAMFactory(rho=0.2, rho_schedule="linear_warmup", warmup_steps=4))
+    toy = factory_toy(SAMFactory(rho=0.2, rho_schedule="linear_warmup", warmup_steps=4))
     w0 = toy.weights()
     metrics = toy.update()
     _, g_s = _sam_grad(toy, w0, 0.05)
