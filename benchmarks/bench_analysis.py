@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
+from _common import load_average, quiet_d3rlpy, random_mdp_dataset, rule_header
 
 OBS_DIM, ACT_DIM = 17, 6
 
@@ -34,17 +34,10 @@ def network_table(batch: int) -> None:
     from samrl.analysis.curvature import top_eigenvalues
     from samrl.analysis.network_loss import evaluation_batch, network_loss_fn
 
-    rng = np.random.default_rng(0)
-    n, ep_len = 4096, 256
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=rng.standard_normal((n, OBS_DIM)).astype(np.float32),
-        actions=rng.uniform(-1, 1, (n, ACT_DIM)).astype(np.float32),
-        rewards=rng.standard_normal((n, 1)).astype(np.float32),
-        terminals=(np.arange(n) % ep_len == ep_len - 1).astype(np.float32),
-    )
+    dataset = random_mdp_dataset(OBS_DIM, ACT_DIM, seed=0)
     print(f"\n1. top eigenvalue through network_loss_fn, {batch} transitions (Lanczos, tol 1e-3)")
     header = f"{'algo':<6}{'net':>8}{'params':>9}{'HVPs':>6}{'total s':>9}{'lambda_max':>13}"
-    print(header + "\n" + "-" * len(header))
+    print(rule_header(header))
     for name, config in (
         ("sac", d3rlpy.algos.SACConfig(batch_size=256)),
         ("cql", d3rlpy.algos.CQLConfig(batch_size=256)),
@@ -91,7 +84,7 @@ def training_table(steps: int, per_epoch: int, size: int) -> None:
             f"{per_epoch} per epoch, analysis.hessian defaults every epoch"
         )
         header = f"{'hessian':<9}{'wall s':>9}{'hessian s':>11}{'per epoch s':>13}{'fraction':>10}"
-        print(header + "\n" + "-" * len(header))
+        print(rule_header(header))
         for with_hessian in (False, True):
             config = {
                 "name": "bench",
@@ -132,16 +125,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=20000)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    import logging
-
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    load = os.getloadavg()
-    print(
-        f"torch {torch.__version__}, {args.threads} threads, load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    quiet_d3rlpy()
+    print(f"torch {torch.__version__}, {args.threads} threads, load average {load_average()}")
     network_table(args.batch)
     training_table(args.steps, args.per_epoch, args.size)
 

@@ -16,27 +16,28 @@ on its own. Dynamics pretraining is a one-off cost and not included.
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import time
 from typing import Any
 
-import d3rlpy
-import numpy as np
-import structlog
 import torch
+from _common import (
+    batch_pool,
+    build_algo,
+    interleaved_times,
+    median_ratio,
+    quiet_d3rlpy,
+    warm_up,
+)
 
-from samrl.algos import algorithm_table, build_for_training
 from samrl.combo import COMBOConfig
-from samrl.sam import SAMFactory, install
+from samrl.sam import SAMFactory
 from samrl.testing import random_dataset
 
 BATCH_SIZE = 256
 
 
 def build(name: str, sam: bool, seed: int = 0) -> tuple[Any, Any]:
-    facts = algorithm_table()[name]
-    d3rlpy.seed(seed)
     dataset = random_dataset(
         discrete=False, n_episodes=20, episode_length=200, observation_size=3, action_size=1
     )
@@ -44,19 +45,8 @@ def build(name: str, sam: bool, seed: int = 0) -> tuple[Any, Any]:
     if name == "combo":
         # Updates are timed without rollouts; one round is timed apart (see module doc).
         params["rollout_interval"] = 10**9
-    if sam:
-        params.update({field: SAMFactory(rho=0.05) for field in facts.networks.values()})
-    algo = facts.config_class(**params).create(device="cpu")
-    build_for_training(algo, dataset)
-    install(algo)
+    algo = build_algo(name, dataset, params, SAMFactory(rho=0.05) if sam else None, seed)
     return algo, dataset
-
-
-def time_block(algo: Any, batches: list[Any]) -> float:
-    start = time.perf_counter()
-    for batch in batches:
-        algo.update(batch)
-    return (time.perf_counter() - start) / len(batches)
 
 
 def time_rollouts(algo: Any, repeats: int) -> float:
@@ -76,25 +66,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sam", action="store_true", help="SAM (rho 0.05) on every network")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_d3rlpy()
     torch.set_num_threads(args.threads)
 
     algos = {name: build(name, args.sam) for name in ("cql", "combo")}
-    np.random.seed(0)
-    dataset = algos["cql"][1]
-    pool = [dataset.sample_transition_batch(BATCH_SIZE) for _ in range(args.block)]
-    for algo, _ in algos.values():  # warm-up; COMBO's first update fills the model buffer
-        time_block(algo, pool[:3])
-    per_round: dict[str, list[float]] = {name: [] for name in algos}
-    for r in range(args.rounds):
-        order = list(algos) if r % 2 == 0 else list(reversed(algos))
-        for name in order:
-            per_round[name].append(time_block(algos[name][0], pool))
+    pool = batch_pool(algos["cql"][1], args.block, BATCH_SIZE)
+    # warm-up; COMBO's first update fills the model buffer
+    warm_up((algo for algo, _ in algos.values()), pool[:3])
+    # Two algorithms: the rotating order alternates cql, combo / combo, cql.
+    per_round = interleaved_times(
+        {name: algo for name, (algo, _) in algos.items()}, pool, args.rounds, reseed=False
+    )
     cql = statistics.median(per_round["cql"])
     combo = statistics.median(per_round["combo"])
-    ratio = statistics.median(
-        c / q for c, q in zip(per_round["combo"], per_round["cql"], strict=True)
-    )
+    ratio = median_ratio(per_round["combo"], per_round["cql"])
     combo_algo = algos["combo"][0]
     rollout = time_rollouts(combo_algo, repeats=2)
     interval = COMBOConfig().rollout_interval

@@ -21,8 +21,8 @@ import argparse
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
+from _common import random_mdp_dataset, rule_header
 
 from samrl.analysis.curvature import HessianOperator, top_eigenvalues
 
@@ -49,14 +49,7 @@ def sac_problem(batch: int, seed: int = 0) -> Problem:
     import d3rlpy
     from d3rlpy.torch_utility import TorchMiniBatch
 
-    rng = np.random.default_rng(seed)
-    n, ep_len = 4096, 256
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=rng.standard_normal((n, OBS_DIM)).astype(np.float32),
-        actions=rng.uniform(-1, 1, (n, ACT_DIM)).astype(np.float32),
-        rewards=rng.standard_normal((n, 1)).astype(np.float32),
-        terminals=(np.arange(n) % ep_len == ep_len - 1).astype(np.float32),
-    )
+    dataset = random_mdp_dataset(OBS_DIM, ACT_DIM, seed)
     d3rlpy.seed(seed)
     sac = d3rlpy.algos.SACConfig(batch_size=batch).create(device="cpu:0")
     sac.build_with_dataset(dataset)
@@ -95,8 +88,7 @@ def main() -> None:
         f"{'problem':<8}{'params':>8}{'method':>9}{'s/HVP':>9}{'iters':>7}{'HVPs':>6}"
         f"{'total s':>9}{'lambda_max':>13}{'conv':>6}"
     )
-    print(header)
-    print("-" * len(header))
+    print(rule_header(header))
     for name, build in (("mlp", mlp_problem), ("sac", sac_problem)):
         loss_fn, params = build(args.batch)
         n = sum(p.numel() for p in params)

@@ -15,23 +15,29 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import logging
 import os
 import pstats
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
-import d3rlpy
-import numpy as np
-import structlog
 import torch
+from _common import (
+    batch_pool,
+    build_algo,
+    cpu_banner,
+    hopper_dataset,
+    interleaved_times,
+    markdown_header,
+    markdown_row,
+    median_ms,
+    median_ratio,
+    quiet_d3rlpy,
+    warm_up,
+)
 from d3rlpy.optimizers import OptimizerFactory
 
-from samrl.algos import algorithm_table, build_for_training
-from samrl.sam import SAMFactory, install
-from samrl.testing import random_dataset
+from samrl.algos import algorithm_table
+from samrl.sam import SAMFactory
 
 ALGORITHMS = ["cql", "iql", "td3_plus_bc", "bc", "sac", "dqn"]
 VARIANTS: dict[str, Callable[[], OptimizerFactory | None]] = {
@@ -46,66 +52,26 @@ BATCH_SIZE = 256
 
 
 def build(name: str, variant: str, seed: int = 0) -> tuple[Any, Any]:
-    facts = algorithm_table()[name]
-    d3rlpy.seed(seed)
-    if facts.discrete:
-        dataset = random_dataset(
-            discrete=True, n_episodes=20, episode_length=100, observation_size=4, action_size=2
-        )
-    else:
-        dataset = random_dataset(
-            discrete=False, n_episodes=20, episode_length=100, observation_size=11, action_size=3
-        )
-    params: dict[str, Any] = {"batch_size": BATCH_SIZE}
-    factory = VARIANTS[variant]()
-    if factory is not None:
-        for field in facts.networks.values():
-            params[field] = factory
-    algo = facts.config_class(**params).create(device="cpu")
-    build_for_training(algo, dataset)
-    install(algo)
+    dataset = hopper_dataset(discrete=algorithm_table()[name].discrete)
+    algo = build_algo(name, dataset, {"batch_size": BATCH_SIZE}, VARIANTS[variant](), seed)
     return algo, dataset
-
-
-def time_block(algo: Any, batches: list[Any]) -> float:
-    start = time.perf_counter()
-    for batch in batches:
-        algo.update(batch)
-    return (time.perf_counter() - start) / len(batches)
 
 
 def bench(name: str, rounds: int, block: int, warmup: int) -> dict[str, Any]:
     algos = {v: build(name, v) for v in VARIANTS}
-    np.random.seed(0)
-    dataset = algos["adam"][1]
-    pool = [dataset.sample_transition_batch(BATCH_SIZE) for _ in range(block)]
-    for algo, _ in algos.values():
-        for batch in pool[:warmup]:
-            algo.update(batch)
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    order = list(VARIANTS)
-    for r in range(rounds):
-        for variant in order[r % len(order) :] + order[: r % len(order)]:
-            torch.manual_seed(r)
-            times[variant].append(time_block(algos[variant][0], pool))
-    ratios = {
-        v: statistics.median(t / a for t, a in zip(times[v], times["adam"], strict=True))
-        for v in VARIANTS
-    }
+    pool = batch_pool(algos["adam"][1], block, BATCH_SIZE)
+    warm_up((algo for algo, _ in algos.values()), pool[:warmup])
+    times = interleaved_times({v: algo for v, (algo, _) in algos.items()}, pool, rounds)
+    ratios = {v: median_ratio(times[v], times["adam"]) for v in VARIANTS}
     # Contention only ever adds time: the fastest block of each variant is a second, less
     # noise-sensitive estimate, printed beside the median of per-round ratios.
     min_ratios = {v: min(times[v]) / min(times["adam"]) for v in VARIANTS}
-    return {
-        "ms": {v: 1e3 * statistics.median(t) for v, t in times.items()},
-        "ratio": ratios,
-        "min_ratio": min_ratios,
-    }
+    return {"ms": median_ms(times), "ratio": ratios, "min_ratio": min_ratios}
 
 
 def profile(name: str, updates: int) -> None:
     algo, dataset = build(name, "sam")
-    np.random.seed(0)
-    batches = [dataset.sample_transition_batch(BATCH_SIZE) for _ in range(updates)]
+    batches = batch_pool(dataset, updates, BATCH_SIZE)
     algo.update(batches[0])
     profiler = cProfile.Profile()
     profiler.enable()
@@ -126,17 +92,16 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the SAM variant too")
     args = parser.parse_args()
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_d3rlpy()
     torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, CPU, torch.set_num_threads({args.threads}) "
-        f"(os.cpu_count() = {os.cpu_count()}), batch {BATCH_SIZE}, 256-256 networks, "
-        f"{args.rounds} interleaved rounds x {args.block} updates per variant\n"
+        cpu_banner(args.threads, BATCH_SIZE)
+        + f"{args.rounds} interleaved rounds x {args.block} updates per variant\n"
     )
-    print("| algorithm | Adam ms/update | SAM ms/update | SAM / Adam (target) | SAM / Adam, "
-          "fastest blocks | probe10 ms/update | probe10 / Adam (target) | probe10 / Adam, "
-          "fastest blocks |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    columns = ["algorithm", "Adam ms/update", "SAM ms/update", "SAM / Adam (target)",
+               "SAM / Adam, fastest blocks", "probe10 ms/update", "probe10 / Adam (target)",
+               "probe10 / Adam, fastest blocks"]  # fmt: skip
+    print(markdown_header(columns, "lrrrrrrr"))
     for name in args.algos:
         result = bench(name, args.rounds, args.block, args.warmup)
         ms, ratio, fastest = result["ms"], result["ratio"], result["min_ratio"]
@@ -144,10 +109,16 @@ def main() -> None:
         sam_ok = "ok" if ratio["sam"] <= sam_target else "MISSED"
         probe_ok = "ok" if ratio["probe10"] <= PROBE_TARGET else "MISSED"
         print(
-            f"| {name} | {ms['adam']:.2f} | {ms['sam']:.2f} "
-            f"| {ratio['sam']:.2f} (<= {sam_target}: {sam_ok}) | {fastest['sam']:.2f} "
-            f"| {ms['probe10']:.2f} | {ratio['probe10']:.3f} (<= {PROBE_TARGET}: {probe_ok}) "
-            f"| {fastest['probe10']:.3f} |",
+            markdown_row(
+                name,
+                f"{ms['adam']:.2f}",
+                f"{ms['sam']:.2f}",
+                f"{ratio['sam']:.2f} (<= {sam_target}: {sam_ok})",
+                f"{fastest['sam']:.2f}",
+                f"{ms['probe10']:.2f}",
+                f"{ratio['probe10']:.3f} (<= {PROBE_TARGET}: {probe_ok})",
+                f"{fastest['probe10']:.3f}",
+            ),
             flush=True,
         )
     if args.profile:

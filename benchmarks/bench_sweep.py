@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _common import load_average
 
 from samrl.sweep.local import available_cores
 
@@ -58,10 +59,6 @@ def timed_sweep(path: Path, out: Path, jobs: int) -> float:
     return elapsed
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="runs per sweep (even)")
@@ -78,12 +75,12 @@ def main() -> None:
              "--set", "train.n_steps_per_epoch=1"],
             check=True, capture_output=True,
         )  # fmt: skip
-        print(f"cores: {available_cores()}; load average before: {load()}")
+        print(f"cores: {available_cores()}; load average before: {load_average()}")
         one = timed_sweep(path, root / "out", 1)
         print(f"--jobs 1: {args.runs} runs in {one:6.1f} s  ({args.runs / one * 60:.2f} runs/min)")
         two = timed_sweep(path, root / "out", 2)
         print(f"--jobs 2: {args.runs} runs in {two:6.1f} s  ({args.runs / two * 60:.2f} runs/min)")
-        print(f"load average after: {load()}")
+        print(f"load average after: {load_average()}")
         print(f"throughput ratio jobs2/jobs1: {one / two:.2f} (target >= 1.7 on 2 idle cores)")
 
 

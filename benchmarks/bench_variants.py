@@ -14,22 +14,27 @@ average is printed before and after, since the ratios are only as good as the ma
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
-import d3rlpy
-import numpy as np
-import structlog
 import torch
+from _common import (
+    batch_pool,
+    build_algo,
+    cpu_banner,
+    hopper_dataset,
+    interleaved_times,
+    load_average,
+    markdown_header,
+    markdown_row,
+    median_ms,
+    median_ratio,
+    quiet_d3rlpy,
+    warm_up,
+)
 from d3rlpy.optimizers import OptimizerFactory
 
-from samrl.algos import algorithm_table, build_for_training
-from samrl.sam import SAMFactory, install
-from samrl.testing import random_dataset
+from samrl.sam import SAMFactory
 
 ALGORITHMS = ["cql", "td3_plus_bc"]
 BATCH_SIZE = 256
@@ -53,56 +58,22 @@ TARGETS: dict[str, tuple[str, float] | None] = {
 
 
 def build(name: str, variant: str, seed: int = 0) -> tuple[Any, Any]:
-    facts = algorithm_table()[name]
-    d3rlpy.seed(seed)
-    dataset = random_dataset(
-        discrete=False, n_episodes=20, episode_length=100, observation_size=11, action_size=3
-    )
-    params: dict[str, Any] = {"batch_size": BATCH_SIZE}
-    factory = VARIANTS[variant]()
-    if factory is not None:
-        for field in facts.networks.values():
-            params[field] = factory
-    algo = facts.config_class(**params).create(device="cpu")
-    build_for_training(algo, dataset)
-    install(algo)
+    dataset = hopper_dataset()
+    algo = build_algo(name, dataset, {"batch_size": BATCH_SIZE}, VARIANTS[variant](), seed)
     return algo, dataset
-
-
-def time_block(algo: Any, batches: list[Any]) -> float:
-    start = time.perf_counter()
-    for batch in batches:
-        algo.update(batch)
-    return (time.perf_counter() - start) / len(batches)
 
 
 def bench(name: str, rounds: int, block: int, warmup: int) -> dict[str, dict[str, float]]:
     algos = {v: build(name, v)[0] for v in VARIANTS}
     dataset = build(name, "adam")[1]
-    np.random.seed(0)
-    pool = [dataset.sample_transition_batch(BATCH_SIZE) for _ in range(block)]
-    for algo in algos.values():
-        for batch in pool[:warmup]:
-            algo.update(batch)
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    order = list(VARIANTS)
-    for r in range(rounds):
-        for variant in order[r % len(order) :] + order[: r % len(order)]:
-            torch.manual_seed(r)
-            times[variant].append(time_block(algos[variant], pool))
-
-    def ratio(v: str, ref: str) -> float:
-        return statistics.median(t / a for t, a in zip(times[v], times[ref], strict=True))
-
+    pool = batch_pool(dataset, block, BATCH_SIZE)
+    warm_up(algos.values(), pool[:warmup])
+    times = interleaved_times(algos, pool, rounds)
     return {
-        "ms": {v: 1e3 * statistics.median(t) for v, t in times.items()},
-        "to_adam": {v: ratio(v, "adam") for v in VARIANTS},
-        "to_sam": {v: ratio(v, "sam") for v in VARIANTS},
+        "ms": median_ms(times),
+        "to_adam": {v: median_ratio(times[v], times["adam"]) for v in VARIANTS},
+        "to_sam": {v: median_ratio(times[v], times["sam"]) for v in VARIANTS},
     }
-
-
-def _load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -124,16 +95,15 @@ def main() -> None:
         if name not in ("adam", "sam", *args.variants):
             del VARIANTS[name]
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_d3rlpy()
     torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, CPU, torch.set_num_threads({args.threads}) "
-        f"(os.cpu_count() = {os.cpu_count()}), batch {BATCH_SIZE}, 256-256 networks, rho {RHO}, "
-        f"{args.rounds} interleaved rounds x {args.block} updates per variant; "
-        f"load average before: {_load()}\n"
+        cpu_banner(args.threads, BATCH_SIZE)
+        + f"rho {RHO}, {args.rounds} interleaved rounds x {args.block} updates per variant; "
+        f"load average before: {load_average(', ')}\n"
     )
-    print("| algorithm | variant | ms/update | / Adam | / SAM | target |")
-    print("|---|---|---:|---:|---:|---|")
+    columns = ["algorithm", "variant", "ms/update", "/ Adam", "/ SAM", "target"]
+    print(markdown_header(columns, "llrrrl"))
     for name in args.algos:
         result = bench(name, args.rounds, args.block, args.warmup)
         for variant in VARIANTS:
@@ -144,12 +114,17 @@ def main() -> None:
                 value = result["to_adam" if ref == "adam" else "to_sam"][variant]
                 verdict = f"<= {limit} x {ref}: {'ok' if value <= limit else 'MISSED'}"
             print(
-                f"| {name} | {variant} | {result['ms'][variant]:.2f} "
-                f"| {result['to_adam'][variant]:.2f} | {result['to_sam'][variant]:.3f} "
-                f"| {verdict} |",
+                markdown_row(
+                    name,
+                    variant,
+                    f"{result['ms'][variant]:.2f}",
+                    f"{result['to_adam'][variant]:.2f}",
+                    f"{result['to_sam'][variant]:.3f}",
+                    verdict,
+                ),
                 flush=True,
             )
-    print(f"\nload average after: {_load()}")
+    print(f"\nload average after: {load_average(', ')}")
 
 
 if __name__ == "__main__":
