@@ -185,8 +185,10 @@ def build_curves_figure(
     figure, axes = new_figure(len(chosen))
     points = grid_points(tables.summary, tables.keys)
     labels = list(tables.aggregate["label"])
+    # One colour per grid point in every panel, even where a point lacks the metric.
+    colors = [f"C{i % 10}" for i in range(len(labels))]
     for ax, metric in zip(axes, chosen, strict=True):
-        for (_, runs), label in zip(points, labels, strict=True):
+        for (_, runs), label, color in zip(points, labels, colors, strict=True):
             curves = [
                 read_curve(run_path(sweep_dir, r.run_dir), metric, available[metric])
                 for r in runs.itertuples()
@@ -197,9 +199,9 @@ def build_curves_figure(
                 continue
             matrix = pd.concat(curves, axis=1).sort_index()
             mean, low, high = mean_with_band(matrix.to_numpy(dtype=float).T, seed=seed)
-            (line,) = ax.plot(matrix.index, mean, label=f"{label} (n={len(curves)})")
+            ax.plot(matrix.index, mean, color=color, label=f"{label} (n={len(curves)})")
             if len(curves) > 1:
-                ax.fill_between(matrix.index, low, high, color=line.get_color(), alpha=0.2)
+                ax.fill_between(matrix.index, low, high, color=color, alpha=0.2)
         _decorate(ax, metric)
         if ax.get_lines():
             ax.legend(fontsize="small")
