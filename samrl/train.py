@@ -277,6 +277,8 @@ def _train(
         if checkpoint is not None:
             epoch, step = checkpoint["epoch"], checkpoint["step"]
             set_rng_state(checkpoint["rng"])
+            if "algorithm" in checkpoint:
+                algo.samrl_restore_checkpoint_state(checkpoint["algorithm"])
         tables.truncate_after(epoch)
         for path in (run_dir / D3RLPY_LOG_DIR).glob("*.csv"):
             truncate_epoch_rows(path, epoch)
@@ -315,7 +317,7 @@ def _train(
                 tables.hessian.append({"epoch": epoch, "step": step, **row})
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
-            save_checkpoint(run_dir, algo, epoch, step, {})
+            save_checkpoint(run_dir, algo, epoch, step, _algorithm_state(algo))
             write_status(run_dir, steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
             if bad:
                 status = "diverged"
@@ -379,6 +381,12 @@ def _evaluate(
             held_out_metrics(algo, dataset.test_episodes, dataset.train, discrete=facts.discrete)
         )
     return out
+
+
+def _algorithm_state(algo: Any) -> dict[str, Any]:
+    """State an algorithm keeps outside its modules (COMBO's model buffer), for --resume."""
+    state = getattr(algo, "samrl_checkpoint_state", None)
+    return {"algorithm": state()} if state is not None else {}
 
 
 def _target_return(dataset: Any) -> float | None:

@@ -164,6 +164,18 @@ class COMBO(QLearningAlgoBase[COMBOImpl, "COMBOConfig"]):
         )
         self._rollout_dataset = dataset
 
+    # --- resume -------------------------------------------------------------------------------
+
+    def samrl_checkpoint_state(self) -> dict[str, Any]:
+        """The model buffer is not a module: samrl's resume checkpoint carries it."""
+        assert self._impl is not None
+        return {"model_buffer": self._impl.model_buffer.data}
+
+    def samrl_restore_checkpoint_state(self, state: dict[str, Any]) -> None:
+        assert self._impl is not None
+        data = state["model_buffer"]
+        self._impl.model_buffer.data = None if data is None else data.to(self._device)
+
     # --- training -----------------------------------------------------------------------------
 
     def samrl_pretrain(

@@ -29,6 +29,9 @@ class Transitions:
     def select(self, index: torch.Tensor) -> Transitions:
         return Transitions(*(t[index] for t in dataclasses.astuple(self)))
 
+    def to(self, device: str | torch.device) -> Transitions:
+        return Transitions(*(t.to(device) for t in dataclasses.astuple(self)))
+
     @staticmethod
     def cat(parts: list[Transitions]) -> Transitions:
         return Transitions(
