@@ -51,4 +51,3 @@ def tiny_params(facts: AlgoFacts, hidden: int = 8, batch_size: int = 16) -> dict
     if "n_action_samples" in names:
         params["n_action_samples"] = 4
     return params
-
