@@ -122,6 +122,7 @@ def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: dict[str, Any])
     simple = {k: v for k, v in params.items() if not isinstance(v, dict)}
     nested = {k: v for k, v in params.items() if isinstance(v, dict)}
     kwargs = _typed_kwargs(facts.config_class, simple, "algo.params")
+    _check_ranges(kwargs)
     for name, value in nested.items():
         kwargs[name] = _decode_nested(facts.config_class, name, value)
     try:
@@ -130,6 +131,31 @@ def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: dict[str, Any])
         raise ConfigError(f"rejected by d3rlpy: {exc}", key="algo.params") from None
     factories = optimizer_factories(optim, facts, _field_defaults(facts.config_class))
     return dataclasses.replace(config, **factories)
+
+
+# Ranges d3rlpy does not check itself; a value outside them fails only deep inside training.
+AT_LEAST_ONE = (
+    "batch_size",
+    "n_critics",
+    "context_size",
+    "n_action_samples",
+    "update_actor_interval",
+    "target_update_interval",
+    "num_heads",
+    "num_layers",
+)
+UNIT_INTERVAL = ("gamma", "tau")
+
+
+def _check_ranges(kwargs: dict[str, Any]) -> None:
+    for name, value in kwargs.items():
+        key = f"algo.params.{name}"
+        if name in AT_LEAST_ONE and value < 1:
+            raise ConfigError(f"must be >= 1, got {value}", key=key)
+        if name in UNIT_INTERVAL and not 0.0 < value <= 1.0:
+            raise ConfigError(f"must be in (0, 1], got {value}", key=key)
+        if (name == "learning_rate" or name.endswith("_learning_rate")) and value < 0:
+            raise ConfigError(f"must be >= 0, got {value}", key=key)
 
 
 def _decode_nested(cls: type, name: str, value: dict[str, Any]) -> Any:

@@ -53,6 +53,14 @@ CASES = [
     ("algo.name", "cq1", "algo.name", "did you mean 'cql'"),
     ("algo.params", {"batch_sise": 3}, "algo.params.batch_sise", "did you mean 'batch_size'"),
     ("algo.params", {"batch_size": "many"}, "algo.params.batch_size", "must be int"),
+    ("algo.params", {"batch_size": 0}, "algo.params.batch_size", "must be >= 1, got 0"),
+    ("algo.params", {"gamma": 1.5}, "algo.params.gamma", "must be in (0, 1]"),
+    (
+        "algo.params",
+        {"critic_learning_rate": -1e-3},
+        "algo.params.critic_learning_rate",
+        "must be >= 0",
+    ),
     (
         "algo.params",
         {"critic_optim_factory": {"type": "adam"}},
