@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -97,6 +97,21 @@ def batch_pool(dataset: Any, size: int, batch_size: int) -> list[Any]:
 
     np.random.seed(0)
     return [dataset.sample_transition_batch(batch_size) for _ in range(size)]
+
+
+class SampledBatches:
+    """`size` minibatches sampled from the dataset while they are iterated: timing a block over
+    it measures a training-loop step (sampling + update), as `samrl train` runs it."""
+
+    def __init__(self, dataset: Any, size: int, batch_size: int):
+        self.dataset, self.size, self.batch_size = dataset, size, batch_size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[Any]:
+        for _ in range(self.size):
+            yield self.dataset.sample_transition_batch(self.batch_size)
 
 
 def warm_up(algos: Iterable[Any], batches: Sequence[Any]) -> None:
