@@ -408,6 +408,7 @@ def _check_algo_params(c: _Checker, data: dict[str, Any], facts: Any) -> None:
             "optim.m",
             f"must divide the minibatch size {batch_size} (algo.params.batch_size), got {m}",
         )
+    _check_max_timestep(c, config, data["dataset"]["name"])
     uses_engine = OPTIMIZER_NAMES[data["optim"]["name"]].sharpness_aware or data["optim"]["probe"]
     if (
         getattr(config, "compile_graph", False)
@@ -418,6 +419,27 @@ def _check_algo_params(c: _Checker, data: dict[str, Any], facts: Any) -> None:
             "algo.params.compile_graph",
             "compile_graph=True on CUDA is not supported "
             "with SAM or a sharpness probe (unverified on GPU); set it to false",
+        )
+
+
+def _check_max_timestep(c: _Checker, config: Any, dataset: str) -> None:
+    """Decision transformers embed the timestep: episodes longer than max_timestep crash them."""
+    max_timestep = getattr(config, "max_timestep", None)
+    if max_timestep is None:
+        return
+    import gymnasium
+
+    from samrl.data import describe_dataset
+
+    try:
+        env_id = describe_dataset(dataset).env_id
+        horizon = gymnasium.spec(env_id).max_episode_steps if env_id else None
+    except (DatasetError, gymnasium.error.Error):
+        return
+    if horizon is not None and max_timestep < horizon:
+        raise c.fail(
+            "algo.params.max_timestep",
+            f"must be >= the episode length of {env_id} ({horizon}), got {max_timestep}",
         )
 
 

@@ -107,6 +107,17 @@ def test_config_error_is_one_line_with_exit_2(
     assert "Traceback" not in err
 
 
+def test_transformer_max_timestep_must_cover_the_episodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    text = with_change("algo.name", "decision_transformer").replace(
+        "batch_size: 16", "batch_size: 16\n    max_timestep: 100"
+    )
+    code, err = dry_run(tmp_path, capsys, text)
+    assert code == 2
+    assert "algo.params.max_timestep: must be >= the episode length of Pendulum-v1 (200)" in err
+
+
 def test_discrete_algorithm_on_continuous_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     text = with_change("algo.name", "dqn")
     code, err = dry_run(tmp_path, capsys, text)
