@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU build by default (found on local disk here, small elsewhere). GPU users:
-#   make install TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu126
+#   make install TORCH_SPEC=torch TORCH_INDEX=https://download.pytorch.org/whl/cu126
+# (any torch >= 2.5 works; the CUDA tag must match the driver).
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
