@@ -51,7 +51,6 @@ HESSIAN_KEYS = {
     "top_k": 1,
     "n_transitions": 1024,
     "trace_samples": 0,
-    "density": False,
 }
 
 

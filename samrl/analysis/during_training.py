@@ -47,7 +47,7 @@ def hessian_row(
     """One hessian.csv row: ``<net>_lambda_1..k``, ``<net>_trace``, ``<net>_trace_se`` (with
     ``trace_samples > 0``) and ``<net>_hvp_count`` for each network in ``settings["networks"]``
     (all networks when None). ``settings`` holds the keys of samrl.config.HESSIAN_KEYS; the
-    spectral density (``density``) is only computed post hoc (``samrl hessian --density``).
+    spectral density is computed post hoc only (``samrl hessian --density``).
     """
     batch = evaluation_batch(algo, dataset, int(settings["n_transitions"]), seed)
     nets = settings.get("networks") or list(networks_of(algo))
