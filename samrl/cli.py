@@ -79,9 +79,14 @@ def train(
         click.echo(f"samrl: {result.message}; nothing to do")
         return
     if result.status == "completed":
+        tables = [
+            n
+            for n in ("loss.csv", "sharpness.csv", "eval.csv", "hessian.csv")
+            if (result.run_dir / n).exists()
+        ]
         click.echo(
-            f"samrl: run completed ({result.steps_done} steps); loss.csv, sharpness.csv "
-            f"and eval.csv are in {result.run_dir}"
+            f"samrl: run completed ({result.steps_done} steps); {', '.join(tables)} "
+            f"in {result.run_dir}"
         )
         return
     click.echo(
