@@ -102,15 +102,7 @@ def install(algo: Any) -> Tape | None:
         if not isinstance(optimizer, SAMOptimizerWrapper):
             _make_replayable(optimizer, tape)
     buffers = _buffers(modules)
-    nested = {
-        id(p)
-        for o in optimizers.values()
-        if not isinstance(o, SAMOptimizerWrapper)
-        for p in o._params
-        if p.numel() == 1
-    }
-    network_params = [p for p in _parameters(modules) if id(p) not in nested]
-    evaluate = _make_evaluate(tape, buffers, network_params)
+    evaluate = _make_evaluate(tape, buffers, _parameters(modules))
     for name, optimizer in sam.items():
         optimizer.attach(tape, network_name(name), evaluate)
     sam_list = list(sam.values())
@@ -186,7 +178,7 @@ def _assign(tensors: list[torch.Tensor], values: list[torch.Tensor]) -> None:
 def _make_evaluate(
     tape: Tape, buffers: list[torch.Tensor], network_params: list[nn.Parameter] | None = None
 ) -> EvaluateFn:
-    """network_params: the algorithm's network weights (frozen in pass 2 unless owned)."""
+    """network_params: every parameter of the algorithm (frozen in pass 2 unless needed)."""
     network_params = network_params or []
 
     def evaluate(
@@ -207,10 +199,11 @@ def _make_evaluate(
             if id(entry.optimizer) not in first_seen:
                 first_seen.add(id(entry.optimizer))
                 _assign(nested_params[id(entry.optimizer)], entry.before)
-        # Other networks' weights need no gradient in pass 2 (e.g. the critic's, during the
-        # actor's pass); freezing them skips that work and leaves this optimizer's exact.
-        own = {id(p) for p in params}
-        frozen = [p for p in network_params if p.requires_grad and id(p) not in own]
+        # Pass 2 needs gradients only for this optimizer's weights and for the nested scalars
+        # the call steps (their backward must run); freezing the rest (e.g. the critic during
+        # the actor's pass) skips that work and leaves this optimizer's gradient exact.
+        needed = {id(p) for p in params} | {id(p) for ps in nested_params.values() for p in ps}
+        frozen = [p for p in network_params if p.requires_grad and id(p) not in needed]
         call.rng_before.restore()
         tape.replaying = list(call.nested)
         tape.forward_only = forward_only
