@@ -91,6 +91,7 @@ def hessian_cmd(
         density_vectors=density_vectors,
         density_steps=density_steps,
         seed=seed,
+        progress=True,
     )
     click.echo(f"samrl: Hessian of step {run.step} written to {_names(written, run.run_dir)}")
 
@@ -157,7 +158,7 @@ def landscape_cmd(
         posthoc.landscape(
             r, net, dims=dims, points=points, span=span, n_transitions=n_transitions, seed=seed
         )
-        for r in runs
+        for r in posthoc.progress_bar(runs, f"{net} landscape", True)
     ]
     labels = [r.label for r in results]
     for i, r in enumerate(results):
@@ -248,6 +249,7 @@ def sharpness_cmd(
         sigma=sigma,
         n_samples=samples,
         seed=seed,
+        progress=True,
     )
     values = ", ".join(f"{r['net']} {r['worst_case']:.4g}" for r in rows)
     click.echo(

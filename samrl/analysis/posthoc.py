@@ -19,12 +19,14 @@ import dataclasses
 import io
 import math
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from samrl.analysis.curvature import spectral_density
 from samrl.analysis.during_training import network_curvature
@@ -55,6 +57,11 @@ class LoadedRun:
 
 
 # ------------------------------------------------------------------------------ loading
+
+
+def progress_bar(items: Sequence[Any], desc: str, enabled: bool) -> Any:
+    """A tqdm bar on stderr over the networks (or runs) a post-hoc command works through."""
+    return tqdm(items, desc=desc, unit="net", disable=not enabled, leave=False, file=sys.stderr)
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
@@ -188,6 +195,7 @@ def hessian(
     density_vectors: int = 5,
     density_steps: int = 80,
     seed: int = 0,
+    progress: bool = False,
 ) -> list[Path]:
     """Top-k eigenvalues (+ Hutchinson trace, + spectral density) of each network's loss on a
     fixed seeded batch. Returns the files written."""
@@ -195,7 +203,7 @@ def hessian(
     batch = evaluation_batch(run.algo, run.dataset, n_transitions, seed)
     rows = []
     written = [run.run_dir / HESSIAN_FILE]
-    for net in nets:
+    for net in progress_bar(nets, "hessian", progress):
         values = network_curvature(
             run.algo, net, batch, top_k=top_k, trace_samples=trace_samples, seed=seed
         )
@@ -332,6 +340,7 @@ def sharpness(
     sigma: float | None = None,
     n_samples: int = 10,
     seed: int = 0,
+    progress: bool = False,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Worst-case sharpness in the rho-ball by ``steps``-step projected gradient ascent
     (``steps=1`` is SAM's estimate), averaged over ``n_batches`` minibatches of ``batch_size``
@@ -349,7 +358,7 @@ def sharpness(
     nets = select_networks(run.algo, nets)
     batches = evaluation_batches(run.algo, run.dataset, batch_size, n_batches, seed)
     rows = []
-    for net in nets:
+    for net in progress_bar(nets, "sharpness", progress):
         closures = [network_loss_fn(run.algo, net, b, seed=seed) for b in batches]
         params = closures[0][1]
         fns = [fn for fn, _ in closures]
