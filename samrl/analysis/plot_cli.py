@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from samrl import stats
 from samrl.analysis.plots import is_sweep_dir, plot_run, plot_sweep
 from samrl.analysis.report import write_report
 from samrl.errors import RunError, SamrlError
 from samrl.sweep.aggregate import is_run_dir
+from samrl.sweep.aggregate_cli import bootstrap_options
 
 
 def _existing_dir(path: Path) -> Path:
@@ -76,14 +76,7 @@ Example:
   samrl report runs/rho_sweep      # then open runs/rho_sweep/report.md""",
 )
 @click.argument("sweep_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--n-boot",
-    default=stats.DEFAULT_N_BOOT,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Bootstrap resamples for the confidence intervals.",
-)
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@bootstrap_options
 def report_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     """Write SWEEP_DIR/report.md: what ran, the aggregate table (IQM with 95% CI, mean ± std,
     probability of improvement over rho=0 or Adam), the plots, and how to read them.

@@ -84,23 +84,17 @@ def policy_directory(
     return cache / "policies" / f"{env_name}_sac_s{seed}_p{policy_steps}_g{GENERATOR_VERSION}"
 
 
+# The D4RL arrays of a transition table, in file order.
+_CHUNK_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+
+
 class _StepLogger(gym.Wrapper):
     """Records every step SAC takes, in order: that is the replay buffer D4RL calls
     medium-replay (the training data up to the medium checkpoint)."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self.rows: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "observations",
-                "actions",
-                "rewards",
-                "terminals",
-                "timeouts",
-                "next_observations",
-            )
-        }
+        self.rows: dict[str, list[Any]] = {k: [] for k in _CHUNK_KEYS}
         self._obs: np.ndarray | None = None
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -310,20 +304,7 @@ def _collect_chunk(
 
 
 def _empty_episode() -> dict[str, list[Any]]:
-    return {
-        k: []
-        for k in (
-            "observations",
-            "actions",
-            "rewards",
-            "terminals",
-            "timeouts",
-            "next_observations",
-        )
-    }
-
-
-_CHUNK_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+    return {k: [] for k in _CHUNK_KEYS}
 
 
 def collect(

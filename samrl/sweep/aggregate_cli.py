@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -37,19 +39,26 @@ def _status_counts(summary: pd.DataFrame) -> str:
     return ", ".join(f"{count} {status}" for status, count in counts.items())
 
 
+def bootstrap_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--n-boot and --seed, shared by the commands that compute confidence intervals."""
+    command = click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")(
+        command
+    )
+    return click.option(
+        "--n-boot",
+        default=stats.DEFAULT_N_BOOT,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Bootstrap resamples for the confidence intervals.",
+    )(command)
+
+
 @click.command(
     "summarize",
     epilog="Example: samrl summarize runs/cql_rho_sweep --n-boot 5000",
 )
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--n-boot",
-    default=stats.DEFAULT_N_BOOT,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Bootstrap resamples for the confidence intervals.",
-)
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@bootstrap_options
 def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     """Write summary.csv (one row per run) and aggregate.csv (one row per grid point).
 
