@@ -88,3 +88,32 @@ def test_one_step_predictions_match_the_real_pendulum(pendulum: Any, trained: An
     reward_mae = np.abs(reward.numpy()[:, 0] - np.array(true_reward)).mean()
     assert (obs_mae < OBS_MAE_MAX).all(), obs_mae
     assert reward_mae < REWARD_MAE_MAX, reward_mae
+
+
+def test_dynamics_csv_metrics_recomputed_with_torch_distributions() -> None:
+    """val_nll / val_mse (dynamics.csv) against Normal.log_prob and a plain squared error."""
+    from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
+    from samrl.combo.pretrain import evaluate
+
+    torch.manual_seed(0)
+    ensemble = ProbabilisticEnsemble(3, 2, VectorEncoderFactory(hidden_units=[8]), 3)
+    n = 50
+    batch = DynamicsBatch(
+        observations=torch.randn(n, 3),
+        actions=torch.randn(n, 2),
+        rewards=torch.randn(n, 1),
+        next_observations=torch.randn(n, 3),
+        weights=torch.ones(3, n),
+    )
+    ensemble.fit_normalizer(batch)
+    nll, mse = evaluate(ensemble, batch)
+    with torch.no_grad():
+        mean, logstd = ensemble(batch.observations, batch.actions)
+        target = torch.cat([batch.next_observations - batch.observations, batch.rewards], -1)
+        standardized = (target - target.mean(0)) / target.std(0)
+        log_prob = torch.distributions.Normal(mean, logstd.exp()).log_prob(standardized)
+        expected_nll = float(-log_prob.sum(-1).mean())
+        prediction = mean * target.std(0) + target.mean(0)
+        expected_mse = float(((prediction - target) ** 2).mean())
+    assert nll == pytest.approx(expected_nll, rel=1e-5)
+    assert mse == pytest.approx(expected_mse, rel=1e-5)
