@@ -27,6 +27,7 @@ from samrl.sam.tape import (
     RngState,
     Tape,
     backward_disabled,
+    global_rng_exclusive,
     primary_loss,
 )
 
@@ -187,6 +188,15 @@ def _make_evaluate(
         eps: list[torch.Tensor],
         *,
         forward_only: bool = False,
+    ) -> torch.Tensor:
+        with global_rng_exclusive():
+            return _evaluate(call, params, eps, forward_only)
+
+    def _evaluate(
+        call: RecordedCall,
+        params: list[nn.Parameter],
+        eps: list[torch.Tensor],
+        forward_only: bool,
     ) -> torch.Tensor:
         weights = _snapshot(params)
         saved_buffers = _snapshot(buffers)

@@ -9,7 +9,10 @@ optimizers stepped inside it) so the optimizer's `step()` can evaluate the same 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
+import functools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,19 +77,83 @@ def primary_loss(output: Any) -> torch.Tensor:
     return loss_scalar(output).detach().clone()
 
 
-def _no_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> None:
-    """Stands in for Tensor.backward: no gradient is computed or written."""
+# Whether Tensor.backward is switched off in the current thread/asyncio task. A ContextVar is
+# per thread (a new thread starts from the default) and per context, so one caller's switch
+# never reaches another thread's training.
+_BACKWARD_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "samrl_backward_off", default=False
+)
+_SWITCH_LOCK = threading.Lock()
+
+
+def _install_backward_switch() -> None:
+    """Replace torch.Tensor.backward, once per process, by a wrapper that asks _BACKWARD_OFF.
+
+    This is process-wide state: every tensor's backward goes through the wrapper from then on.
+    With the switch off (the default in every context) it calls the original backward with the
+    same arguments, so nothing changes for code that never enters backward_disabled().
+    """
+    with _SWITCH_LOCK:
+        if getattr(torch.Tensor.backward, "_samrl_switch", False):
+            return
+        original = torch.Tensor.backward
+
+        @functools.wraps(original)
+        def backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+            if _BACKWARD_OFF.get():
+                return None  # no gradient is computed or written in this context
+            return original(self, *args, **kwargs)
+
+        backward._samrl_switch = True  # type: ignore[attr-defined]
+        torch.Tensor.backward = backward  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
 def backward_disabled() -> Iterator[None]:
-    """Run an algorithm's gradient function for its loss only (d3rlpy calls backward inside)."""
-    backward = torch.Tensor.backward
-    torch.Tensor.backward = _no_backward  # type: ignore[method-assign]
+    """Run an algorithm's gradient function for its loss only (d3rlpy calls backward inside).
+
+    Only Tensor.backward calls made in the current thread/context are skipped; other threads
+    keep computing gradients. Nesting and out-of-order exits of different threads are safe
+    (each restores its own context's previous value).
+    """
+    _install_backward_switch()
+    token = _BACKWARD_OFF.set(True)
     try:
         yield
     finally:
-        torch.Tensor.backward = backward  # type: ignore[method-assign]
+        _BACKWARD_OFF.reset(token)
+
+
+# The engine replays torch's *global* RNG state (RngState above): pass 2 restores the state
+# pass 1 started from, then puts back the state pass 1 left. Two algorithms training at once in
+# one process would draw from, and rewind, the same generator, so samrl assumes ONE training
+# algorithm per process at a time (the CLI, sweeps, Slurm and Ray all run one run per process).
+# This is enforced where it can be seen: a recorded call or a pass 2 running in one thread while
+# another thread is inside one raises instead of silently mixing their random numbers.
+_OWNER_LOCK = threading.Lock()
+_owner: list[Any] = [None, 0]  # thread id inside a recorded call / pass 2, nesting depth
+
+
+@contextlib.contextmanager
+def global_rng_exclusive() -> Iterator[None]:
+    """Claim torch's global RNG for this thread's recorded call or pass 2 (re-entrant)."""
+    me = threading.get_ident()
+    with _OWNER_LOCK:
+        if _owner[0] not in (None, me):
+            raise RuntimeError(
+                "samrl's SAM engine replays torch's global RNG, so only one algorithm may "
+                "train with it per process at a time; another thread is inside a SAM step "
+                "(run concurrent trainings in separate processes)"
+            )
+        _owner[0] = me
+        _owner[1] += 1
+    try:
+        yield
+    finally:
+        with _OWNER_LOCK:
+            _owner[1] -= 1
+            if _owner[1] == 0:
+                _owner[0] = None
 
 
 class Tape:
@@ -108,12 +175,13 @@ class Tape:
             if not self.wanted():
                 self.last = None
                 return func(*args, **kwargs)
-            call = RecordedCall(func, args, kwargs, RngState.capture())
-            self.active = call
-            try:
-                output = func(*args, **kwargs)
-            finally:
-                self.active = None
+            with global_rng_exclusive():
+                call = RecordedCall(func, args, kwargs, RngState.capture())
+                self.active = call
+                try:
+                    output = func(*args, **kwargs)
+                finally:
+                    self.active = None
             call.loss = primary_loss(output)
             self.last = call
             return output
