@@ -40,7 +40,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "eval_episodes": 5,
         "save_interval": 1,
     },
-    "output": {"dir": "runs", "run_id": None},
+    "output": {"dir": "runs", "run_id": None, "loggers": ["file"]},
     "analysis": {"hessian": None},
 }
 TOP_LEVEL = ("name", *SCHEMA)
@@ -249,6 +249,9 @@ def resolve(
 
     out = data["output"]
     out["dir"] = c.string(out["dir"], "output.dir")
+    from samrl.trackers import check_loggers
+
+    out["loggers"] = _wrap(c, lambda: check_loggers(out["loggers"]))
     if out["run_id"] is None:
         out["run_id"] = default_run_id(data)
     elif not re.fullmatch(r"[\w.-]+", c.string(out["run_id"], "output.run_id")):

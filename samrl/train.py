@@ -17,7 +17,7 @@ import d3rlpy
 import numpy as np
 import torch
 import yaml
-from d3rlpy.logging import CombineAdapterFactory, D3RLPyLogger, FileAdapterFactory
+from d3rlpy.logging import D3RLPyLogger
 from d3rlpy.preprocessing import MinMaxActionScaler
 from tqdm import tqdm
 
@@ -39,8 +39,11 @@ from samrl.runs import (
     write_status,
 )
 from samrl.sam import install
+from samrl.trackers import adapter_factory
 
 D3RLPY_LOG_DIR = "d3rlpy"
+# Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
+HESSIAN_PREFIX = "hessian_"
 RUN_MARKERS = ("status.json", "config.yaml")
 EVAL_COLUMNS = frozenset(
     {
@@ -134,6 +137,12 @@ class _Tables:
 
     def write(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         head = {"epoch": epoch, "step": step}
+        hessian = {
+            k.removeprefix(HESSIAN_PREFIX): v
+            for k, v in metrics.items()
+            if k.startswith(HESSIAN_PREFIX)
+        }
+        metrics = {k: v for k, v in metrics.items() if not k.startswith(HESSIAN_PREFIX)}
         loss = {
             k: v
             for k, v in metrics.items()
@@ -146,6 +155,8 @@ class _Tables:
             self.sharpness.append({**head, **dict(sorted(sharp.items()))})
         if evals:
             self.eval.append({**head, **evals})
+        if hessian:
+            self.hessian.append({**head, **hessian})
 
     def truncate_after(self, epoch: int) -> None:
         for table in (self.loss, self.sharpness, self.eval, self.hessian):
@@ -204,7 +215,9 @@ def run_training(
         wall_time_s=clock.total(),
     )
     try:
-        return _train(config, dataset, run_dir, state == "resume", progress, stream, clock)
+        return _train(
+            config, resolved, dataset, run_dir, state == "resume", progress, stream, clock
+        )
     except KeyboardInterrupt:
         _finish(run_dir, clock, "failed", "interrupted")
         raise
@@ -233,6 +246,7 @@ def _finish(run_dir: Path, clock: _Clock, status: str, error: str | None) -> Non
 
 def _train(
     config: Config,
+    resolved: dict[str, Any],
     dataset: Any,
     run_dir: Path,
     resuming: bool,
@@ -259,7 +273,7 @@ def _train(
     tables = _Tables(run_dir, EVAL_COLUMNS)
     logger = D3RLPyLogger(
         algo=algo,
-        adapter_factory=CombineAdapterFactory([FileAdapterFactory(root_dir=str(run_dir))]),
+        adapter_factory=adapter_factory(config["output"]["loggers"], run_dir, resolved),
         experiment_name=D3RLPY_LOG_DIR,
         n_steps_per_epoch=train_cfg["n_steps_per_epoch"],
         with_timestamp=False,
@@ -282,8 +296,8 @@ def _train(
         tables.truncate_after(epoch)
         for path in (run_dir / D3RLPY_LOG_DIR).glob("*.csv"):
             truncate_epoch_rows(path, epoch)
-    else:
-        logger.add_params(algo.config.serialize_to_dict())
+    # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
+    logger.add_params(algo.config.serialize_to_dict())
 
     bar = tqdm(
         total=train_cfg["n_steps"],
@@ -307,14 +321,15 @@ def _train(
                 evaluation = _evaluate(algo, dataset, facts, eval_env, train_cfg, epoch)
                 for name, value in evaluation.items():
                     logger.add_metric(name, value)
-            tables.write(epoch, step, logger.commit(epoch, step))
             hessian = config["analysis"]["hessian"]
             if hessian is not None and not bad and epoch % hessian["every_epochs"] == 0:
                 from samrl.analysis.during_training import hessian_row
 
                 with forked_rng():
                     row = hessian_row(algo, dataset.train, hessian, seed=train_cfg["seed"])
-                tables.hessian.append({"epoch": epoch, "step": step, **row})
+                for name, value in row.items():
+                    logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
+            tables.write(epoch, step, logger.commit(epoch, step))
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
             save_checkpoint(run_dir, algo, epoch, step, _algorithm_state(algo))
