@@ -39,6 +39,7 @@ from samrl.runs import (
     write_status,
 )
 from samrl.sam import install
+from samrl.sampling import Sampler
 from samrl.trackers import adapter_factory
 
 D3RLPY_LOG_DIR = "d3rlpy"
@@ -299,6 +300,8 @@ def _train(
     # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
     logger.add_params(algo.config.serialize_to_dict())
 
+    # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
+    sampler = Sampler(dataset.train)
     bar = tqdm(
         total=train_cfg["n_steps"],
         initial=step,
@@ -314,7 +317,7 @@ def _train(
         while epoch < n_epochs:
             epoch += 1
             n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step)
-            epoch_metrics = _train_epoch(algo, dataset.train, facts.transformer, n, logger, bar)
+            epoch_metrics = _train_epoch(algo, sampler, facts.transformer, n, logger, bar)
             step += n
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
             if not bad:
@@ -346,18 +349,16 @@ def _train(
 
 
 def _train_epoch(
-    algo: Any, buffer: Any, transformer: bool, n_steps: int, logger: D3RLPyLogger, bar: tqdm
+    algo: Any, sampler: Sampler, transformer: bool, n_steps: int, logger: D3RLPyLogger, bar: tqdm
 ) -> dict[str, float]:
     """n_steps updates; every metric goes to d3rlpy's logger; returns the epoch means."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for i in range(n_steps):
         if transformer:
-            batch = buffer.sample_trajectory_batch(
-                algo.config.batch_size, length=algo.config.context_size
-            )
+            batch = sampler.trajectory_batch(algo.config.batch_size, algo.config.context_size)
         else:
-            batch = buffer.sample_transition_batch(algo.config.batch_size)
+            batch = sampler.transition_batch(algo.config.batch_size)
         for name, value in algo.update(batch).items():
             logger.add_metric(name, value)
             sums[name] += value
