@@ -163,7 +163,7 @@ class _Arrays:
 
 
 def _stack(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
-    """Concatenate cast copies (the cast d3rlpy applies per batch is elementwise) plus a zero row."""
+    """Cast copies (casts are elementwise, as d3rlpy's per batch) stacked, plus a zero row."""
     cast = [np.asarray(a).astype(dtype) for a in arrays]
     zero = np.zeros((1, *cast[0].shape[1:]), dtype=dtype)
     return np.concatenate([*cast, zero], axis=0)
