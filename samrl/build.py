@@ -95,17 +95,24 @@ def optimizer_factories(
     spec = OPTIMIZER_NAMES[optim["name"]]
     variant = {k: v for k, v in optim.items() if k in spec.keys}
     factories: dict[str, OptimizerFactory] = {}
+    probe = optim.get("probe")
+    probed = set(probe.get("networks") or optim["networks"]) if probe else set()
     for net, field in facts.networks.items():
         if field in factories:
             continue
         base = base_factory(optim, defaults.get(field))
-        if net not in optim["networks"]:
-            factories[field] = base
-        elif spec.sharpness_aware:
-            factories[field] = SAMFactory(base=base, rho=optim["rho"], **spec.fixed, **variant)
-        elif optim["probe"] is not None:
-            probe = optim["probe"]
-            factories[field] = SAMFactory(base=base, rho=probe["rho"], probe_every=probe["every"])
+        fixed = {}
+        if net in probed:
+            assert probe is not None
+            fixed = {"fixed_rho": float(probe["rho"]), "fixed_every": int(probe["every"])}
+        if spec.sharpness_aware and net in optim["networks"]:
+            factories[field] = SAMFactory(
+                base=base, rho=optim["rho"], **spec.fixed, **variant, **fixed
+            )
+        elif fixed:  # a network that trains with its base optimizer, measured by the probe
+            factories[field] = SAMFactory(
+                base=base, rho=probe["rho"], probe_every=probe["every"], **fixed
+            )
         else:
             factories[field] = base
     return factories

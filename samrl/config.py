@@ -44,7 +44,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "analysis": {"hessian": None},
 }
 TOP_LEVEL = ("name", *SCHEMA)
-PROBE_KEYS = {"rho": 0.05, "every": 10}
+PROBE_KEYS = {"rho": 0.05, "every": 10, "networks": None}
 HESSIAN_KEYS = {
     "every_epochs": 1,
     "networks": None,
@@ -381,17 +381,25 @@ def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
             )
     probe = optim["probe"]
     if probe is not None:
-        if spec.sharpness_aware:
-            raise c.fail(
-                "optim.probe",
-                f"a probe measures sharpness of non-SAM runs; "
-                f"optim.name '{name}' already reports it",
-            )
+        # Beside SAM too: sharpness at one fixed radius makes every run of a rho sweep
+        # comparable (columns <net>_rho<r>_sharpness).
         probe = c.mapping(probe, "optim.probe")
         c.known_keys(probe, PROBE_KEYS, "optim.probe")
         merged = {**PROBE_KEYS, **probe}
         merged["rho"] = c.number(merged["rho"], "optim.probe.rho", minimum=0.0)
         c.integer(merged["every"], "optim.probe.every", minimum=1)
+        if merged["networks"] is None and not spec.sharpness_aware:
+            merged["networks"] = list(networks)  # Adam runs: optim.networks, as before
+        merged["networks"] = _network_list(
+            c, merged["networks"], facts, "optim.probe.networks"
+        )
+        for net, owner in facts.shares_factory.items():
+            if (net in merged["networks"]) != (owner in merged["networks"]):
+                raise c.fail(
+                    "optim.probe.networks",
+                    f"in {facts.name} the {net} optimizer is built "
+                    f"from the {owner}'s factory (d3rlpy 2.8.1); list both or neither",
+                )
         optim["probe"] = merged
     # Building the factories validates base params and variant parameters.
     from samrl.build import optimizer_factories

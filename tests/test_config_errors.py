@@ -49,7 +49,7 @@ CASES = [
     ("optim.networks", ["critic", "temp"], "optim.networks[1]", "base optimizer"),
     ("optim.networks", ["critc"], "optim.networks[0]", "did you mean 'critic'"),
     ("optim.params", {"betaz": [0.9, 0.99]}, "optim.params.betaz", "did you mean 'betas'"),
-    ("optim.probe", {"every": 5}, "optim.probe", "already reports"),
+    ("optim.probe", {"networks": ["value"]}, "optim.probe.networks[0]", "network for cql"),
     ("algo.name", "cq1", "algo.name", "did you mean 'cql'"),
     ("algo.params", {"batch_sise": 3}, "algo.params.batch_sise", "did you mean 'batch_size'"),
     ("algo.params", {"batch_size": "many"}, "algo.params.batch_size", "must be int"),

@@ -36,6 +36,9 @@ class SAMFactory(OptimizerFactory):
         weight_decay_mode: decoupled (default): the base optimizer's weight decay acts at its
             step, outside the perturbation; loss: it is an L2 term of the loss that SAM sees
             (in eps and in the SAM gradient, wd (w + eps)), the base's own decay switched off.
+        fixed_rho, fixed_every: also measure sharpness at the fixed radius fixed_rho every
+            fixed_every steps (forward only; columns `<net>_rho<r>_sharpness`), so runs of a
+            rho sweep share one comparable measurement. None: off.
 
     The defaults of the fields after probe_every reproduce plain SAM bitwise.
     """
@@ -52,12 +55,16 @@ class SAMFactory(OptimizerFactory):
     warmup_steps: int = 0
     rho_min: float = 0.0
     weight_decay_mode: str = "decoupled"
+    fixed_rho: float | None = None
+    fixed_every: int = 0
 
     def __post_init__(self) -> None:
         if not self.rho >= 0.0:
             raise ValueError(f"rho must be >= 0, got {self.rho}")
         if self.probe_every < 0:
             raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
+        if self.fixed_rho is not None and not (self.fixed_rho >= 0.0 and self.fixed_every >= 1):
+            raise ValueError("a fixed-radius probe needs fixed_rho >= 0 and fixed_every >= 1")
         if isinstance(self.base, SAMFactory):
             raise ValueError("the base of a SAM optimizer cannot itself be SAM")
         _check_variant_fields(self)
@@ -88,6 +95,8 @@ class SAMFactory(OptimizerFactory):
             m=self.m,
             schedule=RhoSchedule(self.rho_schedule, self.rho, self.warmup_steps, self.rho_min),
             weight_decay_mode=self.weight_decay_mode,
+            fixed_rho=self.fixed_rho,
+            fixed_every=self.fixed_every,
         )
 
     @staticmethod

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 WEIGHT_DECAY_MODES = ("decoupled", "loss")
 
 
+def fixed_radius_name(net: str, rho: float) -> str:
+    """Metric prefix of sharpness measured at one fixed radius (`critic_rho0.05`), the same in
+    every run of a rho sweep, whatever radius (if any) the run trains with."""
+    return f"{net}_rho{rho:g}"
+
+
 class EvaluateFn(Protocol):
     """Loss (and gradient, left in .grad) of a recorded call at w + eps; w restored after."""
 
@@ -63,6 +69,8 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         m: int = 0,
         schedule: RhoSchedule | None = None,
         weight_decay_mode: str = "decoupled",
+        fixed_rho: float | None = None,
+        fixed_every: int = 0,
     ):
         super().__init__(
             params=base._params,
@@ -80,6 +88,10 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self.m = m
         self.schedule = schedule or RhoSchedule("constant", rho)
         self.weight_decay_mode = weight_decay_mode
+        # The fixed-radius probe: L(w + eps) - L(w) at radius fixed_rho every fixed_every
+        # steps, forward only, beside whatever this optimizer trains with (trajectory unchanged).
+        self.fixed_rho = fixed_rho
+        self.fixed_every = fixed_every if fixed_rho is not None else 0
         self.net_name = "?"
         self._tape: Tape | None = None
         self._evaluate: EvaluateFn | None = None
@@ -107,6 +119,8 @@ class SAMOptimizerWrapper(OptimizerWrapper):
 
     def measures_next_step(self) -> bool:
         """Whether the next step() evaluates L(w + eps) (and so needs the recorded call)."""
+        if self._fixed_due(self._steps):
+            return True
         if self.probing:
             return self._steps % self.probe_every == 0
         return self._steps % self.k == 0
@@ -124,6 +138,8 @@ class SAMOptimizerWrapper(OptimizerWrapper):
                 self._probe(self._current_call())
             super().step()
             return
+        if self._fixed_due(index):  # before anything is added to g(w)
+            self._fixed_probe(self._current_call())
         l2 = self._l2_coefficients()
         if l2 is not None:
             self._add_l2(l2, self._params_with_grad(), None)
@@ -290,6 +306,26 @@ class SAMOptimizerWrapper(OptimizerWrapper):
                     point = p if eps is None else p + eps[i]
                     p.grad.add_(point, alpha=wd)  # type: ignore[union-attr]
 
+    def _fixed_due(self, index: int) -> bool:
+        # In probe mode at the same radius, _probe's measurement is the fixed-radius one.
+        return self.fixed_every > 0 and not self.probing and index % self.fixed_every == 0
+
+    def _fixed_probe(self, call: RecordedCall) -> None:
+        """Sharpness at fixed_rho beside the SAM step: forward only, .grad keeps g(w)."""
+        assert self.fixed_rho is not None
+        params = self._params_with_grad()
+        grads = [p.grad for p in params]
+        # Plain SAM's ball even for ASAM runs: the one measurement every run shares.
+        eps, _ = ascent_direction(params, grads, self.fixed_rho, False)  # type: ignore[arg-type]
+        loss_perturbed = self._evaluate(call, params, eps, forward_only=True)  # type: ignore[misc]
+        self._report_fixed(call, loss_perturbed)
+
+    def _report_fixed(self, call: RecordedCall, loss_perturbed: torch.Tensor) -> None:
+        assert self._tape is not None and call.loss is not None and self.fixed_rho is not None
+        name = fixed_radius_name(self.net_name, self.fixed_rho)
+        self._tape.add_metric(f"{name}_sharpness", loss_perturbed - call.loss)
+        self._tape.add_metric(f"{name}_loss_perturbed", loss_perturbed)
+
     def _probe(self, call: RecordedCall) -> None:
         """Measure sharpness at radius rho, then put g(w) back: the update stays the base one."""
         params = self._params_with_grad()
@@ -298,6 +334,8 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         # Forward only: .grad keeps g(w), which the base optimizer then uses.
         loss_perturbed = self._evaluate(call, params, eps, forward_only=True)  # type: ignore[misc]
         self._report(call, loss_perturbed, grad_norm)
+        if self.fixed_rho == self.rho:  # the same numbers under the sweep-wide column names
+            self._report_fixed(call, loss_perturbed)
 
     def _report(
         self,
