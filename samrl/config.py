@@ -390,9 +390,7 @@ def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
         c.integer(merged["every"], "optim.probe.every", minimum=1)
         if merged["networks"] is None and not spec.sharpness_aware:
             merged["networks"] = list(networks)  # Adam runs: optim.networks, as before
-        merged["networks"] = _network_list(
-            c, merged["networks"], facts, "optim.probe.networks"
-        )
+        merged["networks"] = _network_list(c, merged["networks"], facts, "optim.probe.networks")
         for net, owner in facts.shares_factory.items():
             if (net in merged["networks"]) != (owner in merged["networks"]):
                 raise c.fail(

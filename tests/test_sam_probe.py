@@ -9,13 +9,13 @@ import pytest
 import torch
 from conftest import (
     build,
-    train,
     count_base_steps,
     facts_of,
     optimizers,
     own_metrics,
     sample_batch,
     state_differences,
+    train,
 )
 
 from samrl.sam import SAMFactory, SAMOptimizerWrapper

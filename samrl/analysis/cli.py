@@ -34,6 +34,21 @@ def _names(paths: list[Path], run_dir: Path) -> str:
     return ", ".join(p.name for p in paths) + f" in {run_dir}"
 
 
+def _runs_of(path: Path) -> list[Path]:
+    """A run directory, or every run of a sweep directory that has a saved model: post-hoc
+    results then land in each run, where summarize, plot and report find them."""
+    from samrl.analysis.posthoc import checkpoint_steps
+    from samrl.errors import RunError
+    from samrl.sweep.aggregate import find_runs, is_run_dir
+
+    if is_run_dir(path) or not path.is_dir():
+        return [path]
+    runs = [e.directory for e in find_runs(path) if checkpoint_steps(e.directory)]
+    if not runs:
+        raise RunError(f"{path}: no run directory with a saved model (d3rlpy/model_<step>.d3)")
+    return runs
+
+
 @click.command("hessian")
 @RUN_DIR
 @STEP
@@ -73,27 +88,40 @@ def hessian_cmd(
     density).
 
     \b
+    RUN_DIR may be a sweep directory: every run with a saved model is measured, and
+    summarize, plot and report show posthoc_<net>_lambda_1 per grid point.
+
+    \b
     Example:
       samrl hessian runs/cql_sam/cql_pendulum-medium_sam-rho0.05_s0 --net critic \\
           --top-k 3 --trace-samples 20 --density
+      samrl hessian runs/cql_rho --net critic      # every run of a sweep
     """
     from samrl.analysis import posthoc
 
     _quiet()
-    run = posthoc.load_run(run_dir, step)
-    written = posthoc.hessian(
-        run,
-        nets,
-        top_k=top_k,
-        trace_samples=trace_samples,
-        n_transitions=n_transitions,
-        density=density,
-        density_vectors=density_vectors,
-        density_steps=density_steps,
-        seed=seed,
-        progress=True,
-    )
-    click.echo(f"samrl: Hessian of step {run.step} written to {_names(written, run.run_dir)}")
+    runs = _runs_of(run_dir)
+    for path in posthoc.progress_bar(runs, "runs", len(runs) > 1):
+        run = posthoc.load_run(path, step)
+        written = posthoc.hessian(
+            run,
+            nets,
+            top_k=top_k,
+            trace_samples=trace_samples,
+            n_transitions=n_transitions,
+            density=density,
+            density_vectors=density_vectors,
+            density_steps=density_steps,
+            seed=seed,
+            progress=len(runs) == 1,
+        )
+    if len(runs) > 1:
+        click.echo(
+            f"samrl: Hessian of {len(runs)} runs written to {written[0].name} in each run "
+            f"of {run_dir} (samrl summarize/report pick them up)"
+        )
+    else:
+        click.echo(f"samrl: Hessian of step {run.step} written to {_names(written, run.run_dir)}")
 
 
 @click.command("landscape")
@@ -230,27 +258,41 @@ def sharpness_cmd(
     network is added to sharpness_posthoc.csv (same settings: the row is replaced).
 
     \b
+    RUN_DIR may be a sweep directory: every run with a saved model is measured at the same
+    radius (its latest checkpoint, or --step), which makes a rho sweep comparable; summarize,
+    plot and report then show posthoc_<net>_rho<r>_worst_case per grid point.
+
+    \b
     Example:
       samrl sharpness runs/cql_sam/cql_pendulum-medium_sam-rho0.05_s0 --rho 0.05 --steps 5 \\
           --batch-size 256 --n-batches 8
+      samrl sharpness runs/cql_rho --rho 0.05      # every run of a sweep
     """
     from samrl.analysis import posthoc
 
     _quiet()
-    run = posthoc.load_run(run_dir, step)
-    path, rows = posthoc.sharpness(
-        run,
-        nets,
-        rho=rho,
-        steps=steps,
-        adaptive=adaptive,
-        batch_size=batch_size,
-        n_batches=n_batches,
-        sigma=sigma,
-        n_samples=samples,
-        seed=seed,
-        progress=True,
-    )
+    runs = _runs_of(run_dir)
+    for run_path in posthoc.progress_bar(runs, "runs", len(runs) > 1):
+        run = posthoc.load_run(run_path, step)
+        path, rows = posthoc.sharpness(
+            run,
+            nets,
+            rho=rho,
+            steps=steps,
+            adaptive=adaptive,
+            batch_size=batch_size,
+            n_batches=n_batches,
+            sigma=sigma,
+            n_samples=samples,
+            seed=seed,
+            progress=len(runs) == 1,
+        )
+    if len(runs) > 1:
+        click.echo(
+            f"samrl: sharpness at rho={rho:g} of {len(runs)} runs written to {path.name} in "
+            f"each run of {run_dir} (samrl summarize/report pick them up)"
+        )
+        return
     values = ", ".join(f"{r['net']} {r['worst_case']:.4g}" for r in rows)
     click.echo(
         f"samrl: sharpness of step {run.step} at rho={rho:g} ({values}) written to "

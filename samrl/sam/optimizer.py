@@ -27,17 +27,12 @@ from d3rlpy.optimizers import OptimizerWrapper
 from samrl.sam.chunks import split_call
 from samrl.sam.perturbation import NORM_EPS, ascent_direction, global_norm, orthogonal_part
 from samrl.sam.schedules import RhoSchedule, lr_range
+from samrl.sam.variants import fixed_radius_name
 
 if TYPE_CHECKING:
     from samrl.sam.tape import RecordedCall, Tape
 
 WEIGHT_DECAY_MODES = ("decoupled", "loss")
-
-
-def fixed_radius_name(net: str, rho: float) -> str:
-    """Metric prefix of sharpness measured at one fixed radius (`critic_rho0.05`), the same in
-    every run of a rho sweep, whatever radius (if any) the run trains with."""
-    return f"{net}_rho{rho:g}"
 
 
 class EvaluateFn(Protocol):

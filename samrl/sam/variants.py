@@ -69,3 +69,9 @@ OPTIMIZER_NAMES: dict[str, OptimizerName] = {
         sharpness_aware=True, fixed={"variant": "msam"}, keys=("m", *COMMON_KEYS)
     ),
 }
+
+
+def fixed_radius_name(net: str, rho: float) -> str:
+    """Metric prefix of sharpness measured at one fixed radius (`critic_rho0.05`), the same in
+    every run of a rho sweep, whatever radius (if any) the run trains with."""
+    return f"{net}_rho{rho:g}"

@@ -55,7 +55,12 @@ DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
 #: Keys that decide the baseline of a point; always present in summary.csv.
 OPTIM_KEYS = ("optim.name", "optim.rho")
 SCORE_COLUMNS = ("final_return", "final_normalized_score")
+BEST_COLUMNS = ("best_return", "best_normalized_score")
 SHARPNESS_SUFFIX = "_sharpness_last10"
+# Post-hoc measurements of each run's last checkpoint (samrl sharpness / samrl hessian).
+POSTHOC_PREFIX = "posthoc_"
+POSTHOC_SHARPNESS = ("worst_case", "average_case")
+POSTHOC_HESSIAN = ("lambda_1", "trace")
 STAT_SUFFIXES = ("mean", "std", "iqm", "ci_low", "ci_high")
 #: Fraction of the last epochs averaged for sharpness columns.
 LAST_FRACTION = 0.1
@@ -179,9 +184,35 @@ def summarize_run(
     for column, value in means.items():
         row[f"{column}_last10"] = value
 
+    row.update(posthoc_columns(run_dir))
     row["error"] = status.get("error")
     row["run_dir"] = _relative(run_dir, root)
     return row
+
+
+def posthoc_columns(run_dir: Path) -> dict[str, float]:
+    """`posthoc_<net>_rho<r>_{worst_case,average_case}` from sharpness_posthoc.csv and
+    `posthoc_<net>_{lambda_1,trace}` from hessian_posthoc.csv, each at the run's latest
+    measured step (the last row written wins when one radius was measured several ways)."""
+    from samrl.sam.variants import fixed_radius_name
+
+    out: dict[str, float] = {}
+    sharp = read_csv(run_dir / "sharpness_posthoc.csv")
+    if not sharp.empty and {"step", "net", "rho"} <= set(sharp.columns):
+        latest = sharp[sharp["step"] == sharp["step"].max()]
+        for _, r in latest.iterrows():
+            name = fixed_radius_name(str(r["net"]), float(r["rho"]))
+            for column in POSTHOC_SHARPNESS:
+                if column in r:
+                    out[f"{POSTHOC_PREFIX}{name}_{column}"] = float(r[column])
+    hess = read_csv(run_dir / "hessian_posthoc.csv")
+    if not hess.empty and {"step", "net"} <= set(hess.columns):
+        latest = hess[hess["step"] == hess["step"].max()]
+        for _, r in latest.iterrows():
+            for column in POSTHOC_HESSIAN:
+                if column in r and pd.notna(r[column]):
+                    out[f"{POSTHOC_PREFIX}{r['net']}_{column}"] = float(r[column])
+    return out
 
 
 def _eval_columns(evals: pd.DataFrame) -> dict[str, float]:
@@ -300,7 +331,8 @@ def build_summary(
             frame[column] = np.nan
     last = [c for c in frame if c.startswith("last_")]
     sharpness = [c for c in frame if c.endswith("_last10")]
-    return frame[[*head, *last, *sharpness, "error", "run_dir"]], keys
+    posthoc = sorted(c for c in frame if c.startswith(POSTHOC_PREFIX))
+    return frame[[*head, *last, *sharpness, *posthoc, "error", "run_dir"]], keys
 
 
 def summarize_runs(
@@ -402,7 +434,11 @@ def aggregate_summary(
     prob_improvement, prob_improvement_ci_low/high, prob_improvement_paired,
     prob_improvement_metric, baseline."""
     keys = list(keys)
-    metrics = [*SCORE_COLUMNS, *(c for c in summary if c.endswith(SHARPNESS_SUFFIX))]
+    metrics = [
+        *SCORE_COLUMNS,
+        *BEST_COLUMNS,
+        *(c for c in summary if c.endswith(SHARPNESS_SUFFIX) or c.startswith(POSTHOC_PREFIX)),
+    ]
     points = grid_points(summary, keys)
     labels = point_labels([_point_dict(runs, keys) for _, runs in points], keys)
     completed = summary[summary["status"] == "completed"]
