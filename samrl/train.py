@@ -9,7 +9,6 @@ import random
 import shutil
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +26,7 @@ from samrl.build import algo_config
 from samrl.config import Config
 from samrl.errors import RunError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
+from samrl.loop import train_steps
 from samrl.runs import (
     SHARPNESS_SUFFIXES,
     CsvTable,
@@ -317,7 +317,7 @@ def _train(
         while epoch < n_epochs:
             epoch += 1
             n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step)
-            epoch_metrics = _train_epoch(algo, sampler, facts.transformer, n, logger, bar)
+            epoch_metrics = train_steps(algo, sampler, facts.transformer, n, logger, bar)
             step += n
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
             if not bad:
@@ -346,28 +346,6 @@ def _train(
         logger.close()
     _finish(run_dir, clock, status, message or None)
     return RunResult(run_dir, status, message, step)
-
-
-def _train_epoch(
-    algo: Any, sampler: Sampler, transformer: bool, n_steps: int, logger: D3RLPyLogger, bar: tqdm
-) -> dict[str, float]:
-    """n_steps updates; every metric goes to d3rlpy's logger; returns the epoch means."""
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for i in range(n_steps):
-        if transformer:
-            batch = sampler.trajectory_batch(algo.config.batch_size, algo.config.context_size)
-        else:
-            batch = sampler.transition_batch(algo.config.batch_size)
-        for name, value in algo.update(batch).items():
-            logger.add_metric(name, value)
-            sums[name] += value
-            counts[name] += 1
-        bar.update(1)
-        if i % 20 == 19:
-            shown = sorted(k for k in sums if k.endswith(("_loss", "_sharpness")) or k == "loss")
-            bar.set_postfix({k: f"{sums[k] / counts[k]:.3g}" for k in shown}, refresh=False)
-    return {k: sums[k] / counts[k] for k in sums}
 
 
 def _evaluate(

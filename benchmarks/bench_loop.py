@@ -1,0 +1,172 @@
+"""Training-loop steps/s: samrl (Adam, SAM, probe) against stock d3rlpy `fit`, on CPU.
+
+Each step samples a minibatch (batch 256) and updates. "stock" is d3rlpy 2.8.1's own
+`LearnableBase.fit` (no file logging, no progress bar: the cheapest stock loop) on the
+algorithm built with d3rlpy's defaults (256-256 networks); the samrl variants run samrl's own
+loop (samrl.loop.train_steps, what `samrl train` runs) with the same networks, threads and data
+(Hopper-sized random data; discrete algorithms 4-dim observations and 2 actions). All variants
+of one algorithm are timed interleaved: each round runs one block of steps of every variant in a
+rotating order, so machine noise hits them alike; ratios are medians over rounds of per-round
+ratios. The load average is printed before and after. No assertion: the table says which
+targets were met.
+
+    .venv/bin/python benchmarks/bench_loop.py
+    .venv/bin/python benchmarks/bench_loop.py --algos bc td3_plus_bc --rounds 5 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from _common import build_algo, hopper_dataset, load_average, markdown_header, markdown_row
+from _common import quiet_d3rlpy as _quiet
+from d3rlpy.logging import D3RLPyLogger, NoopAdapterFactory
+from tqdm import tqdm
+
+from samrl.algos import algorithm_table
+from samrl.loop import train_steps
+from samrl.sam import SAMFactory
+from samrl.sampling import Sampler
+from samrl.threads import resolve_threads
+
+ALGORITHMS = [
+    "bc",
+    "td3_plus_bc",
+    "iql",
+    "cql",
+    "sac",
+    "dqn",
+    "discrete_cql",
+    "decision_transformer",
+]
+VARIANTS = ["stock", "adam", "sam", "probe10"]
+STOCK_TARGET = {"td3_plus_bc": 1.25, "iql": 1.2, "bc": 1.8}  # samrl-Adam / stock steps/s
+SAM_TARGET = {"cql": 1.9}  # SAM / Adam time per step; others 2.0
+BATCH_SIZE = 256
+
+
+def _optimizer(variant: str) -> Any:
+    if variant == "sam":
+        return SAMFactory(rho=0.05)
+    if variant == "probe10":
+        return SAMFactory(rho=0.05, probe_every=10)
+    return None
+
+
+def _params(name: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"batch_size": BATCH_SIZE}
+    if algorithm_table()[name].transformer:
+        params.update(context_size=20, max_timestep=1000)
+    return params
+
+
+def _stock_block(algo: Any, dataset: Any, n: int) -> Callable[[], None]:
+    def run() -> None:
+        algo.fit(
+            dataset,
+            n_steps=n,
+            n_steps_per_epoch=n,
+            logger_adapter=NoopAdapterFactory(),
+            show_progress=False,
+            save_interval=10**9,
+        )
+
+    return run
+
+
+def _samrl_block(algo: Any, dataset: Any, n: int, transformer: bool) -> Callable[[], None]:
+    sampler = Sampler(dataset)
+    logger = D3RLPyLogger(
+        algo=algo,
+        adapter_factory=NoopAdapterFactory(),
+        experiment_name="bench",
+        n_steps_per_epoch=n,
+        with_timestamp=False,
+    )
+    bar = tqdm(disable=True)
+    epoch = [0]
+
+    def run() -> None:
+        epoch[0] += 1
+        train_steps(algo, sampler, transformer, n, logger, bar)
+        logger.commit(epoch[0], epoch[0] * n)
+
+    return run
+
+
+def bench(name: str, rounds: int, block: int) -> dict[str, float]:
+    facts = algorithm_table()[name]
+    dataset = hopper_dataset(discrete=facts.discrete)
+    runs: dict[str, Callable[[], None]] = {}
+    for variant in VARIANTS:
+        algo = build_algo(name, dataset, _params(name), _optimizer(variant))
+        if variant == "stock":
+            runs[variant] = _stock_block(algo, dataset, block)
+        else:
+            runs[variant] = _samrl_block(algo, dataset, block, facts.transformer)
+    for run in runs.values():  # warm-up
+        run()
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for r in range(rounds):
+        for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
+            np.random.seed(r)
+            torch.manual_seed(r)
+            start = time.perf_counter()
+            runs[variant]()
+            times[variant].append((time.perf_counter() - start) / block)
+    out = {f"{v}_ms": 1e3 * statistics.median(t) for v, t in times.items()}
+    for v in VARIANTS:
+        out[f"{v}_per_adam"] = statistics.median(
+            a / b for a, b in zip(times[v], times["adam"], strict=True)
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=ALGORITHMS, choices=ALGORITHMS)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--block", type=int, default=20, help="training steps per timed block")
+    parser.add_argument("--threads", default="1", help="torch threads: a number or auto")
+    args = parser.parse_args()
+
+    _quiet()
+    threads = resolve_threads(args.threads)
+    torch.set_num_threads(threads)
+    print(
+        f"torch {torch.__version__}, CPU, {threads} thread(s), batch {BATCH_SIZE}, d3rlpy default "
+        f"networks (256-256), {args.rounds} interleaved rounds x {args.block} steps per variant; "
+        f"load average before: {load_average()}\n"
+    )
+    columns = ["algorithm", "stock ms/step", "samrl Adam ms/step", "Adam speed-up vs stock",
+               "SAM ms/step", "SAM / Adam", "probe10 / Adam"]  # fmt: skip
+    print(markdown_header(columns, "lrrrrrr"))
+    for name in args.algos:
+        result = bench(name, args.rounds, args.block)
+        speedup = result["stock_per_adam"]
+        target = STOCK_TARGET.get(name, 1.0)
+        sam_target = SAM_TARGET.get(name, 2.0)
+        print(
+            markdown_row(
+                name,
+                f"{result['stock_ms']:.2f}",
+                f"{result['adam_ms']:.2f}",
+                f"{speedup:.2f}x (>= {target}: {'ok' if speedup >= target else 'MISSED'})",
+                f"{result['sam_ms']:.2f}",
+                f"{result['sam_per_adam']:.2f} (<= {sam_target}: "
+                f"{'ok' if result['sam_per_adam'] <= sam_target else 'MISSED'})",
+                f"{result['probe10_per_adam']:.3f}",
+            ),
+            flush=True,
+        )
+    print(f"\nload average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
