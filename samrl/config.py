@@ -39,6 +39,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "device": "auto",
         "eval_episodes": 5,
         "save_interval": 1,
+        "threads": "auto",
     },
     "output": {"dir": "runs", "run_id": None, "loggers": ["file"]},
     "analysis": {"hessian": None},
@@ -82,7 +83,10 @@ class Config:
     def result_hash(self) -> str:
         """Hash of everything that determines the results (not where they are written)."""
         relevant = {k: v for k, v in self.data.items() if k not in ("output", "name", "sweep")}
-        relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "device"}
+        # where and how fast a run computes is not what it computes
+        relevant["train"] = {
+            k: v for k, v in relevant["train"].items() if k not in ("device", "threads")
+        }
         text = json.dumps(relevant, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -326,6 +330,13 @@ def _check_train(c: _Checker, train: dict[str, Any]) -> None:
     c.integer(train["eval_episodes"], "train.eval_episodes", minimum=0)
     c.integer(train["save_interval"], "train.save_interval", minimum=1)
     train["device"] = resolve_device(c, train["device"])
+    threads = train["threads"]
+    if threads != "auto":
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise c.fail(
+                "train.threads", f"must be auto or an integer >= 1, got {_describe(threads)}"
+            )
+        c.integer(threads, "train.threads", minimum=1)
 
 
 def resolve_device(c: _Checker, device: Any) -> str:

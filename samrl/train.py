@@ -40,6 +40,7 @@ from samrl.runs import (
 )
 from samrl.sam import install
 from samrl.sampling import Sampler
+from samrl.threads import threads_for_run
 from samrl.trackers import adapter_factory
 
 D3RLPY_LOG_DIR = "d3rlpy"
@@ -216,9 +217,10 @@ def run_training(
         wall_time_s=clock.total(),
     )
     try:
-        return _train(
-            config, resolved, dataset, run_dir, state == "resume", progress, stream, clock
-        )
+        with threads_for_run(train_cfg["threads"]):  # process-wide; restored after the run
+            return _train(
+                config, resolved, dataset, run_dir, state == "resume", progress, stream, clock
+            )
     except KeyboardInterrupt:
         _finish(run_dir, clock, "failed", "interrupted")
         raise
