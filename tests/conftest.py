@@ -42,7 +42,14 @@ def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One dataset cache per test process, never ~/.cache; child processes inherit it through
     the environment. Tests and fixtures that need another cache set their own."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SAMRL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "datasets"))
+        base = tmp_path_factory.getbasetemp()
+        mp.setenv("SAMRL_DATA_DIR", str(base / "datasets"))
+        # Tests never reach the internet: named datasets are never downloaded unless a test
+        # serves them from 127.0.0.1 and lifts this itself; users' caches are never touched.
+        mp.setenv("SAMRL_OFFLINE", "1")
+        mp.setenv("D4RL_DATASET_DIR", str(base / "d4rl"))
+        mp.setenv("MINARI_DATASETS_PATH", str(base / "minari"))
+        mp.delenv("SAMRL_D4RL_URL", raising=False)
         yield
 
 

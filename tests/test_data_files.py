@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import h5py
 import numpy as np
@@ -96,7 +97,8 @@ def test_missing_d4rl_file_names_expected_path(
         load_dataset("d4rl:walker2d-medium-expert-v2")
     message = str(err.value)
     assert str(tmp_path / "walker2d_medium_expert-v2.hdf5") in message
-    assert "download" in message and "\n" not in message
+    assert "samrl data download d4rl:walker2d-medium-expert-v2" in message
+    assert "SAMRL_OFFLINE" in message and "\n" not in message
 
 
 def write_minari(root: pathlib.Path, dataset_id: str, episodes: list[dict], meta: dict) -> None:
@@ -123,6 +125,13 @@ def minari_episode(steps: int, terminated: bool, rng: np.random.Generator) -> di
     }
 
 
+@pytest.fixture
+def no_minari_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`import minari` fails as it does without the samrl[minari] extra: the h5py fallback."""
+    monkeypatch.setitem(sys.modules, "minari", None)
+
+
+@pytest.mark.usefixtures("no_minari_extra")
 def test_minari_round_trip(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     rng = np.random.default_rng(1)
@@ -145,6 +154,7 @@ def test_minari_round_trip(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPat
     assert ds.train.dataset_info.action_size == 2
 
 
+@pytest.mark.usefixtures("no_minari_extra")
 def test_minari_bad_observation_count(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,11 +166,16 @@ def test_minari_bad_observation_count(
         load_dataset("minari:x/y-v0")
 
 
-def test_missing_minari_names_path(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("no_minari_extra")
+def test_missing_minari_without_extra_says_what_to_install(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    with pytest.raises(DatasetError, match="minari download mujoco/hopper/medium-v0") as err:
+    monkeypatch.delenv("SAMRL_OFFLINE")
+    with pytest.raises(DatasetError, match=r"pip install 'samrl\[minari\]'") as err:
         describe_dataset("minari:mujoco/hopper/medium-v0")
     assert str(tmp_path / "mujoco/hopper/medium-v0/data/main_data.hdf5") in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_d3rlpy_h5_round_trip(tmp_path: pathlib.Path) -> None:

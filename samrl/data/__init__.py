@@ -60,7 +60,7 @@ def load_dataset(
         path = ensure_builtin(BUILTINS[spec], size=size, seed=seed, progress=progress)
         data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
     else:
-        data, metadata, path = read_user_data(info)
+        data, metadata, path = read_user_data(info, progress=progress)
         if size is not None:
             data = data.head(size)
     if data.notes:

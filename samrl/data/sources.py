@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import re
 from typing import Any
 
 import h5py
-import numpy as np
 
 from samrl.data.builtin import BUILTINS
+from samrl.data.d3rlpy_source import buffer_transitions, describe_d3rlpy, read_d3rlpy
+from samrl.data.download import download, offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
+from samrl.data.minari_source import MINARI_DIR_ENV, describe_minari, minari_root, read_minari
 from samrl.data.references import D4RL_REFERENCES, MUJOCO_ENV_IDS
-from samrl.data.transitions import Transitions, concatenate, validated
+from samrl.data.remote import D4RL_DIR_ENV, D4RL_PATHS, d4rl_dir, d4rl_remote
+from samrl.data.transitions import Transitions
 from samrl.errors import DatasetError, unknown_name
 
-PREFIXES = ("d4rl", "minari", "file")
-D4RL_DIR_ENV = "D4RL_DATASET_DIR"
-MINARI_DIR_ENV = "MINARI_DATASETS_PATH"
+PREFIXES = ("d4rl", "minari", "d3rlpy", "file")
+__all__ = ["D4RL_DIR_ENV", "MINARI_DIR_ENV", "d4rl_dir", "minari_root"]
 _D4RL_OBS_DIMS = {"ant": 111}  # where D4RL's observations differ from the v5 env's
 
 
@@ -37,25 +37,23 @@ def split_spec(spec: str) -> tuple[str, str]:
         raise DatasetError(unknown_name("dataset prefix", prefix, PREFIXES))
     raise DatasetError(
         unknown_name("dataset", spec, BUILTINS)
-        + " (or a user dataset: d4rl:<name>, minari:<id>, file:<path>)"
+        + " (or a user dataset: d4rl:<name>, minari:<id>, d3rlpy:<name>, file:<path>)"
     )
 
 
 # ---- D4RL files -------------------------------------------------------------------------------
 
 
-def d4rl_dir() -> pathlib.Path:
-    env = os.environ.get(D4RL_DIR_ENV)
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".d4rl/datasets"
-
-
 def d4rl_candidate_paths(name: str) -> list[pathlib.Path]:
     """D4RL names its files after the download URL: 'hopper-medium-replay-v2' is stored as
     'hopper_medium_replay-v2.hdf5' (underscores inside, dash before the version); v0 files
-    have no version ('hopper_medium.hdf5'). The name as written is tried too."""
+    have no version ('hopper_medium.hdf5', medium-replay-v0 is 'hopper_mixed.hdf5'). The name
+    as written is tried too."""
     stem = name.removesuffix(".hdf5")
     match = re.fullmatch(r"(.+)-(v\d+)", stem)
     names = []
+    if stem in D4RL_PATHS:
+        names.append(D4RL_PATHS[stem].rsplit("/", 1)[1])
     if match:
         body, version = match.groups()
         names.append(f"{body.replace('-', '_')}-{version}.hdf5")
@@ -95,138 +93,55 @@ def _describe_d4rl(spec: str, name: str) -> DatasetInfo:
     )
 
 
-def resolve_d4rl(name: str) -> pathlib.Path:
-    candidates = d4rl_candidate_paths(name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DatasetError(
-        f"d4rl:{name}: no file at {' or '.join(map(str, candidates))}; download D4RL's "
-        f"{candidates[0].name} (e.g. from http://rail.eecs.berkeley.edu/datasets/offline_rl/"
-        f"gym_mujoco_v2/) on a machine with internet access and put it in ${D4RL_DIR_ENV} "
-        "(default ~/.d4rl/datasets)"
-    )
+def local_d4rl(name: str) -> pathlib.Path | None:
+    return next((p for p in d4rl_candidate_paths(name) if p.is_file()), None)
 
 
-# ---- Minari datasets --------------------------------------------------------------------------
-
-
-def minari_root() -> pathlib.Path:
-    env = os.environ.get(MINARI_DIR_ENV)
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".minari/datasets"
-
-
-def minari_paths(dataset_id: str) -> tuple[pathlib.Path, pathlib.Path]:
-    """(main_data.hdf5, metadata.json) of a Minari dataset id such as mujoco/hopper/medium-v0."""
-    base = minari_root() / dataset_id
-    return base / "data" / "main_data.hdf5", base / "metadata.json"
-
-
-def _minari_metadata(dataset_id: str) -> dict[str, Any]:
-    data_path, meta_path = minari_paths(dataset_id)
-    if not data_path.is_file():
+def check_d4rl_available(name: str) -> None:
+    """Raise unless d4rl:<name> is on disk or can be downloaded now (nothing is downloaded)."""
+    if local_d4rl(name) is not None:
+        return
+    remote = d4rl_remote(name)
+    if remote is None:
+        candidates = d4rl_candidate_paths(name)
         raise DatasetError(
-            f"minari:{dataset_id}: no file at {data_path}; run `minari download {dataset_id}` "
-            f"on a machine with internet access and copy it into ${MINARI_DIR_ENV} "
-            "(default ~/.minari/datasets)"
+            f"d4rl:{name}: no file at {' or '.join(map(str, candidates))}, and D4RL publishes "
+            f"no dataset of that name to download{_suggest_d4rl(name)}"
         )
-    if not meta_path.is_file():
-        return {}
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{meta_path}: not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise DatasetError(f"{meta_path}: expected a JSON object")
-    return meta
+    if offline():
+        from samrl.data.download import refuse_if_offline
+
+        refuse_if_offline(remote.spec, remote.path)
 
 
-def _json_field(meta: dict[str, Any], key: str) -> dict[str, Any]:
-    """Minari stores env_spec and spaces as JSON strings inside metadata.json."""
-    value = meta.get(key)
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
+def _suggest_d4rl(name: str) -> str:
+    from samrl.errors import suggest
+
+    return suggest(name, D4RL_PATHS) or " (see `samrl data list --remote`)"
 
 
-def _describe_minari(spec: str, dataset_id: str) -> DatasetInfo:
-    meta = _minari_metadata(dataset_id)
-    action_space = _json_field(meta, "action_space")
-    env_id = _json_field(meta, "env_spec").get("id")
-    lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
-    notes = (
-        () if env_id else (f"metadata.json of {dataset_id} names no env: no evaluation rollouts",)
-    )
-    return DatasetInfo(
-        spec,
-        "minari",
-        action_space.get("type") == "Discrete",
-        env_id,
-        float(lo) if lo is not None else None,
-        float(hi) if hi is not None else None,
-        notes,
+def resolve_d4rl(name: str, *, progress: bool = True) -> pathlib.Path:
+    """The local file of d4rl:<name>, downloaded from D4RL's URL on first use."""
+    local = local_d4rl(name)
+    if local is not None:
+        return local
+    check_d4rl_available(name)
+    remote = d4rl_remote(name)
+    assert remote is not None
+    return download(
+        remote.url,
+        remote.path,
+        spec=remote.spec,
+        required_keys=remote.required_keys,
+        progress=progress,
+        echo=_stderr if progress else None,
     )
 
 
-def read_minari(
-    dataset_id: str, *, discrete: bool | None
-) -> tuple[Transitions, dict[str, Any], pathlib.Path]:
-    meta = _minari_metadata(dataset_id)
-    path, _ = minari_paths(dataset_id)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DatasetError(
-            f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})"
-        ) from exc
-    parts = []
-    with f:
-        names = sorted((k for k in f if re.fullmatch(r"episode_\d+", k)), key=lambda k: int(k[8:]))
-        if not names:
-            raise DatasetError(f"{path}: no 'episode_<n>' groups (not a Minari dataset?)")
-        for name in names:
-            parts.append(_minari_episode(f[name], f"{path}:{name}", discrete))
-    meta = {**meta, "minari_episodes": len(parts)}
-    return concatenate(parts), meta, path
+def _stderr(line: str) -> None:
+    import click
 
-
-def _minari_episode(group: Any, source: str, discrete: bool | None) -> Transitions:
-    keys = ("observations", "actions", "rewards", "terminations", "truncations")
-    if not isinstance(group, h5py.Group):
-        raise DatasetError(f"{source}: expected a group")
-    missing = [k for k in keys if k not in group]
-    if missing:
-        raise DatasetError(f"{source}: missing dataset(s) {', '.join(missing)}")
-    if not isinstance(group["observations"], h5py.Dataset):
-        raise DatasetError(f"{source}: dict observations are not supported (flat arrays only)")
-    obs = group["observations"][()]
-    steps = group["rewards"].shape[0] if group["rewards"].ndim else -1
-    if obs.ndim != 2 or obs.shape[0] != steps + 1:
-        raise DatasetError(
-            f"{source}: 'observations' must hold steps + 1 = {steps + 1} rows, got {obs.shape}"
-        )
-    terminals = np.asarray(group["terminations"][()], bool)
-    timeouts = np.asarray(group["truncations"][()], bool)
-    well_formed = terminals.shape == timeouts.shape and terminals.ndim == 1 and len(terminals)
-    if well_formed and not (terminals[-1] or timeouts[-1]):
-        timeouts = timeouts.copy()
-        timeouts[-1] = True  # every episode group is a whole episode
-    data = validated(
-        {
-            "observations": obs[:-1],
-            "next_observations": obs[1:],
-            "actions": group["actions"][()],
-            "rewards": group["rewards"][()],
-            "terminals": terminals,
-            "timeouts": timeouts,
-        },
-        source,
-        discrete=discrete,
-    )
-    return data
+    click.echo(line, err=True)
 
 
 # ---- Plain files ------------------------------------------------------------------------------
@@ -288,32 +203,7 @@ def read_d3rlpy_h5(path: pathlib.Path) -> Transitions:
             buffer = ReplayBuffer.load(f, InfiniteBuffer())
     except (OSError, KeyError, ValueError, TypeError, AssertionError) as exc:
         raise DatasetError(f"{path}: not a readable d3rlpy replay buffer ({exc})") from exc
-    parts = []
-    for i, ep in enumerate(buffer.episodes):
-        obs = ep.observations
-        if not isinstance(obs, np.ndarray):
-            raise DatasetError(f"{path}: episode {i} has tuple observations (not supported)")
-        n = len(ep.rewards)
-        terminals = np.zeros(n, bool)
-        timeouts = np.zeros(n, bool)
-        (terminals if ep.terminated else timeouts)[-1] = True
-        actions = ep.actions
-        parts.append(
-            validated(
-                {
-                    "observations": obs,
-                    "actions": actions,
-                    "rewards": ep.rewards,
-                    "terminals": terminals,
-                    "timeouts": timeouts,
-                },
-                f"{path} (episode {i})",
-                discrete=actions.dtype.kind in "iu",
-            )
-        )
-    if not parts:
-        raise DatasetError(f"{path}: the replay buffer holds no episodes")
-    return concatenate(parts)
+    return buffer_transitions(buffer, str(path))
 
 
 # ---- entry points -----------------------------------------------------------------------------
@@ -337,17 +227,22 @@ def describe(spec: str) -> DatasetInfo:
     if kind == "d4rl":
         return _describe_d4rl(spec, rest)
     if kind == "minari":
-        return _describe_minari(spec, rest)
+        return describe_minari(spec, rest)
+    if kind == "d3rlpy":
+        return describe_d3rlpy(spec, rest)
     return _describe_file(spec, rest)
 
 
 def read_user_data(
-    info: DatasetInfo,
+    info: DatasetInfo, *, progress: bool = False
 ) -> tuple[Transitions, dict[str, Any], pathlib.Path]:
-    """Transitions of a d4rl:/minari:/file: spec (builtins go through builtin.ensure_builtin)."""
+    """Transitions of a d4rl:/minari:/d3rlpy:/file: spec (builtins go through
+    builtin.ensure_builtin); named datasets are downloaded on first use unless offline."""
     kind, rest = split_spec(info.spec)
+    if kind == "d3rlpy":
+        return read_d3rlpy(rest, progress=progress)
     if kind == "d4rl":
-        path = resolve_d4rl(rest)
+        path = resolve_d4rl(rest, progress=progress)
         data, meta = read_d4rl_hdf5(path, discrete=False)
         return data, meta, path
     if kind == "minari":
