@@ -19,15 +19,27 @@ def quiet_d3rlpy() -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="samrl")
-def cli() -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Never download datasets (same as SAMRL_OFFLINE=1; inherited by sweep workers).",
+)
+def cli(offline: bool) -> None:
     """Sharpness-Aware Minimization for offline RL on d3rlpy 2.8.1.
 
     \b
     samrl train --config configs/cql_sam.yaml
     samrl sweep --config configs/cql_sam.yaml --rho 0,0.05,0.1 --seeds 0-2 --jobs 2
     samrl summarize runs/sweeps/cql_sam
+    samrl --offline train --config configs/d4rl/cql_sam_hopper-medium-v2.yaml
     """
     quiet_d3rlpy()
+    if offline:
+        # Process-wide on purpose: this process and every run it starts see it (set once,
+        # before any command runs, from the main thread).
+        import os
+
+        os.environ["SAMRL_OFFLINE"] = "1"
 
 
 @cli.command()

@@ -283,12 +283,12 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
     if not check_dataset:
         return
     from samrl.data import describe_dataset
-    from samrl.data.sources import resolve_d4rl
+    from samrl.data.sources import check_d4rl_available
 
     try:
         info = describe_dataset(ds["name"])
-        if info.kind == "d4rl":  # the file must exist before any work starts
-            resolve_d4rl(ds["name"].removeprefix("d4rl:"))
+        if info.kind == "d4rl":  # on disk, or downloadable now (it is fetched at train start)
+            check_d4rl_available(ds["name"].removeprefix("d4rl:"))
     except DatasetError as exc:
         raise c.fail("dataset.name", str(exc)) from None
     if info.kind == "builtin":

@@ -9,32 +9,72 @@ import click
 
 from samrl.data import mujoco
 from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache_dir, ensure_builtin
+from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5
-from samrl.data.sources import d4rl_dir, describe, minari_root, read_user_data
+from samrl.data.minari_source import INSTALL_HINT
+from samrl.data.remote import D3RLPY_DATASETS, D4RL_PATHS, D4RL_URL_ENV, d4rl_base_url, d4rl_remote
+from samrl.data.sources import (
+    d4rl_dir,
+    describe,
+    fetch_named,
+    local_d4rl,
+    minari_root,
+    read_user_data,
+    split_spec,
+)
 from samrl.data.transitions import Transitions, return_statistics
 from samrl.errors import DatasetError
 
 
 @click.group("data")
 def data_group() -> None:
-    """List, inspect and generate datasets (all offline; built-ins are cached under
-    $SAMRL_DATA_DIR, default ~/.cache/samrl/datasets).
+    """List, inspect, generate and download datasets (built-ins are cached under
+    $SAMRL_DATA_DIR, default ~/.cache/samrl/datasets; D4RL files under $D4RL_DATASET_DIR,
+    default ~/.d4rl/datasets).
 
     \b
     Example:
-      samrl data list
+      samrl data list --remote
+      samrl data download d4rl:hopper-medium-v2 d3rlpy:pendulum-replay
       samrl data make pendulum-medium --size 100000 --seed 0
       samrl data info pendulum-medium
     """
 
 
+@data_group.command("download")
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def download_command(specs: tuple[str, ...], quiet: bool) -> None:
+    """Download named datasets (d4rl:<name>, d3rlpy:<name>, minari:<id>) into the caches their
+    own libraries use; files already there are kept. SAMRL_D4RL_URL replaces D4RL's server
+    (a mirror); Minari's server is chosen by MINARI_REMOTE.
+
+    \b
+    Example:
+      samrl data download d4rl:hopper-medium-v2 d4rl:walker2d-medium-replay-v2
+      SAMRL_D4RL_URL=https://mirror.example.org/d4rl samrl data download d4rl:hopper-medium-v2
+    """
+    for spec in specs:
+        if split_spec(spec)[0] not in ("d4rl", "d3rlpy", "minari"):
+            raise DatasetError(
+                f"'{spec}' is not a downloadable dataset (give d4rl:<name>, d3rlpy:<name> or "
+                "minari:<id>; see `samrl data list --remote`)"
+            )
+    for spec in specs:
+        path = fetch_named(spec, progress=not quiet)
+        click.echo(f"samrl: {spec} -> {path}")
+
+
 @data_group.command("list")
-def list_command() -> None:
-    """Built-in datasets with their default size and cached files, then users' files found.
+@click.option("--remote", is_flag=True, help="Also list what can be downloaded, and what is local.")
+def list_command(remote: bool) -> None:
+    """Built-in datasets with their default size and cached files, then users' files found;
+    with --remote, every downloadable dataset and whether it is already local.
 
     \b
     Example:
       SAMRL_DATA_DIR=/scratch/data samrl data list
+      samrl data list --remote
     """
     click.echo(f"{'name':<26} {'env':<15} {'default size':>12}  cached (size/seed)")
     for name, builtin in BUILTINS.items():
@@ -55,6 +95,35 @@ def list_command() -> None:
     )
     if minari_ids:
         click.echo(f"Minari datasets in {root}: " + ", ".join(minari_ids))
+    if remote:
+        _list_remote()
+
+
+def _list_remote() -> None:
+    click.echo(f"\n{'downloadable':<34} local file")
+    for name in D4RL_PATHS:
+        remote = d4rl_remote(name)
+        assert remote is not None
+        local = local_d4rl(name)
+        click.echo(f"{'d4rl:' + name:<34} {local or '-'}")
+    for name, d in D3RLPY_DATASETS.items():
+        click.echo(f"{'d3rlpy:' + name:<34} {d.path() if d.path().is_file() else '-'}")
+    click.echo(f"D4RL server: {d4rl_base_url()} (${D4RL_URL_ENV} replaces it)")
+    click.echo(_minari_remote_line())
+
+
+def _minari_remote_line() -> str:
+    try:
+        import minari
+    except ImportError:
+        return f"Minari datasets: install the extra to list and download them ({INSTALL_HINT})"
+    if offline():
+        return "Minari datasets: not listed (offline); see `minari list remote` elsewhere"
+    try:
+        ids = sorted(minari.list_remote_datasets())
+    except Exception as exc:  # Minari's remote listing raises many kinds; one line
+        return f"Minari datasets: cannot list the remote ({str(exc).splitlines()[0]})"
+    return "Minari datasets (minari:<id>): " + ", ".join(ids)
 
 
 def _size_seed(path: pathlib.Path) -> str:
@@ -97,7 +166,7 @@ def info_command(name: str, size: int | None, seed: int) -> None:
             return
         data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
     else:
-        data, metadata, path = read_user_data(info)
+        data, metadata, path = read_user_data(info, progress=True)
     for note in (*info.notes, *data.notes):
         click.echo(f"note:        {note}")
     _echo_statistics(data, metadata, path)

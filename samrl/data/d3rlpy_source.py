@@ -50,7 +50,6 @@ def fetch_d3rlpy(name: str, *, progress: bool = True) -> pathlib.Path:
         spec=remote.spec,
         required_keys=remote.required_keys,
         progress=progress,
-        echo=None,
     )
 
 

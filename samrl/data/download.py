@@ -13,11 +13,11 @@ import errno
 import os
 import pathlib
 import time
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import h5py
 import requests
+import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
@@ -96,7 +96,6 @@ def download(
     spec: str,
     required_keys: tuple[str, ...],
     progress: bool = True,
-    echo: Callable[[str], None] | None = None,
 ) -> pathlib.Path:
     """Download `url` to `target` unless it is there already; returns `target`."""
     if target.is_file():
@@ -114,8 +113,6 @@ def download(
     try:
         if target.is_file():  # another process finished it while this one waited
             return target
-        if echo is not None:
-            echo(f"samrl: downloading {spec} from {url}")
         part = part_path(target)
         _transfer(url, part, spec, timeout, retries, backoff, progress, target.name)
         try:
@@ -154,7 +151,9 @@ def _transfer(
                 reason = f"no data from {host} for {timeout:g} s"
             except requests.ConnectionError as exc:
                 reason = _connection_reason(exc, host, timeout)
-            except requests.RequestException as exc:  # e.g. ChunkedEncodingError
+            except urllib3.exceptions.ReadTimeoutError:
+                reason = f"no data from {host} for {timeout:g} s"
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 reason = f"connection to {host} broke ({type(exc).__name__})"
             attempt += 1
             if attempt > retries:
@@ -193,7 +192,8 @@ def _attempt(
     label: str,
 ) -> None:
     have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    # identity: byte ranges then count the file's own bytes, not a compressed stream's
+    headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
     with session.get(url, headers=headers, stream=True, timeout=(timeout, timeout)) as r:
         if r.status_code == 416 and have:  # the partial file is not a prefix of this one
             part.unlink()
@@ -233,14 +233,17 @@ def _range_start(r: requests.Response) -> int | None:
 
 
 def _write_body(r: requests.Response, part: pathlib.Path, start: int, bar: tqdm) -> None:
+    # read1 hands over whatever arrived, so the bytes before a dropped connection are kept
+    # (iter_content would lose the chunk that was being filled).
+    raw = r.raw
     try:
         with part.open("r+b" if start else "wb") as f:
             f.seek(start)
             f.truncate()
-            for chunk in r.iter_content(_CHUNK):
+            while chunk := raw.read1(_CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
-    except requests.RequestException:
+    except (requests.RequestException, urllib3.exceptions.HTTPError):
         raise
     except OSError as exc:
         part.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 
 from samrl.data.builtin import BUILTINS
-from samrl.data.d3rlpy_source import buffer_transitions, describe_d3rlpy, read_d3rlpy
+from samrl.data.d3rlpy_source import buffer_transitions, describe_d3rlpy, fetch_d3rlpy, read_d3rlpy
 from samrl.data.download import download, offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
@@ -134,14 +134,7 @@ def resolve_d4rl(name: str, *, progress: bool = True) -> pathlib.Path:
         spec=remote.spec,
         required_keys=remote.required_keys,
         progress=progress,
-        echo=_stderr if progress else None,
     )
-
-
-def _stderr(line: str) -> None:
-    import click
-
-    click.echo(line, err=True)
 
 
 # ---- Plain files ------------------------------------------------------------------------------
@@ -253,3 +246,17 @@ def read_user_data(
         return read_d3rlpy_h5(path), {}, path
     data, meta = read_d4rl_hdf5(path, discrete=info.discrete)
     return data, meta, path
+
+
+def fetch_named(spec: str, *, progress: bool = True) -> pathlib.Path | None:
+    """Make a named remote dataset local, downloading it if needed; its local path. None for
+    built-ins and files (nothing to download)."""
+    kind, rest = split_spec(spec)
+    if kind == "d4rl":
+        return resolve_d4rl(rest, progress=progress)
+    if kind == "d3rlpy":
+        return fetch_d3rlpy(rest, progress=progress)
+    if kind == "minari":
+        describe_minari(spec, rest)  # loads (downloading on first use) through Minari's API
+        return minari_root() / rest
+    return None
