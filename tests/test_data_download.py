@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import h5py
 import numpy as np
 import pytest
+import yaml
 from conftest import run_cli, tiny_config, write_config
 
 from samrl.testing_server import FaultyServer
@@ -335,3 +336,28 @@ def test_copied_file_is_found_under_d4rl_name(
     result = cli(["data", "info", "d4rl:hopper-medium-replay-v0"], env)
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "hopper_mixed.hdf5") in result.stdout
+
+
+@pytest.mark.slow
+def test_sweep_downloads_once_in_the_driver(server: FaultyServer, tmp_path: pathlib.Path) -> None:
+    """Two parallel runs need the same D4RL file: the driver fetches it once before either
+    starts, and the runs find it (one request in all)."""
+    config = tiny_config(
+        tmp_path,
+        dataset={"name": f"d4rl:{NAME}"},
+        algo={"name": "td3_plus_bc", "params": {"batch_size": 16}},
+        train={"n_steps": 10, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
+    )
+    config.pop("name")
+    config.pop("output")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "study", "config": config, "seeds": [0, 1], "jobs": 2, "out": str(tmp_path)}
+        )
+    )
+    result = samrl(["sweep", str(path), "--quiet"], env_for(server.url, tmp_path / "d4rl"))
+    assert result.returncode == 0, result.stderr
+    assert server.requests == [(REL, None)]
+    assert (tmp_path / "d4rl" / FILE).read_bytes() == PAYLOAD
+    assert len(list(tmp_path.glob("study/runs/*/loss.csv"))) == 2

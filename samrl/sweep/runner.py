@@ -125,16 +125,23 @@ def selected(states: dict[str, str], retry_failed: bool) -> set[str]:
 
 
 def prepare_datasets(plans: list[RunPlan], echo: Echo, progress: bool) -> None:
-    """Generate each built-in dataset once, before any run starts (runs then share the cache
-    file, and N parallel runs do not generate it N times)."""
+    """Generate each built-in dataset and download each named remote one (d4rl:, d3rlpy:,
+    minari:) once, here in the driver, before any run starts: runs then share the file, and
+    Slurm/Ray workers never download or race on it."""
     from samrl.data import BUILTINS, describe_dataset, ensure_builtin
     from samrl.data.builtin import cache_path
+    from samrl.data.sources import fetch_named
 
     seen: set[tuple[str, Any, int]] = set()
+    fetched: set[str] = set()
     for plan in plans:
         ds = plan.config["dataset"]
         key = (ds["name"], ds["size"], ds["seed"])
-        if key in seen or describe_dataset(ds["name"]).kind != "builtin":
+        kind = describe_dataset(ds["name"]).kind
+        if kind in ("d4rl", "d3rlpy", "minari") and ds["name"] not in fetched:
+            fetched.add(ds["name"])
+            fetch_named(ds["name"], progress=progress)
+        if key in seen or kind != "builtin":
             continue
         seen.add(key)
         builtin = BUILTINS[ds["name"]]
