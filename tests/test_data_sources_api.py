@@ -64,7 +64,7 @@ def test_minari_dataset_trains(
         dataset={"name": f"minari:{DATASET_ID}"},
         train={"n_steps": 20, "n_steps_per_epoch": 10, "eval_episodes": 1},
     )
-    code, out, err = run_cli(["train", "--config", str(write_config(tmp_path, config))], capsys)
+    code, _, err = run_cli(["train", "--config", str(write_config(tmp_path, config))], capsys)
     assert code == 0, err
     eval_csv = next((tmp_path / "runs").glob("*/*/eval.csv"))
     assert len(eval_csv.read_text().splitlines()) == 3  # evaluated in CartPole-v1
