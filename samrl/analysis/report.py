@@ -11,6 +11,7 @@ import pandas as pd
 
 from samrl import stats
 from samrl.analysis.plots import plot_sweep, vs_rho_columns
+from samrl.analysis.tables import TABLE_FILES, markdown, score_tables, write_tables
 from samrl.errors import RunError
 from samrl.sweep.aggregate import (
     AGGREGATE_FILE,
@@ -18,6 +19,7 @@ from samrl.sweep.aggregate import (
     SweepTables,
     compute_sweep_tables,
     read_config,
+    read_status,
     read_sweep_spec,
     run_path,
     write_csv_atomic,
@@ -62,6 +64,7 @@ def write_report(sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
     write_csv_atomic(tables.summary, sweep_dir / SUMMARY_FILE)
     write_csv_atomic(tables.aggregate, sweep_dir / AGGREGATE_FILE)
+    write_tables(tables.summary, tables.keys, sweep_dir)
     try:
         plots = plot_sweep(sweep_dir, tables=tables, seed=seed)
     except RunError:
@@ -87,6 +90,10 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
         "## Results",
         _results_intro(aggregate),
         markdown_table(_result_rows(aggregate)),
+        "## Paper tables",
+        "Final and best score per algorithm, optimizer and dataset (CORL / d3rlpy convention; "
+        f"also as {', '.join(f'`{n}`' for n in TABLE_FILES)}, the LaTeX with booktabs).",
+        markdown(score_tables(summary, tables.keys)),
         "## Plots",
         "" if plots else "_No plots yet: no run has written a CSV row._",
         *(
@@ -138,7 +145,12 @@ def _what_was_run(
     else:
         lines.append("Base config (resolved, grid keys and seed excluded):")
     lines.append("")
-    for path, value in flatten(config).items():
+    flat = flatten(config)
+    if "name" in flat:
+        # A sweep's runs are all named "runs" (their folder); show the base config's own name.
+        inline = base.get("name") if isinstance(base, Mapping) else None
+        flat["name"] = inline or spec.get("name") or sweep_dir.name
+    for path, value in flat.items():
         if not _is_under(path, [*NOT_BASE_CONFIG, *keys]):
             lines.append(f"- `{path}`: {value}")
     lines += ["", "Grid:", ""]
@@ -149,7 +161,7 @@ def _what_was_run(
     seeds = spec.get("seeds") or _unique(summary["seed"])
     lines += ["", f"Seeds: {', '.join(str(s) for s in seeds)}", ""]
     lines.append(f"Versions: {_versions(sweep_dir, summary)}")
-    lines += ["", _run_counts(summary)]
+    lines += ["", _run_counts(summary, _elapsed(sweep_dir, summary))]
     return "\n".join(lines)
 
 
@@ -173,17 +185,38 @@ def _versions(sweep_dir: Path, summary: pd.DataFrame) -> str:
     return ", ".join(parts) or "unknown (no config.yaml samrl block)"
 
 
-def _run_counts(summary: pd.DataFrame) -> str:
+def _run_counts(summary: pd.DataFrame, elapsed: float | None = None) -> str:
     counts = summary["status"].value_counts()
     by_status = ", ".join(f"{n} {status}" for status, n in counts.items())
     wall = pd.to_numeric(summary["wall_time_s"], errors="coerce").dropna()
     text = f"Runs: {len(summary)} ({by_status})."
+    if elapsed is not None:
+        text += f" Sweep elapsed: {_duration(elapsed)} (first run start to last run end)."
     if len(wall):
         text += (
-            f" Wall time: {_duration(wall.sum())} in total; per run mean "
+            f" Sum of run times: {_duration(wall.sum())}; per run mean "
             f"{_duration(wall.mean())}, min {_duration(wall.min())}, max {_duration(wall.max())}."
         )
     return text
+
+
+def _elapsed(sweep_dir: Path, summary: pd.DataFrame) -> float | None:
+    """Seconds from the earliest run start to the latest run end (status.json times)."""
+    import datetime as dt
+
+    starts, ends = [], []
+    for relative in summary["run_dir"]:
+        status = read_status(run_path(sweep_dir, relative))
+        try:
+            if status.get("started_at"):
+                starts.append(dt.datetime.fromisoformat(status["started_at"]))
+            if status.get("ended_at"):
+                ends.append(dt.datetime.fromisoformat(status["ended_at"]))
+        except (TypeError, ValueError):
+            continue
+    if not starts or not ends:
+        return None
+    return max(0.0, (max(ends) - min(starts)).total_seconds())
 
 
 def _duration(seconds: float) -> str:

@@ -54,6 +54,8 @@ AGGREGATE_FILE = "aggregate.csv"
 DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
 #: Keys that decide the baseline of a point; always present in summary.csv.
 OPTIM_KEYS = ("optim.name", "optim.rho")
+# Also in every summary (paper tables are laid out by them), grid keys or not.
+TABLE_KEYS = ("algo.name", "dataset.name")
 SCORE_COLUMNS = ("final_return", "final_normalized_score")
 BEST_COLUMNS = ("best_return", "best_normalized_score")
 SHARPNESS_SUFFIX = "_sharpness_last10"
@@ -161,7 +163,7 @@ def summarize_run(
     status = read_status(run_dir)
     point = declared_point(entry)
     row: dict[str, Any] = {}
-    for key in [*keys, *(k for k in OPTIM_KEYS if k not in keys)]:
+    for key in dict.fromkeys([*keys, *OPTIM_KEYS, *TABLE_KEYS]):
         row[key] = _scalar(point[key] if key in point else get_path(config, key))
     seed = get_path(config, "train.seed")
     row["seed"] = entry.seed if seed is None else seed
@@ -312,7 +314,7 @@ def build_summary(
         keys = list(dict.fromkeys(declared)) or list(DEFAULT_KEYS)
     keys = list(keys)
     frame = pd.DataFrame([summarize_run(entry, keys, root) for entry in entries])
-    extra = [k for k in OPTIM_KEYS if k not in keys]
+    extra = [k for k in (*OPTIM_KEYS, *TABLE_KEYS) if k not in keys]
     head = [
         *keys,
         *extra,
@@ -377,6 +379,9 @@ def summarize_sweep(
     tables = compute_sweep_tables(sweep_dir, n_boot, seed)
     write_csv_atomic(tables.summary, sweep_dir / SUMMARY_FILE)
     write_csv_atomic(tables.aggregate, sweep_dir / AGGREGATE_FILE)
+    from samrl.analysis.tables import write_tables
+
+    write_tables(tables.summary, tables.keys, sweep_dir)
     return tables.summary, tables.aggregate
 
 

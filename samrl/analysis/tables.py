@@ -1,0 +1,251 @@
+"""Paper tables from summary.csv: final and best score per grid point (CORL / d3rlpy
+convention: final = the last evaluation, best = the best evaluation of a run, each averaged over
+seeds), laid out algorithm x {Adam, SAM rho ...} x dataset, as CSV, Markdown and LaTeX
+(booktabs).
+
+scores.csv is the long form (one row per algorithm, dataset and optimizer variant, numbers
+only); scores.md and scores.tex hold the two wide tables (final, best): datasets as rows, one
+column group per algorithm with a column per optimizer variant, "mean ± std (n)" cells, the
+best mean of each algorithm and dataset in bold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from samrl.sweep.aggregate import point_labels, write_csv_atomic
+
+TABLE_FILES = ("scores.csv", "scores.md", "scores.tex")
+ROW_KEYS = ("algo.name", "dataset.name")
+ALGO_NAMES = {
+    "td3_plus_bc": "TD3+BC",
+    "cql": "CQL",
+    "iql": "IQL",
+    "bc": "BC",
+    "sac": "SAC",
+    "awac": "AWAC",
+    "dqn": "DQN",
+    "rebrac": "ReBRAC",
+    "calql": "Cal-QL",
+}
+
+
+@dataclass(frozen=True)
+class ScoreTables:
+    long: pd.DataFrame  # algo, dataset, variant, n, {final,best}_{mean,std}
+    score: str  # "normalized_score" or "return"
+
+
+def _variant_order(frame: pd.DataFrame) -> list[str]:
+    """Adam (or rho = 0) first, then increasing rho, then the order of appearance."""
+    first = frame.drop_duplicates("variant")
+    adam = first["optim.name"].astype(str).eq("adam")
+    rho = pd.to_numeric(first["optim.rho"], errors="coerce").fillna(0.0)
+    order = pd.DataFrame({"v": first["variant"], "a": ~adam, "rho": rho, "i": range(len(first))})
+    return list(order.sort_values(["a", "rho", "i"])["v"])
+
+
+def variant_labels(summary: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """Per summary row: its grid point without algorithm and dataset ("adam", "rho=0.05",
+    "sam rho=0.1 networks=[\"actor\"]"); the optimizer's name when nothing else varies."""
+    other = [k for k in keys if k not in ROW_KEYS and k != "seed"]
+    for key in ("optim.name", "optim.rho"):
+        if key not in other:
+            other.append(key)
+    points = [{k: row.get(k) for k in other} for _, row in summary.iterrows()]
+    texts = [repr(sorted(p.items())) for p in points]
+    unique = {t: p for t, p in zip(texts, points, strict=True)}
+    if len(unique) == 1:  # nothing varies: name the optimizer
+        return [_optimizer_label(p) for p in points]
+    labels = dict(zip(unique, point_labels(list(unique.values()), other), strict=True))
+    return [labels[t] for t in texts]
+
+
+def _optimizer_label(point: dict[str, Any]) -> str:
+    name = str(point.get("optim.name"))
+    return name if name == "adam" else f"{name} rho={point.get('optim.rho'):g}"
+
+
+def score_tables(summary: pd.DataFrame, keys: Sequence[str]) -> ScoreTables:
+    """Final and best score statistics of completed runs per algorithm, dataset and variant."""
+    done = summary[summary["status"] == "completed"].copy()
+    normalized = done["final_normalized_score"].notna().any() if len(done) else False
+    score = "normalized_score" if normalized else "return"
+    done["variant"] = variant_labels(done, keys) if len(done) else []
+    rows = []
+    for (algo, dataset, variant), runs in done.groupby(
+        ["algo.name", "dataset.name", "variant"], sort=False, dropna=False
+    ):
+        row: dict[str, Any] = {"algo": algo, "dataset": dataset, "variant": variant}
+        row["n"] = len(runs)
+        for kind in ("final", "best"):
+            values = pd.to_numeric(runs[f"{kind}_{score}"], errors="coerce").dropna()
+            row[f"{kind}_mean"] = float(values.mean()) if len(values) else math.nan
+            # Sample standard deviation over seeds (ddof=1); NaN for one seed.
+            row[f"{kind}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        rows.append(row)
+    long = pd.DataFrame(
+        rows,
+        columns=[
+            "algo",
+            "dataset",
+            "variant",
+            "n",
+            "final_mean",
+            "final_std",
+            "best_mean",
+            "best_std",
+        ],
+    )
+    if len(long):
+        order = _variant_order(done)
+        long["_v"] = long["variant"].map(order.index)
+        long = long.sort_values(["algo", "dataset", "_v"], kind="stable").drop(columns="_v")
+    return ScoreTables(long.reset_index(drop=True), score)
+
+
+def _cell(mean: float, std: float, n: int, pm: str) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    text = f"{mean:.1f}"
+    if math.isfinite(std):
+        text += f" {pm} {std:.1f}"
+    return text
+
+
+def _wide(tables: ScoreTables, kind: str) -> tuple[list[str], list[tuple[str, list[str]]], dict]:
+    """Datasets, [(algorithm, [variants])], {(dataset, algo, variant): (mean, std, n, best)}."""
+    long = tables.long
+    datasets = list(dict.fromkeys(long["dataset"]))
+    groups = [
+        (algo, list(dict.fromkeys(long.loc[long["algo"] == algo, "variant"])))
+        for algo in dict.fromkeys(long["algo"])
+    ]
+    cells = {}
+    for (dataset, algo), frame in long.groupby(["dataset", "algo"], sort=False):
+        means = frame[f"{kind}_mean"].to_numpy(dtype=float)
+        top = np.nanmax(means) if np.isfinite(means).any() else math.nan
+        for _, r in frame.iterrows():
+            mean = float(r[f"{kind}_mean"])
+            cells[(dataset, algo, r["variant"])] = (
+                mean,
+                float(r[f"{kind}_std"]),
+                int(r["n"]),
+                len(frame) > 1 and mean == top,
+            )
+    return datasets, groups, cells
+
+
+def _title(tables: ScoreTables, kind: str) -> str:
+    what = "normalized score" if tables.score == "normalized_score" else "return"
+    when = "last evaluation" if kind == "final" else "best evaluation of each run"
+    return f"{kind.capitalize()} {what} ({when}), mean ± std over seeds"
+
+
+def algo_name(name: str) -> str:
+    return ALGO_NAMES.get(str(name), str(name))
+
+
+def markdown(tables: ScoreTables) -> str:
+    blocks = []
+    for kind in ("final", "best"):
+        datasets, groups, cells = _wide(tables, kind)
+        header = ["dataset"] + [f"{algo_name(a)} {v}" for a, vs in groups for v in vs]
+        lines = [
+            f"**{_title(tables, kind)}**",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+        ]
+        for dataset in datasets:
+            row = [str(dataset)]
+            for algo, variants in groups:
+                for v in variants:
+                    mean, std, n, best = cells.get((dataset, algo, v), (math.nan, 0, 0, False))
+                    text = _cell(mean, std, n, "±")
+                    row.append(f"**{text}**" if best else text)
+            lines.append("| " + " | ".join(row) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def _latex_variant(label: str) -> str:
+    return latex_escape(label).replace("rho=", r"$\rho$=")
+
+
+def latex(tables: ScoreTables) -> str:
+    """Two booktabs tables (needs \\usepackage{booktabs} in the preamble)."""
+    out = [f"% samrl paper tables: {tables.score}; needs \\usepackage{{booktabs}}"]
+    for kind in ("final", "best"):
+        datasets, groups, cells = _wide(tables, kind)
+        n_cols = 1 + sum(len(vs) for _, vs in groups)
+        lines = [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{latex_escape(_title(tables, kind))}}}",
+            rf"\label{{tab:samrl-{kind}}}",
+            r"\begin{tabular}{l" + "r" * (n_cols - 1) + "}",
+            r"\toprule",
+        ]
+        top = [""] + [
+            rf"\multicolumn{{{len(vs)}}}{{c}}{{{latex_escape(algo_name(a))}}}" for a, vs in groups
+        ]
+        lines.append(" & ".join(top) + r" \\")
+        rules, start = [], 2
+        for _, vs in groups:
+            rules.append(rf"\cmidrule(lr){{{start}-{start + len(vs) - 1}}}")
+            start += len(vs)
+        lines.append(" ".join(rules))
+        lines.append(
+            " & ".join(["Dataset"] + [_latex_variant(v) for _, vs in groups for v in vs]) + r" \\"
+        )
+        lines.append(r"\midrule")
+        for dataset in datasets:
+            row = [latex_escape(dataset)]
+            for algo, variants in groups:
+                for v in variants:
+                    mean, std, n, best = cells.get((dataset, algo, v), (math.nan, 0, 0, False))
+                    text = _cell(mean, std, n, r"$\pm$")
+                    row.append(rf"\textbf{{{text}}}" if best else text)
+            lines.append(" & ".join(row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def write_tables(summary: pd.DataFrame, keys: Sequence[str], out_dir: Path) -> list[Path]:
+    """scores.csv, scores.md, scores.tex in out_dir (each written atomically)."""
+    from samrl.runs import atomic_write
+
+    tables = score_tables(summary, keys)
+    csv_path, md_path, tex_path = (out_dir / name for name in TABLE_FILES)
+    long = tables.long.assign(score=tables.score)
+    write_csv_atomic(long, csv_path)
+    atomic_write(md_path, markdown(tables))
+    atomic_write(tex_path, latex(tables))
+    return [csv_path, md_path, tex_path]
