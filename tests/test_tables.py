@@ -38,6 +38,15 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     }
                     run_id = f"{algo}_{dataset}_{optim}{rho}_s{seed}"
                     run = write_run(root / "runs" / run_id, rho=rho, seed=seed, sweep_point=point)
+                    status = json.loads((run / "status.json").read_text())
+                    # Two runs at a time, 10 s each: 36 runs take 3 min elapsed, 6 min summed.
+                    start = 10 * (len(runs) // 2)
+                    status.update(
+                        started_at=f"2025-01-01T00:{start // 60:02d}:{start % 60:02d}",
+                        ended_at=f"2025-01-01T00:{(start + 10) // 60:02d}:{(start + 10) % 60:02d}",
+                        wall_time_s=10.0,
+                    )
+                    (run / "status.json").write_text(json.dumps(status))
                     # Non-monotone curves, so best and final differ.
                     scores = rng.uniform(0, 100, size=4)
                     pd.DataFrame(
@@ -135,3 +144,12 @@ def test_latex_is_booktabs_and_compiles(sweep: Path, tmp_path: Path):
     )
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000
+
+
+def test_report_shows_tables_base_name_and_both_wall_times(sweep: Path):
+    from samrl.analysis.report import write_report
+
+    text = write_report(sweep, n_boot=50).read_text()
+    assert "## Paper tables" in text and "| dataset | CQL adam |" in text
+    assert "- `name`: t\n" in text  # the sweep's name, not the runs' folder name
+    assert "Sweep elapsed: 3m00s" in text and "Sum of run times: 6m00s" in text
