@@ -101,6 +101,14 @@ def train(
             f"in {result.run_dir}"
         )
         return
+    if result.status == "interrupted":
+        import shlex
+        import signal
+
+        again = ["samrl", "train", "--config", config_path]
+        again += [f"--set={text}" for text in overrides] + ["--resume"]
+        click.echo(f"samrl: {result.message}; resume with: {shlex.join(again)}", err=True)
+        sys.exit(128 + int(getattr(signal, result.signal, signal.SIGINT)))
     click.echo(
         f"samrl: run {result.status}: {result.message}; what was written is in {result.run_dir}",
         err=True,

@@ -49,3 +49,9 @@ def suggest(name: str, choices: Iterable[str]) -> str:
 def unknown_name(what: str, name: str, choices: Iterable[str]) -> str:
     choices = sorted(choices)
     return f"unknown {what} '{name}'{suggest(name, choices)}; choose from: {', '.join(choices)}"
+
+
+class LauncherError(SamrlError):
+    """A sweep's launcher refused the work (Slurm rejected the job array, no scheduler here)."""
+
+    kind = "launcher error"

@@ -8,8 +8,8 @@ benchmarks/bench_loop.py both run it.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
+import dataclasses
+from typing import Any, Protocol
 
 from d3rlpy.logging import D3RLPyLogger
 from tqdm import tqdm
@@ -19,24 +19,69 @@ from samrl.sampling import Sampler
 _SHOWN_EVERY = 20  # steps between progress-bar loss updates
 
 
+class StopFlag(Protocol):
+    """Asks the loop to stop at the next step boundary (samrl.stopping.StopRequest)."""
+
+    @property
+    def requested(self) -> bool: ...
+
+
+@dataclasses.dataclass
+class EpochProgress:
+    """The epoch in progress: updates done and every metric value so far. A checkpoint taken
+    mid-epoch (on a signal) carries it, so the resumed epoch logs what an uninterrupted one
+    would: d3rlpy's logger gets the values only when the epoch is complete."""
+
+    steps: int = 0
+    values: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "values": self.values}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> EpochProgress:
+        return cls(int(data["steps"]), dict(data["values"])) if data else cls()
+
+
 def train_steps(
-    algo: Any, sampler: Sampler, transformer: bool, n_steps: int, logger: D3RLPyLogger, bar: tqdm
+    algo: Any,
+    sampler: Sampler,
+    transformer: bool,
+    n_steps: int,
+    logger: D3RLPyLogger,
+    bar: tqdm,
+    *,
+    partial: EpochProgress | None = None,
+    stop: StopFlag | None = None,
 ) -> dict[str, float]:
-    """n_steps updates; every metric goes to d3rlpy's logger; returns the means over them."""
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
+    """Updates until `n_steps` are done in this epoch (continuing `partial`), then every metric
+    value goes to d3rlpy's logger and the means are returned. When `stop` is requested, stops
+    at a step boundary and returns {} with `partial` holding the epoch so far."""
+    progress = partial if partial is not None else EpochProgress()
+    values = progress.values
     batch_size = algo.config.batch_size
-    for i in range(n_steps):
+    for i in range(progress.steps, n_steps):
+        if stop is not None and stop.requested:
+            return {}
         if transformer:
             batch = sampler.trajectory_batch(batch_size, algo.config.context_size)
         else:
             batch = sampler.transition_batch(batch_size)
         for name, value in algo.update(batch).items():
-            logger.add_metric(name, value)
-            sums[name] += value
-            counts[name] += 1
+            values.setdefault(name, []).append(value)
+        progress.steps = i + 1
         bar.update(1)
         if i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
-            shown = sorted(k for k in sums if k.endswith(("_loss", "_sharpness")) or k == "loss")
-            bar.set_postfix({k: f"{sums[k] / counts[k]:.3g}" for k in shown}, refresh=False)
-    return {k: sums[k] / counts[k] for k in sums}
+            shown = sorted(k for k in values if k.endswith(("_loss", "_sharpness")) or k == "loss")
+            bar.set_postfix({k: f"{_mean(values[k]):.3g}" for k in shown}, refresh=False)
+    for name, series in values.items():  # in first-seen order, as per-step logging would
+        for value in series:
+            logger.add_metric(name, value)
+    return {k: _mean(v) for k, v in values.items()}
+
+
+def _mean(series: list[float]) -> float:
+    total = 0.0
+    for value in series:  # summed in step order, as before
+        total += value
+    return total / len(series)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import platform
@@ -24,15 +25,19 @@ import samrl
 from samrl.algos import algo_facts, build_for_training
 from samrl.build import algo_config
 from samrl.config import Config
-from samrl.errors import RunError
+from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
-from samrl.loop import train_steps
+from samrl.loop import EpochProgress, train_steps
 from samrl.runs import (
     SHARPNESS_SUFFIXES,
     CsvTable,
+    RunWriteError,
+    is_disk_error,
     load_checkpoint,
     now,
     read_status,
+    run_files,
+    run_lock,
     save_checkpoint,
     set_rng_state,
     truncate_epoch_rows,
@@ -40,6 +45,7 @@ from samrl.runs import (
 )
 from samrl.sam import install
 from samrl.sampling import Sampler
+from samrl.stopping import StopRequest, stop_on_signals
 from samrl.threads import threads_for_run
 from samrl.trackers import adapter_factory
 
@@ -63,9 +69,11 @@ EVAL_COLUMNS = frozenset(
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    status: str  # completed | diverged | failed | skipped
+    status: str  # completed | diverged | failed | interrupted | skipped
     message: str
     steps_done: int
+    signal: str = ""  # interrupted: the signal that stopped it (SIGINT, SIGTERM, SIGUSR2)
+    epochs_done: int = 0
 
 
 def is_sharpness_metric(name: str) -> bool:
@@ -92,15 +100,12 @@ def versions(device: str) -> dict[str, str]:
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
     """'new', 'resume' or 'done'; raises RunError when the directory may not be touched."""
     run_dir = config.run_dir
-    if not run_dir.exists() or not any(run_dir.iterdir()):
+    if not run_files(run_dir):
         return "new"
-    if not any((run_dir / m).exists() for m in RUN_MARKERS):
-        raise RunError(
-            f"{run_dir} exists and is not a samrl run directory; choose another "
-            "output.dir or output.run_id"
-        )
+    check_run_dir(run_dir)
     if overwrite:
-        shutil.rmtree(run_dir)
+        for path in run_files(run_dir):  # not the lock file this process holds
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         return "new"
     if not resume:
         raise RunError(
@@ -114,6 +119,16 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
         )
     status = read_status(run_dir) or {}
     return "done" if status.get("status") == "completed" else "resume"
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a non-empty directory that is not a samrl run (before anything is put in it)."""
+    files = run_files(run_dir)
+    if files and not any((run_dir / m).exists() for m in RUN_MARKERS):
+        raise RunError(
+            f"{run_dir} exists and is not a samrl run directory; choose another "
+            "output.dir or output.run_id"
+        )
 
 
 def _saved_hash(run_dir: Path) -> str | None:
@@ -179,6 +194,19 @@ def run_training(
     SamrlError; anything that goes wrong during training is recorded as status 'failed'.
     """
     stream = stream or sys.stderr
+    check_run_dir(config.run_dir)
+    with run_lock(config.run_dir), stop_on_signals() as stop:
+        return _run_locked(config, resume, overwrite, progress, stream, stop)
+
+
+def _run_locked(
+    config: Config,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stream: IO[str],
+    stop: StopRequest,
+) -> RunResult:
     run_dir = config.run_dir
     state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     if state == "done":
@@ -193,7 +221,6 @@ def run_training(
         test_fraction=ds_cfg["test_fraction"],
         progress=progress,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = dict(config.data)
     resolved["samrl"] = {
         **versions(train_cfg["device"]),
@@ -201,30 +228,40 @@ def run_training(
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
     }
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     previous = (read_status(run_dir) or {}) if state == "resume" else {}
     # Wall time accumulates over resumed sessions.
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
-    write_status(
-        run_dir,
-        status="running",
-        started_at=previous.get("started_at", now()),
-        ended_at=None,
-        error=None,
-        n_steps=train_cfg["n_steps"],
-        steps_done=previous.get("steps_done", 0),
-        epochs_done=previous.get("epochs_done", 0),
-        wall_time_s=clock.total(),
-    )
+    try:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        write_status(
+            run_dir,
+            status="running",
+            started_at=previous.get("started_at", now()),
+            ended_at=None,
+            error=None,
+            n_steps=train_cfg["n_steps"],
+            steps_done=previous.get("steps_done", 0),
+            epochs_done=previous.get("epochs_done", 0),
+            wall_time_s=clock.total(),
+        )
+    except OSError as exc:
+        raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
     try:
         with threads_for_run(train_cfg["threads"]):  # process-wide; restored after the run
             return _train(
-                config, resolved, dataset, run_dir, state == "resume", progress, stream, clock
+                config, resolved, dataset, run_dir, state == "resume", progress, stream, clock, stop
             )
-    except KeyboardInterrupt:
-        _finish(run_dir, clock, "failed", "interrupted")
+    except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
+        _finish(run_dir, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
+        raise
+    except SamrlError as exc:  # disk full, unreadable checkpoint: resumable once fixed
+        _finish(run_dir, clock, "interrupted", f"{exc.kind}: {exc}")
         raise
     except Exception as exc:  # a failing run is recorded, never propagated to a sweep
+        if is_disk_error(exc):
+            error = RunWriteError(getattr(exc, "filename", None) or run_dir, exc)
+            _finish(run_dir, clock, "interrupted", f"{error.kind}: {error}")
+            raise error from exc
         message = f"{type(exc).__name__}: {exc}"
         _finish(run_dir, clock, "failed", message)
         return RunResult(run_dir, "failed", message, _steps(run_dir))
@@ -244,7 +281,10 @@ def _steps(run_dir: Path) -> int:
 
 
 def _finish(run_dir: Path, clock: _Clock, status: str, error: str | None) -> None:
-    write_status(run_dir, status=status, ended_at=now(), error=error, wall_time_s=clock.total())
+    """Record how the run ended; on a full disk this may fail too, and the status then stays
+    `running`, which resume and sweeps treat as interrupted."""
+    with contextlib.suppress(OSError):
+        write_status(run_dir, status=status, ended_at=now(), error=error, wall_time_s=clock.total())
 
 
 def _train(
@@ -256,6 +296,7 @@ def _train(
     progress: bool,
     stream: IO[str],
     clock: _Clock,
+    stop: StopRequest,
 ) -> RunResult:
     from samrl.data import make_eval_env
 
@@ -283,7 +324,11 @@ def _train(
     )
     n_epochs = math.ceil(train_cfg["n_steps"] / train_cfg["n_steps_per_epoch"])
     epoch, step = 0, 0
-    checkpoint = load_checkpoint(run_dir, algo) if resuming else None
+    # Metric values of the epoch in progress; a checkpoint taken on a signal mid-epoch
+    # carries them, so the resumed epoch's means are those of an uninterrupted run.
+    partial = EpochProgress()
+    warn = lambda line: print(line, file=stream)  # noqa: E731
+    checkpoint = load_checkpoint(run_dir, algo, warn) if resuming else None
     if checkpoint is None:
         # Algorithms with a stage before the main loop (COMBO's dynamics model) run it here,
         # after install() so SAM applies to it too; a resumed run has its result checkpointed.
@@ -296,6 +341,7 @@ def _train(
             set_rng_state(checkpoint["rng"])
             if "algorithm" in checkpoint:
                 algo.samrl_restore_checkpoint_state(checkpoint["algorithm"])
+            partial = EpochProgress.from_dict(checkpoint.get("partial"))
         tables.truncate_after(epoch)
         for path in (run_dir / D3RLPY_LOG_DIR).glob("*.csv"):
             truncate_epoch_rows(path, epoch)
@@ -318,9 +364,21 @@ def _train(
     try:
         while epoch < n_epochs:
             epoch += 1
-            n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step)
-            epoch_metrics = train_steps(algo, sampler, facts.transformer, n, logger, bar)
-            step += n
+            n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step + partial.steps)
+            start = partial.steps
+            epoch_metrics = train_steps(
+                algo, sampler, facts.transformer, n, logger, bar, partial=partial, stop=stop
+            )
+            step += partial.steps - start
+            if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
+                epoch -= 1
+                extra = {**_algorithm_state(algo), "partial": partial.to_dict()}
+                save_checkpoint(run_dir, algo, epoch, step, extra)
+                write_status(run_dir, steps_done=step, epochs_done=epoch)
+                _finish(run_dir, clock, "interrupted", f"interrupted by {stop.name} at step {step}")
+                message = _interrupted_message(stop.name, step, epoch, n_epochs, run_dir)
+                return RunResult(run_dir, "interrupted", message, step, stop.name, epoch)
+            partial = EpochProgress()
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
             if not bad:
                 evaluation = _evaluate(algo, dataset, facts, eval_env, train_cfg, epoch)
@@ -347,7 +405,17 @@ def _train(
         bar.close()
         logger.close()
     _finish(run_dir, clock, status, message or None)
-    return RunResult(run_dir, status, message, step)
+    return RunResult(run_dir, status, message, step, epochs_done=epoch)
+
+
+def _interrupted_message(
+    signal_name: str, step: int, epoch: int, n_epochs: int, run_dir: Path
+) -> str:
+    safe = f"epoch {epoch} is the last complete one" if epoch else "no epoch is complete yet"
+    return (
+        f"interrupted by {signal_name} at step {step} (epoch {epoch + 1} of {n_epochs} in "
+        f"progress, checkpointed at that step); {safe}, its rows are in {run_dir}"
+    )
 
 
 def _evaluate(

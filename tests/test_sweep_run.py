@@ -195,12 +195,17 @@ def test_killed_sweep_resumes_without_losing_or_repeating_runs(
 def test_submitit_local_executor_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = sweep_file(tmp_path, "slurm", grid={"optim.rho": [0.0, 0.1]}, launcher={"type": "slurm"})
+    path = sweep_file(
+        tmp_path,
+        "slurm",
+        grid={"optim.rho": [0.0, 0.1]},
+        launcher={"type": "slurm", "executor": "local"},
+    )
     argv = ["sweep", str(path), "--quiet", "--array-parallelism", "2", "--timeout-min", "10"]
     code, out, _ = run_cli(argv, capsys)
     sweep_dir = tmp_path / "out" / "slurm"
     assert code == 0, out
-    assert "no Slurm here" in out and "2 runs: 2 completed" in out
+    assert "no Slurm used (executor: local)" in out and "2 runs: 2 completed" in out
     assert any((sweep_dir / "slurm").iterdir())  # submitit's job folder
     assert [s["status"] for s in statuses(sweep_dir).values()] == ["completed"] * 2
     assert len(pd.read_csv(sweep_dir / "aggregate.csv")) == 2

@@ -34,9 +34,13 @@ LAUNCHER_KEYS: dict[str, tuple[str, ...]] = {
         "gpus_per_node",
         "mem_gb",
         "array_parallelism",
+        "signal_delay_s",
+        "executor",
     ),
     "ray": ("type", "address", "num_cpus", "num_gpus"),
 }
+#: auto: Slurm where `sbatch` is found, else submitit's local executor; slurm/local force one.
+SLURM_EXECUTORS = ("auto", "slurm", "local")
 #: Keys a grid may not vary: seeds have their own axis, output and name are set by the sweep.
 RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
 #: Keys already spelled out by samrl's default run_id (`<algo>_<dataset>_<optim>[-rho]_s<seed>`).
@@ -225,7 +229,13 @@ def check_launcher(launcher: Any, where: str = "launcher") -> dict[str, Any]:
                 unknown_name(f"key for launcher '{kind}'", str(key), LAUNCHER_KEYS[kind]),
                 key=f"{where}.{key}",
             )
-    for key in ("timeout_min", "cpus_per_task", "gpus_per_node", "array_parallelism"):
+    for key in (
+        "timeout_min",
+        "cpus_per_task",
+        "gpus_per_node",
+        "array_parallelism",
+        "signal_delay_s",
+    ):
         value = launcher.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"must be an integer, got {value!r}", key=f"{where}.{key}")
@@ -233,6 +243,11 @@ def check_launcher(launcher: Any, where: str = "launcher") -> dict[str, Any]:
         value = launcher.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ConfigError(f"must be a number, got {value!r}", key=f"{where}.{key}")
+    executor = launcher.get("executor")
+    if executor is not None and executor not in SLURM_EXECUTORS:
+        raise ConfigError(
+            unknown_name("Slurm executor", str(executor), SLURM_EXECUTORS), key=f"{where}.executor"
+        )
     return {"type": kind, **launcher}
 
 

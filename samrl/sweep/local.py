@@ -70,6 +70,8 @@ def outcome_of(job: Job, returncode: int) -> Outcome:
         if state == "running":
             write_status(job.run_dir, status="failed", ended_at=now(), error=message)
         return Outcome(job.run_id, "failed", message)
+    if state == "interrupted":  # it stopped on a signal and checkpointed: resumable
+        return Outcome(job.run_id, "interrupted", str(status.get("error") or "interrupted"))
     if returncode == 1 and state in ("failed", "diverged"):
         return Outcome(job.run_id, state, str(status.get("error") or ""))
     text = job.log_file.read_text(errors="replace") if job.log_file.exists() else ""

@@ -66,17 +66,26 @@ class Progress:
             dynamic_ncols=True,
         )
         self.running: set[str] = set()
+        self.in_queue: set[str] = set()  # only launchers that see a scheduler's queue report it
         self.total = total
         self.done = self.failed = 0
         self.echo = echo
         self._refresh()
 
+    def queued(self, run_id: str) -> None:
+        """Waiting in the scheduler's queue (again, after a requeue)."""
+        self.running.discard(run_id)
+        self.in_queue.add(run_id)
+        self._refresh()
+
     def started(self, run_id: str) -> None:
+        self.in_queue.discard(run_id)
         self.running.add(run_id)
         self._refresh()
 
     def finished(self, outcome: Outcome) -> None:
         self.running.discard(outcome.run_id)
+        self.in_queue.discard(outcome.run_id)
         if outcome.status == "completed":
             self.done += 1
         else:
@@ -88,9 +97,10 @@ class Progress:
         self._refresh()
 
     def _refresh(self) -> None:
-        remaining = self.total - self.done - self.failed - len(self.running)
+        remaining = self.total - self.done - self.failed - len(self.running) - len(self.in_queue)
+        queued = f"queued {len(self.in_queue)}, " if self.in_queue else ""
         self.bar.set_postfix_str(
-            f"done {self.done}, running {len(self.running)}, failed {self.failed}, "
+            f"{queued}running {len(self.running)}, done {self.done}, failed {self.failed}, "
             f"remaining {remaining}"
         )
 

@@ -1,17 +1,32 @@
 """Slurm launcher: one job array through submitit, one array task per run.
 
-Where no Slurm is installed (no `sbatch`), submitit's local executor runs the same jobs as
-processes on this machine, in waves of `array_parallelism`; the tests use that.
+Job states come from `squeue` (queued, running, gone), never from `sacct`: a cluster without
+accounting answers sacct with an error, on which submitit warns at every poll and never sees a
+cancelled task end. A task that ends without a result (cancelled, preempted, killed at its time
+limit) is read from its run directory: its checkpoint is there, and the next sweep resumes it.
+
+Each task gets `--requeue` and submitit's `--signal=USR2@<signal_delay_s>`; the training loop
+checkpoints at the next step on SIGUSR2 (time limit ahead: the task requeues itself) or SIGTERM
+(preemption, `scontrol requeue`, `scancel`: Slurm decides) and exits without a result, so a
+requeued task continues where it stopped.
+
+`executor: local` (or no `sbatch` on PATH with the default `auto`) runs the same jobs through
+submitit's local executor, in waves of `array_parallelism`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from samrl.errors import LauncherError
+from samrl.runs import now, read_status, write_status
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -22,17 +37,36 @@ from samrl.sweep.worker import (
 )
 
 DEFAULT_TIMEOUT_MIN = 24 * 60
-POLL_S = {"slurm": 10.0, "local": 0.5}
+POLL_S = {"slurm": 2.0, "local": 0.5}
+#: squeue states of a task that has not started (again) yet, and of one that runs.
+QUEUED = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+RUNNING = frozenset(
+    {"RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING"}
+)
+#: A task gone from squeue this long (or ended) with no result file is over.
+RESULT_GRACE_S = 10.0
 
 
 def slurm_available() -> bool:
     return shutil.which("sbatch") is not None
 
 
+def resolve_executor(options: dict[str, Any]) -> str:
+    """'slurm' or 'local' from the launcher's `executor` (auto | slurm | local)."""
+    wanted = options.get("executor") or "auto"
+    if wanted == "local":
+        return "local"
+    if slurm_available():
+        return "slurm"
+    if wanted == "slurm":
+        raise LauncherError("launcher.executor is slurm but sbatch is not on PATH here")
+    return "local"
+
+
 def make_executor(folder: Path, options: dict[str, Any], name: str, n_jobs: int) -> Any:
     import submitit
 
-    cluster = "slurm" if slurm_available() else "local"
+    cluster = resolve_executor(options)
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     params: dict[str, Any] = {
         "name": f"samrl-{name}",
@@ -42,7 +76,11 @@ def make_executor(folder: Path, options: dict[str, Any], name: str, n_jobs: int)
         "mem_gb": options.get("mem_gb"),
         "slurm_partition": options.get("partition"),
         "slurm_array_parallelism": options.get("array_parallelism") or n_jobs,
+        "slurm_signal_delay_s": options.get("signal_delay_s"),
     }
+    if cluster == "slurm":
+        # requeueable whatever the cluster's JobRequeue default is
+        params["slurm_additional_parameters"] = {"requeue": True}
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     return executor
 
@@ -62,28 +100,163 @@ def run_slurm(
     executor = make_executor(folder, options, name, n_jobs)
     cluster = executor.cluster
     threads = options.get("cpus_per_task") or 1
+    parallel = options.get("array_parallelism") or n_jobs
     if cluster != "slurm":
+        why = "executor: local" if options.get("executor") == "local" else "sbatch not found"
         echo(
-            "samrl: no Slurm here (sbatch not found); submitit's local executor runs the "
-            f"jobs on this machine, {options.get('array_parallelism') or n_jobs} at a time"
+            f"samrl: no Slurm used ({why}); submitit's local executor runs the jobs on this "
+            f"machine, {parallel} at a time"
         )
-    wave = len(jobs) if cluster == "slurm" else (options.get("array_parallelism") or n_jobs)
+    wave = len(jobs) if cluster == "slurm" else parallel
     outcomes: list[Outcome] = []
     for start in range(0, len(jobs), max(1, wave)):
         chunk = list(jobs[start : start + wave])
-        submitted = executor.map_array(
-            run_config_file,
-            [str(j.config_file) for j in chunk],
-            [threads] * len(chunk),
-            [env] * len(chunk),
-        )
-        if cluster == "slurm" and submitted:
-            echo(f"samrl: submitted Slurm job array {submitted[0].job_id.split('_')[0]}")
-        outcomes.extend(_wait(dict(zip(submitted, chunk, strict=True)), monitor, POLL_S[cluster]))
+        submitted = _submit(executor, chunk, threads, env, options)
+        if cluster == "slurm":
+            array_id = submitted[0].job_id.split("_")[0]
+            echo(
+                f"samrl: submitted Slurm job array {array_id} ({len(chunk)} tasks, {parallel} "
+                f"at a time); per-run logs in {chunk[0].log_file.parent}"
+            )
+            outcomes.extend(_wait_slurm(dict(zip(submitted, chunk, strict=True)), monitor))
+        else:
+            waiting = dict(zip(submitted, chunk, strict=True))
+            outcomes.extend(_wait_local(waiting, monitor, POLL_S["local"]))
     return outcomes
 
 
-def _wait(waiting: dict[Any, Job], monitor: Monitor, poll_s: float) -> list[Outcome]:
+def _submit(
+    executor: Any, chunk: list[Job], threads: int, env: dict[str, str], options: dict[str, Any]
+) -> list[Any]:
+    """map_array, with sbatch's refusal as one line (submitit prints sbatch's stderr itself;
+    it is captured here and its last line reported)."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return list(
+                executor.map_array(
+                    run_config_file,
+                    [str(j.config_file) for j in chunk],
+                    [threads] * len(chunk),
+                    [env] * len(chunk),
+                    [str(j.log_file) for j in chunk],
+                )
+            )
+    except Exception as exc:
+        detail = last_line(str(exc)) or last_line(captured.getvalue()) or type(exc).__name__
+        where = f" (partition {options['partition']})" if options.get("partition") else ""
+        raise LauncherError(f"Slurm refused the job array{where}: {detail}") from None
+
+
+# ---------------------------------------------------------------- waiting on Slurm
+
+
+def squeue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
+    """Task id (`<array>_<index>` or `<job>`) -> Slurm state for the arrays of `job_ids`;
+    None when squeue does not answer (the controller restarting): keep the last view."""
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T"]
+    try:
+        done = subprocess.run(
+            [*command, "--jobs", ",".join(arrays)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        # squeue exits 1 when every listed job has been purged: then they are all gone
+        return {} if "Invalid job id" in done.stderr else None
+    states: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        task, _, state = line.strip().partition("|")
+        if task:
+            states[task] = state.strip()
+    return states
+
+
+def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
+    """Poll squeue until every task has a result or has left the queue for good."""
+    shown: dict[str, str] = {}  # run_id -> queued | running
+    ended_at: dict[Any, float] = {}  # handle -> when squeue first showed it ended or gone
+    outcomes: list[Outcome] = []
+    try:
+        while waiting:
+            states = squeue_states([h.job_id for h in waiting])
+            for handle in list(waiting):
+                job = waiting[handle]
+                state = None if states is None else states.get(handle.job_id, "GONE")
+                if handle.paths.result_pickle.exists():
+                    outcome = _result_outcome(handle, job)
+                elif state is None or state in QUEUED or state in RUNNING:
+                    ended_at.pop(handle, None)
+                    view = "running" if state in RUNNING else "queued"
+                    if state is not None and shown.get(job.run_id) != view:
+                        shown[job.run_id] = view
+                        (monitor.started if view == "running" else _queued(monitor))(job.run_id)
+                    continue
+                else:  # ended or gone, no result (yet: give the file system a moment)
+                    first = ended_at.setdefault(handle, time.monotonic())
+                    if time.monotonic() - first < RESULT_GRACE_S:
+                        continue
+                    outcome = _no_result_outcome(handle, job, state)
+                waiting.pop(handle)
+                if shown.get(job.run_id) != "running":
+                    monitor.started(job.run_id)
+                outcomes.append(outcome)
+                monitor.finished(outcome)
+            if waiting:
+                time.sleep(POLL_S["slurm"])
+    except BaseException:
+        for handle in waiting:
+            handle.cancel(check=False)
+        raise
+    return outcomes
+
+
+def _queued(monitor: Monitor) -> Any:
+    return getattr(monitor, "queued", lambda run_id: None)
+
+
+def _result_outcome(handle: Any, job: Job) -> Outcome:
+    try:
+        return outcome_from_result(job.run_id, handle.result())
+    except Exception as exc:  # the function raised inside the task: the run is recorded failed
+        detail = last_line(str(exc)) or type(exc).__name__
+        return Outcome(job.run_id, "failed", f"job {handle.job_id} failed: {detail}")
+
+
+def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:
+    """A task that ended without returning: cancelled, preempted for good, time limit, node
+    failure, killed. What survives is in its run directory; the next sweep resumes it."""
+    where = "left the queue" if state == "GONE" else f"ended {state}"
+    status = read_status(job.run_dir) or {}
+    steps = status.get("steps_done", 0)
+    if status.get("status") == "running":  # killed before it could record anything
+        write_status(
+            job.run_dir,
+            status="interrupted",
+            ended_at=now(),
+            error=f"Slurm job {handle.job_id} {where}",
+        )
+        status = read_status(job.run_dir) or {}
+    if status.get("status") in ("interrupted", "running", None):
+        return Outcome(
+            job.run_id,
+            "interrupted",
+            f"Slurm job {handle.job_id} {where} at step {steps}; its checkpoint is kept and "
+            f"the sweep resumes it when started again (log: {job.log_file})",
+        )
+    detail = status.get("error") or f"Slurm job {handle.job_id} {where} without a result"
+    return Outcome(job.run_id, str(status.get("status")), f"{detail} (log: {job.log_file})")
+
+
+# ---------------------------------------------------------------- local executor
+
+
+def _wait_local(waiting: dict[Any, Job], monitor: Monitor, poll_s: float) -> list[Outcome]:
     for job in waiting.values():
         monitor.started(job.run_id)
     outcomes: list[Outcome] = []
@@ -91,11 +264,7 @@ def _wait(waiting: dict[Any, Job], monitor: Monitor, poll_s: float) -> list[Outc
         while waiting:
             for handle in [h for h in waiting if h.done()]:
                 job = waiting.pop(handle)
-                try:
-                    outcome = outcome_from_result(job.run_id, handle.result())
-                except Exception as exc:  # the task died: timeout, node failure, segfault
-                    detail = last_line(str(exc)) or type(exc).__name__
-                    outcome = Outcome(job.run_id, "failed", f"job {handle.job_id} failed: {detail}")
+                outcome = _result_outcome(handle, job)
                 outcomes.append(outcome)
                 monitor.finished(outcome)
             if waiting:

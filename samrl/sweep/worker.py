@@ -53,12 +53,19 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def run_config_file(
-    path: str, threads: int | None = None, env: dict[str, str] | None = None
+    path: str,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+    log: str | None = None,
 ) -> dict[str, Any]:
-    """Train the run whose config file is `path` (resuming it if it was interrupted).
+    """Train the run whose config file is `path` (resuming it if it was interrupted), its
+    output appended to `log` when given.
 
-    Returns {"status": completed | diverged | failed, "message", "steps_done"}.
+    Returns {"status": completed | diverged | failed | interrupted, "message", "steps_done"}.
+    Inside a Slurm task an interrupted run returns nothing: see `_leave_to_slurm`.
     """
+    if log:
+        _redirect_output(Path(log))
     os.environ.update(env or {})
     if threads:
         import torch
@@ -77,6 +84,8 @@ def run_config_file(
         return {"status": "failed", "message": f"{exc.kind}: {exc}", "steps_done": 0}
     except Exception as exc:  # a crash before training started; the sweep goes on
         return {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "steps_done": 0}
+    if result.status == "interrupted" and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        _leave_to_slurm(result.message, result.signal)
     status = "completed" if result.status == "skipped" else result.status
     return {"status": status, "message": result.message, "steps_done": result.steps_done}
 
@@ -87,6 +96,7 @@ def outcome_from_result(run_id: str, result: Any) -> Outcome:
         "completed",
         "diverged",
         "failed",
+        "interrupted",
     ):
         return Outcome(run_id, "failed", f"unexpected worker result {result!r}")
     return Outcome(run_id, str(result["status"]), str(result.get("message") or ""))
@@ -95,3 +105,36 @@ def outcome_from_result(run_id: str, result: Any) -> Outcome:
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def _redirect_output(log: Path) -> None:
+    """This process's stdout and stderr (file descriptors, so child output too) append to `log`:
+    each run's log lies where the sweep says, whichever launcher ran it."""
+    import sys
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _leave_to_slurm(message: str, signal_name: str) -> None:
+    """The run stopped on a signal and checkpointed. SIGUSR2 is Slurm's warning ahead of the
+    time limit: requeue this task, which then resumes. SIGTERM came from Slurm (preemption,
+    requeue, scancel), which decides what happens next. Either way exit without a result, so
+    the sweep does not take this attempt for the task's end (submitit writes no result file
+    for SystemExit)."""
+    import subprocess
+    import sys
+
+    import submitit
+
+    if signal_name == "SIGUSR2":
+        job_id = submitit.JobEnvironment().job_id
+        subprocess.run(["scontrol", "requeue", job_id], check=False, timeout=60)
+        print(f"samrl: requeued Slurm job {job_id} ahead of its time limit", flush=True)
+    print(f"samrl: {message}", flush=True)
+    sys.exit(3)
