@@ -77,3 +77,34 @@ def test_errors_are_dataset_errors(cache: pathlib.Path) -> None:
 def test_help_has_an_example(command: list[str]) -> None:
     result = CliRunner().invoke(data_group, [*command, "--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "samrl data" in result.output
+
+
+def test_info_lists_every_cached_size_and_seed(cache: pathlib.Path) -> None:
+    runner = CliRunner()
+    for size, seed in ((600, 0), (900, 0), (600, 3)):
+        made = runner.invoke(
+            data_group, ["make", "pendulum-medium", "--size", str(size), "--seed", str(seed)]
+        )
+        assert made.exit_code == 0, made.output
+    info = runner.invoke(data_group, ["info", "pendulum-medium"])
+    assert info.exit_code == 0, info.output
+    assert "cached:      3 version(s) (size/seed: 600/s0, 600/s3, 900/s0)" in info.output
+    assert "not generated" not in info.output
+    assert info.output.count("transitions: 600") == 2 and "transitions: 900" in info.output
+    one = runner.invoke(data_group, ["info", "pendulum-medium", "--size", "600", "--seed", "3"])
+    assert "1 version(s) (size/seed: 600/s3)" in one.output
+    none = runner.invoke(data_group, ["info", "pendulum-medium", "--size", "700"])
+    assert "not generated yet" in none.output and "--size 700" in none.output
+
+
+def test_make_random_mujoco_trains_nothing(cache: pathlib.Path) -> None:
+    """D4RL's random level is a randomly initialised policy: no SAC training at all."""
+    made = CliRunner().invoke(data_group, ["make", "hopper-random", "--size", "300"])
+    assert made.exit_code == 0, made.output
+    assert "collecting hopper-random with a randomly initialised policy" in made.stderr
+    assert "training" not in made.stderr
+    policies = sorted(p.name for p in (cache / "policies").iterdir())
+    assert policies == ["hopper_random_s0_g1.d3"]  # no SAC training directory
+    info = CliRunner().invoke(data_group, ["info", "hopper-random"])
+    assert "randomly initialised SAC policy (no training)" in info.output
+    assert "300/s0" in info.output

@@ -69,6 +69,8 @@ def cache_path(
 ) -> pathlib.Path:
     if builtin.is_mujoco:
         steps = policy_steps if policy_steps is not None else mujoco.default_policy_steps()
+        if builtin.level == "random":
+            steps = 0  # a randomly initialised policy: no training, so no training length
         stem = f"{builtin.name}_n{size}_s{seed}_p{steps}_g{mujoco.GENERATOR_VERSION}"
     else:
         stem = f"{builtin.name}_n{size}_s{seed}_g{classic.GENERATOR_VERSION}"
@@ -109,9 +111,8 @@ def ensure_builtin(
     if builtin.is_mujoco:
         assert policy_steps is not None
         data, extra = _generate_mujoco(builtin, size, seed, policy_steps, progress, chunk_size)
-        metadata.update(
-            extra, generator_version=mujoco.GENERATOR_VERSION, policy_steps=policy_steps
-        )
+        trained = 0 if builtin.level == "random" else policy_steps
+        metadata.update(extra, generator_version=mujoco.GENERATOR_VERSION, policy_steps=trained)
     else:
         with tqdm(total=size, desc=builtin.name, unit="step", disable=not progress) as bar:
             data, extra = classic.generate_classic(
@@ -156,6 +157,8 @@ def _generate_mujoco(
         )
         return concatenate(parts), extra
 
+    if builtin.level == "random":
+        return _collect_random(builtin, size, seed, progress, chunk_size, cache)
     policies = mujoco.train_behaviour_policies(
         builtin.family,
         builtin.env_id,
@@ -174,7 +177,8 @@ def _generate_mujoco(
         extra = _returns_metadata(returns, "SAC training replay up to the medium checkpoint")
         return data, {**extra, **extra_policy}
     work_dir = partial_directory(cache_path(builtin, size, seed, policy_steps))
-    with tqdm(total=size, desc=builtin.name, unit="step", disable=not progress) as bar:
+    desc = f"collecting {builtin.name} with the {builtin.level} policy"
+    with tqdm(total=size, desc=desc, unit="step", disable=not progress) as bar:
         data, returns = mujoco.collect(
             policies.path(builtin.level),
             builtin.env_id,
@@ -188,6 +192,28 @@ def _generate_mujoco(
     policy_file = policies.path(builtin.level).name
     extra = _returns_metadata(returns, f"SAC {builtin.level} policy ({policy_file})")
     return data, {**extra, **extra_policy}
+
+
+def _collect_random(
+    builtin: Builtin, size: int, seed: int, progress: bool, chunk_size: int, cache: pathlib.Path
+) -> tuple[Any, dict[str, Any]]:
+    """D4RL's random level: rollouts of a randomly initialised policy; nothing is trained."""
+    policy = mujoco.random_policy(cache, builtin.family, builtin.env_id, seed)
+    work_dir = partial_directory(cache_path(builtin, size, seed))
+    desc = f"collecting {builtin.name} with a randomly initialised policy"
+    with tqdm(total=size, desc=desc, unit="step", disable=not progress) as bar:
+        data, returns = mujoco.collect(
+            policy,
+            builtin.env_id,
+            size=size,
+            seed=seed,
+            stream=builtin.level,
+            work_dir=work_dir,
+            chunk_size=chunk_size,
+            on_steps=bar.update,
+        )
+    extra = _returns_metadata(returns, "randomly initialised SAC policy (no training)")
+    return data, {**extra, "policy_path": str(policy)}
 
 
 def _returns_metadata(returns: np.ndarray, policy: str) -> dict[str, Any]:

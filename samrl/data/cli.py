@@ -133,16 +133,19 @@ def _size_seed(path: pathlib.Path) -> str:
 
 @data_group.command("info")
 @click.argument("name")
-@click.option("--size", type=click.IntRange(min=1), default=None, help="Built-ins: which size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Built-ins: which seed.")
-def info_command(name: str, size: int | None, seed: int) -> None:
+@click.option("--size", type=click.IntRange(min=1), default=None, help="Built-ins: only this size.")
+@click.option("--seed", type=int, default=None, help="Built-ins: only this seed.")
+def info_command(name: str, size: int | None, seed: int | None) -> None:
     """Episodes, transitions, return statistics and reference returns of a dataset.
 
-    NAME is a built-in name or d4rl:<name>, minari:<id>, file:<path>. A built-in that has
-    not been generated yet is described without generating it.
+    NAME is a built-in name or d4rl:<name>, minari:<id>, d3rlpy:<name>, file:<path>. For a
+    built-in, every cached version (each size and seed) is described; one that has not been
+    generated yet is described without generating it. Named remote datasets are downloaded
+    first if missing (unless offline).
 
     \b
     Example:
+      samrl data info pendulum-medium
       samrl data info pendulum-medium --size 100000 --seed 0
       samrl data info d4rl:hopper-medium-v2
     """
@@ -152,24 +155,37 @@ def info_command(name: str, size: int | None, seed: int) -> None:
     )
     click.echo(f"env:         {info.env_id or '-'}")
     click.echo(f"references:  min {_num(info.ref_min_return)}, max {_num(info.ref_max_return)}")
-    metadata: dict[str, Any]
-    if info.kind == "builtin":
-        builtin = BUILTINS[name]
-        path = cache_path(builtin, size or builtin.default_size, seed)
-        if not path.exists():
-            for note in info.notes:
-                click.echo(f"note:        {note}")
-            click.echo(
-                f"not generated yet (would be {path}); run: samrl data make {name}"
-                f" --size {size or builtin.default_size} --seed {seed}"
-            )
-            return
-        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
-    else:
+    if info.kind != "builtin":
         data, metadata, path = read_user_data(info, progress=True)
-    for note in (*info.notes, *data.notes):
+        for note in (*info.notes, *data.notes):
+            click.echo(f"note:        {note}")
+        _echo_statistics(data, metadata, path)
+        return
+    for note in info.notes:
         click.echo(f"note:        {note}")
-    _echo_statistics(data, metadata, path)
+    builtin = BUILTINS[name]
+    paths = [
+        p
+        for p in cached_files(builtin)
+        if (size is None or _size_seed(p).split("/")[0] == str(size))
+        and (seed is None or _size_seed(p).split("/")[1] == f"s{seed}")
+    ]
+    if not paths:
+        wanted = size or builtin.default_size
+        click.echo(
+            f"not generated yet (would be {cache_path(builtin, wanted, seed or 0)}); run: "
+            f"samrl data make {name} --size {wanted} --seed {seed or 0}"
+        )
+        return
+    click.echo(
+        f"cached:      {len(paths)} version(s) (size/seed: "
+        f"{', '.join(_size_seed(p) for p in paths)})"
+    )
+    for path in paths:
+        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
+        for note in data.notes:
+            click.echo(f"note:        {note}")
+        _echo_statistics(data, metadata, path)
 
 
 def _echo_statistics(data: Transitions, metadata: dict[str, Any], path: pathlib.Path) -> None:
@@ -185,7 +201,7 @@ def _echo_statistics(data: Transitions, metadata: dict[str, Any], path: pathlib.
         )
     for key in ("behaviour_policy", "behaviour_return_mean", "generator_version", "seed"):
         if key in metadata:
-            click.echo(f"{key + ':':<13}{metadata[key]}")
+            click.echo(f"{key + ':':<12} {metadata[key]}")
 
 
 def _num(value: float | None) -> str:

@@ -145,6 +145,34 @@ def evaluate_policy(algo: Any, env_id: str, episodes: int, seed: int) -> float:
     return float(np.mean(totals))
 
 
+def random_policy(cache: pathlib.Path, env_name: str, env_id: str, seed: int) -> pathlib.Path:
+    """D4RL's random level: a randomly initialised SAC policy, no training (seconds)."""
+    path = cache / "policies" / f"{env_name}_random_s{seed}_g{GENERATOR_VERSION}.d3"
+    if path.exists():
+        return path
+    import d3rlpy
+
+    d3rlpy.seed(seed)
+    env = gym.make(env_id)
+    sac = _sac_config(d3rlpy).create(device="cpu:0")
+    sac.build_with_env(env)
+    env.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sac.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def _sac_config(d3rlpy: Any) -> Any:
+    return d3rlpy.algos.SACConfig(
+        batch_size=256,
+        actor_learning_rate=3e-4,
+        critic_learning_rate=3e-4,
+        temp_learning_rate=3e-4,
+    )
+
+
 def train_behaviour_policies(
     env_name: str,
     env_id: str,
@@ -168,12 +196,7 @@ def train_behaviour_policies(
     env = _StepLogger(gym.make(env_id))
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    sac = d3rlpy.algos.SACConfig(
-        batch_size=256,
-        actor_learning_rate=3e-4,
-        critic_learning_rate=3e-4,
-        temp_learning_rate=3e-4,
-    ).create(device="cpu:0")
+    sac = _sac_config(d3rlpy).create(device="cpu:0")
     # Checkpoint evaluations can cost 1000 env steps per episode; keep them few for the tiny
     # trainings tests use, and D4RL-like (20 checkpoints, 5 episodes) for real ones.
     n_checkpoints = min(MAX_CHECKPOINTS, max(3, policy_steps // 1000))
@@ -181,7 +204,19 @@ def train_behaviour_policies(
     interval = max(1, policy_steps // n_checkpoints)
     checkpoints: list[dict[str, Any]] = []
 
+    from tqdm import tqdm
+
+    # d3rlpy's own bar counts epochs without saying what is trained; this one says it and
+    # shows the remaining time of the whole training.
+    bar = tqdm(
+        total=policy_steps,
+        desc=f"training the SAC behaviour policy for {env_name} (medium/expert levels)",
+        unit="step",
+        disable=not progress,
+    )
+
     def checkpoint(algo: Any, epoch: int, total_step: int) -> None:
+        bar.update(total_step - bar.n)
         first = not checkpoints
         if first or total_step % interval == 0 or total_step == policy_steps:
             # The first call comes before any update: that is the randomly initialised policy.
@@ -201,9 +236,10 @@ def train_behaviour_policies(
             random_steps=random_steps,
             update_start_step=random_steps,
             logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-            show_progress=progress,
+            show_progress=False,
             callback=checkpoint,
         )
+    bar.close()
     trained = [c for c in checkpoints if c["step"] > 0] or checkpoints
     expert = max(trained, key=lambda c: c["return"])
     earlier = [c for c in trained if c["step"] <= expert["step"]]

@@ -207,7 +207,12 @@ def describe(spec: str) -> DatasetInfo:
     if kind == "builtin":
         b = BUILTINS[rest]
         notes = (
-            ("behaviour policies trained online with d3rlpy SAC; references are D4RL's",)
+            (
+                "behaviour policy: a randomly initialised SAC policy (no training); "
+                "references are D4RL's"
+                if b.level == "random"
+                else "behaviour policies trained online with d3rlpy SAC; references are D4RL's",
+            )
             if b.is_mujoco
             else (
                 "scripted behaviour policies; references are the recorded "
