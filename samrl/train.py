@@ -207,6 +207,9 @@ def _run_locked(
     stream: IO[str],
     stop: StopRequest,
 ) -> RunResult:
+    # Not a terminal (a log file, a pipe): no carriage-return bars, one line per epoch instead.
+    lines = progress and not _is_terminal(stream)
+    progress = progress and not lines
     run_dir = config.run_dir
     state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     if state == "done":
@@ -249,7 +252,16 @@ def _run_locked(
     try:
         with threads_for_run(train_cfg["threads"]):  # process-wide; restored after the run
             return _train(
-                config, resolved, dataset, run_dir, state == "resume", progress, stream, clock, stop
+                config,
+                resolved,
+                dataset,
+                run_dir,
+                state == "resume",
+                progress,
+                stream,
+                clock,
+                stop,
+                lines,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
         _finish(run_dir, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
@@ -265,6 +277,28 @@ def _run_locked(
         message = f"{type(exc).__name__}: {exc}"
         _finish(run_dir, clock, "failed", message)
         return RunResult(run_dir, "failed", message, _steps(run_dir))
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):
+        return False
+
+
+EPOCH_LINE_METRICS = ("return_mean", "normalized_score")
+
+
+def epoch_line(
+    run_id: str, epoch: int, n_epochs: int, step: int, metrics: dict[str, float], wall: float
+) -> str:
+    """The one line per epoch printed when output is not a terminal."""
+    shown = sorted(k for k in metrics if k == "loss" or k.endswith(("_loss", "_sharpness"))) + [
+        k for k in EPOCH_LINE_METRICS if k in metrics
+    ]
+    values = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
+    return f"{run_id}: epoch {epoch}/{n_epochs} step {step} {values} ({wall:.0f}s)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +331,7 @@ def _train(
     stream: IO[str],
     clock: _Clock,
     stop: StopRequest,
+    lines: bool = False,
 ) -> RunResult:
     from samrl.data import make_eval_env
 
@@ -392,7 +427,14 @@ def _train(
                     row = hessian_row(algo, dataset.train, hessian, seed=train_cfg["seed"])
                 for name, value in row.items():
                     logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
-            tables.write(epoch, step, logger.commit(epoch, step))
+            committed = logger.commit(epoch, step)
+            tables.write(epoch, step, committed)
+            if lines:
+                print(
+                    epoch_line(config.run_id, epoch, n_epochs, step, committed, clock.total()),
+                    file=stream,
+                    flush=True,
+                )
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
             save_checkpoint(run_dir, algo, epoch, step, _algorithm_state(algo))

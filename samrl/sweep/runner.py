@@ -69,6 +69,7 @@ class Progress:
         self.in_queue: set[str] = set()  # only launchers that see a scheduler's queue report it
         self.total = total
         self.done = self.failed = 0
+        self.enabled = enabled
         self.echo = echo
         self._refresh()
 
@@ -95,6 +96,15 @@ class Progress:
                 self.bar.write(message, file=sys.stderr)
         self.bar.update(1)
         self._refresh()
+        if self.enabled and self.bar.disable:
+            # Output is not a terminal (a log file, a pipe, a batch job): no bar, but one line
+            # per finished run, so the log says how far the sweep is.
+            n = self.done + self.failed
+            detail = "" if outcome.status == "completed" else f": {outcome.message}"
+            self.echo(
+                f"samrl: [{n}/{self.total}] {outcome.run_id} {outcome.status}{detail} "
+                f"({len(self.running)} running, {self.total - n - len(self.running)} to go)"
+            )
 
     def _refresh(self) -> None:
         remaining = self.total - self.done - self.failed - len(self.running) - len(self.in_queue)
