@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
 from samrl.errors import SamrlError
-
-
-def quiet_d3rlpy() -> None:
-    """d3rlpy logs every build and epoch through structlog; samrl shows a progress bar instead."""
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+from samrl.quiet import quiet_d3rlpy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,11 +84,9 @@ def train(
         click.echo(f"samrl: {result.message}; nothing to do")
         return
     if result.status == "completed":
-        tables = [
-            n
-            for n in ("loss.csv", "sharpness.csv", "eval.csv", "hessian.csv")
-            if (result.run_dir / n).exists()
-        ]
+        from samrl.rundir import TABLE_FILES
+
+        tables = [n for n in TABLE_FILES if (result.run_dir / n).exists()]
         click.echo(
             f"samrl: run completed ({result.steps_done} steps); {', '.join(tables)} "
             f"in {result.run_dir}"
@@ -137,7 +128,7 @@ def _register_subsystem_commands() -> None:
     from samrl.analysis.cli import hessian_cmd, landscape_cmd, sharpness_cmd
     from samrl.analysis.plot_cli import plot_cmd, report_cmd
     from samrl.data.cli import data_group
-    from samrl.sweep.aggregate_cli import summarize_cmd
+    from samrl.results.cli import summarize_cmd
     from samrl.sweep.cli import sweep
 
     for command in (

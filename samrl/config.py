@@ -41,7 +41,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "save_interval": 1,
         "threads": "auto",
     },
-    "output": {"dir": "runs", "run_id": None, "loggers": ["file"]},
+    "output": {"dir": "runs", "run_id": None, "run_dir": None, "loggers": ["file"]},
     "analysis": {"hessian": None},
 }
 TOP_LEVEL = ("name", *SCHEMA)
@@ -75,7 +75,18 @@ class Config:
 
     @property
     def run_dir(self) -> Path:
+        """`output.run_dir` when given (a sweep places each run in its sweep directory), else
+        `<output.dir>/<name>/<run_id>`."""
+        explicit = self.data["output"].get("run_dir")
+        if explicit is not None:
+            return Path(explicit)
         return Path(self.data["output"]["dir"]) / self.name / self.run_id
+
+    def with_output(self, **output: Any) -> Config:
+        """The same config writing elsewhere (output keys never change results)."""
+        data = copy.deepcopy(self.data)
+        data["output"].update(output)
+        return Config(data, self.source)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.data, sort_keys=False)
@@ -253,6 +264,8 @@ def resolve(
 
     out = data["output"]
     out["dir"] = c.string(out["dir"], "output.dir")
+    if out["run_dir"] is not None:
+        out["run_dir"] = c.string(out["run_dir"], "output.run_dir")
     from samrl.trackers import check_loggers
 
     out["loggers"] = _wrap(c, lambda: check_loggers(out["loggers"]))

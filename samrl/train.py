@@ -7,7 +7,6 @@ import dataclasses
 import math
 import platform
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import IO, Any
 import d3rlpy
 import numpy as np
 import torch
-import yaml
 from d3rlpy.logging import D3RLPyLogger
 from d3rlpy.preprocessing import MinMaxActionScaler
 from tqdm import tqdm
@@ -28,31 +26,27 @@ from samrl.config import Config
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.loop import EpochProgress, train_steps
-from samrl.runs import (
-    SHARPNESS_SUFFIXES,
-    CsvTable,
+from samrl.rundir import (
+    D3RLPY_LOG_DIR,
+    EVAL_FILE,
+    HESSIAN_FILE,
+    LOSS_FILE,
+    SHARPNESS_FILE,
+    RunDir,
     RunWriteError,
     is_disk_error,
-    load_checkpoint,
     now,
-    read_status,
-    run_files,
-    run_lock,
-    save_checkpoint,
     set_rng_state,
-    truncate_epoch_rows,
-    write_status,
 )
 from samrl.sam import install
 from samrl.sampling import Sampler
 from samrl.stopping import StopRequest, stop_on_signals
+from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
 from samrl.threads import threads_for_run
 from samrl.trackers import adapter_factory
 
-D3RLPY_LOG_DIR = "d3rlpy"
 # Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
 HESSIAN_PREFIX = "hessian_"
-RUN_MARKERS = ("status.json", "config.yaml")
 EVAL_COLUMNS = frozenset(
     {
         "return_mean",
@@ -99,57 +93,44 @@ def versions(device: str) -> dict[str, str]:
 
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
     """'new', 'resume' or 'done'; raises RunError when the directory may not be touched."""
-    run_dir = config.run_dir
-    if not run_files(run_dir):
+    run = RunDir(config.run_dir)
+    run_dir = run.path
+    if run.is_empty():
         return "new"
-    check_run_dir(run_dir)
+    check_run_dir(run)
     if overwrite:
-        for path in run_files(run_dir):  # not the lock file this process holds
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        run.clear()  # not the lock file this process holds
         return "new"
     if not resume:
         raise RunError(
             f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
         )
-    saved = _saved_hash(run_dir)
+    saved = run.saved_hash()
     if saved is not None and saved != config.result_hash():
         raise RunError(
             f"{run_dir} was made with a different config (hash {saved} != "
             f"{config.result_hash()}); use another output.run_id or --overwrite"
         )
-    status = read_status(run_dir) or {}
-    return "done" if status.get("status") == "completed" else "resume"
+    return "done" if run.read_status()["status"] == "completed" else "resume"
 
 
-def check_run_dir(run_dir: Path) -> None:
+def check_run_dir(run: RunDir) -> None:
     """Refuse a non-empty directory that is not a samrl run (before anything is put in it)."""
-    files = run_files(run_dir)
-    if files and not any((run_dir / m).exists() for m in RUN_MARKERS):
+    if not run.is_empty() and not run.is_run():
         raise RunError(
-            f"{run_dir} exists and is not a samrl run directory; choose another "
+            f"{run.path} exists and is not a samrl run directory; choose another "
             "output.dir or output.run_id"
         )
-
-
-def _saved_hash(run_dir: Path) -> str | None:
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        return None
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        return None
-    return (data.get("samrl") or {}).get("config_hash")
 
 
 class _Tables:
     """Routes d3rlpy's per-epoch metrics into loss.csv, sharpness.csv and eval.csv."""
 
-    def __init__(self, run_dir: Path, eval_columns: frozenset[str]):
-        self.loss = CsvTable(run_dir / "loss.csv")
-        self.sharpness = CsvTable(run_dir / "sharpness.csv")
-        self.eval = CsvTable(run_dir / "eval.csv")
-        self.hessian = CsvTable(run_dir / "hessian.csv")
+    def __init__(self, run: RunDir, eval_columns: frozenset[str]):
+        self.loss = CsvTable(run.file(LOSS_FILE))
+        self.sharpness = CsvTable(run.file(SHARPNESS_FILE))
+        self.eval = CsvTable(run.file(EVAL_FILE))
+        self.hessian = CsvTable(run.file(HESSIAN_FILE))
         self.eval_columns = eval_columns
 
     def write(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
@@ -194,8 +175,9 @@ def run_training(
     SamrlError; anything that goes wrong during training is recorded as status 'failed'.
     """
     stream = stream or sys.stderr
-    check_run_dir(config.run_dir)
-    with run_lock(config.run_dir), stop_on_signals() as stop:
+    run = RunDir(config.run_dir)
+    check_run_dir(run)
+    with run.lock(), stop_on_signals() as stop:
         return _run_locked(config, resume, overwrite, progress, stream, stop)
 
 
@@ -210,10 +192,11 @@ def _run_locked(
     # Not a terminal (a log file, a pipe): no carriage-return bars, one line per epoch instead.
     lines = progress and not _is_terminal(stream)
     progress = progress and not lines
-    run_dir = config.run_dir
+    run = RunDir(config.run_dir)
+    run_dir = run.path
     state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     if state == "done":
-        return RunResult(run_dir, "skipped", f"{run_dir} is already completed", _steps(run_dir))
+        return RunResult(run_dir, "skipped", f"{run_dir} is already completed", run.steps_done())
     from samrl.data import load_dataset
 
     ds_cfg, train_cfg = config["dataset"], config["train"]
@@ -231,13 +214,12 @@ def _run_locked(
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
     }
-    previous = (read_status(run_dir) or {}) if state == "resume" else {}
+    previous = run.read_status() if state == "resume" else {}
     # Wall time accumulates over resumed sessions.
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
     try:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        write_status(
-            run_dir,
+        run.write_config(resolved)
+        run.write_status(
             status="running",
             started_at=previous.get("started_at", now()),
             ended_at=None,
@@ -255,7 +237,7 @@ def _run_locked(
                 config,
                 resolved,
                 dataset,
-                run_dir,
+                run,
                 state == "resume",
                 progress,
                 stream,
@@ -264,19 +246,19 @@ def _run_locked(
                 lines,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
-        _finish(run_dir, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
+        _finish(run, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
         raise
     except SamrlError as exc:  # disk full, unreadable checkpoint: resumable once fixed
-        _finish(run_dir, clock, "interrupted", f"{exc.kind}: {exc}")
+        _finish(run, clock, "interrupted", f"{exc.kind}: {exc}")
         raise
     except Exception as exc:  # a failing run is recorded, never propagated to a sweep
         if is_disk_error(exc):
             error = RunWriteError(getattr(exc, "filename", None) or run_dir, exc)
-            _finish(run_dir, clock, "interrupted", f"{error.kind}: {error}")
+            _finish(run, clock, "interrupted", f"{error.kind}: {error}")
             raise error from exc
         message = f"{type(exc).__name__}: {exc}"
-        _finish(run_dir, clock, "failed", message)
-        return RunResult(run_dir, "failed", message, _steps(run_dir))
+        _finish(run, clock, "failed", message)
+        return RunResult(run_dir, "failed", message, run.steps_done())
 
 
 def _is_terminal(stream: IO[str]) -> bool:
@@ -310,22 +292,18 @@ class _Clock:
         return round(self.earlier + time.time() - self.started, 3)
 
 
-def _steps(run_dir: Path) -> int:
-    return int((read_status(run_dir) or {}).get("steps_done", 0))
-
-
-def _finish(run_dir: Path, clock: _Clock, status: str, error: str | None) -> None:
+def _finish(run: RunDir, clock: _Clock, status: str, error: str | None) -> None:
     """Record how the run ended; on a full disk this may fail too, and the status then stays
     `running`, which resume and sweeps treat as interrupted."""
     with contextlib.suppress(OSError):
-        write_status(run_dir, status=status, ended_at=now(), error=error, wall_time_s=clock.total())
+        run.write_status(status=status, ended_at=now(), error=error, wall_time_s=clock.total())
 
 
 def _train(
     config: Config,
     resolved: dict[str, Any],
     dataset: Any,
-    run_dir: Path,
+    run: RunDir,
     resuming: bool,
     progress: bool,
     stream: IO[str],
@@ -349,7 +327,8 @@ def _train(
 
     if train_cfg["eval_episodes"] == 0:
         eval_env = None
-    tables = _Tables(run_dir, EVAL_COLUMNS)
+    run_dir = run.path
+    tables = _Tables(run, EVAL_COLUMNS)
     logger = D3RLPyLogger(
         algo=algo,
         adapter_factory=adapter_factory(config["output"]["loggers"], run_dir, resolved),
@@ -363,7 +342,7 @@ def _train(
     # carries them, so the resumed epoch's means are those of an uninterrupted run.
     partial = EpochProgress()
     warn = lambda line: print(line, file=stream)  # noqa: E731
-    checkpoint = load_checkpoint(run_dir, algo, warn) if resuming else None
+    checkpoint = run.load_checkpoint(algo, warn) if resuming else None
     if checkpoint is None:
         # Algorithms with a stage before the main loop (COMBO's dynamics model) run it here,
         # after install() so SAM applies to it too; a resumed run has its result checkpointed.
@@ -378,7 +357,7 @@ def _train(
                 algo.samrl_restore_checkpoint_state(checkpoint["algorithm"])
             partial = EpochProgress.from_dict(checkpoint.get("partial"))
         tables.truncate_after(epoch)
-        for path in (run_dir / D3RLPY_LOG_DIR).glob("*.csv"):
+        for path in run.d3rlpy_dir.glob("*.csv"):
             truncate_epoch_rows(path, epoch)
     # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
     logger.add_params(algo.config.serialize_to_dict())
@@ -408,9 +387,9 @@ def _train(
             if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
                 epoch -= 1
                 extra = {**_algorithm_state(algo), "partial": partial.to_dict()}
-                save_checkpoint(run_dir, algo, epoch, step, extra)
-                write_status(run_dir, steps_done=step, epochs_done=epoch)
-                _finish(run_dir, clock, "interrupted", f"interrupted by {stop.name} at step {step}")
+                run.save_checkpoint(algo, epoch, step, extra)
+                run.write_status(steps_done=step, epochs_done=epoch)
+                _finish(run, clock, "interrupted", f"interrupted by {stop.name} at step {step}")
                 message = _interrupted_message(stop.name, step, epoch, n_epochs, run_dir)
                 return RunResult(run_dir, "interrupted", message, step, stop.name, epoch)
             partial = EpochProgress()
@@ -437,8 +416,8 @@ def _train(
                 )
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
-            save_checkpoint(run_dir, algo, epoch, step, _algorithm_state(algo))
-            write_status(run_dir, steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
+            run.save_checkpoint(algo, epoch, step, _algorithm_state(algo))
+            run.write_status(steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
             if bad:
                 status = "diverged"
                 message = f"non-finite {', '.join(bad)} in epoch {epoch} (step {step})"
@@ -446,7 +425,7 @@ def _train(
     finally:
         bar.close()
         logger.close()
-    _finish(run_dir, clock, status, message or None)
+    _finish(run, clock, status, message or None)
     return RunResult(run_dir, status, message, step, epochs_done=epoch)
 
 

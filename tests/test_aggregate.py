@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from samrl import stats
 from samrl.errors import RunError, SamrlError
-from samrl.sweep.aggregate import (
+from samrl.results.aggregate import (
     last_fraction_mean,
     point_labels,
     summarize_runs,
     summarize_sweep,
 )
-from samrl.sweep.aggregate_cli import summarize_cmd
+from samrl.results.cli import summarize_cmd
 
 N_BOOT = 200  # enough for the properties tested, keeps the suite fast
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from test_combo_train import CONFIG
 
-import samrl.train
 from samrl.config import load_config
+from samrl.rundir import RunDir
 from samrl.train import run_training
 
 NAMES = ("loss.csv", "sharpness.csv", "eval.csv")
@@ -30,15 +30,15 @@ def test_interrupted_combo_run_resumes_to_the_same_csvs(
     assert reference.status == "completed", reference.message
     expected = {n: (reference.run_dir / n).read_bytes() for n in NAMES}
 
-    real = samrl.train.save_checkpoint
+    real = RunDir.save_checkpoint
 
-    def crash_at_epoch_3(run_dir: Path, algo: Any, epoch: int, step: int, extra: Any) -> None:
+    def crash_at_epoch_3(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
         if epoch == 3:
             raise RuntimeError("simulated crash")
-        real(run_dir, algo, epoch, step, extra)
+        real(run, algo, epoch, step, extra)
 
     with monkeypatch.context() as patch:
-        patch.setattr(samrl.train, "save_checkpoint", crash_at_epoch_3)
+        patch.setattr(RunDir, "save_checkpoint", crash_at_epoch_3)
         crashed = run_training(config, overwrite=True, progress=False)
     assert crashed.status == "failed"
     resumed = run_training(config, resume=True, progress=False)

@@ -22,7 +22,7 @@ from samrl.analysis.plots import (
 )
 from samrl.analysis.report import write_report
 from samrl.errors import RunError, SamrlError
-from samrl.sweep.aggregate import compute_sweep_tables
+from samrl.results.aggregate import compute_sweep_tables
 
 N_BOOT = 100
 SCORES = {0.0: [1.0, 2.0, 3.0], 0.05: [2.0, 3.0, 5.0], 0.1: [0.5, 4.0, 6.0]}

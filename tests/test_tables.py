@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_aggregate import write_run
 
-from samrl.sweep.aggregate import summarize_sweep
+from samrl.results.aggregate import summarize_sweep
 
 ALGOS = ("cql", "td3_plus_bc")
 DATASETS = ("pendulum-medium", "pendulum-replay")

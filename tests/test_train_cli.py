@@ -11,6 +11,8 @@ import pytest
 import yaml
 from conftest import run_cli, tiny_config, write_config
 
+from samrl.rundir import RunDir
+
 
 def run_dir_of(config: dict[str, Any], tmp_path: Path) -> Path:
     runs = list((tmp_path / "runs" / config["name"]).iterdir())
@@ -180,16 +182,14 @@ def test_existing_run_directory_needs_resume_or_overwrite(
 
 def _crash_at(monkeypatch: pytest.MonkeyPatch, epoch_to_crash: int) -> None:
     """Simulate a crash after epoch N's rows were written but before its checkpoint."""
-    import samrl.train
+    real = RunDir.save_checkpoint
 
-    real = samrl.train.save_checkpoint
-
-    def save_or_crash(run_dir: Path, algo: Any, epoch: int, step: int, extra: Any) -> None:
+    def save_or_crash(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
         if epoch == epoch_to_crash:
             raise RuntimeError("simulated crash")
-        real(run_dir, algo, epoch, step, extra)
+        real(run, algo, epoch, step, extra)
 
-    monkeypatch.setattr(samrl.train, "save_checkpoint", save_or_crash)
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_or_crash)
 
 
 @pytest.mark.parametrize(

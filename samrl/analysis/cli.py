@@ -25,7 +25,7 @@ SEED = click.option(
 
 
 def _quiet() -> None:
-    from samrl.cli import quiet_d3rlpy
+    from samrl.quiet import quiet_d3rlpy
 
     quiet_d3rlpy()
 
@@ -39,7 +39,7 @@ def _runs_of(path: Path) -> list[Path]:
     results then land in each run, where summarize, plot and report find them."""
     from samrl.analysis.posthoc import checkpoint_steps
     from samrl.errors import RunError
-    from samrl.sweep.aggregate import find_runs, is_run_dir
+    from samrl.results.runs import find_runs, is_run_dir
 
     if is_run_dir(path) or not path.is_dir():
         return [path]

@@ -9,8 +9,8 @@ import click
 from samrl.analysis.plots import is_sweep_dir, plot_run, plot_sweep
 from samrl.analysis.report import write_report
 from samrl.errors import RunError, SamrlError
-from samrl.sweep.aggregate import is_run_dir
-from samrl.sweep.aggregate_cli import bootstrap_options
+from samrl.results.cli import bootstrap_options
+from samrl.results.runs import is_run_dir
 
 
 def _existing_dir(path: Path) -> Path:

@@ -23,20 +23,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from samrl.errors import RunError, SamrlError, unknown_name
-from samrl.sweep.aggregate import (
+from samrl.results.aggregate import (
     OPTIM_KEYS,
     SHARPNESS_SUFFIX,
     SweepTables,
     compute_sweep_tables,
-    find_runs,
     grid_points,
-    is_run_dir,
-    read_config,
-    read_csv,
-    run_path,
 )
+from samrl.results.runs import find_runs, is_run_dir, read_config, read_csv, run_path
+from samrl.rundir import METRIC_FILES, SWEEP_FILE
 
-METRIC_FILES = ("loss.csv", "sharpness.csv", "eval.csv")
 INDEX_COLUMNS = ("epoch", "step")
 #: Run statuses whose curves enter the sweep means.
 CURVE_STATUSES = ("completed", "running")
@@ -332,6 +328,6 @@ def plot_sweep(
 def is_sweep_dir(path: Path) -> bool:
     """A sweep.json, or run directories below (and not a run directory itself)."""
     path = Path(path)
-    if (path / "sweep.json").is_file():
+    if (path / SWEEP_FILE).is_file():
         return True
     return not is_run_dir(path) and bool(find_runs(path))

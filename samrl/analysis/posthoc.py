@@ -18,7 +18,6 @@ import csv
 import dataclasses
 import io
 import math
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,11 +39,17 @@ from samrl.analysis.network_loss import (
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
 from samrl.errors import RunError, SamrlError
+from samrl.rundir import (
+    CONFIG_FILE,
+    D3RLPY_LOG_DIR,
+    POSTHOC_HESSIAN_FILE,
+    POSTHOC_SHARPNESS_FILE,
+    RunDir,
+    atomic_write,
+)
 
-MODEL_DIR = "d3rlpy"
-_MODEL_RE = re.compile(r"model_(\d+)\.d3")
-HESSIAN_FILE = "hessian_posthoc.csv"
-SHARPNESS_FILE = "sharpness_posthoc.csv"
+HESSIAN_FILE = POSTHOC_HESSIAN_FILE
+SHARPNESS_FILE = POSTHOC_SHARPNESS_FILE
 
 
 @dataclasses.dataclass
@@ -69,9 +74,9 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{run_dir}: no such directory")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is a file, not a run directory")
-    path = run_dir / "config.yaml"
+    path = RunDir(run_dir).config_file
     if not path.is_file():
-        raise RunError(f"{run_dir} is not a samrl run directory (no config.yaml)")
+        raise RunError(f"{run_dir} is not a samrl run directory (no {CONFIG_FILE})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -83,12 +88,7 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
 
 def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
     """Step -> saved model file, for every ``d3rlpy/model_<step>.d3`` in the run."""
-    found = {}
-    for path in (run_dir / MODEL_DIR).glob("model_*.d3"):
-        match = _MODEL_RE.fullmatch(path.name)
-        if match:
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
+    return RunDir(run_dir).model_files()
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
@@ -105,7 +105,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     steps = checkpoint_steps(run_dir)
     if not steps:
         raise RunError(
-            f"{run_dir} has no saved model ({MODEL_DIR}/model_<step>.d3); "
+            f"{run_dir} has no saved model ({D3RLPY_LOG_DIR}/model_<step>.d3); "
             "train it first (checkpoints are written every train.save_interval epochs)"
         )
     if step is None:
@@ -163,9 +163,7 @@ def merge_rows(path: Path, rows: list[dict[str, Any]], key: Sequence[str]) -> No
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(kept + new_text)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write(path, buffer.getvalue())
 
 
 def _fmt(value: Any) -> str:

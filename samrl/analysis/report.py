@@ -11,22 +11,17 @@ import pandas as pd
 
 from samrl import stats
 from samrl.analysis.plots import plot_sweep, vs_rho_columns
-from samrl.analysis.tables import TABLE_FILES, markdown, score_tables, write_tables
 from samrl.errors import RunError
-from samrl.sweep.aggregate import (
-    AGGREGATE_FILE,
-    SUMMARY_FILE,
+from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
-    read_config,
-    read_status,
-    read_sweep_spec,
-    run_path,
-    write_csv_atomic,
+    format_number,
+    write_sweep_tables,
 )
-from samrl.sweep.aggregate_cli import format_number
+from samrl.results.paper import markdown, score_tables
+from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
+from samrl.rundir import AGGREGATE_FILE, REPORT_FILE, SCORE_FILES, SUMMARY_FILE, atomic_write
 
-REPORT_FILE = "report.md"
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
 VERSION_KEYS = ("version", "d3rlpy", "torch", "python", "device")
@@ -62,18 +57,14 @@ def write_report(sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed
     """Rebuild summary.csv, aggregate.csv and plots/, then write `<sweep_dir>/report.md`."""
     sweep_dir = Path(sweep_dir)
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
-    write_csv_atomic(tables.summary, sweep_dir / SUMMARY_FILE)
-    write_csv_atomic(tables.aggregate, sweep_dir / AGGREGATE_FILE)
-    write_tables(tables.summary, tables.keys, sweep_dir)
+    write_sweep_tables(sweep_dir, tables)
     try:
         plots = plot_sweep(sweep_dir, tables=tables, seed=seed)
     except RunError:
         plots = []  # no run has written a CSV row yet: the report still lists what is planned
     text = render_report(sweep_dir, tables, plots, n_boot=n_boot)
     out = sweep_dir / REPORT_FILE
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, out)
+    atomic_write(out, text)
     return out
 
 
@@ -92,7 +83,7 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
         markdown_table(_result_rows(aggregate)),
         "## Paper tables",
         "Final and best score per algorithm, optimizer and dataset (CORL / d3rlpy convention; "
-        f"also as {', '.join(f'`{n}`' for n in TABLE_FILES)}, the LaTeX with booktabs).",
+        f"also as {', '.join(f'`{n}`' for n in SCORE_FILES)}, the LaTeX with booktabs).",
         markdown(score_tables(summary, tables.keys)),
         "## Plots",
         "" if plots else "_No plots yet: no run has written a CSV row._",

@@ -62,7 +62,7 @@ def train_dynamics(
     from torch's global RNG, so the run's seed decides them. The best validation-NLL weights
     are kept.
     """
-    from samrl.runs import CsvTable
+    from samrl.tables import CsvTable
 
     dynamics: ProbabilisticEnsemble = impl.dynamics
     device = data.observations.device

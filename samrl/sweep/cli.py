@@ -190,7 +190,7 @@ def sweep(
         launcher_flags=launcher_flags,
     )
     if not dry_run:
-        from samrl.cli import quiet_d3rlpy
+        from samrl.quiet import quiet_d3rlpy
 
         quiet_d3rlpy()
     options = SweepOptions(

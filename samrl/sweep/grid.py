@@ -18,10 +18,10 @@ import yaml
 
 from samrl.config import Config, apply_override, parse_override, read_yaml, resolve
 from samrl.errors import ConfigError, unknown_name
+from samrl.rundir import SweepDir
 from samrl.sam.variants import OPTIMIZER_NAMES
 
 DEFAULT_OUT = "runs/sweeps"
-RUNS_DIR = "runs"
 SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
 LAUNCHERS = ("local", "slurm", "ray")
 LAUNCHER_KEYS: dict[str, tuple[str, ...]] = {
@@ -41,7 +41,8 @@ LAUNCHER_KEYS: dict[str, tuple[str, ...]] = {
 }
 #: auto: Slurm where `sbatch` is found, else submitit's local executor; slurm/local force one.
 SLURM_EXECUTORS = ("auto", "slurm", "local")
-#: Keys a grid may not vary: seeds have their own axis, output and name are set by the sweep.
+#: Keys a grid may not vary: seeds have their own axis, the sweep sets output (each run's
+#: directory is `<sweep>/runs/<run_id>`); name is the sweep's.
 RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
 #: Keys already spelled out by samrl's default run_id (`<algo>_<dataset>_<optim>[-rho]_s<seed>`).
 RUN_ID_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
@@ -64,6 +65,10 @@ class SweepSpec:
     @property
     def directory(self) -> Path:
         return Path(self.out) / self.name
+
+    @property
+    def sweep_dir(self) -> SweepDir:
+        return SweepDir(self.directory)
 
     def base_config(self) -> dict[str, Any]:
         """The base config with the `set` overrides applied (grid and seed not yet)."""
@@ -391,10 +396,10 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     each other grid key, then `_s<seed>`; made unique by adding every grid key if needed.
     """
     base = spec.base_config()
-    sweep_dir = spec.directory.resolve()
+    sweep_dir = SweepDir(spec.directory.resolve())
     points = grid_points(spec.grid)
     labels = _labels(list(spec.grid))
-    drafts: list[tuple[dict[str, Any], int, dict[str, Any], str, str]] = []
+    drafts: list[tuple[dict[str, Any], Config, int, dict[str, Any], str, str]] = []
     for point in points:
         for seed in spec.seeds:
             raw = copy.deepcopy(base)
@@ -409,8 +414,7 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
                     ) from None
             apply_override(raw, "train.seed", seed)
             raw.pop("output", None)
-            raw["name"] = RUNS_DIR
-            raw["output"] = {"dir": str(sweep_dir)}
+            raw.setdefault("name", spec.name)  # the worker reads this file, not the sweep's
             raw["sweep"] = {"name": spec.name, "point": copy.deepcopy(point)}
             config = _resolve(spec, raw, point, seed)
             stem = config.run_id.removesuffix(f"_s{seed}")
@@ -418,13 +422,13 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             extra = [k for k in point if k not in RUN_ID_KEYS or (k == "optim.rho" and not sam)]
             short = "_".join([stem, *(_token(k, point[k], labels) for k in extra)])
             full = "_".join([stem, *(_token(k, point[k], labels) for k in point)])
-            drafts.append((raw, seed, point, short, full))
+            drafts.append((raw, config, seed, point, short, full))
     counts: dict[str, int] = {}
-    for _, seed, _, short, _ in drafts:
+    for _, _, seed, _, short, _ in drafts:
         counts[f"{short}_s{seed}"] = counts.get(f"{short}_s{seed}", 0) + 1
     plans: list[RunPlan] = []
     seen: set[str] = set()
-    for raw, seed, point, short, full in drafts:
+    for raw, config, seed, point, short, full in drafts:
         stem = short if counts[f"{short}_s{seed}"] == 1 else full
         run_id = safe_id(f"{stem}_s{seed}")
         n = 2
@@ -432,6 +436,9 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             run_id = safe_id(f"{stem}-{n}_s{seed}")
             n += 1
         seen.add(run_id)
-        raw["output"]["run_id"] = run_id
-        plans.append(RunPlan(run_id, point, seed, _resolve(spec, raw, point, seed), raw))
+        # Each config is resolved once here; the explicit run directory replaces the
+        # default `<output.dir>/<name>/<run_id>`, so the experiment's name stays its own.
+        output = {"run_id": run_id, "run_dir": str(sweep_dir.run(run_id).path)}
+        raw["output"] = dict(output)
+        plans.append(RunPlan(run_id, point, seed, config.with_output(**output), raw))
     return plans

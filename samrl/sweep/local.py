@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from samrl.runs import now, read_status, write_status
+from samrl.rundir import RunDir, now
 from samrl.sweep.worker import Job, Monitor, Outcome, last_line, thread_env
 
 POLL_S = 0.2
@@ -60,15 +60,16 @@ def _die_with_parent() -> None:
 
 def outcome_of(job: Job, returncode: int) -> Outcome:
     """Read how a finished `samrl train` process ended: exit status, status.json, its log."""
-    status = read_status(job.run_dir) or {}
-    state = status.get("status")
+    run = RunDir(job.run_dir)
+    status = run.read_status()
+    state = status["status"]
     if returncode == 0:
         return Outcome(job.run_id, "completed")
     if returncode < 0:
         name = signal.Signals(-returncode).name
         message = f"worker process killed by {name} (log: {job.log_file})"
         if state == "running":
-            write_status(job.run_dir, status="failed", ended_at=now(), error=message)
+            run.write_status(status="failed", ended_at=now(), error=message)
         return Outcome(job.run_id, "failed", message)
     if state == "interrupted":  # it stopped on a signal and checkpointed: resumable
         return Outcome(job.run_id, "interrupted", str(status.get("error") or "interrupted"))

@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from samrl.rundir import AGGREGATE_FILE, SUMMARY_FILE, SWEEP_RUNS_DIR, SweepDir
 from samrl.sweep import state
 from samrl.sweep.grid import RunPlan, SweepSpec, expand, point_text
 from samrl.sweep.worker import Job, Outcome, forwarded_env
@@ -173,13 +174,9 @@ def prepare_datasets(plans: list[RunPlan], echo: Echo, progress: bool) -> None:
 
 
 def _jobs(sweep_dir: Path, plans: list[RunPlan]) -> list[Job]:
+    folder = SweepDir(sweep_dir)
     return [
-        Job(
-            p.run_id,
-            state.config_path(sweep_dir, p.run_id),
-            p.run_dir,
-            state.log_path(sweep_dir, p.run_id),
-        )
+        Job(p.run_id, folder.config_file(p.run_id), p.run_dir, folder.log_file(p.run_id))
         for p in plans
     ]
 
@@ -222,7 +219,7 @@ def launch(
 
         return run_slurm(
             jobs,
-            folder=sweep_dir / "slurm",
+            folder=SweepDir(sweep_dir).slurm_dir,
             options=launcher,
             name=spec.name,
             n_jobs=options.jobs,
@@ -319,7 +316,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
 
 
 def _summarize(sweep_dir: Path, echo: Echo) -> bool:
-    from samrl.sweep.aggregate import summarize_sweep
+    from samrl.results.aggregate import summarize_sweep
 
     try:
         summarize_sweep(sweep_dir)
@@ -331,9 +328,9 @@ def _summarize(sweep_dir: Path, echo: Echo) -> bool:
 
 def final_line(name: str, report: SweepReport, prefix: str = "") -> str:
     where = (
-        f"summary.csv and aggregate.csv in {report.sweep_dir}"
+        f"{SUMMARY_FILE} and {AGGREGATE_FILE} in {report.sweep_dir}"
         if report.summary_written
-        else f"runs in {report.sweep_dir / 'runs'} (no summary)"
+        else f"runs in {report.sweep_dir / SWEEP_RUNS_DIR} (no summary)"
     )
     return (
         f"samrl: sweep {name}: {prefix}{len(report.states)} runs: "

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from samrl.errors import LauncherError
-from samrl.runs import now, read_status, write_status
+from samrl.rundir import RunDir, now
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -232,17 +232,17 @@ def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:
     """A task that ended without returning: cancelled, preempted for good, time limit, node
     failure, killed. What survives is in its run directory; the next sweep resumes it."""
     where = "left the queue" if state == "GONE" else f"ended {state}"
-    status = read_status(job.run_dir) or {}
+    run = RunDir(job.run_dir)
+    status = run.read_status()
     steps = status.get("steps_done", 0)
-    if status.get("status") == "running":  # killed before it could record anything
-        write_status(
-            job.run_dir,
+    if status["status"] == "running":  # killed before it could record anything
+        run.write_status(
             status="interrupted",
             ended_at=now(),
             error=f"Slurm job {handle.job_id} {where}",
         )
-        status = read_status(job.run_dir) or {}
-    if status.get("status") in ("interrupted", "running", None):
+        status = run.read_status()
+    if status["status"] in ("interrupted", "running", "pending", "unknown"):
         return Outcome(
             job.run_id,
             "interrupted",

@@ -1,4 +1,7 @@
-"""The sweep directory on disk: sweep.json, per-run config files, run states, a lock."""
+"""A sweep's state on disk: what sweep.json records, the state of each run, the lock.
+
+The files themselves (names, reading, atomic writing) belong to `samrl.rundir.SweepDir`.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from samrl.errors import RunError
-from samrl.runs import atomic_write, read_status
+from samrl.rundir import RunDir, SweepDir
 from samrl.sweep.grid import RunPlan, SweepSpec
 
-SWEEP_FILE = "sweep.json"
-CONFIGS_DIR = "configs"
-LOGS_DIR = "logs"
-LOCK_FILE = ".lock"
 #: States of a run as seen before launching: which ones a sweep runs, skips or reports.
 STATES = ("new", "interrupted", "completed", "failed", "diverged", "changed")
 #: Keys of the base config that do not change results (the sweep sets them per run).
 IGNORED_BASE_KEYS = ("output", "name")
-
-
-def config_path(sweep_dir: Path, run_id: str) -> Path:
-    """The per-run config file the worker trains from (`samrl train --config <this>`)."""
-    return sweep_dir / CONFIGS_DIR / f"{run_id}.yaml"
-
-
-def log_path(sweep_dir: Path, run_id: str) -> Path:
-    return sweep_dir / LOGS_DIR / f"{run_id}.log"
 
 
 def sweep_record(spec: SweepSpec, plans: list[RunPlan]) -> dict[str, Any]:
@@ -46,7 +34,7 @@ def sweep_record(spec: SweepSpec, plans: list[RunPlan]) -> dict[str, Any]:
         "runs": [
             {
                 "run_id": p.run_id,
-                "dir": f"runs/{p.run_id}",
+                "dir": SweepDir.run_entry(p.run_id),
                 "point": p.point,
                 "seed": p.seed,
                 "config_hash": p.config.result_hash(),
@@ -54,19 +42,6 @@ def sweep_record(spec: SweepSpec, plans: list[RunPlan]) -> dict[str, Any]:
             for p in plans
         ],
     }
-
-
-def read_record(sweep_dir: Path) -> dict[str, Any] | None:
-    path = sweep_dir / SWEEP_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(
-            f"{path}: not valid JSON ({exc.msg}); use --overwrite to start again"
-        ) from None
-    return record if isinstance(record, dict) else None
 
 
 def _canonical(value: Any) -> str:
@@ -102,7 +77,7 @@ def sweep_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def check_compatible(sweep_dir: Path, record: dict[str, Any]) -> None:
     """Refuse to mix a changed sweep into an existing sweep directory."""
-    old = read_record(sweep_dir)
+    old = SweepDir(sweep_dir).read_record()
     if old is None:
         return
     changes = sweep_changes(old, record)
@@ -118,40 +93,28 @@ def check_compatible(sweep_dir: Path, record: dict[str, Any]) -> None:
 
 def write_sweep(sweep_dir: Path, record: dict[str, Any], plans: list[RunPlan]) -> None:
     """sweep.json and one config file per run (rewritten each time; cheap and idempotent)."""
-    (sweep_dir / CONFIGS_DIR).mkdir(parents=True, exist_ok=True)
-    (sweep_dir / LOGS_DIR).mkdir(exist_ok=True)
-    for plan in plans:
-        atomic_write(config_path(sweep_dir, plan.run_id), yaml.safe_dump(plan.raw, sort_keys=False))
-    atomic_write(sweep_dir / SWEEP_FILE, json.dumps(record, indent=2, default=str) + "\n")
-
-
-def _saved_hash(run_dir: Path) -> str | None:
-    try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    return (data.get("samrl") or {}).get("config_hash") if isinstance(data, dict) else None
+    SweepDir(sweep_dir).write(record, {plan.run_id: plan.raw for plan in plans})
 
 
 def run_state(plan: RunPlan) -> str:
     """new | interrupted | completed | failed | diverged | changed (config hash differs)."""
-    run_dir = plan.run_dir
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+    run = RunDir(plan.run_dir)
+    if run.is_empty():
         return "new"
-    saved = _saved_hash(run_dir)
+    saved = run.saved_hash()
     if saved is not None and saved != plan.config.result_hash():
         return "changed"
-    status = read_status(run_dir) or {}
+    status = run.read_status()
     value = status.get("status")
     if value in ("completed", "diverged"):
         return str(value)
     if value == "failed" and status.get("error") != "interrupted":
         return "failed"
-    return "interrupted"  # running (its process died), interrupted, or no status yet
+    return "interrupted"  # running (its process died), interrupted, pending or unreadable
 
 
 def run_error(plan: RunPlan) -> str:
-    return str((read_status(plan.run_dir) or {}).get("error") or "")
+    return str(RunDir(plan.run_dir).read_status().get("error") or "")
 
 
 def clear_run(plan: RunPlan) -> None:
@@ -165,7 +128,7 @@ def clear_sweep(sweep_dir: Path) -> None:
     if not sweep_dir.is_dir():
         return
     for child in sweep_dir.iterdir():
-        if child.name == LOCK_FILE:
+        if child == SweepDir(sweep_dir).lock_file:
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
@@ -177,7 +140,7 @@ def clear_sweep(sweep_dir: Path) -> None:
 def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     """One sweep process per directory (released by the OS if the process dies)."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with (sweep_dir / LOCK_FILE).open("w") as handle:
+    with SweepDir(sweep_dir).lock_file.open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -72,9 +72,9 @@ def run_config_file(
 
         os.environ.update(thread_env(threads))
         torch.set_num_threads(threads)
-    from samrl.cli import quiet_d3rlpy
     from samrl.config import load_config
     from samrl.errors import SamrlError
+    from samrl.quiet import quiet_d3rlpy
     from samrl.train import run_training
 
     quiet_d3rlpy()

@@ -31,24 +31,39 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from samrl import stats
 from samrl.errors import RunError
-
-SWEEP_FILE = "sweep.json"
-STATUS_FILE = "status.json"
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.csv"
-AGGREGATE_FILE = "aggregate.csv"
+from samrl.results.labels import group_key, point_labels
+from samrl.results.paper import write_tables as write_paper_tables
+from samrl.results.runs import (
+    RunEntry,
+    declared_point,
+    find_runs,
+    get_path,
+    read_config,
+    read_csv,
+    read_status,
+    read_sweep_spec,
+)
+from samrl.rundir import (
+    EVAL_FILE,
+    LOSS_FILE,
+    POSTHOC_HESSIAN_FILE,
+    POSTHOC_SHARPNESS_FILE,
+    SHARPNESS_FILE,
+    STATUS_FILE,
+    SWEEP_FILE,
+    SweepDir,
+    write_csv_atomic,
+)
 
 #: Grid keys for a bare directory of runs (no sweep.point): what a run_id is made of, less seed.
 DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
@@ -68,58 +83,7 @@ STAT_SUFFIXES = ("mean", "std", "iqm", "ci_low", "ci_high")
 LAST_FRACTION = 0.1
 
 
-@dataclass(frozen=True)
-class RunEntry:
-    """One run of a sweep: its directory (may not exist yet), grid point and seed if known."""
-
-    directory: Path
-    point: Mapping[str, Any] | None = None
-    seed: int | None = None
-    run_id: str | None = None
-
-
 # --------------------------------------------------------------------------- reading one run
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    """A run CSV, or an empty frame when it is missing or has no rows yet."""
-    if not path.is_file():
-        return pd.DataFrame()
-    try:
-        # A crash can leave a half-written last row: it parses with NaNs, which we tolerate.
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        return {}
-    loaded = yaml.safe_load(path.read_text())
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    """status.json, or {"status": "pending"} when the run has not written one yet."""
-    path = run_dir / STATUS_FILE
-    if not path.is_file():
-        return {"status": "pending"}
-    try:
-        loaded = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
-    return loaded if isinstance(loaded, dict) else {"status": "unknown"}
-
-
-def get_path(config: Mapping[str, Any], key: str) -> Any:
-    """config["a"]["b"] for key "a.b"; None when any part is missing."""
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _scalar(value: Any) -> Any:
@@ -141,13 +105,6 @@ def last_fraction_mean(frame: pd.DataFrame, fraction: float = LAST_FRACTION) -> 
     tenths = round(fraction * 1000)
     n_last = max(1, -(-n_rows * tenths // 1000))
     return frame.tail(n_last).mean(numeric_only=True)
-
-
-def declared_point(entry: RunEntry) -> dict[str, Any]:
-    """The run's grid point: from sweep.json, else from config.yaml's sweep.point, else {}."""
-    if entry.point:
-        return dict(entry.point)
-    return dict(get_path(read_config(entry.directory), "sweep.point") or {})
 
 
 def summarize_run(
@@ -172,16 +129,16 @@ def summarize_run(
     row["wall_time_s"] = status.get("wall_time_s")
     row["steps_done"] = status.get("steps_done")
     row["n_steps"] = status.get("n_steps", get_path(config, "train.n_steps"))
-    row.update(_eval_columns(read_csv(run_dir / "eval.csv")))
+    row.update(_eval_columns(read_csv(run_dir / EVAL_FILE)))
 
-    losses = read_csv(run_dir / "loss.csv")
+    losses = read_csv(run_dir / LOSS_FILE)
     if row["steps_done"] is None and "step" in losses:
         row["steps_done"] = losses["step"].max()
     for column in losses.columns.drop(["epoch", "step"], errors="ignore"):
         values = pd.to_numeric(losses[column], errors="coerce").dropna()
         row[f"last_{column}"] = values.iloc[-1] if len(values) else np.nan
 
-    sharpness = read_csv(run_dir / "sharpness.csv")
+    sharpness = read_csv(run_dir / SHARPNESS_FILE)
     means = last_fraction_mean(sharpness.drop(columns=["epoch", "step"], errors="ignore"))
     for column, value in means.items():
         row[f"{column}_last10"] = value
@@ -199,7 +156,7 @@ def posthoc_columns(run_dir: Path) -> dict[str, float]:
     from samrl.sam.variants import fixed_radius_name
 
     out: dict[str, float] = {}
-    sharp = read_csv(run_dir / "sharpness_posthoc.csv")
+    sharp = read_csv(run_dir / POSTHOC_SHARPNESS_FILE)
     if not sharp.empty and {"step", "net", "rho"} <= set(sharp.columns):
         latest = sharp[sharp["step"] == sharp["step"].max()]
         for _, r in latest.iterrows():
@@ -207,7 +164,7 @@ def posthoc_columns(run_dir: Path) -> dict[str, float]:
             for column in POSTHOC_SHARPNESS:
                 if column in r:
                     out[f"{POSTHOC_PREFIX}{name}_{column}"] = float(r[column])
-    hess = read_csv(run_dir / "hessian_posthoc.csv")
+    hess = read_csv(run_dir / POSTHOC_HESSIAN_FILE)
     if not hess.empty and {"step", "net"} <= set(hess.columns):
         latest = hess[hess["step"] == hess["step"].max()]
         for _, r in latest.iterrows():
@@ -232,12 +189,6 @@ def _eval_columns(evals: pd.DataFrame) -> dict[str, float]:
     return columns
 
 
-def run_path(sweep_dir: Path, run_dir: str) -> Path:
-    """A summary's run_dir column value as a path (it is relative to the sweep directory)."""
-    path = Path(run_dir)
-    return path if path.is_absolute() else Path(sweep_dir) / path
-
-
 def _relative(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
@@ -245,51 +196,6 @@ def _relative(path: Path, root: Path | None) -> str:
         except ValueError:
             pass
     return str(path)
-
-
-# --------------------------------------------------------------------------- finding runs
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / STATUS_FILE).is_file() or (path / CONFIG_FILE).is_file()
-
-
-def find_runs(sweep_dir: Path) -> list[RunEntry]:
-    """The runs of a sweep: from sweep.json when present, else every directory one or two
-    levels below `sweep_dir` that holds a status.json (a lone run directory is its own run)."""
-    sweep_dir = Path(sweep_dir)
-    spec = read_sweep_spec(sweep_dir)
-    if spec is not None:
-        return [
-            RunEntry(
-                directory=sweep_dir / str(run.get("dir", run.get("run_id", ""))),
-                point=run.get("point"),
-                seed=run.get("seed"),
-                run_id=run.get("run_id"),
-            )
-            for run in spec.get("runs", [])
-        ]
-    if (sweep_dir / STATUS_FILE).is_file():
-        return [RunEntry(sweep_dir)]
-    found = sorted(
-        {
-            p.parent
-            for pattern in ("*/" + STATUS_FILE, "*/*/" + STATUS_FILE)
-            for p in sweep_dir.glob(pattern)
-        }
-    )
-    return [RunEntry(directory) for directory in found]
-
-
-def read_sweep_spec(sweep_dir: Path) -> dict[str, Any] | None:
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
-        return None
-    try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RunError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    return spec if isinstance(spec, dict) else None
 
 
 # --------------------------------------------------------------------------- tables
@@ -375,24 +281,18 @@ def summarize_sweep(
 
     Works on partly finished sweeps: unfinished runs appear in the summary with their status.
     """
-    sweep_dir = Path(sweep_dir)
     tables = compute_sweep_tables(sweep_dir, n_boot, seed)
-    write_csv_atomic(tables.summary, sweep_dir / SUMMARY_FILE)
-    write_csv_atomic(tables.aggregate, sweep_dir / AGGREGATE_FILE)
-    from samrl.analysis.tables import write_tables
-
-    write_tables(tables.summary, tables.keys, sweep_dir)
+    write_sweep_tables(sweep_dir, tables)
     return tables.summary, tables.aggregate
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+def write_sweep_tables(sweep_dir: Path | str, tables: SweepTables) -> list[Path]:
+    """summary.csv, aggregate.csv and the paper tables (scores.*), each written atomically;
+    returns the paper tables' paths."""
+    folder = SweepDir(sweep_dir)
+    write_csv_atomic(tables.summary, folder.summary_file)
+    write_csv_atomic(tables.aggregate, folder.aggregate_file)
+    return write_paper_tables(tables.summary, tables.keys, folder.path)
 
 
 def _tables(
@@ -407,15 +307,6 @@ def _tables(
     return SweepTables(summary, aggregate, keys)
 
 
-def _group_key(values: Sequence[Any]) -> tuple[Any, ...]:
-    # NaN != NaN, so missing values get one shared stand-in to group on.
-    return tuple("<missing>" if _is_missing(v) else v for v in values)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def grid_points(
     summary: pd.DataFrame, keys: Sequence[str]
 ) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
@@ -424,7 +315,7 @@ def grid_points(
     for index, values in zip(
         summary.index, summary[list(keys)].itertuples(index=False), strict=True
     ):
-        groups.setdefault(_group_key(values), []).append(index)
+        groups.setdefault(group_key(values), []).append(index)
     return [(point, summary.loc[rows]) for point, rows in groups.items()]
 
 
@@ -501,7 +392,7 @@ def _find_baseline(index: int, points: list[dict[str, Any]], keys: Sequence[str]
     same = [
         i
         for i, p in enumerate(points)
-        if _group_key([p[k] for k in others]) == _group_key([this[k] for k in others])
+        if group_key([p[k] for k in others]) == group_key([this[k] for k in others])
     ]
     rho_zero = [i for i in same if _is_zero(points[i]["optim.rho"])]
     preferred = [i for i in rho_zero if points[i]["optim.name"] == this["optim.name"]]
@@ -568,39 +459,17 @@ def _scores_by_seed(runs: pd.DataFrame, score: str) -> pd.Series:
 # --------------------------------------------------------------------------- labels
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:g}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def format_number(value: object, digits: int = 4) -> str:
+    """Compact text for a table cell: 4 significant digits, '-' for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
 
 
-def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """Short legend text: "rho=0.05", "adam", "sam rho=0.1", "cql rho=0" ...
-
-    Only `keys` are shown (pass the keys that vary); an adam point shows "adam" instead of a
-    rho, since rho means nothing to Adam.
-    """
-    name = point.get("optim.name")
-    parts: list[str] = []
-    for key in keys:
-        value = point.get(key)
-        if key == "optim.rho":
-            if name != "adam":
-                parts.append(f"rho={_format_value(value)}")
-        elif key == "optim.name" or key.endswith(".name"):
-            parts.append(str(value))
-        else:
-            parts.append(f"{key.rsplit('.', 1)[-1]}={_format_value(value)}")
-    if name == "adam" and "optim.rho" in keys and "optim.name" not in keys:
-        parts.append("adam")
-    return " ".join(parts) or "all runs"
-
-
-def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
-    """Labels for several points using only the keys that vary among them; if two labels
-    still collide (e.g. two adam points that differ in rho), spell every key out."""
-    varying = [k for k in keys if len({_group_key([p.get(k)]) for p in points}) > 1]
-    labels = [point_label(p, varying) for p in points]
-    if len(set(labels)) < len(labels):
-        labels = [" ".join(f"{k}={_format_value(p.get(k))}" for k in varying) for p in points]
-    return labels
+def score_column(aggregate: pd.DataFrame) -> str:
+    """The score the aggregate compares points on (normalized score when there is one)."""
+    if "prob_improvement_metric" in aggregate and len(aggregate):
+        return str(aggregate["prob_improvement_metric"].iloc[0])
+    return "final_return"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,8 @@ import click
 import pandas as pd
 
 from samrl import stats
-from samrl.sweep.aggregate import AGGREGATE_FILE, SUMMARY_FILE, summarize_sweep
-
-
-def format_number(value: object, digits: int = 4) -> str:
-    """Compact text for a table cell: 4 significant digits, '-' for missing values."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def score_column(aggregate: pd.DataFrame) -> str:
-    """The score the aggregate compares points on (normalized score when there is one)."""
-    if "prob_improvement_metric" in aggregate and len(aggregate):
-        return str(aggregate["prob_improvement_metric"].iloc[0])
-    return "final_return"
+from samrl.results.aggregate import format_number, score_column, summarize_sweep
+from samrl.rundir import SweepDir
 
 
 def plural(count: int, noun: str) -> str:
@@ -83,5 +67,6 @@ def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     runs = f"{plural(len(summary), 'run')}: {_status_counts(summary)}"
     points = plural(len(aggregate), "grid point")
     click.echo(
-        f"wrote {sweep_dir / SUMMARY_FILE} ({runs}) and {sweep_dir / AGGREGATE_FILE} ({points})"
+        f"wrote {SweepDir(sweep_dir).summary_file} ({runs}) and "
+        f"{SweepDir(sweep_dir).aggregate_file} ({points})"
     )

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl.sweep.aggregate import point_labels, write_csv_atomic
+from samrl.results.labels import point_labels
+from samrl.rundir import SCORE_FILES, atomic_write, write_csv_atomic
 
-TABLE_FILES = ("scores.csv", "scores.md", "scores.tex")
 ROW_KEYS = ("algo.name", "dataset.name")
 ALGO_NAMES = {
     "td3_plus_bc": "TD3+BC",
@@ -240,10 +240,8 @@ def latex(tables: ScoreTables) -> str:
 
 def write_tables(summary: pd.DataFrame, keys: Sequence[str], out_dir: Path) -> list[Path]:
     """scores.csv, scores.md, scores.tex in out_dir (each written atomically)."""
-    from samrl.runs import atomic_write
-
     tables = score_tables(summary, keys)
-    csv_path, md_path, tex_path = (out_dir / name for name in TABLE_FILES)
+    csv_path, md_path, tex_path = (out_dir / name for name in SCORE_FILES)
     long = tables.long.assign(score=tables.score)
     write_csv_atomic(long, csv_path)
     atomic_write(md_path, markdown(tables))

@@ -1,0 +1,55 @@
+"""Short legend text for grid points ("rho=0.05", "adam", "sam rho=0.1"), shared by the
+aggregate table, the paper tables and the plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def group_key(values: Sequence[Any]) -> tuple[Any, ...]:
+    # NaN != NaN, so missing values get one shared stand-in to group on.
+    return tuple("<missing>" if is_missing(v) else v for v in values)
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """Short legend text: "rho=0.05", "adam", "sam rho=0.1", "cql rho=0" ...
+
+    Only `keys` are shown (pass the keys that vary); an adam point shows "adam" instead of a
+    rho, since rho means nothing to Adam.
+    """
+    name = point.get("optim.name")
+    parts: list[str] = []
+    for key in keys:
+        value = point.get(key)
+        if key == "optim.rho":
+            if name != "adam":
+                parts.append(f"rho={_format_value(value)}")
+        elif key == "optim.name" or key.endswith(".name"):
+            parts.append(str(value))
+        else:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={_format_value(value)}")
+    if name == "adam" and "optim.rho" in keys and "optim.name" not in keys:
+        parts.append("adam")
+    return " ".join(parts) or "all runs"
+
+
+def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Labels for several points using only the keys that vary among them; if two labels
+    still collide (e.g. two adam points that differ in rho), spell every key out."""
+    varying = [k for k in keys if len({group_key([p.get(k)]) for p in points}) > 1]
+    labels = [point_label(p, varying) for p in points]
+    if len(set(labels)) < len(labels):
+        labels = [" ".join(f"{k}={_format_value(p.get(k))}" for k in varying) for p in points]
+    return labels

@@ -1,0 +1,109 @@
+"""Reading what runs and sweeps wrote: run CSVs, configs, statuses, the runs of a sweep.
+
+`samrl.results.aggregate` builds summary.csv / aggregate.csv from these; `samrl.analysis`
+plots and reports read through them. File names and formats belong to `samrl.rundir`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from samrl.rundir import STATUS_FILE, RunDir, SweepDir
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One run of a sweep: its directory (may not exist yet), grid point and seed if known."""
+
+    directory: Path
+    point: Mapping[str, Any] | None = None
+    seed: int | None = None
+    run_id: str | None = None
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A run CSV, or an empty frame when it is missing or has no rows yet."""
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        # A crash can leave a half-written last row: it parses with NaNs, which we tolerate.
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config.yaml ({} when missing or unreadable)."""
+    return RunDir(run_dir).read_config()
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """status.json; `pending` when not written yet (`RunDir.read_status` is the contract)."""
+    return RunDir(run_dir).read_status()
+
+
+def get_path(config: Mapping[str, Any], key: str) -> Any:
+    """config["a"]["b"] for key "a.b"; None when any part is missing."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def declared_point(entry: RunEntry) -> dict[str, Any]:
+    """The run's grid point: from sweep.json, else from config.yaml's sweep.point, else {}."""
+    if entry.point:
+        return dict(entry.point)
+    return dict(get_path(read_config(entry.directory), "sweep.point") or {})
+
+
+def run_path(sweep_dir: Path, run_dir: str) -> Path:
+    """A summary's run_dir column value as a path (it is relative to the sweep directory)."""
+    path = Path(run_dir)
+    return path if path.is_absolute() else Path(sweep_dir) / path
+
+
+# --------------------------------------------------------------------------- finding runs
+
+
+def is_run_dir(path: Path) -> bool:
+    return RunDir(path).is_run()
+
+
+def find_runs(sweep_dir: Path) -> list[RunEntry]:
+    """The runs of a sweep: from sweep.json when present, else every directory one or two
+    levels below `sweep_dir` that holds a status.json (a lone run directory is its own run)."""
+    sweep_dir = Path(sweep_dir)
+    spec = SweepDir(sweep_dir).read_record()
+    if spec is not None:
+        return [
+            RunEntry(
+                directory=sweep_dir / str(run.get("dir", run.get("run_id", ""))),
+                point=run.get("point"),
+                seed=run.get("seed"),
+                run_id=run.get("run_id"),
+            )
+            for run in spec.get("runs", [])
+        ]
+    if (sweep_dir / STATUS_FILE).is_file():
+        return [RunEntry(sweep_dir)]
+    found = sorted(
+        {
+            p.parent
+            for pattern in ("*/" + STATUS_FILE, "*/*/" + STATUS_FILE)
+            for p in sweep_dir.glob(pattern)
+        }
+    )
+    return [RunEntry(directory) for directory in found]
+
+
+def read_sweep_spec(sweep_dir: Path) -> dict[str, Any] | None:
+    """sweep.json (None without one; RunError when it is not valid JSON)."""
+    return SweepDir(sweep_dir).read_record()

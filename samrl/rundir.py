@@ -1,0 +1,465 @@
+"""The run directory and the sweep directory: their layout, and every read and write of the
+files samrl keeps in them (docs/run-directory.md is the contract).
+
+Nothing else in samrl spells a file name of these directories or writes one of their files
+by hand: `train.py` writes a run through `RunDir`, the sweep writes through `SweepDir`, and
+`samrl.results` / `samrl.analysis` read through both. This module imports neither torch nor
+pandas at module level (the checkpoint methods import torch when called), so readers stay
+light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import random
+import re
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from samrl.errors import RunError
+
+# ---------------------------------------------------------------- a run directory's files
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+LOSS_FILE = "loss.csv"
+SHARPNESS_FILE = "sharpness.csv"
+EVAL_FILE = "eval.csv"
+HESSIAN_FILE = "hessian.csv"
+#: The per-epoch tables a run writes, in the order the summary line names them.
+TABLE_FILES = (LOSS_FILE, SHARPNESS_FILE, EVAL_FILE, HESSIAN_FILE)
+#: The tables whose columns are plottable metrics (hessian.csv has its own plots).
+METRIC_FILES = (LOSS_FILE, SHARPNESS_FILE, EVAL_FILE)
+#: Post-hoc analysis of saved models (`samrl hessian`, `samrl sharpness`).
+POSTHOC_HESSIAN_FILE = "hessian_posthoc.csv"
+POSTHOC_SHARPNESS_FILE = "sharpness_posthoc.csv"
+#: d3rlpy's FileAdapter folder: its per-metric CSVs, params.json and model_<step>.d3 files.
+D3RLPY_LOG_DIR = "d3rlpy"
+CHECKPOINT_DIR = "checkpoint"
+#: Resume checkpoints kept: the newest, and one before it in case the newest is unreadable.
+KEEP_CHECKPOINTS = 2
+_STATE_NAME = re.compile(r"state_step(\d+)\.pt")
+#: flock'ed by the process training the run (never deleted; not part of the results).
+RUN_LOCK_FILE = ".lock"
+#: Files whose presence makes a directory a samrl run directory.
+RUN_MARKERS = (STATUS_FILE, CONFIG_FILE)
+
+# ---------------------------------------------------------------- a sweep directory's files
+SWEEP_FILE = "sweep.json"
+SWEEP_RUNS_DIR = "runs"
+SWEEP_CONFIGS_DIR = "configs"
+SWEEP_LOGS_DIR = "logs"
+SWEEP_LOCK_FILE = ".lock"
+SLURM_DIR = "slurm"
+SUMMARY_FILE = "summary.csv"
+AGGREGATE_FILE = "aggregate.csv"
+REPORT_FILE = "report.md"
+#: Paper tables (samrl.results.paper): long-form CSV, Markdown and LaTeX.
+SCORE_FILES = ("scores.csv", "scores.md", "scores.tex")
+
+#: status.json's `status` values. `pending` and `unknown` are never written: they are what
+#: `RunDir.read_status` reports for a run without a status file, or with an unreadable one.
+RUN_STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+
+
+class RunWriteError(RunError):
+    """The run directory could not be written (disk full, quota, read-only): names the file."""
+
+    def __init__(self, path: Path | str, exc: BaseException):
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = Path(path)
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """An OSError of the storage (full, quota, read-only, I/O), not of the program."""
+    return isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EIO,
+        errno.EFBIG,
+    )
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed onto `path` when the block ends
+    without an exception (readers see the old file or the whole new one, never half of one).
+
+    The temporary name carries the process id, so two processes writing the same file do not
+    trample each other's temporary file.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write text or bytes to `path` atomically (see `atomic_path`)."""
+    with atomic_path(path) as temporary:
+        if isinstance(data, bytes):
+            temporary.write_bytes(data)
+        else:
+            temporary.write_text(data)
+
+
+def write_csv_atomic(frame: Any, path: Path) -> None:
+    """A pandas DataFrame as CSV without its index, atomically (see `atomic_path`)."""
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML mapping, or {} when the file is missing, unreadable or not a mapping."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+# ---------------------------------------------------------------- run directory
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """One run's directory: `<output.dir>/<name>/<run_id>/`, or `<sweep>/runs/<run_id>/`."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / STATUS_FILE
+
+    @property
+    def d3rlpy_dir(self) -> Path:
+        return self.path / D3RLPY_LOG_DIR
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    # ---- what the directory holds
+
+    def files(self) -> list[Path]:
+        """What the directory holds, without its lock file."""
+        if not self.path.is_dir():
+            return []
+        return [p for p in self.path.iterdir() if p.name != RUN_LOCK_FILE]
+
+    def is_empty(self) -> bool:
+        """No directory, or one holding nothing but its lock: a run may start here."""
+        return not self.files()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process: a second `samrl train` on it refuses.
+
+        An flock on `<run>/.lock`: the kernel releases it when the process ends, however it
+        ends, so a crash never leaves a stale lock. The file stays (deleting it would let two
+        processes lock two different files).
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.path / RUN_LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunError(
+                f"{self.path} is in use by {holder}; wait for it to end or stop it first"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            holder = f"samrl pid {os.getpid()} on {socket.gethostname()} since {now()}"
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds anyway, only its description is missing
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def clear(self) -> None:
+        """Delete what the run wrote (--overwrite), not the lock this process may hold."""
+        import shutil
+
+        for path in self.files():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def is_run(self) -> bool:
+        """Whether samrl wrote this directory (it holds status.json or config.yaml)."""
+        return any((self.path / marker).is_file() for marker in RUN_MARKERS)
+
+    def model_files(self) -> dict[int, Path]:
+        """Step -> d3rlpy's saved model `d3rlpy/model_<step>.d3`."""
+        found: dict[int, Path] = {}
+        for path in self.d3rlpy_dir.glob("model_*.d3"):
+            step = path.stem.removeprefix("model_")
+            if step.isdigit():
+                found[int(step)] = path
+        return dict(sorted(found.items()))
+
+    # ---- config.yaml
+
+    def read_config(self) -> dict[str, Any]:
+        """The resolved config the run wrote, or {} when it is missing or unreadable."""
+        return read_yaml_mapping(self.config_file)
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        atomic_write(self.config_file, yaml.safe_dump(data, sort_keys=False))
+
+    def saved_hash(self) -> str | None:
+        """The config hash the run was made with (config.yaml's samrl.config_hash)."""
+        meta = self.read_config().get("samrl")
+        return meta.get("config_hash") if isinstance(meta, dict) else None
+
+    # ---- status.json
+
+    def read_status(self) -> dict[str, Any]:
+        """status.json as a dict; always has a `status`.
+
+        `{"status": "pending"}` when the run has not written one yet; `{"status": "unknown",
+        "error": ...}` when it cannot be read (a crash mid-write cannot cause this: the file is
+        replaced atomically).
+        """
+        if not self.status_file.is_file():
+            return {"status": "pending"}
+        try:
+            loaded = json.loads(self.status_file.read_text())
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
+        if not isinstance(loaded, dict):
+            return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
+        loaded.setdefault("status", "unknown")
+        return loaded
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        """Update status.json with `fields` (the other fields are kept)."""
+        status = self.read_status() if self.status_file.is_file() else {}
+        if status.get("status") == "unknown":
+            status = {}
+        status.update(fields)
+        atomic_write(self.status_file, json.dumps(status, indent=2) + "\n")
+        return status
+
+    def steps_done(self) -> int:
+        return int(self.read_status().get("steps_done") or 0)
+
+    # ---- resume checkpoints
+
+    def save_checkpoint(self, algo: Any, epoch: int, step: int, extra: dict[str, Any]) -> None:
+        """Model + optimizer states (d3rlpy's save_model), RNG states and counters at `step`
+        (`epoch` epochs complete; `extra` may hold the epoch in progress, see train.py).
+
+        Files are written under temporary names and renamed, the state file last, so a crash
+        or a full disk at any point leaves the earlier checkpoints complete; the newest
+        KEEP_CHECKPOINTS are kept.
+        """
+        import torch
+
+        folder = self.checkpoint_dir
+        model_name, state_name = f"model_step{step}.pt", f"state_step{step}.pt"
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "grad_step": algo.grad_step,
+            "rng": rng_state(),
+            "model": model_name,
+            **extra,
+        }
+        try:
+            folder.mkdir(exist_ok=True)
+            with atomic_path(folder / model_name) as temporary:
+                algo.save_model(str(temporary))
+            with atomic_path(folder / state_name) as temporary:
+                torch.save(state, temporary)
+        except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
+            raise RunWriteError(folder / state_name, exc) from exc
+        for old_step in self.checkpoint_steps()[KEEP_CHECKPOINTS:]:
+            (folder / f"state_step{old_step}.pt").unlink(missing_ok=True)
+            (folder / f"model_step{old_step}.pt").unlink(missing_ok=True)
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps of the checkpoints in the run directory, newest first."""
+        names = (_STATE_NAME.fullmatch(p.name) for p in self.checkpoint_dir.glob("state_step*.pt"))
+        return sorted((int(m.group(1)) for m in names if m), reverse=True)
+
+    def load_checkpoint(
+        self, algo: Any, warn: Callable[[str], None] = print
+    ) -> dict[str, Any] | None:
+        """The newest readable checkpoint, loaded into `algo`; None if there is none.
+
+        An unreadable one (truncated, corrupt) is reported in one line and the one before it
+        is used; when none is readable, RunError says so.
+        """
+        import torch
+
+        folder = self.checkpoint_dir
+        steps = self.checkpoint_steps()
+        for i, step in enumerate(steps):
+            path = folder / f"state_step{step}.pt"
+            try:
+                state = torch.load(path, weights_only=False)
+                algo.load_model(str(folder / state["model"]))
+            except Exception as exc:  # any damage: bad zip, short file, missing model, pickle
+                reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+                if i + 1 == len(steps):
+                    kept = "no earlier checkpoint is kept" if i == 0 else "nor is any earlier one"
+                    raise RunError(
+                        f"checkpoint {path} is unreadable ({reason}) and {kept}; "
+                        "--overwrite starts the run again"
+                    ) from None
+                warn(
+                    f"samrl: checkpoint {path} is unreadable ({reason}); resuming from the one "
+                    f"of step {steps[i + 1]}"
+                )
+                continue
+            algo.set_grad_step(state["grad_step"])
+            return state
+        return None
+
+
+def rng_state() -> dict[str, Any]:
+    """Every process-wide RNG a run draws from (python, numpy, torch CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `rng_state()`'s result (process-wide: the run owns the process's RNGs)."""
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------- sweep directory
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepDir:
+    """A sweep's directory: `<out>/<name>/` with sweep.json, configs/, logs/, runs/."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def record_file(self) -> Path:
+        return self.path / SWEEP_FILE
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    @property
+    def aggregate_file(self) -> Path:
+        return self.path / AGGREGATE_FILE
+
+    @property
+    def report_file(self) -> Path:
+        return self.path / REPORT_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / SWEEP_LOCK_FILE
+
+    @property
+    def slurm_dir(self) -> Path:
+        return self.path / SLURM_DIR
+
+    def run(self, run_id: str) -> RunDir:
+        return RunDir(self.path / SWEEP_RUNS_DIR / run_id)
+
+    @staticmethod
+    def run_entry(run_id: str) -> str:
+        """A run's directory relative to the sweep directory, as sweep.json records it."""
+        return f"{SWEEP_RUNS_DIR}/{run_id}"
+
+    def config_file(self, run_id: str) -> Path:
+        """The per-run config file the worker trains from (`samrl train --config <this>`)."""
+        return self.path / SWEEP_CONFIGS_DIR / f"{run_id}.yaml"
+
+    def log_file(self, run_id: str) -> Path:
+        return self.path / SWEEP_LOGS_DIR / f"{run_id}.log"
+
+    def read_record(self) -> dict[str, Any] | None:
+        """sweep.json, or None when there is none; RunError when it is not valid JSON."""
+        path = self.record_file
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunError(
+                f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
+                "use --overwrite to start again"
+            ) from None
+        return record if isinstance(record, dict) else None
+
+    def write(self, record: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+        """sweep.json and one config file per run (rewritten each time; idempotent)."""
+        (self.path / SWEEP_CONFIGS_DIR).mkdir(parents=True, exist_ok=True)
+        (self.path / SWEEP_LOGS_DIR).mkdir(exist_ok=True)
+        for run_id, raw in configs.items():
+            atomic_write(self.config_file(run_id), yaml.safe_dump(raw, sort_keys=False))
+        atomic_write(self.record_file, json.dumps(record, indent=2, default=str) + "\n")
