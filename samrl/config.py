@@ -317,12 +317,14 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
 
 
 def _check_generated(c: _Checker, ds: dict[str, Any]) -> None:
-    """MuJoCo built-ins need hours of SAC training: an explicit `samrl data make` step."""
+    """MuJoCo built-ins need hours of SAC training: an explicit `samrl data make` step (not
+    the random level: an untrained policy's rollouts are generated on first use)."""
     from samrl.data.builtin import BUILTINS, cache_path
 
     builtin = BUILTINS[ds["name"]]
     size = ds["size"] or builtin.default_size
-    if builtin.is_mujoco and not cache_path(builtin, size, ds["seed"]).exists():
+    needs_training = builtin.is_mujoco and builtin.level != "random"
+    if needs_training and not cache_path(builtin, size, ds["seed"]).exists():
         raise c.fail(
             "dataset.name",
             f"{ds['name']} (size {size}, seed {ds['seed']}) is not generated yet; run "

@@ -108,3 +108,26 @@ def test_make_random_mujoco_trains_nothing(cache: pathlib.Path) -> None:
     info = CliRunner().invoke(data_group, ["info", "hopper-random"])
     assert "randomly initialised SAC policy (no training)" in info.output
     assert "300/s0" in info.output
+
+
+def test_config_accepts_ungenerated_random_mujoco_only(
+    cache: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """The random level is generated on first use (no training); trained levels need make."""
+    import yaml
+
+    from samrl.config import load_config
+    from samrl.errors import ConfigError
+
+    def config(name: str) -> str:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {"algo": {"name": "bc"}, "dataset": {"name": name, "size": 300}, "name": "x"}
+            )
+        )
+        return str(path)
+
+    load_config(config("hopper-random"))
+    with pytest.raises(ConfigError, match="samrl data make hopper-medium --size 300"):
+        load_config(config("hopper-medium"))
