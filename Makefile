@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco clean
+.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -58,6 +58,16 @@ reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seed
 reproduce-mujoco: install   ## 135 runs x 100k steps: ~200 GPU-hours as a Slurm job array
 	-$(BIN)/samrl sweep configs/sweeps/mujoco.yaml $(SWEEP_ARGS)
 	$(BIN)/samrl report runs/sweeps/mujoco
+
+# D4RL study: 8 sweeps (CQL, IQL, TD3+BC, BC x SAM / Adam-probe) x 9 datasets x 5 seeds = 360
+# runs of 500k steps, as Slurm job arrays (SWEEP_ARGS="--launcher ray --address auto" for Ray).
+# The 9 D4RL files (a few GB) are downloaded first, here, so cluster nodes never download.
+# Cost: see D4RL_COST below (measured CPU seconds per step; GPU rates are faster but unmeasured).
+D4RL_DATASETS := $(foreach e,hopper halfcheetah walker2d,$(foreach l,medium medium-replay medium-expert,d4rl:$(e)-$(l)-v2))
+reproduce-d4rl: install   ## 360 runs x 500k steps on Slurm: see the cost note above
+	$(BIN)/samrl data download $(D4RL_DATASETS)
+	-for f in configs/sweeps/d4rl/*.yaml; do $(BIN)/samrl sweep $$f $(SWEEP_ARGS); done
+	for f in configs/sweeps/d4rl/*.yaml; do $(BIN)/samrl report runs/sweeps/d4rl_$$(basename $$f .yaml); done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
