@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from samrl.errors import SamrlError
+from samrl.errors import RunError, SamrlError
 from samrl.quiet import quiet_d3rlpy
 
 
@@ -51,7 +51,16 @@ def cli(offline: bool) -> None:
     help="Override a config key (YAML-typed value); repeatable.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and run directory.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from its checkpoint (refused when there is no run).",
+)
+@click.option(
+    "--resume-or-start",
+    is_flag=True,
+    help="Continue the run if it exists, else start it (what sweep workers do).",
+)
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(
@@ -59,6 +68,7 @@ def train(
     overrides: tuple[str, ...],
     dry_run: bool,
     resume: bool,
+    resume_or_start: bool,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -75,11 +85,19 @@ def train(
         click.echo(config.to_yaml().rstrip())
         click.echo(f"# run directory: {config.run_dir}")
         return
-    if resume and overwrite:
+    if (resume or resume_or_start) and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    from samrl.rundir import RunDir
     from samrl.train import run_training
 
-    result = run_training(config, resume=resume, overwrite=overwrite, progress=not quiet)
+    if resume and not RunDir(config.run_dir).is_run():
+        raise RunError(
+            f"nothing to resume: {config.run_dir} holds no run; drop --resume to start it "
+            "(or pass --resume-or-start)"
+        )
+    result = run_training(
+        config, resume=resume or resume_or_start, overwrite=overwrite, progress=not quiet
+    )
     if result.status == "skipped":
         click.echo(f"samrl: {result.message}; nothing to do")
         return

@@ -264,6 +264,8 @@ def resolve(
 
     out = data["output"]
     out["dir"] = c.string(out["dir"], "output.dir")
+    if Path(out["dir"]).exists() and not Path(out["dir"]).is_dir():
+        raise c.fail("output.dir", f"{out['dir']} is a file, not a directory")
     if out["run_dir"] is not None:
         out["run_dir"] = c.string(out["run_dir"], "output.run_dir")
     from samrl.trackers import check_loggers

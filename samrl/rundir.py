@@ -185,6 +185,21 @@ class RunDir:
         """No directory, or one holding nothing but its lock: a run may start here."""
         return not self.files()
 
+    def create(self) -> None:
+        """Make the directory (and its parents); any OS error is a RunWriteError naming the
+        path that is in the way (an existing file, a read-only or missing place)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            if blocker is not None or isinstance(exc, FileExistsError):
+                blocker = blocker or self.path
+                raise RunError(
+                    f"cannot create the run directory {self.path}: {blocker} is a file, not a "
+                    "directory; choose another output.dir"
+                ) from None
+            raise RunWriteError(exc.filename or self.path, exc) from None
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run directory for this process: a second `samrl train` on it refuses.
@@ -193,9 +208,12 @@ class RunDir:
         ends, so a crash never leaves a stale lock. The file stays (deleting it would let two
         processes lock two different files).
         """
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.create()
         path = self.path / RUN_LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunWriteError(path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,72 @@ def test_mujoco_builtin_must_be_generated_first(tmp_path: Path, capsys: pytest.C
     code, err = dry_run(tmp_path, capsys, with_change("dataset.name", "hopper-medium"))
     assert code == 2 and "dataset.name: hopper-medium" in err
     assert "samrl data make hopper-medium --size 500 --seed 0" in err.replace("`", "")
+
+
+# ---------------------------------------------------------------- the run directory and files
+
+
+def _train(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    code, _, err = run_cli(["train", "--config", str(path), "--quiet", *extra], capsys)
+    return code, err
+
+
+def _one_line(err: str) -> None:
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_output_dir_naming_an_existing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    code, err = _train(tmp_path, capsys, "--set", f"output.dir={blocker}")
+    assert code == 2, err
+    _one_line(err)
+    assert err.startswith(f"samrl: config error: {tmp_path / 'c.yaml'}: output.dir: {blocker}")
+    assert "is a file, not a directory" in err
+
+
+def test_a_file_in_the_way_of_the_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # output.dir is a directory, but where the experiment's folder belongs lies a file
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "bad").write_text("in the way")
+    code, err = _train(tmp_path, capsys, "--set", f"output.dir={tmp_path / 'out'}")
+    assert code == 2, err
+    _one_line(err)
+    assert f"{tmp_path / 'out' / 'bad'} is a file, not a directory" in err
+
+
+def test_read_only_output_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    if os.geteuid() == 0:  # root writes through permission bits; /proc refuses even root
+        where = Path("/proc/samrl-read-only-test")
+    else:
+        where = tmp_path / "ro"
+        where.mkdir()
+        where.chmod(0o555)
+    code, err = _train(tmp_path, capsys, "--set", f"output.dir={where}")
+    assert code == 2, err
+    _one_line(err)
+    assert err.startswith("samrl: run error: cannot write ") and str(where) in err
+
+
+def test_dataset_path_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    code, err = _train(tmp_path, capsys, "--set", f"dataset.name=file:{folder}")
+    assert code == 2, err
+    _one_line(err)
+    assert f"dataset.name: file:{folder}: {folder} is a directory" in err
+
+
+def test_resume_of_a_run_that_never_existed(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = f"output.dir={tmp_path / 'runs'}"
+    code, err = _train(tmp_path, capsys, "--set", out, "--resume")
+    assert code == 2, err
+    _one_line(err)
+    assert err.startswith("samrl: run error: nothing to resume: ") and "--resume-or-start" in err
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+    code, err = _train(tmp_path, capsys, "--set", out, "--resume-or-start")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "bad").is_dir()

@@ -98,3 +98,15 @@ def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4" in out
     assert "configs/sweeps/smoke.yaml" in out
+
+
+def test_out_naming_an_existing_file_is_one_line(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("in the way")
+    argv = ["sweep", "--config", str(config), "--out", str(blocker), "--quiet"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{blocker} is a file, not a directory" in err

@@ -142,6 +142,11 @@ def resolve_d4rl(name: str, *, progress: bool = True) -> pathlib.Path:
 
 def file_path(rest: str) -> pathlib.Path:
     path = pathlib.Path(rest).expanduser()
+    if path.is_dir():
+        raise DatasetError(
+            f"file:{rest}: {path.resolve()} is a directory; name the dataset file inside it "
+            "(a D4RL-layout HDF5 or a d3rlpy .h5 replay buffer)"
+        )
     if not path.is_file():
         raise DatasetError(
             f"file:{rest}: no such file {path.resolve()} (expected a D4RL-layout HDF5 or a "

@@ -45,7 +45,7 @@ def train_command(config_file: Path) -> list[str]:
         "--config",
         str(config_file),
         "--quiet",
-        "--resume",
+        "--resume-or-start",
     ]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from samrl.errors import RunError
-from samrl.rundir import RunDir, SweepDir
+from samrl.rundir import RunDir, RunWriteError, SweepDir
 from samrl.sweep.grid import RunPlan, SweepSpec
 
 #: States of a run as seen before launching: which ones a sweep runs, skips or reports.
@@ -139,8 +139,18 @@ def clear_sweep(sweep_dir: Path) -> None:
 @contextlib.contextmanager
 def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     """One sweep process per directory (released by the OS if the process dies)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with SweepDir(sweep_dir).lock_file.open("w") as handle:
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        handle = SweepDir(sweep_dir).lock_file.open("w")
+    except OSError as exc:
+        blocker = next((p for p in [sweep_dir, *sweep_dir.parents] if p.is_file()), None)
+        if blocker is not None:
+            raise RunError(
+                f"cannot create the sweep directory {sweep_dir}: {blocker} is a file, not a "
+                "directory; choose another --out"
+            ) from None
+        raise RunWriteError(exc.filename or sweep_dir, exc) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
