@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from _common import build_algo, hopper_dataset, load_average, markdown_header, markdown_row
-from _common import quiet_d3rlpy as _quiet
 from d3rlpy.logging import D3RLPyLogger, NoopAdapterFactory
 from tqdm import tqdm
 
@@ -49,6 +48,14 @@ VARIANTS = ["stock", "adam", "sam", "probe10"]
 STOCK_TARGET = {"td3_plus_bc": 1.25, "iql": 1.2, "bc": 1.8}  # samrl-Adam / stock steps/s
 SAM_TARGET = {"cql": 1.9}  # SAM / Adam time per step; others 2.0
 BATCH_SIZE = 256
+
+
+def _quiet() -> None:
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
 
 def _optimizer(variant: str) -> Any:
@@ -136,7 +143,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1", help="torch threads: a number or auto")
     args = parser.parse_args()
 
-    _quiet()
+    _quiet()  # fit warns "Skip building models" on every block
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
     print(
