@@ -44,6 +44,7 @@ def split_call(call: RecordedCall, m: int) -> list[RecordedCall]:
             kwargs={k: _slice(v, size, start, start + m) for k, v in call.kwargs.items()},
             rng_before=rng,
             loss=None,
+            saved_calls=[],  # pass 1's network calls saw the whole batch
         )
         for start, rng in zip(starts, chunk_rng_states(call, len(starts)), strict=True)
     ]

@@ -5,7 +5,8 @@ What install() changes on the algorithm's impl (instance attributes only, d3rlpy
 - each plain OptimizerWrapper (temperature, alpha, non-SAM networks) gets a `step` that records
   its parameter values around steps taken inside a recorded call, and replays them in pass 2;
 - `inner_update` returns the SAM metrics next to the algorithm's own losses;
-- each SAMOptimizerWrapper is attached to the tape with an `evaluate` function for pass 2.
+- each SAMOptimizerWrapper is attached to the tape with an `evaluate` function for pass 2;
+- each network's `forward` is wrapped so pass 2 reuses outputs eps cannot change (reuse.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from samrl.errors import ConfigError
 from samrl.sam.optimizer import EvaluateFn, SAMOptimizerWrapper
+from samrl.sam.reuse import Replay, wrap_networks
 from samrl.sam.tape import (
     NestedStep,
     RecordedCall,
@@ -102,6 +104,8 @@ def install(algo: Any) -> Tape | None:
     for optimizer in optimizers.values():
         if not isinstance(optimizer, SAMOptimizerWrapper):
             _make_replayable(optimizer, tape)
+    sam_ids = {id(o): frozenset(id(p) for p in o._params) for o in sam.values()}
+    wrap_networks(modules, tape, lambda o: sam_ids.get(id(o), frozenset()))
     buffers = _buffers(modules)
     evaluate = _make_evaluate(tape, buffers, _parameters(modules))
     for name, optimizer in sam.items():
@@ -215,6 +219,8 @@ def _make_evaluate(
         needed = {id(p) for p in params} | {id(p) for ps in nested_params.values() for p in ps}
         frozen = [p for p in network_params if p.requires_grad and id(p) not in needed]
         call.rng_before.restore()
+        # the parameters that differ from pass 1: networks owning none of them are reused
+        tape.reuse_replay = Replay(call.saved_calls, needed)
         tape.replaying = list(call.nested)
         tape.forward_only = forward_only
         try:
@@ -229,6 +235,7 @@ def _make_evaluate(
                 loss = primary_loss(call.func(*call.args, **call.kwargs))
         finally:
             tape.replaying = None
+            tape.reuse_replay = None
             tape.forward_only = False
             for p in frozen:
                 p.requires_grad_(True)

@@ -53,6 +53,8 @@ class RecordedCall:
     loss: torch.Tensor | None = None
     zeroed: list[Any] = dataclasses.field(default_factory=list)
     nested: list[NestedStep] = dataclasses.field(default_factory=list)
+    # outermost network calls of pass 1, for pass 2 to reuse (reuse.py)
+    saved_calls: list[Any] = dataclasses.field(default_factory=list)
 
 
 def loss_scalar(output: Any) -> torch.Tensor:
@@ -167,6 +169,11 @@ class Tape:
         # Whether the next gradient calls must be recorded (some optimizer measures next step).
         self.wanted: Callable[[], bool] = lambda: True
         self.metrics: dict[str, list[torch.Tensor]] = {}
+        # Pass 2 reuses outputs of network calls eps cannot change (reuse.py); False turns it
+        # off (tests compare both ways).
+        self.reuse_outputs = True
+        self.reuse_replay: Any = None  # reuse.Replay while pass 2 runs
+        self.depth = 0  # wrapped network calls in progress (only outermost ones are counted)
 
     def record(self, func: Callable[..., Any]) -> Callable[..., Any]:
         def recorded(*args: Any, **kwargs: Any) -> Any:

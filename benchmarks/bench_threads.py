@@ -1,0 +1,97 @@
+"""CQL update time with 1, 2, ... torch threads, without and with competing CPU load.
+
+For the demo's networks (64-64) and d3rlpy's default (256-256), Adam and SAM (rho 0.05), batch
+256, Hopper-sized data: each thread count is timed in interleaved rounds (one block of updates
+per configuration per round, in turn). `--competing N` first starts N busy-loop processes (what
+another job on the workstation looks like to torch's threads) and stops them at the end. The
+load average is printed before and after. No assertion: the table is for choosing
+`train.threads` (samrl/threads.py) and for the README.
+
+    .venv/bin/python benchmarks/bench_threads.py                 # as the machine is
+    .venv/bin/python benchmarks/bench_threads.py --competing 1   # one other busy process
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+from _common import build_algo, hopper_dataset, load_average, markdown_header, markdown_row
+from _common import quiet_d3rlpy as quiet
+from d3rlpy.models.encoders import VectorEncoderFactory
+
+from samrl.sam import SAMFactory
+from samrl.sampling import Sampler
+from samrl.threads import available_cores
+
+NETWORKS = {"64-64": [64, 64], "256-256": [256, 256]}
+BATCH_SIZE = 256
+
+
+def _algo(dataset: Any, hidden: list[int], optimizer: str) -> Any:
+    params = {
+        "batch_size": BATCH_SIZE,
+        "actor_encoder_factory": VectorEncoderFactory(hidden),
+        "critic_encoder_factory": VectorEncoderFactory(hidden),
+    }
+    return build_algo("cql", dataset, params, SAMFactory(rho=0.05) if optimizer == "sam" else None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=None)
+    parser.add_argument("--competing", type=int, default=0, help="busy processes to start")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--block", type=int, default=8, help="updates per timed block")
+    args = parser.parse_args()
+    thread_counts = args.threads or sorted({1, 2, available_cores()})
+
+    quiet()
+    dataset = hopper_dataset()
+    sampler = Sampler(dataset)
+    algos = {(n, o): _algo(dataset, h, o) for n, h in NETWORKS.items() for o in ("adam", "sam")}
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.competing)
+    ]
+    try:
+        time.sleep(1.0 if busy else 0.0)
+        print(
+            f"torch {torch.__version__}, CPU, {available_cores()} cores, CQL batch {BATCH_SIZE}, "
+            f"{args.competing} competing busy process(es), {args.rounds} rounds x {args.block} "
+            f"updates; load average before: {load_average()}\n"
+        )
+        times: dict[tuple[str, str, int], list[float]] = {}
+        for algo in algos.values():  # warm-up
+            algo.update(sampler.transition_batch(BATCH_SIZE))
+        for _ in range(args.rounds):
+            for key, algo in algos.items():
+                for threads in thread_counts:
+                    torch.set_num_threads(threads)
+                    start = time.perf_counter()
+                    for _ in range(args.block):
+                        algo.update(sampler.transition_batch(BATCH_SIZE))
+                    elapsed = (time.perf_counter() - start) / args.block
+                    times.setdefault((*key, threads), []).append(elapsed)
+        columns = ["networks", "optimizer"] + [f"{t} thread(s) ms/update" for t in thread_counts]
+        print(markdown_header(columns, "ll" + "r" * len(thread_counts)))
+        for net, optimizer in algos:
+            cells = [1e3 * statistics.median(times[(net, optimizer, t)]) for t in thread_counts]
+            best = min(cells)
+            print(
+                markdown_row(net, optimizer, *(f"{c:.1f} ({c / best:.2f}x best)" for c in cells)),
+                flush=True,
+            )
+        print(f"\nload average after: {load_average()}")
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    main()
