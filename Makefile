@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl clean
+.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl study study-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -54,6 +54,22 @@ reproduce-smoke: install   ## 12 runs (td3_plus_bc, cql x rho 0/0.01/0.05 x 2 se
 reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seeds): ~10 h, 2 cores
 	-$(BIN)/samrl sweep configs/sweeps/pendulum.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl report runs/sweeps/pendulum
+
+# The shipped study (results/study, committed): SAM per network x rho + Adam, TD3+BC and CQL,
+# pendulum-medium/-replay, 5 seeds, every run measured at the fixed radius 0.05.
+study: install   ## 200 runs x 2000 steps: about an hour on 2 idle cores (README: The shipped study)
+	-$(BIN)/samrl sweep configs/sweeps/study.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl sharpness results/study --rho 0.05 --n-batches 4 --batch-size 64
+	$(BIN)/samrl report results/study
+
+# The same sweep, tiny (8 runs x 20 steps, one dataset, one rho, one seed): checks the pipeline.
+STUDY_SMOKE = --name study-smoke --out runs/sweeps --seeds 0 --grid dataset.name=pendulum-medium \
+	--grid optim.rho=0.05 --set train.n_steps=20 --set train.n_steps_per_epoch=10 \
+	--set dataset.size=2000 --set train.eval_episodes=1
+study-smoke: install
+	-$(BIN)/samrl sweep configs/sweeps/study.yaml $(STUDY_SMOKE) --jobs $(JOBS)
+	$(BIN)/samrl sharpness runs/sweeps/study-smoke --rho 0.05 --n-batches 1 --batch-size 16
+	$(BIN)/samrl report runs/sweeps/study-smoke
 
 reproduce-mujoco: install   ## 135 runs x 100k steps: ~200 GPU-hours as a Slurm job array
 	-$(BIN)/samrl sweep configs/sweeps/mujoco.yaml $(SWEEP_ARGS)

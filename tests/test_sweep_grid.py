@@ -187,3 +187,49 @@ def test_changed_sweep_is_detected(tmp_path: Path) -> None:
     other = spec(tmp_path, grid={"optim.rho": [0, 0.1]}, overrides=[("train.n_steps", 30)])
     changes = sweep_changes(record, sweep_record(other, expand(other)))
     assert changes == ["grid optim.rho: [0, 0.05] -> [0, 0.1]", "train.n_steps: 20 -> 30"]
+
+
+def test_a_list_grid_is_the_union_of_its_products(tmp_path: Path) -> None:
+    path = tmp_path / "union.yaml"
+    sam = {"optim.networks": [["actor"], ["critic"]], "optim.rho": [0.01, 0.1]}
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "u", "config": BASE, "grid": [sam, {"optim.name": ["adam"]}], "seeds": "0-1"}
+        )
+    )
+    loaded = load_sweep_file(path)
+    loaded.out = str(tmp_path)
+    assert loaded.grid == {**sam, "optim.name": ["adam"]}
+    plans = expand(loaded)
+    assert len(plans) == (4 + 1) * 2
+    adam = [p for p in plans if p.config["optim"]["name"] == "adam"]
+    assert [p.point for p in adam] == [{"optim.name": "adam"}] * 2
+    assert {p.run_id for p in adam} == {
+        "td3_plus_bc_pendulum-random_adam_s0",
+        "td3_plus_bc_pendulum-random_adam_s1",
+    }
+    nets = {tuple(p.config["optim"]["networks"]) for p in plans if p not in adam}
+    assert nets == {("actor",), ("critic",)}
+    record = sweep_record(loaded, plans)
+    assert record["grids"] == [sam, {"optim.name": ["adam"]}]
+    changed = {**record, "grids": [sam]}
+    assert any("grid list" in c for c in sweep_changes(changed, record))
+    path.write_text(yaml.safe_dump({"name": "u", "config": BASE, "grid": [sam, 3]}))
+    with pytest.raises(ConfigError, match="list grid must hold mappings"):
+        load_sweep_file(path)
+
+
+def test_the_shipped_study_measures_every_run_at_one_radius() -> None:
+    study = load_sweep_file(Path(__file__).parent.parent / "configs/sweeps/study.yaml")
+    plans = expand(study)
+    assert len(plans) == (3 * 3 + 1) * 2 * 2 * 5
+    for plan in plans:
+        probe = plan.config["optim"]["probe"]
+        assert probe["rho"] == 0.05 and set(probe["networks"]) == {"critic", "actor"}
+    variants = {(p.config["optim"]["name"], tuple(p.config["optim"]["networks"])) for p in plans}
+    assert variants == {
+        ("sam", ("actor",)),
+        ("sam", ("critic",)),
+        ("sam", ("critic", "actor")),
+        ("adam", ("actor", "critic")),
+    }

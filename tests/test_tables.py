@@ -79,7 +79,7 @@ def test_final_and_best_recomputed_from_summary_and_eval_csv(sweep: Path):
     assert len(table) == len(ALGOS) * len(DATASETS) * len(OPTIMS)
     assert set(table["score"]) == {"normalized_score"}
     for _, row in table.iterrows():
-        optim, rho = ("adam", 0.0) if row["variant"] == "adam" else ("sam", None)
+        optim, rho = ("adam", 0.0) if row["variant"] == "Adam" else ("sam", None)
         runs = summary[
             (summary["algo.name"] == row["algo"])
             & (summary["dataset.name"] == row["dataset"])
@@ -109,7 +109,7 @@ def test_markdown_has_both_tables_in_the_three_way_layout(sweep: Path):
     header = next(line for line in text.splitlines() if line.startswith("| dataset"))
     cells = [c.strip() for c in header.strip("|").split("|")]
     assert cells[0] == "dataset" and len(cells) == 1 + len(ALGOS) * len(OPTIMS)
-    assert cells[1] == "CQL adam" and cells[-1] == "TD3+BC sam rho=0.1"
+    assert cells[1] == "CQL Adam" and cells[-1] == "TD3+BC SAM rho=0.1"
     table = pd.read_csv(sweep / "scores.csv")
     for dataset in DATASETS:
         line = next(x for x in text.splitlines() if x.startswith(f"| {dataset} |"))
@@ -150,6 +150,6 @@ def test_report_shows_tables_base_name_and_both_wall_times(sweep: Path):
     from samrl.analysis.report import write_report
 
     text = write_report(sweep, n_boot=50).read_text()
-    assert "## Paper tables" in text and "| dataset | CQL adam |" in text
+    assert "## Paper tables" in text and "| dataset | CQL Adam |" in text
     assert "- `name`: t\n" in text  # the sweep's name, not the runs' folder name
     assert "Sweep elapsed: 3m00s" in text and "Sum of run times: 6m00s" in text

@@ -101,7 +101,7 @@ def hessian_cmd(
 
     _quiet()
     runs = _runs_of(run_dir)
-    for path in posthoc.progress_bar(runs, "runs", len(runs) > 1):
+    for path in posthoc.progress_bar(runs, "runs", len(runs) > 1, unit="run"):
         run = posthoc.load_run(path, step)
         written = posthoc.hessian(
             run,
@@ -272,7 +272,7 @@ def sharpness_cmd(
 
     _quiet()
     runs = _runs_of(run_dir)
-    for run_path in posthoc.progress_bar(runs, "runs", len(runs) > 1):
+    for run_path in posthoc.progress_bar(runs, "runs", len(runs) > 1, unit="run"):
         run = posthoc.load_run(run_path, step)
         path, rows = posthoc.sharpness(
             run,

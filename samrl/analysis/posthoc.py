@@ -64,9 +64,17 @@ class LoadedRun:
 # ------------------------------------------------------------------------------ loading
 
 
-def progress_bar(items: Sequence[Any], desc: str, enabled: bool) -> Any:
-    """A tqdm bar on stderr over the networks (or runs) a post-hoc command works through."""
-    return tqdm(items, desc=desc, unit="net", disable=not enabled, leave=False, file=sys.stderr)
+def progress_bar(items: Sequence[Any], desc: str, enabled: bool, unit: str = "net") -> Any:
+    """A tqdm bar on stderr over the networks (or runs) a post-hoc command works through;
+    none when stderr is not a terminal (tqdm's disable=None), so logs get no carriage returns."""
+    return tqdm(
+        items,
+        desc=desc,
+        unit=unit,
+        disable=None if enabled else True,
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ best mean of each algorithm and dataset in bold.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl.results.labels import point_labels
 from samrl.rundir import SCORE_FILES, atomic_write, write_csv_atomic
 
 ROW_KEYS = ("algo.name", "dataset.name")
@@ -46,31 +46,43 @@ class ScoreTables:
 def _variant_order(frame: pd.DataFrame) -> list[str]:
     """Adam (or rho = 0) first, then increasing rho, then the order of appearance."""
     first = frame.drop_duplicates("variant")
-    adam = first["optim.name"].astype(str).eq("adam")
+    adam = first["optim.name"].astype(str).eq("adam")  # Adam first, then by rho
     rho = pd.to_numeric(first["optim.rho"], errors="coerce").fillna(0.0)
     order = pd.DataFrame({"v": first["variant"], "a": ~adam, "rho": rho, "i": range(len(first))})
     return list(order.sort_values(["a", "rho", "i"])["v"])
 
 
 def variant_labels(summary: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """Per summary row: its grid point without algorithm and dataset ("adam", "rho=0.05",
-    "sam rho=0.1 networks=[\"actor\"]"); the optimizer's name when nothing else varies."""
+    """Per summary row: its optimizer variant without algorithm and dataset ("Adam",
+    "SAM rho=0.05", "SAM actor rho=0.1", "SAM critic+actor"): the optimizer's name, the SAM
+    networks and rho where they vary, then any other varying grid key."""
     other = [k for k in keys if k not in ROW_KEYS and k != "seed"]
-    for key in ("optim.name", "optim.rho"):
-        if key not in other:
+    for key in ("optim.name", "optim.rho", "optim.networks"):
+        if key not in other and key in summary:
             other.append(key)
     points = [{k: row.get(k) for k in other} for _, row in summary.iterrows()]
-    texts = [repr(sorted(p.items())) for p in points]
-    unique = {t: p for t, p in zip(texts, points, strict=True)}
-    if len(unique) == 1:  # nothing varies: name the optimizer
-        return [_optimizer_label(p) for p in points]
-    labels = dict(zip(unique, point_labels(list(unique.values()), other), strict=True))
-    return [labels[t] for t in texts]
+    sam = [p for p in points if p.get("optim.name") != "adam"]
+    varies = {k for k in other if len({json.dumps(p.get(k), default=str) for p in sam}) > 1}
+    return [_variant(p, varies) for p in points]
 
 
-def _optimizer_label(point: dict[str, Any]) -> str:
+def _variant(point: dict[str, Any], varies: set[str]) -> str:
     name = str(point.get("optim.name"))
-    return name if name == "adam" else f"{name} rho={point.get('optim.rho'):g}"
+    if name == "adam":  # rho and SAM networks mean nothing to Adam
+        return "Adam"
+    parts = [name.upper() if name in ("sam", "asam", "gsam", "msam") else name]
+    for key in sorted(varies - {"optim.name"}, key=lambda k: (k != "optim.networks", k)):
+        value = point.get(key)
+        if key == "optim.networks":
+            nets = json.loads(value) if isinstance(value, str) else value
+            parts.append("+".join(nets) if isinstance(nets, list) else str(nets))
+        elif key == "optim.rho":
+            parts.append(f"rho={float(value):g}")
+        else:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+    if "optim.rho" not in varies and len(parts) == 1:
+        parts.append(f"rho={float(point.get('optim.rho')):g}")
+    return " ".join(parts)
 
 
 def score_tables(summary: pd.DataFrame, keys: Sequence[str]) -> ScoreTables:

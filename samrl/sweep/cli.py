@@ -67,7 +67,9 @@ def _grid_from_flags(spec: SweepSpec, rho: str | None, grid: tuple[str, ...]) ->
     if flag_grid:
         from samrl.sweep.grid import check_grid
 
-        spec.grid = {**spec.grid, **check_grid(flag_grid, "--grid")}
+        checked = check_grid(flag_grid, "--grid")
+        spec.grid = {**spec.grid, **checked}
+        spec.grids = [{**g, **checked} for g in spec.grids]
 
 
 def _launcher_from_flags(spec: SweepSpec, launcher: str | None, flags: dict[str, Any]) -> None:

@@ -56,6 +56,9 @@ class SweepSpec:
     base: dict[str, Any]
     source: str
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    # A grid given as a list of mappings: the union of their products (`grid` then holds every
+    # key with all its values, for labels and reports). Empty: `grid` alone.
+    grids: list[dict[str, list[Any]]] = dataclasses.field(default_factory=list)
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     overrides: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     out: str = DEFAULT_OUT
@@ -193,6 +196,24 @@ def parse_set_entries(value: Any, where: str) -> list[tuple[str, Any]]:
 # ---------------------------------------------------------------- checking a spec
 
 
+def check_grids(grid: Any, where: str = "grid") -> tuple[dict[str, list[Any]], list[dict]]:
+    """(merged grid, grids): a mapping is one grid; a list of mappings is the union of their
+    products, e.g. SAM per network x rho plus one Adam point that has no rho to vary."""
+    if not isinstance(grid, list):
+        return check_grid(grid, where), []
+    if not grid or not all(isinstance(g, dict) for g in grid):
+        raise ConfigError("a list grid must hold mappings {key.path: [values]}", key=where)
+    grids = [check_grid(g, f"{where}[{i}]") for i, g in enumerate(grid)]
+    merged: dict[str, list[Any]] = {}
+    for g in grids:
+        for key, values in g.items():
+            seen = [json.dumps(v, sort_keys=True, default=str) for v in merged.get(key, [])]
+            merged.setdefault(key, []).extend(
+                v for v in values if json.dumps(v, sort_keys=True, default=str) not in seen
+            )
+    return merged, grids
+
+
 def check_grid(grid: Any, where: str = "grid") -> dict[str, list[Any]]:
     if grid is None:
         return {}
@@ -300,7 +321,8 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
             name=check_name(data.get("name", path.stem)),
             base=copy.deepcopy(base),
             source=source,
-            grid=check_grid(data.get("grid")),
+            grid=(grids := check_grids(data.get("grid")))[0],
+            grids=grids[1],
             seeds=parse_seeds(data.get("seeds", [0])),
             overrides=parse_set_entries(data.get("set"), "set"),
             out=_string(data.get("out", DEFAULT_OUT), "out"),
@@ -397,7 +419,7 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     """
     base = spec.base_config()
     sweep_dir = SweepDir(spec.directory.resolve())
-    points = grid_points(spec.grid)
+    points = [p for g in (spec.grids or [spec.grid]) for p in grid_points(g)]
     labels = _labels(list(spec.grid))
     drafts: list[tuple[dict[str, Any], Config, int, dict[str, Any], str, str]] = []
     for point in points:

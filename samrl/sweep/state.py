@@ -29,6 +29,7 @@ def sweep_record(spec: SweepSpec, plans: list[RunPlan]) -> dict[str, Any]:
         "name": spec.name,
         "base_config": spec.base_config(),
         "grid": spec.grid,
+        **({"grids": spec.grids} if spec.grids else {}),
         "seeds": spec.seeds,
         "source": spec.source,
         "runs": [
@@ -62,6 +63,8 @@ def sweep_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     change: a sweep can be extended with more seeds)."""
     changes: list[str] = []
     old_grid, new_grid = old.get("grid") or {}, new["grid"]
+    if _canonical(old.get("grids")) != _canonical(new.get("grids")):
+        changes.append(f"grid list: {old.get('grids')} -> {new.get('grids')}")
     for key in list(dict.fromkeys([*old_grid, *new_grid])):
         if _canonical(old_grid.get(key)) != _canonical(new_grid.get(key)):
             changes.append(f"grid {key}: {old_grid.get(key)} -> {new_grid.get(key)}")
