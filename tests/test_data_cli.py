@@ -73,7 +73,7 @@ def test_errors_are_dataset_errors(cache: pathlib.Path) -> None:
     assert isinstance(not_builtin.exception, DatasetError)
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["info"], ["make"]])
+@pytest.mark.parametrize("command", [[], ["list"], ["info"], ["make"], ["download"]])
 def test_help_has_an_example(command: list[str]) -> None:
     result = CliRunner().invoke(data_group, [*command, "--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "samrl data" in result.output
