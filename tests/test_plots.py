@@ -59,16 +59,17 @@ def test_sweep_figures_count_lines_and_axes(sweep: Path) -> None:
     assert all(len(ax.get_lines()) == 3 for ax in curves.axes)  # one per rho
     assert all(len(ax.collections) == 3 for ax in curves.axes)  # one CI band per rho
     labels = [line.get_label() for line in curves.axes[0].get_lines()]
-    assert labels == ["rho=0 (n=3)", "rho=0.05 (n=3)", "rho=0.1 (n=3)"]
+    assert labels == ["SAM rho=0 (n=3)", "SAM rho=0.05 (n=3)", "SAM rho=0.1 (n=3)"]
     # mean over seeds of the last return = mean of the final scores
     last_mean = curves.axes[1].get_lines()[1].get_ydata()[-1]
     assert last_mean == pytest.approx(np.mean(SCORES[0.05]))
 
     vs_rho = build_vs_rho_figure(tables.aggregate, tables.keys)
     assert [ax.get_title() for ax in vs_rho.axes] == [
-        "final_normalized_score (IQM, 95% CI)",
-        "critic_sharpness_last10 (IQM, 95% CI)",
+        "Final normalized score (IQM, 95% CI)",
+        "Critic sharpness (own training rho) (IQM, 95% CI)",
     ]
+    assert all(ax.get_ylabel() and ax.get_xlabel() for ax in vs_rho.axes)
     x, _ = vs_rho.axes[0].get_lines()[0].get_data()
     assert list(x) == [0.0, 0.05, 0.1]
 
@@ -81,10 +82,14 @@ def test_plot_sweep_writes_files(sweep: Path) -> None:
     written = plot_sweep(sweep)
     assert [p.name for p in written] == [
         "curves.png",
+        "score_vs_steps.png",
+        "sharpness_vs_steps.png",
         "final_vs_rho.png",
         "sharpness_vs_score.png",
     ]
-    assert all(p.parent == sweep / "plots" and p.stat().st_size > 0 for p in written)
+    for png in written:
+        assert png.parent == sweep / "plots" and png.stat().st_size > 10_000, png
+        assert png.with_suffix(".pdf").stat().st_size > 5_000, png
 
 
 def test_adam_point_is_a_horizontal_line(tmp_path: Path) -> None:
@@ -107,7 +112,7 @@ def test_adam_point_is_a_horizontal_line(tmp_path: Path) -> None:
     tables = compute_sweep_tables(root, n_boot=N_BOOT)
     figure = build_vs_rho_figure(tables.aggregate, tables.keys)
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
-    assert "adam" in labels  # axhline
+    assert "Adam" in labels  # axhline
     assert len(figure.axes[0].containers) == 1  # one errorbar series: sam over rho
 
 
@@ -189,3 +194,29 @@ def test_report_command_writes_aggregate_table(sweep: Path) -> None:
     assert "## How to read this" in text and "interquartile mean" in text
     assert (sweep / "aggregate.csv").is_file() and (sweep / "plots" / "curves.png").is_file()
     assert "Example" in CliRunner().invoke(report_cmd, ["--help"]).output
+
+
+def test_sweep_figures_without_warnings_and_one_colour_per_point(
+    sweep: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    tables = compute_sweep_tables(sweep, n_boot=N_BOOT)
+    written = plot_sweep(sweep, tables=tables)
+    assert not [w for w in recwarn if "samrl" in str(w.filename) or "matplotlib" in str(w.filename)]
+    curves = build_curves_figure(sweep, tables, ["critic_loss", "return_mean"])
+    scatter = build_scatter_figure(tables)
+    assert scatter is not None and len(written) == 5
+
+    def colours(pairs: list[tuple[str, object]]) -> dict[str, tuple[float, ...]]:
+        from matplotlib.colors import to_rgba
+
+        return {label.split(" (n=")[0]: to_rgba(c) for label, c in pairs}
+
+    by_curve = [
+        colours([(line.get_label(), line.get_color()) for line in ax.get_lines()])
+        for ax in curves.axes
+    ]
+    by_scatter = colours(
+        [(c.get_label(), tuple(c.get_facecolor()[0])) for c in scatter.axes[0].collections]
+    )
+    assert by_curve[0] == by_curve[1] == by_scatter
+    assert len(set(by_scatter.values())) == len(by_scatter) == 3

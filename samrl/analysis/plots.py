@@ -11,10 +11,14 @@ aggregate.csv) with a percentile bootstrap 95% band for the mean over seeds.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +44,8 @@ CURVE_BAND_BOOT = 1000
 CURVES_FILE = "curves.png"
 VS_RHO_FILE = "final_vs_rho.png"
 SCATTER_FILE = "sharpness_vs_score.png"
+SCORE_CURVES_FILE = "score_vs_steps.png"
+SHARPNESS_CURVES_FILE = "sharpness_vs_steps.png"
 
 
 # --------------------------------------------------------------------------- metrics
@@ -58,7 +64,8 @@ def run_metrics(run_dir: Path) -> dict[str, str]:
 
 def default_metrics(available: Sequence[str]) -> list[str]:
     """Loss terms, `<net>_sharpness` and the evaluation return / normalized score."""
-    chosen = [m for m in available if m.endswith("_loss") or m.endswith("_sharpness")]
+    # DQN-family algorithms report their TD loss as plain "loss".
+    chosen = [m for m in available if m == "loss" or m.endswith(("_loss", "_sharpness"))]
     chosen += [m for m in ("return_mean", "normalized_score") if m in available]
     return chosen or list(available)
 
@@ -99,10 +106,118 @@ def new_figure(n_axes: int, width: float = 4.6, height: float = 3.3) -> tuple[Fi
 
 
 def save(figure: Figure, out: Path) -> Path:
+    """The PNG at `out` and a PDF beside it (for papers); returns the PNG."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
+    figure.savefig(out.with_suffix(".pdf"))
     return out
+
+
+STEP_LABEL = "training step (gradient updates)"
+_NETS = {"critic": "Critic", "actor": "Actor", "imitator": "Imitator", "loss": "Q-function"}
+
+
+def metric_title(metric: str) -> str:
+    """Readable panel title: "Critic sharpness at rho=0.05", "Return", "Critic loss"."""
+    name = metric.removesuffix("_last10")
+    fixed = re.fullmatch(r"(?:posthoc_)?(\w+?)_rho([\d.e+-]+)_(sharpness|worst_case)", name)
+    if fixed:
+        net, rho, _ = fixed.groups()
+        where = "post hoc, " if name.startswith("posthoc_") else ""
+        return f"{_NETS.get(net, net)} sharpness ({where}fixed rho={rho})"
+    for suffix, what in (
+        ("_sharpness", "sharpness (own training rho)"),
+        ("_loss_perturbed", "loss at w+eps"),
+        ("_grad_norm", "gradient norm"),
+    ):
+        if name.endswith(suffix):
+            net = name.removesuffix(suffix)
+            return f"{_NETS.get(net, net)} {what}"
+    named = {
+        "return_mean": "Return",
+        "normalized_score": "Normalized score",
+        "final_return": "Final return",
+        "final_normalized_score": "Final normalized score",
+        "loss": "TD loss",
+    }
+    return named.get(name, name.replace("_", " ").capitalize())
+
+
+def metric_unit(metric: str) -> str:
+    """The y-axis label, with units."""
+    name = metric.removesuffix("_last10")
+    if "normalized_score" in name:
+        return "normalized score (0-100)"
+    if "return" in name:
+        return "return per episode"
+    if "sharpness" in name or "worst_case" in name:
+        return "L(w+eps) - L(w)"
+    if name.endswith("grad_norm"):
+        return "||grad L(w)||"
+    return "loss (per minibatch, epoch mean)"
+
+
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+@dataclasses.dataclass(frozen=True)
+class PointStyle:
+    label: str  # legend text
+    color: str  # by optimizer variant: Adam black, SAM variants tab10 (same in every figure)
+    linestyle: str  # by algorithm and dataset
+    marker: str
+
+
+def point_styles(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[PointStyle]:
+    """One style per grid point (aggregate row order). The colour says which optimizer
+    variant (Adam, SAM actor rho=0.05, ...), the line style and marker which algorithm and
+    dataset, so a variant has the same colour in every panel and every figure of a sweep."""
+    from samrl.results.paper import algo_name, variant_labels
+
+    variants = variant_labels(aggregate, keys)
+    sam_variants = list(dict.fromkeys(v for v in variants if v != "Adam"))
+    others = [
+        k
+        for k in ("algo.name", "dataset.name")
+        if k in aggregate and aggregate[k].nunique(dropna=False) > 1
+    ]
+    groups = [tuple(row[k] for k in others) for _, row in aggregate.iterrows()]
+    order = list(dict.fromkeys(groups))
+    styles = []
+    for variant, group in zip(variants, groups, strict=True):
+        color = "black" if variant == "Adam" else f"C{sam_variants.index(variant) % 10}"
+        where = " ".join(
+            algo_name(v) if k == "algo.name" else str(v) for k, v in zip(others, group, strict=True)
+        )
+        i = order.index(group)
+        styles.append(
+            PointStyle(
+                f"{where} | {variant}" if where else variant,
+                color,
+                LINESTYLES[i % len(LINESTYLES)],
+                MARKERS[i % len(MARKERS)],
+            )
+        )
+    return styles
+
+
+def _legend_outside(figure: Figure, axes: Sequence[Axes]) -> None:
+    """One legend for the whole figure, right of the panels (never over the data)."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if not label.startswith("_"):
+                handles.setdefault(label, handle)
+    if handles:
+        figure.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(3, len(handles)),
+            fontsize="small",
+        )
 
 
 # --------------------------------------------------------------------------- one run
@@ -117,6 +232,12 @@ def build_run_figure(run_dir: Path, metrics: Sequence[str] | None = None) -> Fig
     for ax, metric in zip(axes, chosen, strict=True):
         curve = read_curve(run_dir, metric, available[metric])
         ax.plot(curve.index, curve.to_numpy(), marker="." if len(curve) < 30 else None)
+        if metric == "return_mean":  # the spread over evaluation episodes
+            std = read_curve(run_dir, "return_std", available[metric]).reindex(curve.index)
+            if std.notna().any():
+                ax.fill_between(
+                    curve.index, curve - std, curve + std, alpha=0.25, label="± std over episodes"
+                )
         _decorate(ax, metric)
     run_id = (read_config(run_dir).get("samrl") or {}).get("run_id") or run_dir.name
     figure.suptitle(str(run_id))
@@ -131,8 +252,9 @@ def plot_run(run_dir: Path, metrics: Sequence[str] | None = None, out: Path | No
 
 
 def _decorate(ax: Axes, metric: str) -> None:
-    ax.set_title(metric)
-    ax.set_xlabel("step")
+    ax.set_title(metric_title(metric))
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel(metric_unit(metric))
     ax.grid(alpha=0.3)
 
 
@@ -180,11 +302,10 @@ def build_curves_figure(
     chosen = resolve_metrics(metrics, list(available))
     figure, axes = new_figure(len(chosen))
     points = grid_points(tables.summary, tables.keys)
-    labels = list(tables.aggregate["label"])
-    # One colour per grid point in every panel, even where a point lacks the metric.
-    colors = [f"C{i % 10}" for i in range(len(labels))]
+    # One style per grid point in every panel and figure, even where a point lacks the metric.
+    styles = point_styles(tables.aggregate, tables.keys)
     for ax, metric in zip(axes, chosen, strict=True):
-        for (_, runs), label, color in zip(points, labels, colors, strict=True):
+        for (_, runs), style in zip(points, styles, strict=True):
             curves = [
                 read_curve(run_path(sweep_dir, r.run_dir), metric, available[metric])
                 for r in runs.itertuples()
@@ -195,25 +316,45 @@ def build_curves_figure(
                 continue
             matrix = pd.concat(curves, axis=1).sort_index()
             mean, low, high = mean_with_band(matrix.to_numpy(dtype=float).T, seed=seed)
-            ax.plot(matrix.index, mean, color=color, label=f"{label} (n={len(curves)})")
+            ax.plot(
+                matrix.index,
+                mean,
+                color=style.color,
+                linestyle=style.linestyle,
+                label=f"{style.label} (n={len(curves)})",
+            )
             if len(curves) > 1:
-                ax.fill_between(matrix.index, low, high, color=color, alpha=0.2)
+                ax.fill_between(matrix.index, low, high, color=style.color, alpha=0.2)
         _decorate(ax, metric)
-        if ax.get_lines():
-            ax.legend(fontsize="small")
-    figure.suptitle("mean over seeds, 95% bootstrap band")
+    _legend_outside(figure, axes)
+    figure.suptitle("Mean over seeds, 95% bootstrap band")
     return figure
 
 
+def _comparable(columns: Sequence[str]) -> list[str]:
+    """Sharpness measured at one fixed radius (probe columns, post-hoc worst case) when a sweep
+    has it: sharpness at each run's own training rho is 0 at rho = 0 and grows with rho by
+    construction, so it only stands in when nothing else was measured."""
+    fixed = [c for c in columns if re.search(r"_rho[\d.e+-]+_(sharpness|worst_case)", c)]
+    return fixed or list(columns)
+
+
 def vs_rho_columns(aggregate: pd.DataFrame) -> list[str]:
-    """Columns plotted against rho: the compared score and each `<net>_sharpness_last10`."""
+    """Columns plotted against rho: the compared score and each network's sharpness (at the
+    fixed radius when measured, else `<net>_sharpness_last10`)."""
     score = (
         str(aggregate["prob_improvement_metric"].iloc[0])
         if "prob_improvement_metric" in aggregate and len(aggregate)
         else "final_return"
     )
-    sharpness = [c.removesuffix("_iqm") for c in aggregate if c.endswith(SHARPNESS_SUFFIX + "_iqm")]
-    return [score, *sharpness]
+    sharpness = [
+        c.removesuffix("_iqm")
+        for c in aggregate
+        if c.endswith("_iqm")
+        and (c.endswith(SHARPNESS_SUFFIX + "_iqm") or c.endswith("_worst_case_iqm"))
+        and aggregate[c].notna().any()
+    ]
+    return [score, *_comparable(sharpness)]
 
 
 def build_vs_rho_figure(aggregate: pd.DataFrame, keys: Sequence[str]) -> Figure:
@@ -228,17 +369,18 @@ def build_vs_rho_figure(aggregate: pd.DataFrame, keys: Sequence[str]) -> Figure:
     for ax, column in zip(axes, columns, strict=True):
         if has_rho:
             _errorbars_vs_rho(ax, aggregate, keys, column)
-            ax.set_xlabel("rho")
+            ax.set_xlabel("rho (SAM radius, symlog axis)")
         else:
             x = np.arange(len(aggregate))
             ax.errorbar(
                 x, aggregate[f"{column}_iqm"], yerr=_yerr(aggregate, column), fmt="o", capsize=3
             )
             ax.set_xticks(x, list(aggregate["label"]), rotation=30, ha="right")
-        ax.set_title(f"{column} (IQM, 95% CI)")
+        ax.set_title(f"{metric_title(column)} (IQM, 95% CI)")
+        ax.set_ylabel(metric_unit(column))
         ax.grid(alpha=0.3)
-        if len(ax.get_legend_handles_labels()[0]) > 1:  # one series needs no legend
-            ax.legend(fontsize="small")
+    if sum(len(ax.get_legend_handles_labels()[0]) for ax in axes) > len(axes):
+        _legend_outside(figure, axes)  # one series needs no legend
     return figure
 
 
@@ -261,10 +403,12 @@ def _errorbars_vs_rho(ax: Axes, aggregate: pd.DataFrame, keys: Sequence[str], co
         if series_keys
         else [((), others)]
     )
-    for values, rows in groups:
+    for i, (values, rows) in enumerate(groups):
         rows = rows.sort_values("optim.rho")
-        names = [str(v) for v in np.atleast_1d(values)] if len(groups) > 1 else []
-        label = " ".join(names) or str(rows["optim.name"].iloc[0])
+        names = [
+            _series_name(k, v) for k, v in zip(series_keys, np.atleast_1d(values), strict=True)
+        ]
+        label = " ".join(names) if len(groups) > 1 else str(rows["optim.name"].iloc[0])
         ax.errorbar(
             rows["optim.rho"].astype(float),
             rows[f"{column}_iqm"],
@@ -272,36 +416,73 @@ def _errorbars_vs_rho(ax: Axes, aggregate: pd.DataFrame, keys: Sequence[str], co
             marker="o",
             capsize=3,
             label=label,
+            color=f"C{i % 10}",
         )
-    for _, row in aggregate[is_adam].iterrows():
-        ax.axhline(row[f"{column}_iqm"], linestyle="--", color="grey", label=row["label"])
+    adam = aggregate[is_adam]
+    for j, (_, row) in enumerate(adam.iterrows()):
+        where = [_series_name(k, row[k]) for k in series_keys if k in ("algo.name", "dataset.name")]
+        label = " ".join([*where, "Adam"]) if len(adam) > 1 else "Adam"
+        style = LINESTYLES[1 + j % (len(LINESTYLES) - 1)]
+        ax.axhline(row[f"{column}_iqm"], linestyle=style, color="black", label=label)
     rhos = aggregate.loc[~is_adam, "optim.rho"].astype(float)
     positive = rhos[rhos > 0]
-    if len(positive) and positive.max() / positive.min() >= 20:
-        ax.set_xscale("symlog", linthresh=float(positive.min()))  # rho grids are often geometric
+    if len(positive):
+        # Geometric rho grids (0, 0.01, 0.05, 0.1): a linear axis squashes 0.01 against 0.
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+        ticks = sorted(set(rhos))
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+
+
+def _series_name(key: str, value: Any) -> str:
+    from samrl.results.paper import algo_name
+
+    if key == "algo.name":
+        return algo_name(str(value))
+    if key == "optim.networks":
+        nets = json.loads(value) if isinstance(value, str) else value
+        return "SAM " + "+".join(nets) if isinstance(nets, list) else str(nets)
+    if key == "optim.name":
+        return str(value).upper()
+    return str(value)
 
 
 def build_scatter_figure(tables: SweepTables) -> Figure | None:
-    """Final sharpness against final score, one point per completed run, one colour per grid
-    point and one axes per network; None when no run measured sharpness."""
+    """Final sharpness (at the fixed radius when measured) against final score, one point per
+    completed run, one colour per grid point and one axes per network; None when no run
+    measured sharpness."""
     summary = tables.summary
     score = vs_rho_columns(tables.aggregate)[0]
-    columns = [c for c in summary if c.endswith(SHARPNESS_SUFFIX) and summary[c].notna().any()]
+    columns = _comparable(
+        [
+            c
+            for c in summary
+            if (c.endswith(SHARPNESS_SUFFIX) or c.endswith("_worst_case"))
+            and summary[c].notna().any()
+        ]
+    )
     if not columns:
         return None
     figure, axes = new_figure(len(columns))
     points = grid_points(summary, tables.keys)
+    styles = point_styles(tables.aggregate, tables.keys)
     for ax, column in zip(axes, columns, strict=True):
-        for (_, runs), label in zip(points, tables.aggregate["label"], strict=True):
+        for (_, runs), style in zip(points, styles, strict=True):
             done = runs[runs["status"] == "completed"]
             if len(done):
-                ax.scatter(done[column], done[score], label=label, s=24)
-        ax.set_xlabel(column)
-        ax.set_ylabel(score)
-        ax.set_title(f"{column.removesuffix('_last10')} vs {score}")
+                ax.scatter(
+                    done[column],
+                    done[score],
+                    label=style.label,
+                    s=28,
+                    color=style.color,
+                    marker=style.marker,
+                )
+        ax.set_xlabel(f"{metric_title(column)}: {metric_unit(column)}")
+        ax.set_ylabel(metric_unit(score))
+        ax.set_title(f"{metric_title(column)} vs {metric_title(score).lower()}")
         ax.grid(alpha=0.3)
-        if ax.collections:
-            ax.legend(fontsize="small")
+    _legend_outside(figure, axes)
     return figure
 
 
@@ -318,6 +499,16 @@ def plot_sweep(
     tables = tables if tables is not None else compute_sweep_tables(sweep_dir, seed=seed)
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "plots"
     written = [save(build_curves_figure(sweep_dir, tables, metrics, seed), out_dir / CURVES_FILE)]
+    if metrics is None:  # one figure per question, beside the all-metrics overview
+        available = sweep_metrics(sweep_dir, tables)
+        score = [m for m in ("normalized_score", "return_mean") if m in available][:1]
+        if score:
+            figure = build_curves_figure(sweep_dir, tables, score, seed)
+            written.append(save(figure, out_dir / SCORE_CURVES_FILE))
+        sharp = _comparable([m for m in available if m.endswith("_sharpness")])
+        if sharp:
+            figure = build_curves_figure(sweep_dir, tables, sharp, seed)
+            written.append(save(figure, out_dir / SHARPNESS_CURVES_FILE))
     written.append(save(build_vs_rho_figure(tables.aggregate, tables.keys), out_dir / VS_RHO_FILE))
     scatter = build_scatter_figure(tables)
     if scatter is not None:
