@@ -9,8 +9,53 @@ import click
 from samrl.errors import RunError, SamrlError
 from samrl.quiet import quiet_d3rlpy
 
+#: Commands that live with their subsystems: name -> (module, attribute, one-line help).
+#: A command's module is imported only when that command runs (or its own --help is asked),
+#: so `samrl --help` and `samrl train` never load the sweep, plotting or analysis stacks.
+SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("samrl.data.cli", "data_group", "Datasets: list, make, download, inspect."),
+    "sweep": ("samrl.sweep.cli", "sweep", "Run a grid of configs x seeds into one sweep."),
+    "summarize": ("samrl.results.cli", "summarize_cmd", "Write summary.csv and aggregate.csv."),
+    "plot": ("samrl.analysis.plot_cli", "plot_cmd", "Plot curves of a run or a sweep (PNG)."),
+    "report": ("samrl.analysis.plot_cli", "report_cmd", "Write report.md of a sweep."),
+    "hessian": ("samrl.analysis.cli", "hessian_cmd", "Hessian eigenvalues of a saved model."),
+    "landscape": ("samrl.analysis.cli", "landscape_cmd", "Loss landscape of a saved model."),
+    "sharpness": ("samrl.analysis.cli", "sharpness_cmd", "Sharpness of a saved model."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group whose subsystem commands are imported when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *SUBSYSTEM_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBSYSTEM_COMMANDS:
+            import importlib
+
+            module, attribute, _ = SUBSYSTEM_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the table: listing commands imports none of them."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in SUBSYSTEM_COMMANDS:
+                rows.append((name, SUBSYSTEM_COMMANDS[name][2]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="samrl")
 @click.option(
     "--offline",
@@ -26,6 +71,9 @@ def cli(offline: bool) -> None:
     samrl summarize runs/sweeps/cql_sam
     samrl --offline train --config configs/d4rl/cql_sam_hopper-medium-v2.yaml
     """
+    import samrl
+
+    samrl.register_with_d3rlpy()  # a command is about to run (never for --help alone)
     quiet_d3rlpy()
     if offline:
         # Process-wide on purpose: this process and every run it starts see it (set once,
@@ -139,30 +187,6 @@ def algos_cmd() -> None:
         kind = "discrete" if facts.discrete else "continuous"
         scalars = f"  (base optimizer only: {', '.join(facts.scalars)})" if facts.scalars else ""
         click.echo(f"{name:32s} {kind:10s} networks: {', '.join(facts.networks)}{scalars}")
-
-
-def _register_subsystem_commands() -> None:
-    """Commands that live with their subsystems (data, sweep, analysis)."""
-    from samrl.analysis.cli import hessian_cmd, landscape_cmd, sharpness_cmd
-    from samrl.analysis.plot_cli import plot_cmd, report_cmd
-    from samrl.data.cli import data_group
-    from samrl.results.cli import summarize_cmd
-    from samrl.sweep.cli import sweep
-
-    for command in (
-        data_group,
-        sweep,
-        summarize_cmd,
-        plot_cmd,
-        report_cmd,
-        hessian_cmd,
-        landscape_cmd,
-        sharpness_cmd,
-    ):
-        cli.add_command(command)
-
-
-_register_subsystem_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -122,7 +122,7 @@ def test_crashing_process_does_not_stop_the_others(tmp_path: Path) -> None:
         [job("crash"), job("ok"), job("error")],
         n_jobs=2,
         monitor=monitor,
-        command=lambda config_file: commands[config_file.name],
+        command=lambda job: commands[job.config_file.name],
     )
     by_id = {o.run_id: o for o in outcomes}
     assert by_id["ok"].status == "completed"

@@ -1,4 +1,5 @@
-"""Local launcher: N runs at once, each `python -m samrl train ... --resume` in its own process.
+"""Local launcher: N runs at once, each in its own worker process
+(`python -m samrl.sweep.worker`: the same `run_config_file` Slurm and Ray call).
 
 A crash (even a segfault) ends one process, never the sweep. Each child gets
 max(1, cores // N) threads so N runs do not oversubscribe the machine, its own session (a
@@ -15,10 +16,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from samrl.rundir import RunDir, now
-from samrl.sweep.worker import Job, Monitor, Outcome, last_line, thread_env
+from samrl.sweep.worker import (
+    Job,
+    Monitor,
+    Outcome,
+    last_line,
+    outcome_from_result,
+    read_result,
+    result_file,
+    thread_env,
+)
 
 POLL_S = 0.2
 #: Seconds interrupted children get to record their state before they are killed.
@@ -36,16 +45,15 @@ def threads_per_job(n_jobs: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // n_jobs)
 
 
-def train_command(config_file: Path) -> list[str]:
+def worker_command(job: Job) -> list[str]:
+    """The child process of one run: `run_config_file` writing its dict to the result file."""
     return [
         sys.executable,
         "-m",
-        "samrl",
-        "train",
-        "--config",
-        str(config_file),
-        "--quiet",
-        "--resume-or-start",
+        "samrl.sweep.worker",
+        str(job.config_file),
+        "--result",
+        str(result_file(job)),
     ]
 
 
@@ -59,7 +67,11 @@ def _die_with_parent() -> None:
 
 
 def outcome_of(job: Job, returncode: int) -> Outcome:
-    """Read how a finished `samrl train` process ended: exit status, status.json, its log."""
+    """How a finished worker process ended: its result dict (the launchers' one contract);
+    without one (the process crashed or was killed) its exit status, status.json and log."""
+    result = read_result(result_file(job))
+    if result is not None:
+        return outcome_from_result(job.run_id, result)
     run = RunDir(job.run_dir)
     status = run.read_status()
     state = status["status"]
@@ -86,7 +98,7 @@ def run_local(
     n_jobs: int,
     monitor: Monitor,
     threads: int | None = None,
-    command: Callable[[Path], list[str]] = train_command,
+    command: Callable[[Job], list[str]] = worker_command,
 ) -> list[Outcome]:
     """Run `jobs`, at most `n_jobs` at a time; returns their outcomes in completion order.
 
@@ -102,9 +114,10 @@ def run_local(
             while pending and len(running) < n_jobs:
                 job = pending.pop(0)
                 job.log_file.parent.mkdir(parents=True, exist_ok=True)
+                result_file(job).unlink(missing_ok=True)  # a result of an earlier attempt
                 with job.log_file.open("ab") as log:
                     process = subprocess.Popen(
-                        command(job.config_file),
+                        command(job),
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,

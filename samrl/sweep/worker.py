@@ -1,8 +1,11 @@
-"""What every launcher runs for one run, and what it reports back.
+"""What every launcher runs for one run, and what it reports back: one contract.
 
-`run_config_file` is a top-level, picklable function (Slurm through submitit, Ray): it trains one
-run from its config file with resume, so a re-launched run continues from its checkpoint and a
-completed one is skipped. It returns a small dict and never raises for a failing run.
+`run_config_file` is a top-level, picklable function: it trains one run from its config file
+with resume, so a re-launched run continues from its checkpoint and a completed one is
+skipped. It returns a small dict and never raises for a failing run; `outcome_from_result`
+turns that dict into the sweep's Outcome. Slurm (submitit) and Ray call it and get the dict
+back through their frameworks; the local launcher runs it in a child process
+(`python -m samrl.sweep.worker CONFIG --result FILE`) that writes the dict to FILE.
 """
 
 from __future__ import annotations
@@ -102,6 +105,42 @@ def outcome_from_result(run_id: str, result: Any) -> Outcome:
     return Outcome(run_id, str(result["status"]), str(result.get("message") or ""))
 
 
+def result_file(job: Job) -> Path:
+    """Where a local worker process writes run_config_file's dict (beside its log)."""
+    return job.log_file.with_name(f"{job.run_id}.result.json")
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A local worker's result dict, or None when the process wrote none (it crashed)."""
+    import json
+
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m samrl.sweep.worker CONFIG [--threads N] --result FILE`: exit 0 when the run
+    completed, 1 otherwise (the result file says how)."""
+    import argparse
+    import json
+
+    from samrl.rundir import atomic_write
+
+    parser = argparse.ArgumentParser(prog="python -m samrl.sweep.worker")
+    parser.add_argument("config")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--result", required=True)
+    args = parser.parse_args(argv)
+    result = run_config_file(args.config, threads=args.threads)
+    atomic_write(Path(args.result), json.dumps(result) + "\n")
+    if result["status"] != "completed":
+        print(f"samrl: run {result['status']}: {result['message']}", flush=True)
+    return 0 if result["status"] == "completed" else 1
+
+
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -138,3 +177,9 @@ def _leave_to_slurm(message: str, signal_name: str) -> None:
         print(f"samrl: requeued Slurm job {job_id} ahead of its time limit", flush=True)
     print(f"samrl: {message}", flush=True)
     sys.exit(3)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

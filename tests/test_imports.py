@@ -1,0 +1,119 @@
+"""Import hygiene: the engine stays light, the command line loads subsystems when invoked, and
+samrl's modules import each other without cycles."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from samrl.cli import SUBSYSTEM_COMMANDS, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("click", "matplotlib", "pandas", "scipy", "torch", "d3rlpy", "submitit", "ray")
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    return {m for m in json.loads(out.splitlines()[-1]) if m.split(".")[0] in HEAVY}
+
+
+def test_the_engine_imports_no_cli_plotting_or_tables() -> None:
+    engine = {m.split(".")[0] for m in _loaded_after("import samrl.sam")}
+    d3rlpy_itself = {m.split(".")[0] for m in _loaded_after("import d3rlpy")}
+    assert "click" not in engine and "matplotlib" not in engine, engine
+    # d3rlpy 2.8.1 itself imports pandas and scipy; samrl.sam adds nothing beyond d3rlpy.
+    assert engine - {"torch", "d3rlpy"} <= d3rlpy_itself, engine - d3rlpy_itself
+
+
+def test_help_imports_no_subsystem() -> None:
+    """`samrl --help` lists every command without importing torch, d3rlpy or any subsystem."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "samrl", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    top = {m.split(".")[0] for m in imported}
+    assert not top & {"torch", "d3rlpy", "matplotlib", "pandas", "scipy", "gym"}, top
+    assert not {m for m in imported if m.startswith(("samrl.sweep", "samrl.analysis"))}
+    for name in SUBSYSTEM_COMMANDS:
+        assert f"  {name} " in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(SUBSYSTEM_COMMANDS))
+def test_every_lazy_command_resolves(name: str) -> None:
+    ctx = click.Context(cli)
+    command = cli.get_command(ctx, name)
+    assert isinstance(command, click.Command) and command.name == name
+    assert "Example" in (command.help or "") + (command.epilog or ""), name
+
+
+def _runtime_imports(path: Path, module: str, modules: set[str]) -> set[str]:
+    """samrl modules `module` imports at run time (anywhere, not under `if TYPE_CHECKING`)."""
+    tree = ast.parse(path.read_text())
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only |= {id(n) for child in node.body for n in ast.walk(child)}
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+            ]
+        else:
+            continue
+        found |= {n for n in names if n in modules and n != module}
+    return found
+
+
+def test_no_import_cycles() -> None:
+    files = {}
+    for path in (ROOT / "samrl").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        files[".".join(parts)] = path
+    graph = {m: _runtime_imports(p, m, set(files)) for m, p in files.items()}
+    # A package importing its own submodules (re-exports) is not a cycle of concern; every
+    # other edge must leave the graph acyclic.
+    for module, deps in graph.items():
+        graph[module] = {d for d in deps if not module.startswith(d + ".") and d != "samrl"}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
