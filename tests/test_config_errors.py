@@ -241,3 +241,24 @@ def test_resume_of_a_run_that_never_existed(tmp_path: Path, capsys: pytest.Captu
     code, err = _train(tmp_path, capsys, "--set", out, "--resume-or-start")
     assert code == 0, err
     assert (tmp_path / "runs" / "bad").is_dir()
+
+
+def test_scientific_notation_is_a_float_in_files_set_and_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from samrl.sweep.grid import parse_grid_flag
+
+    text = yaml.safe_dump(BASE).replace(
+        "batch_size: 16", "batch_size: 16\n    critic_learning_rate: 3e-4"
+    )
+    assert "3e-4" in text
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    code, out, err = run_cli(
+        ["train", "--config", str(path), "--dry-run", "--set", "optim.rho=5E-2"], capsys
+    )
+    assert code == 0, err
+    resolved = yaml.safe_load(out.split("# run directory")[0])
+    assert resolved["algo"]["params"]["critic_learning_rate"] == 3e-4
+    assert resolved["optim"]["rho"] == 0.05 and isinstance(resolved["optim"]["rho"], float)
+    assert parse_grid_flag("optim.rho=0,1e-2,.5e-1") == ("optim.rho", [0, 0.01, 0.05])

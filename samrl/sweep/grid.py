@@ -16,7 +16,14 @@ from typing import Any
 
 import yaml
 
-from samrl.config import Config, apply_override, parse_override, read_yaml, resolve
+from samrl.config import (
+    Config,
+    apply_override,
+    load_yaml,
+    parse_override,
+    read_yaml,
+    resolve,
+)
 from samrl.errors import ConfigError, unknown_name
 from samrl.rundir import SweepDir
 from samrl.sam.variants import OPTIMIZER_NAMES
@@ -170,7 +177,7 @@ def parse_grid_flag(text: str) -> tuple[str, list[Any]]:
     values = []
     for item in split_values(raw):
         try:
-            values.append(yaml.safe_load(item) if item else None)
+            values.append(load_yaml(item) if item else None)
         except yaml.YAMLError:
             values.append(item)
     return key, values
