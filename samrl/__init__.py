@@ -9,7 +9,7 @@ import sys
 __version__ = "0.1.0"
 
 
-def _import_gym_quietly() -> None:
+def import_gym_quietly() -> None:
     """d3rlpy 2.8.1 imports the unmaintained gym 0.26, which prints a notice on stderr.
 
     samrl uses gymnasium only; the notice would bury samrl's one-line messages.
@@ -41,7 +41,7 @@ def _started_as_command() -> bool:
 def register_with_d3rlpy() -> None:
     """Register samrl's optimizer factory and COMBO with d3rlpy (idempotent), so
     `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr."""
-    _import_gym_quietly()
+    import_gym_quietly()
     from samrl import combo as _combo  # noqa: F401
     from samrl.sam import factory as _factory  # noqa: F401
 

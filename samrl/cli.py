@@ -73,7 +73,7 @@ def cli(offline: bool) -> None:
     """
     import samrl
 
-    samrl.register_with_d3rlpy()  # a command is about to run (never for --help alone)
+    samrl.import_gym_quietly()  # before any command imports d3rlpy (never for --help alone)
     quiet_d3rlpy()
     if offline:
         # Process-wide on purpose: this process and every run it starts see it (set once,

@@ -18,8 +18,6 @@ import yaml
 from samrl.errors import ConfigError, DatasetError, unknown_name
 from samrl.sam.variants import OPTIMIZER_NAMES
 
-BASE_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
-
 # Every key a config may hold, with its default (None: optional, no default).
 SCHEMA: dict[str, dict[str, Any]] = {
     "algo": {"name": None, "params": {}},
@@ -415,8 +413,10 @@ def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
             raise c.fail(f"optim.{key}", unknown_name(f"key for optimizer '{name}'", key, allowed))
     if optim["base"] is not None:
         base = c.string(optim["base"], "optim.base")
-        if base not in BASE_OPTIMIZERS:
-            raise c.fail("optim.base", unknown_name("base optimizer", base, BASE_OPTIMIZERS))
+        from samrl.build import BASE_FACTORIES
+
+        if base not in BASE_FACTORIES:
+            raise c.fail("optim.base", unknown_name("base optimizer", base, BASE_FACTORIES))
     optim["params"] = c.mapping(optim["params"], "optim.params")
     optim["rho"] = c.number(optim["rho"], "optim.rho", minimum=0.0)
     optim["networks"] = networks = _network_list(c, optim["networks"], facts, "optim.networks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,22 @@ def test_scientific_notation_is_a_float_in_files_set_and_grid(
     assert resolved["algo"]["params"]["critic_learning_rate"] == 3e-4
     assert resolved["optim"]["rho"] == 0.05 and isinstance(resolved["optim"]["rho"], float)
     assert parse_grid_flag("optim.rho=0,1e-2,.5e-1") == ("optim.rho", [0, 0.01, 0.05])
+
+
+def test_optim_name_base_means_no_sam_and_adam_is_its_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from samrl.config import resolve
+
+    configs = {}
+    for name in ("base", "adam"):
+        raw = yaml.safe_load(with_change("optim", {"name": name, "base": "sgd"}))
+        configs[name] = resolve(raw, source="c.yaml", check_dataset=False)
+    assert configs["base"].run_id == "cql_pendulum-random_base_s0"
+    # the same training: only the spelling differs
+    base, adam = (dict(configs[n].data) for n in ("base", "adam"))
+    base["optim"] = {**base["optim"], "name": "adam"}
+    base.pop("output"), adam.pop("output")  # the run ids differ: _base_ / _adam_
+    assert json.dumps(base, sort_keys=True) == json.dumps(adam, sort_keys=True)
+    code, err = dry_run(tmp_path, capsys, with_change("optim", {"name": "bas"}))
+    assert code == 2 and "did you mean 'base'" in err

@@ -36,6 +36,7 @@ from samrl.results.aggregate import (
 )
 from samrl.results.runs import find_runs, is_run_dir, read_config, read_csv, run_path
 from samrl.rundir import METRIC_FILES, SWEEP_FILE
+from samrl.sam.variants import BASE_NAMES
 
 INDEX_COLUMNS = ("epoch", "step")
 #: Run statuses whose curves enter the sweep means.
@@ -396,7 +397,7 @@ def _errorbars_vs_rho(ax: Axes, aggregate: pd.DataFrame, keys: Sequence[str], co
     series_keys = [k for k in keys if k not in OPTIM_KEYS]
     if "optim.name" in keys:
         series_keys.append("optim.name")
-    is_adam = aggregate["optim.name"].eq("adam")
+    is_adam = aggregate["optim.name"].isin(BASE_NAMES)
     others = aggregate[~is_adam]
     groups = (
         list(others.groupby(series_keys, dropna=False, sort=False))

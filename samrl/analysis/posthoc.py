@@ -104,6 +104,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     installed, and the run's training split (regenerated from the config if not cached)."""
     import d3rlpy
 
+    import samrl
     from samrl.algos import algo_facts
     from samrl.data import load_dataset
     from samrl.sam import install
@@ -123,6 +124,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
             f"{run_dir} has no checkpoint for step {step}; available steps: "
             f"{', '.join(map(str, steps))}"
         )
+    samrl.register_with_d3rlpy()  # d3rlpy.load_learnable must know samrl's factory and COMBO
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them

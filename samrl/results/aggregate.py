@@ -64,6 +64,7 @@ from samrl.rundir import (
     SweepDir,
     write_csv_atomic,
 )
+from samrl.sam.variants import is_base
 
 #: Grid keys for a bare directory of runs (no sweep.point): what a run_id is made of, less seed.
 DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
@@ -396,7 +397,7 @@ def _find_baseline(index: int, points: list[dict[str, Any]], keys: Sequence[str]
     ]
     rho_zero = [i for i in same if _is_zero(points[i]["optim.rho"])]
     preferred = [i for i in rho_zero if points[i]["optim.name"] == this["optim.name"]]
-    adam = [i for i in same if points[i]["optim.name"] == "adam"]
+    adam = [i for i in same if is_base(points[i]["optim.name"])]
     candidates = preferred or rho_zero or adam
     return candidates[0] if candidates and candidates[0] != index else None
 

@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from samrl.sam.variants import is_base
+
 
 def group_key(values: Sequence[Any]) -> tuple[Any, ...]:
     # NaN != NaN, so missing values get one shared stand-in to group on.
@@ -34,14 +36,14 @@ def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
     for key in keys:
         value = point.get(key)
         if key == "optim.rho":
-            if name != "adam":
+            if not is_base(name):
                 parts.append(f"rho={_format_value(value)}")
         elif key == "optim.name" or key.endswith(".name"):
             parts.append(str(value))
         else:
             parts.append(f"{key.rsplit('.', 1)[-1]}={_format_value(value)}")
-    if name == "adam" and "optim.rho" in keys and "optim.name" not in keys:
-        parts.append("adam")
+    if is_base(name) and "optim.rho" in keys and "optim.name" not in keys:
+        parts.append(str(name))
     return " ".join(parts) or "all runs"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from samrl.rundir import SCORE_FILES, atomic_write, write_csv_atomic
+from samrl.sam.variants import BASE_NAMES, is_base
 
 ROW_KEYS = ("algo.name", "dataset.name")
 ALGO_NAMES = {
@@ -46,7 +47,7 @@ class ScoreTables:
 def _variant_order(frame: pd.DataFrame) -> list[str]:
     """Adam (or rho = 0) first, then increasing rho, then the order of appearance."""
     first = frame.drop_duplicates("variant")
-    adam = first["optim.name"].astype(str).eq("adam")  # Adam first, then by rho
+    adam = first["optim.name"].astype(str).isin(BASE_NAMES)  # Adam first, then by rho
     rho = pd.to_numeric(first["optim.rho"], errors="coerce").fillna(0.0)
     order = pd.DataFrame({"v": first["variant"], "a": ~adam, "rho": rho, "i": range(len(first))})
     return list(order.sort_values(["a", "rho", "i"])["v"])
@@ -61,15 +62,15 @@ def variant_labels(summary: pd.DataFrame, keys: Sequence[str]) -> list[str]:
         if key not in other and key in summary:
             other.append(key)
     points = [{k: row.get(k) for k in other} for _, row in summary.iterrows()]
-    sam = [p for p in points if p.get("optim.name") != "adam"]
+    sam = [p for p in points if not is_base(p.get("optim.name"))]
     varies = {k for k in other if len({json.dumps(p.get(k), default=str) for p in sam}) > 1}
     return [_variant(p, varies) for p in points]
 
 
 def _variant(point: dict[str, Any], varies: set[str]) -> str:
     name = str(point.get("optim.name"))
-    if name == "adam":  # rho and SAM networks mean nothing to Adam
-        return "Adam"
+    if is_base(name):  # rho and SAM networks mean nothing to the base optimizer
+        return "Adam" if name == "adam" else "Base"
     parts = [name.upper() if name in ("sam", "asam", "gsam", "msam") else name]
     for key in sorted(varies - {"optim.name"}, key=lambda k: (k != "optim.networks", k)):
         value = point.get(key)

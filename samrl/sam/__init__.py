@@ -5,9 +5,27 @@ Usage::
     algo = d3rlpy.algos.CQLConfig(critic_optim_factory=SAMFactory(rho=0.05)).create()
     algo.build_with_dataset(dataset)
     samrl.sam.install(algo)        # again after d3rlpy.load_learnable
+
+The names below load on first use, so `samrl.sam.variants` (the table of optimizer names,
+plain Python) can be read without importing torch or d3rlpy.
 """
 
-from samrl.sam.engine import install, is_installed
-from samrl.sam.factory import SAMFactory, SAMOptimizerWrapper
+from __future__ import annotations
 
-__all__ = ["SAMFactory", "SAMOptimizerWrapper", "install", "is_installed"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SAMFactory": "samrl.sam.factory",
+    "SAMOptimizerWrapper": "samrl.sam.factory",
+    "install": "samrl.sam.engine",
+    "is_installed": "samrl.sam.engine",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'samrl.sam' has no attribute {name!r}")

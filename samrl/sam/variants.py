@@ -4,7 +4,8 @@
 name accepts (each is a SAMFactory field of the same name). Every variant is an option of the one
 SAMOptimizerWrapper step (optimizer.py); its defaults reproduce plain SAM bitwise.
 
-adam          the base optimizer (optim.probe may measure sharpness).
+base          no SAM: the base optimizer alone (optim.probe may measure sharpness);
+adam          the same (its historical name; kept as an alias, the default).
 sam           SAM (Foret et al. 2021): step with g_s = g(w + eps), eps = rho g/||g||.
 asam          ASAM (Kwon et al. 2021): the ball scaled elementwise by |w|.
 periodic_sam  keys k: SAM every k-th step, the base optimizer's plain step in between.
@@ -52,8 +53,11 @@ class OptimizerName:
     keys: tuple[str, ...] = ()
 
 
+#: Names meaning "no SAM, the base optimizer (optim.base) alone".
+BASE_NAMES = ("base", "adam")
+
 OPTIMIZER_NAMES: dict[str, OptimizerName] = {
-    "adam": OptimizerName(sharpness_aware=False),
+    **dict.fromkeys(BASE_NAMES, OptimizerName(sharpness_aware=False)),
     "sam": OptimizerName(sharpness_aware=True, keys=COMMON_KEYS),
     "asam": OptimizerName(sharpness_aware=True, fixed={"adaptive": True}, keys=COMMON_KEYS),
     "periodic_sam": OptimizerName(
@@ -69,6 +73,11 @@ OPTIMIZER_NAMES: dict[str, OptimizerName] = {
         sharpness_aware=True, fixed={"variant": "msam"}, keys=("m", *COMMON_KEYS)
     ),
 }
+
+
+def is_base(name: object) -> bool:
+    """Whether an optim.name means the base optimizer alone (no SAM)."""
+    return name in BASE_NAMES
 
 
 def fixed_radius_name(net: str, rho: float) -> str:
