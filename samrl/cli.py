@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from samrl.errors import RunError, SamrlError
+from samrl.errors import SamrlError
 from samrl.quiet import quiet_d3rlpy
 
 #: Commands that live with their subsystems: name -> (module, attribute, one-line help).
@@ -102,12 +102,8 @@ def cli(offline: bool) -> None:
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue an interrupted run from its checkpoint (refused when there is no run).",
-)
-@click.option(
-    "--resume-or-start",
-    is_flag=True,
-    help="Continue the run if it exists, else start it (what sweep workers do).",
+    help="Continue an interrupted run from its checkpoint (a run that never started is "
+    "started, and the command says so).",
 )
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -116,7 +112,6 @@ def train(
     overrides: tuple[str, ...],
     dry_run: bool,
     resume: bool,
-    resume_or_start: bool,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -133,19 +128,17 @@ def train(
         click.echo(config.to_yaml().rstrip())
         click.echo(f"# run directory: {config.run_dir}")
         return
-    if (resume or resume_or_start) and overwrite:
+    if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
     from samrl.rundir import RunDir
     from samrl.train import run_training
 
     if resume and not RunDir(config.run_dir).is_run():
-        raise RunError(
-            f"nothing to resume: {config.run_dir} holds no run; drop --resume to start it "
-            "(or pass --resume-or-start)"
+        click.echo(
+            f"samrl: nothing to resume: no run in {config.run_dir}; starting it from scratch",
+            err=True,
         )
-    result = run_training(
-        config, resume=resume or resume_or_start, overwrite=overwrite, progress=not quiet
-    )
+    result = run_training(config, resume=resume, overwrite=overwrite, progress=not quiet)
     if result.status == "skipped":
         click.echo(f"samrl: {result.message}; nothing to do")
         return

@@ -233,15 +233,18 @@ def test_dataset_path_that_is_a_directory(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_resume_of_a_run_that_never_existed(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """--resume where no run exists says so in one line, then starts the run."""
     out = f"output.dir={tmp_path / 'runs'}"
-    code, err = _train(tmp_path, capsys, "--set", out, "--resume")
-    assert code == 2, err
-    _one_line(err)
-    assert err.startswith("samrl: run error: nothing to resume: ") and "--resume-or-start" in err
-    assert not (tmp_path / "runs").exists()  # refused before anything was written
-    code, err = _train(tmp_path, capsys, "--set", out, "--resume-or-start")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    argv = ["train", "--config", str(path), "--quiet", "--set", out, "--resume"]
+    code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
-    assert (tmp_path / "runs" / "bad").is_dir()
+    run_dir = tmp_path / "runs" / "bad" / "cql_pendulum-random_sam-rho0.05_s0"
+    assert err == f"samrl: nothing to resume: no run in {run_dir}; starting it from scratch\n"
+    assert "run completed" in stdout
+    code, stdout, err = run_cli(argv, capsys)  # now there is one: nothing said
+    assert code == 0 and err == "" and "already completed" in stdout
 
 
 def test_scientific_notation_is_a_float_in_files_set_and_grid(
