@@ -58,7 +58,8 @@ def test_grid_flag_values_are_yaml_and_brackets_keep_commas() -> None:
     key, values = parse_grid_flag("optim.networks=[critic],[critic,actor]")
     assert key == "optim.networks"
     assert values == [["critic"], ["critic", "actor"]]
-    assert parse_grid_flag("optim.rho=0,0.01,1e-1")[1] == [0, 0.01, "1e-1"]
+    # scientific notation is a float (issue 12; PyYAML alone reads YAML 1.1: a string)
+    assert parse_grid_flag("optim.rho=0,0.01,1e-1")[1] == [0, 0.01, 0.1]
     for bad in ("optim.rho", "optim.rho=", "=1,2", "optim..rho=1"):
         with pytest.raises(ConfigError, match="--grid"):
             parse_grid_flag(bad)
