@@ -216,3 +216,33 @@ def probability_of_improvement_ci(
         per_task.append(np.mean((difference > 0) + 0.5 * (difference == 0), axis=(1, 2)))
     replicates = np.mean(per_task, axis=0)
     return _percentile_interval(replicates, confidence)
+
+
+def performance_profile(
+    scores_by_task: Scores,
+    taus: Sequence[float] | np.ndarray,
+    n_boot: int = DEFAULT_N_BOOT,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run-score distribution (rliable's performance profile): for each threshold tau, the
+    fraction of runs scoring above tau, averaged over tasks (each task weighs the same), with a
+    stratified percentile bootstrap band. Returns (fraction, low, high), one value per tau."""
+    _check(n_boot, confidence)
+    taus = np.asarray(taus, dtype=float)
+    tasks = [task for task in as_task_list(scores_by_task) if task.size]
+    if not tasks:
+        nan = np.full(taus.shape, np.nan)
+        return nan, nan.copy(), nan.copy()
+
+    def profile(groups: list[np.ndarray]) -> np.ndarray:
+        # groups[i]: (..., runs) scores of task i -> (..., taus) fraction above each tau
+        return np.mean([np.mean(g[..., None] > taus, axis=-2) for g in groups], axis=0)
+
+    fraction = profile(tasks)
+    rng = np.random.default_rng(seed)
+    resampled = [task[rng.integers(0, task.size, size=(n_boot, task.size))] for task in tasks]
+    replicates = profile(resampled)  # (n_boot, taus)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(replicates, [tail, 100.0 - tail], axis=0)
+    return fraction, low, high

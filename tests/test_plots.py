@@ -86,6 +86,8 @@ def test_plot_sweep_writes_files(sweep: Path) -> None:
         "sharpness_vs_steps.png",
         "final_vs_rho.png",
         "sharpness_vs_score.png",
+        "performance_profile.png",
+        "prob_improvement.png",
     ]
     for png in written:
         assert png.parent == sweep / "plots" and png.stat().st_size > 10_000, png
@@ -204,7 +206,7 @@ def test_sweep_figures_without_warnings_and_one_colour_per_point(
     assert not [w for w in recwarn if "samrl" in str(w.filename) or "matplotlib" in str(w.filename)]
     curves = build_curves_figure(sweep, tables, ["critic_loss", "return_mean"])
     scatter = build_scatter_figure(tables)
-    assert scatter is not None and len(written) == 5
+    assert scatter is not None and len(written) == 7
 
     def colours(pairs: list[tuple[str, object]]) -> dict[str, tuple[float, ...]]:
         from matplotlib.colors import to_rgba

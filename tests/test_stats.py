@@ -111,3 +111,15 @@ def test_probability_of_improvement_ci() -> None:
         assert (low, high) == probability_of_improvement_ci(x, y, n_boot=400, seed=2, paired=paired)
     with pytest.raises(ValueError, match="paired"):
         probability_of_improvement_ci(x, y[:3], paired=True)
+
+
+def test_performance_profile_by_hand() -> None:
+    from samrl.stats import performance_profile
+
+    tasks = [np.array([1.0, 2.0, 3.0, 4.0]), np.array([10.0, 20.0])]
+    taus = [0.0, 2.5, 15.0, 100.0]
+    fraction, low, high = performance_profile(tasks, taus, n_boot=300, seed=1)
+    # task 1: 4/4, 2/4, 0/4, 0/4 above; task 2: 2/2, 2/2, 1/2, 0/2; tasks weigh the same
+    assert fraction.tolist() == [1.0, 0.75, 0.25, 0.0]
+    assert np.all(low <= fraction) and np.all(fraction <= high)
+    assert low[0] == high[0] == 1.0 and low[-1] == high[-1] == 0.0

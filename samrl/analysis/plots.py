@@ -46,6 +46,8 @@ CURVES_FILE = "curves.png"
 VS_RHO_FILE = "final_vs_rho.png"
 SCATTER_FILE = "sharpness_vs_score.png"
 SCORE_CURVES_FILE = "score_vs_steps.png"
+PROFILE_FILE = "performance_profile.png"
+IMPROVEMENT_FILE = "prob_improvement.png"
 SHARPNESS_CURVES_FILE = "sharpness_vs_steps.png"
 
 
@@ -487,6 +489,66 @@ def build_scatter_figure(tables: SweepTables) -> Figure | None:
     return figure
 
 
+def build_profile_figure(tables: SweepTables, n_boot: int = 1000, seed: int = 0) -> Figure | None:
+    """Performance profiles (rliable's run-score distributions) of the final score: per grid
+    point, the fraction of completed runs above each threshold, with a 95% bootstrap band."""
+    from samrl import stats
+
+    summary = tables.summary
+    score = vs_rho_columns(tables.aggregate)[0]
+    done = summary[summary["status"] == "completed"]
+    values = pd.to_numeric(done[score], errors="coerce").dropna()
+    if values.empty:
+        return None
+    taus = np.linspace(float(values.min()), float(values.max()), 101)
+    figure, (ax,) = new_figure(1, width=6.0, height=4.0)
+    points = grid_points(summary, tables.keys)
+    for (_, runs), style in zip(points, point_styles(tables.aggregate, tables.keys), strict=True):
+        scores = pd.to_numeric(runs.loc[runs["status"] == "completed", score], errors="coerce")
+        scores = scores.dropna().to_numpy(float)
+        if not scores.size:
+            continue
+        fraction, low, high = stats.performance_profile(scores, taus, n_boot=n_boot, seed=seed)
+        ax.plot(taus, fraction, color=style.color, linestyle=style.linestyle, label=style.label)
+        ax.fill_between(taus, low, high, color=style.color, alpha=0.15)
+    ax.set_xlabel(f"threshold tau: {metric_unit(score)}")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.set_title(f"Performance profile of the {metric_title(score).lower()} (95% CI)")
+    ax.grid(alpha=0.3)
+    _legend_outside(figure, [ax])
+    return figure
+
+
+def build_improvement_figure(tables: SweepTables) -> Figure | None:
+    """P(improvement) of each grid point over its baseline (rho = 0 or Adam) with its 95% CI,
+    rliable style: 0.5 means no difference."""
+    aggregate = tables.aggregate
+    if "prob_improvement" not in aggregate:
+        return None
+    rows = aggregate[aggregate["prob_improvement"].notna()]
+    if rows.empty:
+        return None
+    styles = dict(zip(aggregate.index, point_styles(aggregate, tables.keys), strict=True))
+    figure, (ax,) = new_figure(1, width=8.0, height=0.45 * len(rows) + 1.6)
+    y = np.arange(len(rows))[::-1]
+    for yi, (index, row) in zip(y, rows.iterrows(), strict=True):
+        centre = float(row["prob_improvement"])
+        low = float(row.get("prob_improvement_ci_low", np.nan))
+        high = float(row.get("prob_improvement_ci_high", np.nan))
+        xerr = None
+        if np.isfinite(low) and np.isfinite(high):
+            xerr = [[max(0.0, centre - low)], [max(0.0, high - centre)]]
+        ax.errorbar(centre, yi, xerr=xerr, fmt="o", color=styles[index].color, capsize=3)
+    ax.set_yticks(y, [f"{styles[i].label} vs {row['baseline']}" for i, row in rows.iterrows()])
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlim(-0.03, 1.03)
+    score = str(aggregate["prob_improvement_metric"].iloc[0])
+    ax.set_xlabel(f"P(better than the baseline), {metric_title(score).lower()}")
+    ax.set_title("Probability of improvement (95% CI)")
+    ax.grid(alpha=0.3, axis="x")
+    return figure
+
+
 def plot_sweep(
     sweep_dir: Path,
     metrics: Sequence[str] | None = None,
@@ -514,6 +576,12 @@ def plot_sweep(
     scatter = build_scatter_figure(tables)
     if scatter is not None:
         written.append(save(scatter, out_dir / SCATTER_FILE))
+    profile = build_profile_figure(tables, seed=seed)
+    if profile is not None:
+        written.append(save(profile, out_dir / PROFILE_FILE))
+    improvement = build_improvement_figure(tables)
+    if improvement is not None:
+        written.append(save(improvement, out_dir / IMPROVEMENT_FILE))
     return written
 
 
