@@ -81,6 +81,7 @@ def test_hessian_cli_reproduces_the_last_training_row(
     density = pd.read_csv(run / "hessian_density_critic.csv")
     assert list(density.columns) == ["step", "grid", "density"] and set(density["step"]) == {10}
     assert (density["density"] >= 0).all()
+    assert (run / "hessian_density_critic.png").stat().st_size > 5000
 
 
 def test_landscape_cli_compares_runs_on_one_figure(
@@ -98,12 +99,16 @@ def test_landscape_cli_compares_runs_on_one_figure(
     # the same weights and direction seed: the same curve
     a, b = (g["loss"].to_numpy() for _, g in table.groupby("run"))
     assert (a == b).all()
-    code, out, err = run_cli(
-        ["landscape", str(run), "--net", "actor", "--dims", "2", "--points", "3"], capsys
-    )
-    assert code == 0, err
-    table = pd.read_csv(run / "landscape_actor.csv")
+    for dims in ("1", "2"):
+        code, out, err = run_cli(
+            ["landscape", str(run), "--net", "actor", "--dims", dims, "--points", "3"], capsys
+        )
+        assert code == 0, err
+    # --dims 2 writes its own files: the 1-D ones stay
+    assert list(pd.read_csv(run / "landscape_actor.csv").columns) == ["run", "alpha", "loss"]
+    table = pd.read_csv(run / "landscape_actor_2d.csv")
     assert list(table.columns) == ["run", "alpha", "beta", "loss"] and len(table) == 9
+    assert (run / "landscape_actor_2d.png").stat().st_size > 5000
 
 
 def test_sharpness_cli_writes_worst_and_average_case(

@@ -232,7 +232,7 @@ def hessian(
                 ],
                 key=("step",),  # a rerun replaces that step's whole curve
             )
-            written.append(path)
+            written += [path, _plot_density(path, net)]
     merge_rows(run.run_dir / HESSIAN_FILE, rows, key=("step", "net"))
     return written
 
@@ -294,11 +294,13 @@ def write_landscapes(out_dir: Path, net: str, results: list[Landscape]) -> tuple
                 for i, a in enumerate(r.alphas)
                 for j, b in enumerate(r.betas)
             ]
-    csv_path = out_dir / f"landscape_{net}.csv"
+    # 1-D and 2-D landscapes are different files: --dims 2 must not overwrite --dims 1.
+    stem = f"landscape_{net}" if results[0].betas is None else f"landscape_{net}_2d"
+    csv_path = out_dir / f"{stem}.csv"
     if csv_path.exists():
-        csv_path.unlink()  # one landscape per network: a new call replaces the old one
+        csv_path.unlink()  # one landscape per network and dims: a new call replaces the old one
     merge_rows(csv_path, rows, key=("run", "alpha", "beta"))
-    png_path = out_dir / f"landscape_{net}.png"
+    png_path = out_dir / f"{stem}.png"
     _plot_landscapes(png_path, net, results)
     return csv_path, png_path
 
@@ -318,19 +320,72 @@ def _plot_landscapes(path: Path, net: str, results: list[Landscape]) -> None:
         if len(results) > 1:
             ax.legend(fontsize="small")
     else:
-        fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4), squeeze=False)
+        from matplotlib.ticker import MaxNLocator
+
+        fig, axes = plt.subplots(
+            1,
+            len(results),
+            figsize=(4.6 * len(results) + 1.0, 4),
+            squeeze=False,
+            layout="constrained",
+        )
+        # One colour scale for every run, so the panels compare; a colourbar instead of
+        # contour labels (they collide).
+        low = min(float(np.nanmin(r.losses)) for r in results)
+        high = max(float(np.nanmax(r.losses)) for r in results)
+        levels = np.linspace(low, high, 21) if high > low else 21
+        filled = None
         for ax, r in zip(axes[0], results, strict=True):
             assert r.betas is not None
-            cs = ax.contour(r.alphas, r.betas, r.losses.T, levels=20)
-            ax.clabel(cs, fontsize=6)
-            ax.plot([0], [0], "k+")
+            filled = ax.contourf(r.alphas, r.betas, r.losses.T, levels=levels, cmap="viridis")
+            ax.contour(
+                r.alphas,
+                r.betas,
+                r.losses.T,
+                levels=levels,
+                colors="white",
+                linewidths=0.4,
+                alpha=0.5,
+            )
+            ax.plot([0], [0], "r+", markersize=10, label="trained weights")
             ax.set_title(r.label, fontsize="small")
-            ax.set_xlabel("alpha")
-            ax.set_ylabel("beta")
+            ax.set_xlabel("alpha (direction 1)")
+            ax.set_ylabel("beta (direction 2)")
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+            ax.set_aspect("equal")
+        fig.colorbar(filled, ax=list(axes[0]), label=f"{net} loss")
     fig.suptitle(f"{net} loss landscape (Li et al. 2018 directions)", fontsize="medium")
-    fig.tight_layout()
+    if results[0].betas is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
+
+
+def _plot_density(csv_path: Path, net: str) -> Path:
+    """hessian_density_<net>.png: the spectral density of each measured step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(csv_path)
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for step, rows in table.groupby("step"):
+        ax.plot(rows["grid"], rows["density"], label=f"step {step}")
+    ax.set_yscale("log")
+    ax.set_xlabel("Hessian eigenvalue")
+    ax.set_ylabel("spectral density (log scale)")
+    ax.set_title(f"{net} Hessian spectral density (stochastic Lanczos quadrature)")
+    ax.grid(alpha=0.3)
+    if table["step"].nunique() > 1:
+        ax.legend(fontsize="small")
+    png = csv_path.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return png
 
 
 # ------------------------------------------------------------------------------ sharpness
