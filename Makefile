@@ -38,22 +38,14 @@ lint: install
 	$(BIN)/ruff format --check samrl tests benchmarks
 
 bench: install
-	$(BIN)/python benchmarks/bench_sam.py
-	$(BIN)/python benchmarks/bench_data.py
-	$(BIN)/python benchmarks/bench_hessian.py
-	$(BIN)/python benchmarks/bench_analysis.py
-	$(BIN)/python benchmarks/bench_variants.py
-	$(BIN)/python benchmarks/bench_combo.py
-	$(BIN)/python benchmarks/bench_sweep.py
+	BIN=$(BIN) scripts/bench.sh
 
 # Study reproductions. A sweep exits 1 when a run diverged; the tables are printed regardless.
 reproduce-smoke: install   ## 12 runs (td3_plus_bc, cql x rho 0/0.01/0.05 x 2 seeds): ~5-10 min, 2 cores
-	-$(BIN)/samrl sweep configs/sweeps/smoke.yaml --jobs $(JOBS) $(SWEEP_ARGS)
-	$(BIN)/samrl report runs/sweeps/smoke
+	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/smoke.yaml runs/sweeps/smoke --jobs $(JOBS) $(SWEEP_ARGS)
 
 reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seeds): ~10 h, 2 cores
-	-$(BIN)/samrl sweep configs/sweeps/pendulum.yaml --jobs $(JOBS) $(SWEEP_ARGS)
-	$(BIN)/samrl report runs/sweeps/pendulum
+	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/pendulum.yaml runs/sweeps/pendulum --jobs $(JOBS) $(SWEEP_ARGS)
 
 # The shipped study (results/study, committed): SAM per network x rho + Adam, TD3+BC and CQL,
 # pendulum-medium/-replay, 5 seeds, every run measured at the fixed radius 0.05.
@@ -72,8 +64,7 @@ study-smoke: install
 	$(BIN)/samrl report runs/sweeps/study-smoke
 
 reproduce-mujoco: install   ## 135 runs x 100k steps: ~200 GPU-hours as a Slurm job array
-	-$(BIN)/samrl sweep configs/sweeps/mujoco.yaml $(SWEEP_ARGS)
-	$(BIN)/samrl report runs/sweeps/mujoco
+	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/mujoco.yaml runs/sweeps/mujoco $(SWEEP_ARGS)
 
 # D4RL study: 8 sweeps (CQL, IQL, TD3+BC, BC x SAM / Adam-probe) x 9 datasets x 5 seeds = 360
 # runs of 500k steps, as Slurm job arrays (SWEEP_ARGS="--launcher ray --address auto" for Ray).
