@@ -52,6 +52,69 @@ HESSIAN_KEYS = {
     "trace_samples": 0,
 }
 
+#: What each key means: the one place a key is documented (`samrl config keys` and the
+#: README's key table are printed from it; tests/test_config_keys.py keeps them complete).
+KEY_DOCS: dict[str, str] = {
+    "name": "experiment name: the folder under output.dir (default: the config file's name)",
+    "algo.name": "a d3rlpy algorithm in snake_case (cql, iql, td3_plus_bc, ...) or combo",
+    "algo.params": "keyword arguments of d3rlpy's <Algo>Config (batch_size, gamma, ...)",
+    "dataset.name": "built-in name, d4rl:<name>, d3rlpy:<name>, minari:<id> or file:<path>",
+    "dataset.size": "transitions to generate (built-in datasets; default per dataset)",
+    "dataset.seed": "seed of the generated data (built-in datasets)",
+    "dataset.test_fraction": "share of episodes held out for TD-error evaluation (0-0.9)",
+    "optim.name": "base (no SAM; adam is its alias), sam, asam, periodic_sam, looksam, gsam, msam",
+    "optim.base": "the base optimizer: adam, sgd, adamw or rmsprop (default: the algorithm's own)",
+    "optim.rho": "SAM's radius (>= 0; 0 is the base optimizer bitwise)",
+    "optim.networks": "networks SAM applies to (default: every network optimizer)",
+    "optim.params": "keyword arguments of the base optimizer (betas, weight_decay, ...)",
+    "optim.probe": "measure sharpness at a fixed radius without stepping with it",
+    "optim.probe.rho": "the probe's radius",
+    "optim.probe.every": "probe every this many updates",
+    "optim.probe.networks": "networks probed (default: every network optimizer)",
+    "optim.k": "periodic_sam/looksam: a SAM step every k-th update",
+    "optim.alpha": "looksam/gsam: weight of the stored or orthogonal gradient component",
+    "optim.m": "msam: rows per chunk (must divide the minibatch size)",
+    "optim.rho_schedule": "constant, linear_warmup or lr_proportional",
+    "optim.warmup_steps": "linear_warmup: updates until rho is reached",
+    "optim.rho_min": "the schedule's smallest rho",
+    "optim.weight_decay_mode": "decoupled (after the SAM gradient) or loss (inside the loss)",
+    "train.n_steps": "gradient updates in total",
+    "train.n_steps_per_epoch": "updates per epoch (one CSV row, checkpoint and evaluation each)",
+    "train.seed": "seed of initial weights and minibatch order",
+    "train.device": "auto, cpu, cuda or cuda:N",
+    "train.eval_episodes": "environment episodes per evaluation (0: none)",
+    "train.save_interval": "save d3rlpy's model_<step>.d3 every this many epochs",
+    "train.threads": "torch threads (auto: OMP_NUM_THREADS if a launcher set it, else 1)",
+    "output.dir": "parent folder of the experiment's run directories",
+    "output.run_id": "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)",
+    "output.run_dir": "the exact run directory (sweeps set it; default "
+    "<output.dir>/<name>/<run_id>)",
+    "output.loggers": "where metrics also go: file, tensorboard, wandb",
+    "analysis.hessian": "Hessian eigenvalues and trace during training (hessian.csv)",
+    "analysis.hessian.every_epochs": "measure every this many epochs",
+    "analysis.hessian.networks": "networks measured (default: all)",
+    "analysis.hessian.top_k": "largest eigenvalues computed",
+    "analysis.hessian.n_transitions": "training transitions the Hessian is measured on",
+    "analysis.hessian.trace_samples": "Hutchinson samples of the trace (0: no trace)",
+}
+
+
+def key_table() -> list[tuple[str, Any, str]]:
+    """(key path, default, meaning) of every config key, in schema order."""
+    from samrl.sam.variants import COMMON_KEYS, OPTIMIZER_NAMES
+
+    defaults: dict[str, Any] = {"name": None}
+    for section, keys in SCHEMA.items():
+        for key, default in keys.items():
+            defaults[f"{section}.{key}"] = default
+            nested = {"optim.probe": PROBE_KEYS, "analysis.hessian": HESSIAN_KEYS}
+            for sub, value in nested.get(f"{section}.{key}", {}).items():
+                defaults[f"{section}.{key}.{sub}"] = value
+    variant_keys = dict.fromkeys(k for spec in OPTIMIZER_NAMES.values() for k in spec.keys)
+    for key in [*(k for k in variant_keys if k not in COMMON_KEYS), *COMMON_KEYS]:
+        defaults.setdefault(f"optim.{key}", None)
+    return [(key, default, KEY_DOCS.get(key, "")) for key, default in defaults.items()]
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
