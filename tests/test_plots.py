@@ -66,8 +66,8 @@ def test_sweep_figures_count_lines_and_axes(sweep: Path) -> None:
 
     vs_rho = build_vs_rho_figure(tables.aggregate, tables.keys)
     assert [ax.get_title() for ax in vs_rho.axes] == [
-        "Final normalized score (IQM, 95% CI)",
-        "Critic sharpness (own training rho) (IQM, 95% CI)",
+        "Final normalized score\n(IQM, 95% CI)",
+        "Critic sharpness (own training rho)\n(IQM, 95% CI)",
     ]
     assert all(ax.get_ylabel() and ax.get_xlabel() for ax in vs_rho.axes)
     x, _ = vs_rho.axes[0].get_lines()[0].get_data()
@@ -222,3 +222,12 @@ def test_sweep_figures_without_warnings_and_one_colour_per_point(
     )
     assert by_curve[0] == by_curve[1] == by_scatter
     assert len(set(by_scatter.values())) == len(by_scatter) == 3
+
+
+def test_vs_rho_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: Path) -> None:
+    write_run(tmp_path / "one" / "run", rho=0.0, seed=0, optim="adam", sweep_point={})
+    tables = compute_sweep_tables(tmp_path / "one", n_boot=N_BOOT)
+    figure = build_vs_rho_figure(tables.aggregate, tables.keys)
+    for ax in figure.axes:
+        assert ax.containers, ax.get_title()  # an errorbar point, not just a baseline line
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["Adam"]

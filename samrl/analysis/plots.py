@@ -368,18 +368,29 @@ def build_vs_rho_figure(aggregate: pd.DataFrame, keys: Sequence[str]) -> Figure:
     """
     columns = vs_rho_columns(aggregate)
     figure, axes = new_figure(len(columns))
-    has_rho = "optim.rho" in keys
+    sam = aggregate[~aggregate["optim.name"].eq("adam")]
+    # A rho axis needs at least two radii to compare; otherwise (one run, only Adam, one rho)
+    # the grid points are categories with their IQM and CI, never an empty axis.
+    has_rho = "optim.rho" in keys and sam["optim.rho"].astype(float).nunique() >= 2
     for ax, column in zip(axes, columns, strict=True):
         if has_rho:
             _errorbars_vs_rho(ax, aggregate, keys, column)
             ax.set_xlabel("rho (SAM radius, symlog axis)")
         else:
             x = np.arange(len(aggregate))
-            ax.errorbar(
-                x, aggregate[f"{column}_iqm"], yerr=_yerr(aggregate, column), fmt="o", capsize=3
-            )
-            ax.set_xticks(x, list(aggregate["label"]), rotation=30, ha="right")
-        ax.set_title(f"{metric_title(column)} (IQM, 95% CI)")
+            styles = point_styles(aggregate, keys)
+            for xi, (_, row), style in zip(x, aggregate.iterrows(), styles, strict=True):
+                ax.errorbar(
+                    [xi],
+                    [row[f"{column}_iqm"]],
+                    yerr=_yerr(aggregate.loc[[row.name]], column),
+                    fmt=style.marker,
+                    color=style.color,
+                    capsize=3,
+                )
+            ax.set_xticks(x, [s.label for s in styles], rotation=30, ha="right")
+            ax.set_xlim(-0.5, len(aggregate) - 0.5)
+        ax.set_title(f"{metric_title(column)}\n(IQM, 95% CI)", fontsize="medium")
         ax.set_ylabel(metric_unit(column))
         ax.grid(alpha=0.3)
     if sum(len(ax.get_legend_handles_labels()[0]) for ax in axes) > len(axes):
