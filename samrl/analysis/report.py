@@ -29,6 +29,10 @@ PLOT_TITLES = {
     "curves.png": "Learning curves (mean over seeds, 95% bootstrap band)",
     "final_vs_rho.png": "Final score and sharpness against rho (IQM, 95% CI)",
     "sharpness_vs_score.png": "Sharpness against score, one point per run",
+    "score_vs_steps.png": "Score against training steps, by optimizer variant",
+    "sharpness_vs_steps.png": "Sharpness against training steps, per network",
+    "performance_profile.png": "Performance profiles: fraction of runs above each score",
+    "prob_improvement.png": "Probability of improvement over the baseline (95% CI)",
 }
 
 HOW_TO_READ = """\
