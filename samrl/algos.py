@@ -15,12 +15,10 @@ from d3rlpy.dataset import ReplayBuffer
 from d3rlpy.logging import NoopAdapterFactory
 
 from samrl.errors import ConfigError, unknown_name
+from samrl.networks import network_name
 
 # Scalars stepped inside another network's loss; they always use the base optimizer.
 SCALAR_OPTIMIZERS = ("temp", "alpha")
-
-# Factory field -> samrl network name, where the name is not the field's prefix.
-FACTORY_NETWORK_NAMES = {"optim_factory": "loss", "imitator_optim_factory": "imitator"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +50,7 @@ def _derive(config_class: type[LearnableConfig]) -> AlgoFacts:
     for field in dataclasses.fields(config_class):
         if not field.name.endswith("optim_factory"):
             continue
-        net = FACTORY_NETWORK_NAMES.get(field.name, field.name.removesuffix("_optim_factory"))
+        net = network_name(field.name)
         if net in SCALAR_OPTIMIZERS:
             scalars.append(net)
         else:

@@ -21,6 +21,7 @@ from d3rlpy.torch_utility import CudaGraphWrapper
 from torch import nn
 
 from samrl.errors import ConfigError
+from samrl.networks import network_name
 from samrl.sam.optimizer import EvaluateFn, SAMOptimizerWrapper
 from samrl.sam.reuse import Replay, wrap_networks
 from samrl.sam.tape import (
@@ -33,21 +34,7 @@ from samrl.sam.tape import (
     primary_loss,
 )
 
-# d3rlpy's optimizer field names -> the network names samrl reports (`<net>_sharpness`).
-NETWORK_NAMES = {
-    "optim": "loss",
-    "critic_optim": "critic",
-    "actor_optim": "actor",
-    "vae_optim": "imitator",
-    "imitator_optim": "imitator",
-    "dynamics_optim": "dynamics",
-}
-
 _TAPE_ATTR = "_samrl_tape"
-
-
-def network_name(field_name: str) -> str:
-    return NETWORK_NAMES.get(field_name, field_name.removesuffix("_optim"))
 
 
 def is_installed(algo: Any) -> bool:
