@@ -140,8 +140,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunDir:
-    """One run's directory: `<output.dir>/<name>/<run_id>/`, or `<sweep>/runs/<run_id>/`."""
+class _Directory:
+    """A directory samrl owns, named by its path (usable wherever a path is)."""
 
     path: Path
 
@@ -153,6 +153,11 @@ class RunDir:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir(_Directory):
+    """One run's directory: `<output.dir>/<name>/<run_id>/`, or `<sweep>/runs/<run_id>/`."""
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -407,19 +412,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepDir:
+class SweepDir(_Directory):
     """A sweep's directory: `<out>/<name>/` with sweep.json, configs/, logs/, runs/."""
-
-    path: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
 
     @property
     def record_file(self) -> Path:
