@@ -361,3 +361,19 @@ def test_sweep_downloads_once_in_the_driver(server: FaultyServer, tmp_path: path
     assert server.requests == [(REL, None)]
     assert (tmp_path / "d4rl" / FILE).read_bytes() == PAYLOAD
     assert len(list(tmp_path.glob("study/runs/*/loss.csv"))) == 2
+
+
+def test_cluster_workers_never_download(
+    cli: Callable[[list[str], dict[str, str]], Result],
+    server: FaultyServer,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slurm/Ray workers run offline: the driver fetched the data before launching them."""
+    from samrl.sweep.worker import forwarded_env
+
+    monkeypatch.setenv("SAMRL_OFFLINE", "0")
+    env = forwarded_env()
+    assert env["SAMRL_OFFLINE"] == "1"
+    result = cli(["data", "download", f"d4rl:{NAME}"], {**env_for(server.url, tmp_path), **env})
+    assert result.returncode == 2 and server.requests == []

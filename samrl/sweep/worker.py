@@ -48,7 +48,10 @@ class Monitor(Protocol):
 
 
 def forwarded_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    """The environment Slurm and Ray workers get: the data caches, and SAMRL_OFFLINE=1 because
+    the driver has already downloaded every dataset (runner.prepare_datasets), so a compute
+    node that cannot see one fails in one line instead of downloading it."""
+    return {**{k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}, "SAMRL_OFFLINE": "1"}
 
 
 def thread_env(threads: int) -> dict[str, str]:
