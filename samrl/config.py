@@ -379,12 +379,12 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
     if not check_dataset:
         return
     from samrl.data import describe_dataset
-    from samrl.data.sources import check_d4rl_available
+    from samrl.data.sources import check_available
 
     try:
         info = describe_dataset(ds["name"])
-        if info.kind == "d4rl":  # on disk, or downloadable now (it is fetched at train start)
-            check_d4rl_available(ds["name"].removeprefix("d4rl:"))
+        # d4rl:/d3rlpy: on disk, or downloadable now (they are fetched when training starts)
+        check_available(ds["name"])
     except DatasetError as exc:
         raise c.fail("dataset.name", str(exc)) from None
     if info.kind == "builtin":

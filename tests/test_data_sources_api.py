@@ -141,3 +141,14 @@ def test_d3rlpy_file_in_its_data_dir_is_used_without_download(
     assert len(evals) == 1 and -16.3 * 200 <= evals["return_mean"][0] <= 0
     missing = run_cli(["data", "info", "d3rlpy:cartpole-random"], capsys)
     assert missing[0] == 2 and "samrl data download d3rlpy:cartpole-random" in missing[2]
+
+
+def test_missing_d3rlpy_dataset_offline_fails_validation(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(tmp_path, dataset={"name": "d3rlpy:pendulum-random"})
+    path = write_config(tmp_path, config)
+    code, _, err = run_cli(["train", "--config", str(path), "--dry-run"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "dataset.name" in err and "samrl data download d3rlpy:pendulum-random" in err

@@ -9,7 +9,13 @@ from typing import Any
 import h5py
 
 from samrl.data.builtin import BUILTINS
-from samrl.data.d3rlpy_source import buffer_transitions, describe_d3rlpy, fetch_d3rlpy, read_d3rlpy
+from samrl.data.d3rlpy_source import (
+    buffer_transitions,
+    d3rlpy_dataset,
+    describe_d3rlpy,
+    fetch_d3rlpy,
+    read_d3rlpy,
+)
 from samrl.data.download import download, offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
@@ -112,6 +118,20 @@ def check_d4rl_available(name: str) -> None:
         from samrl.data.download import refuse_if_offline
 
         refuse_if_offline(remote.spec, remote.path)
+
+
+def check_available(spec: str) -> None:
+    """Raise unless a named remote dataset is on disk or can be downloaded now (validation:
+    nothing is downloaded). Built-ins and files are checked elsewhere."""
+    kind, rest = split_spec(spec)
+    if kind == "d4rl":
+        check_d4rl_available(rest)
+    elif kind == "d3rlpy":
+        remote = d3rlpy_dataset(rest).remote()
+        if not remote.path.is_file():
+            from samrl.data.download import refuse_if_offline
+
+            refuse_if_offline(remote.spec, remote.path)
 
 
 def _suggest_d4rl(name: str) -> str:
