@@ -35,6 +35,11 @@ class LazyGroup(click.Group):
         if cmd_name in SUBSYSTEM_COMMANDS:
             import importlib
 
+            import samrl
+
+            # click resolves the command before the group callback runs: a module that
+            # imports d3rlpy (samrl.data does) would print gym's notice first.
+            samrl.import_gym_quietly()
             module, attribute, _ = SUBSYSTEM_COMMANDS[cmd_name]
             command = getattr(importlib.import_module(module), attribute)
             assert isinstance(command, click.Command)
