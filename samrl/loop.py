@@ -59,6 +59,9 @@ def train_steps(
     at a step boundary and returns {} with `partial` holding the epoch so far."""
     progress = partial if partial is not None else EpochProgress()
     values = progress.values
+    # Running sums, added in step order from 0.0 as the epoch means always were: the progress
+    # bar shows means without re-summing the epoch every few steps (quadratic in its length).
+    sums = {k: _sum(v) for k, v in values.items()}
     batch_size = algo.config.batch_size
     for i in range(progress.steps, n_steps):
         if stop is not None and stop.requested:
@@ -68,20 +71,25 @@ def train_steps(
         else:
             batch = sampler.transition_batch(batch_size)
         for name, value in algo.update(batch).items():
-            values.setdefault(name, []).append(value)
+            series = values.get(name)
+            if series is None:
+                values[name] = series = []
+                sums[name] = 0.0
+            series.append(value)
+            sums[name] += value
         progress.steps = i + 1
         bar.update(1)
-        if i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
+        if not getattr(bar, "disable", False) and i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
             shown = sorted(k for k in values if k.endswith(("_loss", "_sharpness")) or k == "loss")
-            bar.set_postfix({k: f"{_mean(values[k]):.3g}" for k in shown}, refresh=False)
+            bar.set_postfix({k: f"{sums[k] / len(values[k]):.3g}" for k in shown}, refresh=False)
     for name, series in values.items():  # in first-seen order, as per-step logging would
         for value in series:
             logger.add_metric(name, value)
-    return {k: _mean(v) for k, v in values.items()}
+    return {k: sums[k] / len(v) for k, v in values.items()}
 
 
-def _mean(series: list[float]) -> float:
+def _sum(series: list[float]) -> float:
     total = 0.0
-    for value in series:  # summed in step order, as before
+    for value in series:  # summed in step order
         total += value
-    return total / len(series)
+    return total
