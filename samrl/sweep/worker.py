@@ -72,6 +72,7 @@ def run_config_file(
     """
     if log:
         _redirect_output(Path(log))
+        print(f"samrl: worker starts {path} ({_where()})", flush=True)
     os.environ.update(env or {})
     if threads:
         import torch
@@ -93,6 +94,7 @@ def run_config_file(
     if result.status == "interrupted" and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
         _leave_to_slurm(result.message, result.signal)
     status = "completed" if result.status == "skipped" else result.status
+    print(f"samrl: run {status} at step {result.steps_done} {result.message}".rstrip(), flush=True)
     return {"status": status, "message": result.message, "steps_done": result.steps_done}
 
 
@@ -161,6 +163,18 @@ def _redirect_output(log: Path) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+
+
+def _where() -> str:
+    import socket
+
+    where = f"pid {os.getpid()} on {socket.gethostname()}"
+    if "SLURM_JOB_ID" in os.environ:
+        where += (
+            f", Slurm job {os.environ['SLURM_JOB_ID']}, "
+            f"restart {os.environ.get('SLURM_RESTART_COUNT', '0')}"
+        )
+    return where
 
 
 def _leave_to_slurm(message: str, signal_name: str) -> None:
