@@ -305,3 +305,75 @@ def test_full_disk_is_one_line_keeps_what_was_written_and_resume_is_identical(
     code, _, err = run_cli(["train", "--config", str(path), "--quiet", "--resume"], capsys)
     assert code == 0, err
     assert tables(run_dir) == expected
+
+
+# ---------------------------------------------------------------- a sweep meets all of them
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid written in a run's lock file by the process training it."""
+    try:
+        text = (run_dir / ".lock").read_text()
+    except OSError:
+        return None
+    return int(text.split()[2]) if text.startswith("samrl pid ") else None
+
+
+@pytest.mark.slow
+def test_sweep_with_a_crash_a_divergence_and_a_hang_completes_the_others(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    config = config_of(tmp_path, n_steps=200, per_epoch=50)
+    del config["output"], config["name"]
+    lrs = [3e-4, 3.1e-4, 3.2e-4, 1e10]  # 1e10 diverges
+    sweep = tmp_path / "faults.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "config": config,
+                "out": str(tmp_path / "out"),
+                "grid": {"algo.params.critic_learning_rate": lrs},
+                "jobs": 4,
+                "launcher": {"type": "local", "timeout_min": 1.0},
+            }
+        )
+    )
+    run_ids = {
+        lr: f"td3_plus_bc_pendulum-random_sam-rho0.05_critic_learning_rate{lr:g}_s0" for lr in lrs
+    }
+    runs = tmp_path / "out" / "faults" / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "samrl", "sweep", str(sweep), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    victims = {"crash": runs / run_ids[3.1e-4], "hang": runs / run_ids[3.2e-4]}
+    pids: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(pids) < 2 and time.monotonic() < deadline:
+            for what, run_dir in victims.items():
+                pid = lock_holder(run_dir)
+                if what not in pids and pid is not None:
+                    pids[what] = pid
+                    # a crash (as the OOM killer does it), and a hang no signal but KILL ends
+                    os.kill(pid, signal.SIGKILL if what == "crash" else signal.SIGSTOP)
+            time.sleep(0.02)
+        assert len(pids) == 2, "the runs never started"
+        out, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, out
+    final = out.strip().splitlines()[-1]
+    assert "4 runs: " in final and all(
+        part in final for part in ("1 completed", "2 failed", "1 diverged")
+    ), out
+    assert f"failed      {run_ids[3.1e-4]}: worker process killed by SIGKILL" in out
+    assert f"failed      {run_ids[3.2e-4]}: timed out: still running 1 min after it started" in out
+    assert f"diverged    {run_ids[1e10]}: non-finite" in out
+    assert status_of(runs / run_ids[3e-4])["status"] == "completed"
+    assert status_of(runs / run_ids[3.2e-4])["status"] == "failed"

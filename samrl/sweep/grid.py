@@ -32,7 +32,7 @@ DEFAULT_OUT = "runs/sweeps"
 SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
 LAUNCHERS = ("local", "slurm", "ray")
 LAUNCHER_KEYS: dict[str, tuple[str, ...]] = {
-    "local": ("type",),
+    "local": ("type", "timeout_min"),
     "slurm": (
         "type",
         "partition",
@@ -262,13 +262,16 @@ def check_launcher(launcher: Any, where: str = "launcher") -> dict[str, Any]:
                 unknown_name(f"key for launcher '{kind}'", str(key), LAUNCHER_KEYS[kind]),
                 key=f"{where}.{key}",
             )
-    for key in (
-        "timeout_min",
-        "cpus_per_task",
-        "gpus_per_node",
-        "array_parallelism",
-        "signal_delay_s",
-    ):
+    if kind == "local":  # a per-run wall-clock limit; fractions of a minute are fine here
+        value = launcher.get("timeout_min")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise ConfigError(
+                f"must be a positive number, got {value!r}", key=f"{where}.timeout_min"
+            )
+    integers = ("cpus_per_task", "gpus_per_node", "array_parallelism", "signal_delay_s")
+    for key in (("timeout_min",) if kind == "slurm" else ()) + integers:
         value = launcher.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"must be an integer, got {value!r}", key=f"{where}.{key}")

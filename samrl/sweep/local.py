@@ -99,8 +99,13 @@ def run_local(
     monitor: Monitor,
     threads: int | None = None,
     command: Callable[[Job], list[str]] = worker_command,
+    timeout_s: float | None = None,
 ) -> list[Outcome]:
     """Run `jobs`, at most `n_jobs` at a time; returns their outcomes in completion order.
+
+    A run still going `timeout_s` after it started (hung, or far slower than planned) gets
+    SIGTERM (it checkpoints and stops), SIGKILL after a grace period if it does not react, and
+    is recorded failed; the others go on.
 
     On KeyboardInterrupt the running children get SIGINT (samrl train marks them
     interrupted, so the next sweep resumes them), then SIGKILL after a grace period.
@@ -108,6 +113,7 @@ def run_local(
     env = {**os.environ, **thread_env(threads or threads_per_job(n_jobs))}
     pending = list(jobs)
     running: dict[subprocess.Popen[bytes], Job] = {}
+    started: dict[subprocess.Popen[bytes], float] = {}
     outcomes: list[Outcome] = []
     try:
         while pending or running:
@@ -126,8 +132,20 @@ def run_local(
                         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                     )
                 running[process] = job
+                started[process] = time.monotonic()
                 monitor.started(job.run_id)
             time.sleep(POLL_S)
+            late = [
+                p
+                for p in running
+                if timeout_s is not None and time.monotonic() - started[p] > timeout_s
+            ]
+            for process in late:
+                job = running.pop(process)
+                stop([process], signal.SIGTERM)
+                outcome = timed_out(job, timeout_s or 0.0)
+                outcomes.append(outcome)
+                monitor.finished(outcome)
             for process in [p for p in running if p.poll() is not None]:
                 job = running.pop(process)
                 outcome = outcome_of(job, process.returncode)
@@ -139,10 +157,22 @@ def run_local(
     return outcomes
 
 
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def timed_out(job: Job, timeout_s: float) -> Outcome:
+    """Record a run stopped at the per-run timeout as failed (a run that hung once would hang
+    again on resume; --retry-failed starts it afresh)."""
+    message = (
+        f"timed out: still running {timeout_s / 60:g} min after it started; stopped "
+        f"(log: {job.log_file})"
+    )
+    if job.run_dir.is_dir():
+        write_status(job.run_dir, status="failed", ended_at=now(), error=message)
+    return Outcome(job.run_id, "failed", message)
+
+
+def stop(processes: list[subprocess.Popen[bytes]], how: int = signal.SIGINT) -> None:
     for process in processes:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(how)
     deadline = time.monotonic() + GRACE_S
     for process in processes:
         try:

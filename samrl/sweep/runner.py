@@ -213,7 +213,13 @@ def launch(
     if kind == "local":
         from samrl.sweep.local import run_local
 
-        return run_local(jobs, n_jobs=options.jobs, monitor=progress)
+        timeout = launcher.get("timeout_min")
+        return run_local(
+            jobs,
+            n_jobs=options.jobs,
+            monitor=progress,
+            timeout_s=None if timeout is None else 60.0 * timeout,
+        )
     if kind == "slurm":
         from samrl.sweep.slurm import run_slurm
 
