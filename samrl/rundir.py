@@ -238,6 +238,21 @@ class RunDir(_Directory):
         finally:
             os.close(fd)
 
+    def is_locked(self) -> bool:
+        """Whether a live process holds the run now. A `running` status that nobody holds is a
+        run that was killed without a chance to record it (SIGKILL, OOM, node failure)."""
+        try:
+            fd = os.open(self.path / RUN_LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also drops this probe's own lock
+        return False
+
     def clear(self) -> None:
         """Delete what the run wrote (--overwrite), not the lock this process may hold."""
         import shutil

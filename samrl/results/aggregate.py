@@ -15,7 +15,7 @@ Which runs enter the statistics:
   them. A diverged run has no meaningful final score (its losses are NaN or exploded), and
   mixing partial runs with finished ones would bias the estimate toward early-training values.
   Such runs are counted instead: `n_diverged`, `n_failed` (failed, or an unreadable
-  status.json), `n_unfinished` (running or pending), so a rho that diverges often is visible
+  status.json), `n_unfinished` (running, interrupted or pending), so a rho that diverges often is visible
   next to its scores rather than silently dropped.
 
 Probability of improvement compares each point with its baseline: the point with the same
@@ -355,7 +355,8 @@ def aggregate_summary(
         row["n_runs"] = len(runs)
         row["n_diverged"] = int((runs["status"] == "diverged").sum())
         row["n_failed"] = int(runs["status"].isin(["failed", "unknown"]).sum())
-        row["n_unfinished"] = int(runs["status"].isin(["running", "pending"]).sum())
+        unfinished = ["running", "pending", "interrupted"]
+        row["n_unfinished"] = int(runs["status"].isin(unfinished).sum())
         for metric in metrics:
             row.update(_metric_stats(metric, done[metric], n_boot, seed))
         rows.append(row)

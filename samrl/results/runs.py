@@ -43,8 +43,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
-    """status.json; `pending` when not written yet (`RunDir.read_status` is the contract)."""
-    return RunDir(run_dir).read_status()
+    """status.json; `pending` when not written yet (`RunDir.read_status` is the contract), and
+    `interrupted` for a `running` run that no process holds (it was killed; resume continues
+    it)."""
+    run = RunDir(run_dir)
+    status = run.read_status()
+    if status["status"] == "running" and not run.is_locked():
+        return {**status, "status": "interrupted"}
+    return status
 
 
 def get_path(config: Mapping[str, Any], key: str) -> Any:
