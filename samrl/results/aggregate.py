@@ -15,8 +15,8 @@ Which runs enter the statistics:
   them. A diverged run has no meaningful final score (its losses are NaN or exploded), and
   mixing partial runs with finished ones would bias the estimate toward early-training values.
   Such runs are counted instead: `n_diverged`, `n_failed` (failed, or an unreadable
-  status.json), `n_unfinished` (running, interrupted or pending), so a rho that diverges often is visible
-  next to its scores rather than silently dropped.
+  status.json), `n_unfinished` (running, interrupted or pending), so a rho that diverges often
+  is visible next to its scores rather than silently dropped.
 
 Probability of improvement compares each point with its baseline: the point with the same
 values of the other grid keys and `optim.rho == 0` (preferring the same `optim.name`), or else

@@ -165,7 +165,7 @@ def timed_out(job: Job, timeout_s: float) -> Outcome:
         f"(log: {job.log_file})"
     )
     if job.run_dir.is_dir():
-        write_status(job.run_dir, status="failed", ended_at=now(), error=message)
+        RunDir(job.run_dir).write_status(status="failed", ended_at=now(), error=message)
     return Outcome(job.run_id, "failed", message)
 
 
