@@ -21,6 +21,7 @@ from samrl.results.aggregate import (
     summarize_sweep,
 )
 from samrl.results.cli import summarize_cmd
+from samrl.rundir import RunDir
 
 N_BOOT = 200  # enough for the properties tested, keeps the suite fast
 
@@ -240,7 +241,11 @@ def test_partly_finished_sweep(tmp_path: Path) -> None:
         {"run_id": "later", "dir": "runs/later", "point": {"optim.rho": 0.1}, "seed": 3}
     )
     (sweep / "sweep.json").write_text(json.dumps(spec))
-    summary, aggregate = summarize_sweep(sweep, n_boot=N_BOOT)
+    # `running` is believed while a process holds the run; nobody holding it means killed
+    live = RunDir(sweep / "runs" / "cql_pendulum-medium_sam-rho0.1_s1")
+    assert summarize_sweep(sweep, n_boot=N_BOOT)[0]["status"].value_counts()["interrupted"] == 1
+    with live.lock():
+        summary, aggregate = summarize_sweep(sweep, n_boot=N_BOOT)
     assert summary["status"].value_counts().to_dict() == {
         "completed": 3,
         "running": 1,

@@ -21,6 +21,7 @@ import pytest
 from conftest import run_cli, tiny_config, write_config
 
 import samrl.stopping
+from samrl.rundir import RunDir
 
 TABLES = ("loss.csv", "sharpness.csv")
 
@@ -186,16 +187,14 @@ def test_second_process_on_the_same_run_refuses_and_the_lock_dies_with_its_holde
 
 
 def _crash_before_checkpoint(monkeypatch: pytest.MonkeyPatch, epoch_to_crash: int) -> None:
-    import samrl.train
+    real = RunDir.save_checkpoint
 
-    real = samrl.train.save_checkpoint
-
-    def save_or_crash(run_dir: Path, algo: Any, epoch: int, step: int, extra: Any) -> None:
+    def save_or_crash(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
         if epoch == epoch_to_crash:
             raise RuntimeError("simulated crash")
-        real(run_dir, algo, epoch, step, extra)
+        real(run, algo, epoch, step, extra)
 
-    monkeypatch.setattr(samrl.train, "save_checkpoint", save_or_crash)
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_or_crash)
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous_one(
