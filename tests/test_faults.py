@@ -339,8 +339,10 @@ def test_sweep_with_a_crash_a_divergence_and_a_hang_completes_the_others(
             }
         )
     )
+    names = {3e-4: "0.0003", 3.1e-4: "0.00031", 3.2e-4: "0.00032", 1e10: "1e10"}
     run_ids = {
-        lr: f"td3_plus_bc_pendulum-random_sam-rho0.05_critic_learning_rate{lr:g}_s0" for lr in lrs
+        lr: f"td3_plus_bc_pendulum-random_sam-rho0.05_critic_learning_rate{text}_s0"
+        for lr, text in names.items()
     }
     runs = tmp_path / "out" / "faults" / "runs"
     process = subprocess.Popen(
