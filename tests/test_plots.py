@@ -231,3 +231,12 @@ def test_vs_rho_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: Path) 
     for ax in figure.axes:
         assert ax.containers, ax.get_title()  # an errorbar point, not just a baseline line
         assert [t.get_text() for t in ax.get_xticklabels()] == ["Adam"]
+
+
+def test_dqn_loss_gets_its_panel() -> None:
+    from samrl.analysis.plots import default_metrics, metric_title
+
+    chosen = default_metrics(["loss", "loss_sharpness", "loss_grad_norm", "return_mean"])
+    assert chosen == ["loss", "loss_sharpness", "return_mean"]
+    assert metric_title("loss") == "TD loss"
+    assert metric_title("critic_rho0.05_sharpness") == "Critic sharpness (fixed rho=0.05)"
