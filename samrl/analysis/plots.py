@@ -144,7 +144,11 @@ def metric_title(metric: str) -> str:
         "final_normalized_score": "Final normalized score",
         "loss": "TD loss",
     }
-    return named.get(name, name.replace("_", " ").capitalize())
+    if name in named:
+        return named[name]
+    acronyms = {"bc": "BC", "td": "TD", "vae": "VAE", "mmd": "MMD", "cql": "CQL"}
+    words = [acronyms.get(w, w) for w in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def metric_unit(metric: str) -> str:
