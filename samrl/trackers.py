@@ -14,19 +14,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from d3rlpy.logging import (
-    CombineAdapterFactory,
-    FileAdapterFactory,
-    LoggerAdapter,
-    LoggerAdapterFactory,
-    TensorboardAdapterFactory,
-    WanDBAdapterFactory,
-)
-from d3rlpy.logging.logger import AlgProtocol, SaveProtocol
+from typing import TYPE_CHECKING, Any
 
 from samrl.errors import ConfigError
+
+if TYPE_CHECKING:  # d3rlpy (and the gym it imports) loads only when a run starts
+    from d3rlpy.logging import CombineAdapterFactory, LoggerAdapter, LoggerAdapterFactory
+    from d3rlpy.logging.logger import AlgProtocol, SaveProtocol
 
 LOGGERS = ("file", "tensorboard", "wandb")
 # The module each d3rlpy adapter imports, and the samrl extra that installs it.
@@ -97,7 +91,7 @@ class _NamedAdapter:
         self._inner.watch_model(epoch, step)
 
 
-class _NamedFactory(LoggerAdapterFactory):
+class _NamedFactory:
     """Creates a d3rlpy tracker adapter under the samrl run id (d3rlpy passes the file
     adapter's folder name as experiment_name)."""
 
@@ -155,6 +149,13 @@ def adapter_factory(
     loggers: list[str], run_dir: Path, resolved: dict[str, Any]
 ) -> CombineAdapterFactory:
     """d3rlpy's FileAdapterFactory (always) combined with the configured trackers."""
+    from d3rlpy.logging import (
+        CombineAdapterFactory,
+        FileAdapterFactory,
+        TensorboardAdapterFactory,
+        WanDBAdapterFactory,
+    )
+
     run_id = str(resolved["samrl"]["run_id"])
     group = (resolved.get("sweep") or {}).get("name") or str(resolved.get("name", ""))
     config_params = {k: v for k, v in resolved.items() if k != "samrl"}
