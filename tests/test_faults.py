@@ -378,3 +378,19 @@ def test_sweep_with_a_crash_a_divergence_and_a_hang_completes_the_others(
     assert f"diverged    {run_ids[1e10]}: non-finite" in out
     assert status_of(runs / run_ids[3e-4])["status"] == "completed"
     assert status_of(runs / run_ids[3.2e-4])["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("launcher", "message"),
+    [
+        ({"type": "slurm", "executor": "cloud"}, "launcher.executor: unknown Slurm executor"),
+        ({"type": "local", "timeout_min": -1}, "launcher.timeout_min: must be a positive number"),
+        ({"type": "slurm", "timeout_min": 0.5}, "launcher.timeout_min: must be an integer"),
+    ],
+)
+def test_launcher_fault_options_are_validated(launcher: dict[str, Any], message: str) -> None:
+    from samrl.errors import ConfigError
+    from samrl.sweep.grid import check_launcher
+
+    with pytest.raises(ConfigError, match=message):
+        check_launcher(launcher)

@@ -50,6 +50,9 @@ Sweep file (YAML):
   set: {train.n_steps: 5000}    # overrides applied to every run
   jobs: 2
   launcher: {type: slurm, partition: gpu, timeout_min: 240, cpus_per_task: 4, gpus_per_node: 1}
+  # slurm also: signal_delay_s (SIGUSR2 this long before the time limit: checkpoint + requeue),
+  #   executor: auto | slurm | local (submitit's local executor, no scheduler)
+  # local: {type: local, timeout_min: 90}   a run still going after 90 min is stopped, failed
 """
 
 
