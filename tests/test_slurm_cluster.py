@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,8 @@ LONGER = {**TINY, "train": {**TINY["train"], "n_steps": 600, "n_steps_per_epoch"
 def test_preempted_or_timed_out_run_checkpoints_and_continues_after_requeue(
     cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
-    name = "pre" if how.startswith("scontrol") else "usr"
+    # unique: squeue keeps earlier sessions' finished jobs of the same name for minutes
+    name = ("pre" if how.startswith("scontrol") else "usr") + uuid.uuid4().hex[:8]
     expected = _reference(tmp_path, LONGER, capsys)
     path = sweep_file(tmp_path, name, config=LONGER)
     sweep = sweep_process(path)
@@ -255,13 +257,14 @@ def test_cancelled_run_resumes_from_its_checkpoint_when_the_sweep_runs_again(
     cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     expected = _reference(tmp_path, LONGER, capsys)
-    path = sweep_file(tmp_path, "can", config=LONGER)
+    name = "can" + uuid.uuid4().hex[:8]
+    path = sweep_file(tmp_path, name, config=LONGER)
     sweep = sweep_process(path)
-    sweep_dir = tmp_path / "out" / "can"
+    sweep_dir = tmp_path / "out" / name
     try:
         run_dir = wait_for(lambda: next((sweep_dir / "runs").glob("*/loss.csv"), None), 120,
                            "the first epoch").parent  # fmt: skip
-        (task,) = array_tasks("can")
+        (task,) = array_tasks(name)
         subprocess.run(["scancel", task], check=True)
         out, _ = sweep.communicate(timeout=120)
     finally:
