@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from samrl.data.download import download
 from samrl.data.info import DatasetInfo
 from samrl.data.references import CLASSIC_REFERENCES
 from samrl.data.remote import D3RLPY_DATASETS, D3rlpyDataset
@@ -42,15 +41,7 @@ def describe_d3rlpy(spec: str, name: str) -> DatasetInfo:
 
 
 def fetch_d3rlpy(name: str, *, progress: bool = True) -> pathlib.Path:
-    d = d3rlpy_dataset(name)
-    remote = d.remote()
-    return download(
-        remote.url,
-        remote.path,
-        spec=remote.spec,
-        required_keys=remote.required_keys,
-        progress=progress,
-    )
+    return d3rlpy_dataset(name).remote().fetch(progress=progress)
 
 
 def read_d3rlpy(

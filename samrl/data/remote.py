@@ -37,6 +37,18 @@ class RemoteFile:
     path: pathlib.Path
     required_keys: tuple[str, ...]
 
+    def fetch(self, *, progress: bool = True) -> pathlib.Path:
+        """The local file, downloaded (resumable, validated) when it is not there yet."""
+        from samrl.data.download import download
+
+        return download(
+            self.url,
+            self.path,
+            spec=self.spec,
+            required_keys=self.required_keys,
+            progress=progress,
+        )
+
 
 def d4rl_dir() -> pathlib.Path:
     """$D4RL_DATASET_DIR or ~/.d4rl/datasets (where d4rl itself keeps its downloads)."""

@@ -16,7 +16,7 @@ from samrl.data.d3rlpy_source import (
     fetch_d3rlpy,
     read_d3rlpy,
 )
-from samrl.data.download import download, offline
+from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
 from samrl.data.minari_source import MINARI_DIR_ENV, describe_minari, minari_root, read_minari
@@ -148,13 +148,7 @@ def resolve_d4rl(name: str, *, progress: bool = True) -> pathlib.Path:
     check_d4rl_available(name)
     remote = d4rl_remote(name)
     assert remote is not None
-    return download(
-        remote.url,
-        remote.path,
-        spec=remote.spec,
-        required_keys=remote.required_keys,
-        progress=progress,
-    )
+    return remote.fetch(progress=progress)
 
 
 # ---- Plain files ------------------------------------------------------------------------------
