@@ -118,6 +118,7 @@ def save(figure: Figure, out: Path) -> Path:
 
 
 STEP_LABEL = "training step (gradient updates)"
+LEGEND_COLUMN_IN = 4.4  # width of one legend column of grid-point labels at the small font
 _NETS = {"critic": "Critic", "actor": "Actor", "imitator": "Imitator", "loss": "Q-function"}
 
 
@@ -218,11 +219,17 @@ def _legend_outside(figure: Figure, axes: Sequence[Axes]) -> None:
             if not label.startswith("_"):
                 handles.setdefault(label, handle)
     if handles:
+        n_cols = min(3, len(handles))
+        # The legend takes its room below the panels instead of squeezing them: a sweep with
+        # 40 grid points needs ~14 rows, which collapsed a one-panel figure to nothing.
+        width, height = figure.get_size_inches()
+        rows = math.ceil(len(handles) / n_cols)
+        figure.set_size_inches(max(width, LEGEND_COLUMN_IN * n_cols), height + 0.2 * rows + 0.2)
         figure.legend(
             list(handles.values()),
             list(handles),
             loc="outside lower center",
-            ncols=min(3, len(handles)),
+            ncols=n_cols,
             fontsize="small",
         )
 
