@@ -274,3 +274,19 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# The base config of the tiny sweeps (local, Slurm): TD3+BC with SAM, 8-unit networks, 20 steps.
+TINY_SWEEP_BASE: dict[str, Any] = {
+    "algo": {
+        "name": "td3_plus_bc",
+        "params": {
+            "batch_size": 32,
+            "actor_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
+            "critic_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
+        },
+    },
+    "dataset": {"name": "pendulum-random", "size": 2000},
+    "optim": {"name": "sam", "rho": 0.05},
+    "train": {"n_steps": 20, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
+}

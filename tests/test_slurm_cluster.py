@@ -19,25 +19,13 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import TINY_SWEEP_BASE, run_cli
 
 import samrl.sweep.runner
 
 pytestmark = pytest.mark.slow
 
-TINY: dict[str, Any] = {
-    "algo": {
-        "name": "td3_plus_bc",
-        "params": {
-            "batch_size": 32,
-            "actor_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
-            "critic_encoder_factory": {"type": "vector", "params": {"hidden_units": [8]}},
-        },
-    },
-    "dataset": {"name": "pendulum-random", "size": 2000},
-    "optim": {"name": "sam", "rho": 0.05},
-    "train": {"n_steps": 20, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
-}
+TINY = TINY_SWEEP_BASE
 TABLES = ("loss.csv", "sharpness.csv")
 
 
