@@ -290,3 +290,17 @@ TINY_SWEEP_BASE: dict[str, Any] = {
     "optim": {"name": "sam", "rho": 0.05},
     "train": {"n_steps": 20, "n_steps_per_epoch": 10, "eval_episodes": 0, "device": "cpu"},
 }
+
+
+def crash_before_checkpoint(monkeypatch: pytest.MonkeyPatch, epoch_to_crash: int) -> None:
+    """Simulate a crash after epoch N's rows were written but before its checkpoint."""
+    from samrl.rundir import RunDir
+
+    real = RunDir.save_checkpoint
+
+    def save_or_crash(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
+        if epoch == epoch_to_crash:
+            raise RuntimeError("simulated crash")
+        real(run, algo, epoch, step, extra)
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_or_crash)

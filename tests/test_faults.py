@@ -18,10 +18,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_config, write_config
+from conftest import crash_before_checkpoint, run_cli, tiny_config, write_config
 
 import samrl.stopping
-from samrl.rundir import RunDir
 
 TABLES = ("loss.csv", "sharpness.csv")
 
@@ -186,17 +185,6 @@ def test_second_process_on_the_same_run_refuses_and_the_lock_dies_with_its_holde
 # ---------------------------------------------------------------- damaged checkpoints
 
 
-def _crash_before_checkpoint(monkeypatch: pytest.MonkeyPatch, epoch_to_crash: int) -> None:
-    real = RunDir.save_checkpoint
-
-    def save_or_crash(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
-        if epoch == epoch_to_crash:
-            raise RuntimeError("simulated crash")
-        real(run, algo, epoch, step, extra)
-
-    monkeypatch.setattr(RunDir, "save_checkpoint", save_or_crash)
-
-
 def test_truncated_checkpoint_falls_back_to_the_previous_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,7 +192,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(
     expected = reference(tmp_path, config, capsys)
     path = write_config(tmp_path, config)
     with monkeypatch.context() as patch:
-        _crash_before_checkpoint(patch, 4)
+        crash_before_checkpoint(patch, 4)
         assert run_cli(["train", "--config", str(path), "--quiet"], capsys)[0] == 1
     run_dir = the_run_dir(tmp_path / "runs")
     folder = run_dir / "checkpoint"
@@ -227,7 +215,7 @@ def test_the_only_checkpoint_corrupt_says_so_in_one_line(
     config = config_of(tmp_path)
     path = write_config(tmp_path, config)
     with monkeypatch.context() as patch:
-        _crash_before_checkpoint(patch, 2)
+        crash_before_checkpoint(patch, 2)
         assert run_cli(["train", "--config", str(path), "--quiet"], capsys)[0] == 1
     run_dir = the_run_dir(tmp_path / "runs")
     (only,) = (run_dir / "checkpoint").glob("state_*.pt")

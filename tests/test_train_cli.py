@@ -9,9 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_cli, tiny_config, write_config
-
-from samrl.rundir import RunDir
+from conftest import crash_before_checkpoint, run_cli, tiny_config, write_config
 
 
 def run_dir_of(config: dict[str, Any], tmp_path: Path) -> Path:
@@ -180,18 +178,6 @@ def test_existing_run_directory_needs_resume_or_overwrite(
     assert code == 2 and "different config" in err
 
 
-def _crash_at(monkeypatch: pytest.MonkeyPatch, epoch_to_crash: int) -> None:
-    """Simulate a crash after epoch N's rows were written but before its checkpoint."""
-    real = RunDir.save_checkpoint
-
-    def save_or_crash(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
-        if epoch == epoch_to_crash:
-            raise RuntimeError("simulated crash")
-        real(run, algo, epoch, step, extra)
-
-    monkeypatch.setattr(RunDir, "save_checkpoint", save_or_crash)
-
-
 @pytest.mark.parametrize(
     "optim", [{"name": "sam", "rho": 0.05}, {"name": "adam", "probe": {"rho": 0.05, "every": 3}}]
 )
@@ -214,7 +200,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_csvs(
     reference = {n: (run_dir / n).read_bytes() for n in names}
 
     with monkeypatch.context() as patch:
-        _crash_at(patch, 3)
+        crash_before_checkpoint(patch, 3)
         code, _, err = run_cli(["train", "--config", str(path), "--quiet", "--overwrite"], capsys)
     assert code == 1 and "simulated crash" in err
     assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
