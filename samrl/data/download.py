@@ -21,6 +21,7 @@ import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
+from samrl.envvars import env_number
 from samrl.errors import DatasetError
 
 OFFLINE_ENV = "SAMRL_OFFLINE"
@@ -51,19 +52,6 @@ def refuse_if_offline(spec: str, path: pathlib.Path) -> None:
             f"not downloaded; run `samrl data download {spec}` on a machine with network "
             "access and copy the file there"
         )
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DownloadError(f"${name}: expected a number, got {raw!r}") from None
-    if value < 0:
-        raise DownloadError(f"${name}: must be >= 0, got {raw!r}")
-    return value
 
 
 def part_path(target: pathlib.Path) -> pathlib.Path:
@@ -101,9 +89,9 @@ def download(
     if target.is_file():
         return target
     refuse_if_offline(spec, target)
-    timeout = _env_number(TIMEOUT_ENV, 30.0)
-    retries = int(_env_number(RETRIES_ENV, 5))
-    backoff = _env_number(BACKOFF_ENV, 1.0)
+    timeout = env_number(TIMEOUT_ENV, 30.0)
+    retries = int(env_number(RETRIES_ENV, 5, integer=True))
+    backoff = env_number(BACKOFF_ENV, 1.0)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(lock_path(target)))

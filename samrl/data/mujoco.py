@@ -26,7 +26,7 @@ import numpy as np
 
 from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.transitions import Transitions, concatenate
-from samrl.errors import DatasetError
+from samrl.envvars import env_number
 
 GENERATOR_VERSION = 1
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
@@ -53,16 +53,7 @@ def _single_torch_thread() -> Iterator[None]:
 
 
 def default_policy_steps() -> int:
-    value = os.environ.get(POLICY_STEPS_ENV)
-    if value is None:
-        return DEFAULT_POLICY_STEPS
-    try:
-        steps = int(value)
-    except ValueError:
-        raise DatasetError(f"${POLICY_STEPS_ENV}: expected an integer, got '{value}'") from None
-    if steps < 1:
-        raise DatasetError(f"${POLICY_STEPS_ENV}: must be >= 1, got {steps}")
-    return steps
+    return int(env_number(POLICY_STEPS_ENV, DEFAULT_POLICY_STEPS, integer=True, minimum=1))
 
 
 @dataclass(frozen=True)
