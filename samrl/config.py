@@ -17,6 +17,7 @@ import yaml
 
 from samrl.errors import ConfigError, DatasetError, unknown_name
 from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.validate import KEY_PATH, Checker, describe
 
 # Every key a config may hold, with its default (None: optional, no default).
 SCHEMA: dict[str, dict[str, Any]] = {
@@ -209,7 +210,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """`key.path=value`, the value typed as YAML (`optim.rho=0.1`, `optim.networks=[critic]`)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+    if not sep or not KEY_PATH.fullmatch(key):
         raise ConfigError(f"--set expects key.path=value, got '{text}'")
     try:
         value = load_yaml(raw) if raw.strip() else None
@@ -251,60 +252,6 @@ def load_config(
 # ---------------------------------------------------------------- validation
 
 
-class _Checker:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(message, key=key, source=self.source)
-
-    def mapping(self, value: Any, key: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a mapping, got {_describe(value)}")
-        return value
-
-    def known_keys(self, section: dict[str, Any], allowed: Any, key: str) -> None:
-        for name in section:
-            if name not in allowed:
-                prefix = f"{key}." if key else ""
-                raise self.fail(f"{prefix}{name}", unknown_name("key", str(name), allowed))
-
-    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be an integer, got {_describe(value)}")
-        if minimum is not None and value < minimum:
-            raise self.fail(key, f"must be >= {minimum}, got {value}")
-        return value
-
-    def number(
-        self, value: Any, key: str, minimum: float | None = None, maximum: float | None = None
-    ) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"must be a number, got {_describe(value)}")
-        value = float(value)
-        if value != value:
-            raise self.fail(key, "must be a number, got nan")
-        if minimum is not None and value < minimum:
-            raise self.fail(key, f"must be >= {minimum:g}, got {value:g}")
-        if maximum is not None and value > maximum:
-            raise self.fail(key, f"must be <= {maximum:g}, got {value:g}")
-        return value
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"must be a non-empty string, got {_describe(value)}")
-        return value
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
-
-
 def resolve(
     raw: dict[str, Any],
     *,
@@ -313,12 +260,10 @@ def resolve(
     check_dataset: bool = True,
 ) -> Config:
     """Validate every key and fill in defaults; raises ConfigError on the first problem."""
-    c = _Checker(source)
+    c = Checker(source)
     c.known_keys(raw, (*TOP_LEVEL, "sweep"), "")
     data: dict[str, Any] = {"name": raw.get("name", default_name)}
-    data["name"] = c.string(data["name"], "name")
-    if not re.fullmatch(r"[\w.-]+", data["name"]):
-        raise c.fail("name", f"use letters, digits, '.', '_' or '-' only, got '{data['name']}'")
+    data["name"] = c.name(c.string(data["name"], "name"), "name")
     for section, defaults in SCHEMA.items():
         given = c.mapping(raw.get(section), section)
         if section != "optim":  # optim's variant keys depend on optim.name: _check_optim
@@ -334,7 +279,7 @@ def resolve(
     algo = data["algo"]
     if algo["name"] is None:
         raise c.fail("algo.name", "missing; name a d3rlpy algorithm, e.g. cql, iql, td3_plus_bc")
-    facts = _wrap(c, lambda: algo_facts(c.string(algo["name"], "algo.name")))
+    facts = c.rebased(lambda: algo_facts(c.string(algo["name"], "algo.name")))
     algo["params"] = c.mapping(algo["params"], "algo.params")
 
     _check_dataset(c, data["dataset"], facts, check_dataset)
@@ -351,22 +296,15 @@ def resolve(
         out["run_dir"] = c.string(out["run_dir"], "output.run_dir")
     from samrl.trackers import check_loggers
 
-    out["loggers"] = _wrap(c, lambda: check_loggers(out["loggers"]))
+    out["loggers"] = c.rebased(lambda: check_loggers(out["loggers"]))
     if out["run_id"] is None:
         out["run_id"] = default_run_id(data)
-    elif not re.fullmatch(r"[\w.-]+", c.string(out["run_id"], "output.run_id")):
-        raise c.fail("output.run_id", "use letters, digits, '.', '_' or '-' only")
+    else:
+        c.name(c.string(out["run_id"], "output.run_id"), "output.run_id")
     return Config(data, source)
 
 
-def _wrap(c: _Checker, fn: Any) -> Any:
-    try:
-        return fn()
-    except ConfigError as exc:
-        raise ConfigError(exc.message, key=exc.key, source=c.source) from None
-
-
-def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: bool) -> None:
+def _check_dataset(c: Checker, ds: dict[str, Any], facts: Any, check_dataset: bool) -> None:
     if ds["name"] is None:
         raise c.fail(
             "dataset.name", "missing; e.g. pendulum-medium, cartpole-replay, d4rl:hopper-medium-v2"
@@ -399,7 +337,7 @@ def _check_dataset(c: _Checker, ds: dict[str, Any], facts: Any, check_dataset: b
         )
 
 
-def _check_generated(c: _Checker, ds: dict[str, Any]) -> None:
+def _check_generated(c: Checker, ds: dict[str, Any]) -> None:
     """MuJoCo built-ins need hours of SAC training: an explicit `samrl data make` step (not
     the random level: an untrained policy's rollouts are generated on first use)."""
     from samrl.data.builtin import BUILTINS, cache_path
@@ -416,7 +354,7 @@ def _check_generated(c: _Checker, ds: dict[str, Any]) -> None:
         )
 
 
-def _check_train(c: _Checker, train: dict[str, Any]) -> None:
+def _check_train(c: Checker, train: dict[str, Any]) -> None:
     c.integer(train["n_steps"], "train.n_steps", minimum=1)
     c.integer(train["n_steps_per_epoch"], "train.n_steps_per_epoch", minimum=1)
     if train["n_steps_per_epoch"] > train["n_steps"]:
@@ -430,14 +368,10 @@ def _check_train(c: _Checker, train: dict[str, Any]) -> None:
     train["device"] = resolve_device(c, train["device"])
     threads = train["threads"]
     if threads != "auto":
-        if isinstance(threads, bool) or not isinstance(threads, int):
-            raise c.fail(
-                "train.threads", f"must be auto or an integer >= 1, got {_describe(threads)}"
-            )
-        c.integer(threads, "train.threads", minimum=1)
+        c.integer(threads, "train.threads", minimum=1, expected="auto or an integer >= 1")
 
 
-def resolve_device(c: _Checker, device: Any) -> str:
+def resolve_device(c: Checker, device: Any) -> str:
     import torch
 
     device = c.string(device, "train.device")
@@ -463,7 +397,7 @@ def resolve_device(c: _Checker, device: Any) -> str:
     return f"cuda:{index}"
 
 
-def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
+def _check_optim(c: Checker, optim: dict[str, Any], facts: Any) -> None:
     name = c.string(optim["name"], "optim.name")
     if name not in OPTIMIZER_NAMES:
         raise c.fail("optim.name", unknown_name("optimizer", name, OPTIMIZER_NAMES))
@@ -513,13 +447,13 @@ def _check_optim(c: _Checker, optim: dict[str, Any], facts: Any) -> None:
     # Building the factories validates base params and variant parameters.
     from samrl.build import optimizer_factories
 
-    _wrap(c, lambda: optimizer_factories(optim, facts, default_factories=None))
+    c.rebased(lambda: optimizer_factories(optim, facts, default_factories=None))
 
 
-def _check_algo_params(c: _Checker, data: dict[str, Any], facts: Any) -> None:
+def _check_algo_params(c: Checker, data: dict[str, Any], facts: Any) -> None:
     from samrl.build import algo_config
 
-    config = _wrap(c, lambda: algo_config(facts, data["algo"]["params"], data["optim"]))
+    config = c.rebased(lambda: algo_config(facts, data["algo"]["params"], data["optim"]))
     m = data["optim"].get("m")
     batch_size = getattr(config, "batch_size", None)
     if m and batch_size and batch_size % m != 0:
@@ -541,7 +475,7 @@ def _check_algo_params(c: _Checker, data: dict[str, Any], facts: Any) -> None:
         )
 
 
-def _check_max_timestep(c: _Checker, config: Any, dataset: str) -> None:
+def _check_max_timestep(c: Checker, config: Any, dataset: str) -> None:
     """Decision transformers embed the timestep: episodes longer than max_timestep crash them."""
     max_timestep = getattr(config, "max_timestep", None)
     if max_timestep is None:
@@ -562,7 +496,7 @@ def _check_max_timestep(c: _Checker, config: Any, dataset: str) -> None:
         )
 
 
-def _check_analysis(c: _Checker, analysis: dict[str, Any], facts: Any) -> None:
+def _check_analysis(c: Checker, analysis: dict[str, Any], facts: Any) -> None:
     hessian = analysis.get("hessian")
     if hessian is None:
         return
@@ -577,14 +511,14 @@ def _check_analysis(c: _Checker, analysis: dict[str, Any], facts: Any) -> None:
     analysis["hessian"] = merged
 
 
-def _network_list(c: _Checker, value: Any, facts: Any, key: str) -> list[str]:
+def _network_list(c: Checker, value: Any, facts: Any, key: str) -> list[str]:
     """A list of the algorithm's network names (default: all of them), without repeats."""
     if value is None:
         return list(facts.networks)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise c.fail(key, f"must be a non-empty list, got {_describe(value)}")
+        raise c.fail(key, f"must be a non-empty list, got {describe(value)}")
     for i, net in enumerate(value):
         if net in facts.scalars:
             raise c.fail(

@@ -24,9 +24,10 @@ from samrl.config import (
     read_yaml,
     resolve,
 )
-from samrl.errors import ConfigError, unknown_name
+from samrl.errors import ConfigError
 from samrl.rundir import SweepDir
 from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.validate import KEY_PATH, Checker
 
 DEFAULT_OUT = "runs/sweeps"
 SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
@@ -53,6 +54,8 @@ SLURM_EXECUTORS = ("auto", "slurm", "local")
 RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
 #: Keys already spelled out by samrl's default run_id (`<algo>_<dataset>_<optim>[-rho]_s<seed>`).
 RUN_ID_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
+# No source here: load_sweep_file and the sweep CLI add the file or flag.
+_CHECK = Checker()
 
 
 @dataclasses.dataclass
@@ -172,7 +175,7 @@ def parse_grid_flag(text: str) -> tuple[str, list[Any]]:
     """`--grid optim.rho=0,0.05` -> ("optim.rho", [0, 0.05]); values typed as YAML."""
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not raw.strip() or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
+    if not sep or not raw.strip() or not KEY_PATH.fullmatch(key):
         raise ConfigError(f"--grid expects key.path=v1,v2,..., got '{text}'")
     values = []
     for item in split_values(raw):
@@ -209,7 +212,7 @@ def check_grids(grid: Any, where: str = "grid") -> tuple[dict[str, list[Any]], l
     if not isinstance(grid, list):
         return check_grid(grid, where), []
     if not grid or not all(isinstance(g, dict) for g in grid):
-        raise ConfigError("a list grid must hold mappings {key.path: [values]}", key=where)
+        raise _CHECK.fail(where, "a list grid must hold mappings {key.path: [values]}")
     grids = [check_grid(g, f"{where}[{i}]") for i, g in enumerate(grid)]
     merged: dict[str, list[Any]] = {}
     for g in grids:
@@ -222,26 +225,21 @@ def check_grids(grid: Any, where: str = "grid") -> tuple[dict[str, list[Any]], l
 
 
 def check_grid(grid: Any, where: str = "grid") -> dict[str, list[Any]]:
-    if grid is None:
-        return {}
-    if not isinstance(grid, dict):
-        raise ConfigError(f"must be a mapping {{key.path: [values]}}, got {grid!r}", key=where)
+    grid = _CHECK.mapping(grid, where, expected="a mapping {key.path: [values]}")
     out: dict[str, list[Any]] = {}
     for key, values in grid.items():
-        key = str(key)
-        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
-            raise ConfigError("not a key path like optim.rho", key=f"{where}.{key}")
+        key = _CHECK.key_path(str(key), f"{where}.{key}")
         for reserved in RESERVED_KEYS:
             if key == reserved or key.startswith(reserved + "."):
                 hint = "use seeds" if reserved == "train.seed" else "the sweep sets it"
-                raise ConfigError(f"cannot be a grid key ({hint})", key=f"{where}.{key}")
+                raise _CHECK.fail(f"{where}.{key}", f"cannot be a grid key ({hint})")
         if not isinstance(values, list):
             values = [values]
         if not values:
-            raise ConfigError("needs at least one value", key=f"{where}.{key}")
+            raise _CHECK.fail(f"{where}.{key}", "needs at least one value")
         canonical = [json.dumps(v, sort_keys=True, default=str) for v in values]
         if len(set(canonical)) != len(canonical):
-            raise ConfigError(f"repeated value in {values}", key=f"{where}.{key}")
+            raise _CHECK.fail(f"{where}.{key}", f"repeated value in {values}")
         out[key] = list(values)
     return out
 
@@ -251,52 +249,31 @@ def check_launcher(launcher: Any, where: str = "launcher") -> dict[str, Any]:
         return {"type": "local"}
     if isinstance(launcher, str):
         launcher = {"type": launcher}
-    if not isinstance(launcher, dict):
-        raise ConfigError(f"must be a mapping with a type, got {launcher!r}", key=where)
-    kind = launcher.get("type", "local")
-    if kind not in LAUNCHERS:
-        raise ConfigError(unknown_name("launcher", str(kind), LAUNCHERS), key=f"{where}.type")
-    for key in launcher:
-        if key not in LAUNCHER_KEYS[kind]:
-            raise ConfigError(
-                unknown_name(f"key for launcher '{kind}'", str(key), LAUNCHER_KEYS[kind]),
-                key=f"{where}.{key}",
-            )
-    if kind == "local":  # a per-run wall-clock limit; fractions of a minute are fine here
-        value = launcher.get("timeout_min")
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
-        ):
-            raise ConfigError(
-                f"must be a positive number, got {value!r}", key=f"{where}.timeout_min"
-            )
+    launcher = _CHECK.mapping(launcher, where, expected="a mapping with a type")
+    kind = _CHECK.choice(launcher.get("type", "local"), f"{where}.type", LAUNCHERS, "launcher")
+    _CHECK.known_keys(launcher, LAUNCHER_KEYS[kind], where, f"key for launcher '{kind}'")
+    if kind == "local" and launcher.get("timeout_min") is not None:
+        # a per-run wall-clock limit; fractions of a minute are fine here
+        key = f"{where}.timeout_min"
+        _CHECK.number(launcher["timeout_min"], key, above=0, expected="a positive number")
     integers = ("cpus_per_task", "gpus_per_node", "array_parallelism", "signal_delay_s")
     for key in (("timeout_min",) if kind == "slurm" else ()) + integers:
-        value = launcher.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"must be an integer, got {value!r}", key=f"{where}.{key}")
+        if launcher.get(key) is not None:
+            _CHECK.integer(launcher[key], f"{where}.{key}", expected="an integer")
     for key in ("num_cpus", "num_gpus", "mem_gb"):
-        value = launcher.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"must be a number, got {value!r}", key=f"{where}.{key}")
-    executor = launcher.get("executor")
-    if executor is not None and executor not in SLURM_EXECUTORS:
-        raise ConfigError(
-            unknown_name("Slurm executor", str(executor), SLURM_EXECUTORS), key=f"{where}.executor"
-        )
+        if launcher.get(key) is not None:
+            _CHECK.number(launcher[key], f"{where}.{key}", expected="a number")
+    if launcher.get("executor") is not None:
+        _CHECK.choice(launcher["executor"], f"{where}.executor", SLURM_EXECUTORS, "Slurm executor")
     return {"type": kind, **launcher}
 
 
 def check_name(name: Any, where: str = "name") -> str:
-    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
-        raise ConfigError(f"use letters, digits, '.', '_' or '-' only, got {name!r}", key=where)
-    return name
+    return _CHECK.name(name, where)
 
 
 def check_jobs(jobs: Any, where: str = "jobs") -> int:
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"must be an integer >= 1, got {jobs!r}", key=where)
-    return jobs
+    return _CHECK.integer(jobs, where, minimum=1, expected="an integer >= 1")
 
 
 # ---------------------------------------------------------------- loading
@@ -308,25 +285,21 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     data = read_yaml(path)
     source = str(path)
     try:
-        for key in data:
-            if key not in SWEEP_KEYS:
-                raise ConfigError(unknown_name("sweep key", str(key), SWEEP_KEYS), key=str(key))
+        _CHECK.known_keys(data, SWEEP_KEYS, "", "sweep key")
         if ("base" in data) == ("config" in data):
-            raise ConfigError(
-                "give either 'base: <config file>' or an inline 'config: {...}' (exactly one)"
+            raise _CHECK.fail(
+                None, "give either 'base: <config file>' or an inline 'config: {...}' (exactly one)"
             )
         if "base" in data:
-            base_path = data["base"]
-            if not isinstance(base_path, str) or not base_path:
-                raise ConfigError(f"must be a config file path, got {base_path!r}", key="base")
+            base_path = _CHECK.string(data["base"], "base", expected="a config file path")
             config_path = (path.parent / base_path).resolve()
             if not config_path.is_file():
-                raise ConfigError(f"config file {config_path} not found", key="base")
+                raise _CHECK.fail("base", f"config file {config_path} not found")
             base = read_yaml(config_path)
         else:
             base = data["config"]
             if not isinstance(base, dict):
-                raise ConfigError("must be a mapping of config sections", key="config")
+                raise _CHECK.fail("config", "must be a mapping of config sections")
         return SweepSpec(
             name=check_name(data.get("name", path.stem)),
             base=copy.deepcopy(base),
@@ -335,7 +308,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
             grids=grids[1],
             seeds=parse_seeds(data.get("seeds", [0])),
             overrides=parse_set_entries(data.get("set"), "set"),
-            out=_string(data.get("out", DEFAULT_OUT), "out"),
+            out=_CHECK.string(data.get("out", DEFAULT_OUT), "out"),
             jobs=check_jobs(data.get("jobs", 1)),
             launcher=check_launcher(data.get("launcher")),
         )
@@ -347,18 +320,8 @@ def spec_from_config(path: str | Path) -> SweepSpec:
     """A sweep around one experiment config (`samrl sweep --config x.yaml`)."""
     path = Path(path)
     base = read_yaml(path)
-    name = base.get("name") or path.stem
-    try:
-        name = check_name(name, "name")
-    except ConfigError as exc:
-        raise ConfigError(exc.message, key=exc.key, source=str(path)) from None
+    name = Checker(str(path)).name(base.get("name") or path.stem, "name")
     return SweepSpec(name=name, base=base, source=str(path))
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"must be a non-empty string, got {value!r}", key=where)
-    return value
 
 
 # ---------------------------------------------------------------- expansion
