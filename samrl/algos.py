@@ -91,10 +91,11 @@ def algorithm_table() -> dict[str, AlgoFacts]:
 
 
 def _samrl_algorithms() -> list[type[LearnableConfig]]:
-    """samrl's own algorithms (COMBO), built on d3rlpy and following the same rules."""
-    from samrl.combo import ALGORITHM_CONFIGS
+    """samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
+    samrl.extensions.TrainingHooks (docs/extending.md). A new one is one entry here."""
+    from samrl.combo import COMBOConfig
 
-    return list(ALGORITHM_CONFIGS)
+    return [COMBOConfig]
 
 
 def algo_facts(name: str, key: str = "algo.name") -> AlgoFacts:

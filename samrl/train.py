@@ -25,6 +25,7 @@ from samrl.build import algo_config
 from samrl.config import Config
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
+from samrl.extensions import TrainingHooks, training_hooks
 from samrl.loop import EpochProgress, train_steps
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
@@ -342,19 +343,17 @@ def _train(
     # carries them, so the resumed epoch's means are those of an uninterrupted run.
     partial = EpochProgress()
     warn = lambda line: print(line, file=stream)  # noqa: E731
+    hooks = training_hooks(algo)  # samrl's own algorithms' extras (samrl/extensions.py)
     checkpoint = run.load_checkpoint(algo, warn) if resuming else None
     if checkpoint is None:
-        # Algorithms with a stage before the main loop (COMBO's dynamics model) run it here,
-        # after install() so SAM applies to it too; a resumed run has its result checkpointed.
-        pretrain = getattr(algo, "samrl_pretrain", None)
-        if pretrain is not None:
-            pretrain(dataset.train, run_dir=run_dir, progress=progress)
+        # after install(), so SAM applies to it too; a resumed run has its result checkpointed
+        hooks.samrl_pretrain(dataset.train, run_dir=run_dir, progress=progress, stream=stream)
     if resuming:
         if checkpoint is not None:
             epoch, step = checkpoint["epoch"], checkpoint["step"]
             set_rng_state(checkpoint["rng"])
             if "algorithm" in checkpoint:
-                algo.samrl_restore_checkpoint_state(checkpoint["algorithm"])
+                hooks.samrl_restore_checkpoint_state(checkpoint["algorithm"])
             partial = EpochProgress.from_dict(checkpoint.get("partial"))
         tables.truncate_after(epoch)
         for path in run.d3rlpy_dir.glob("*.csv"):
@@ -386,7 +385,7 @@ def _train(
             step += partial.steps - start
             if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
                 epoch -= 1
-                extra = {**_algorithm_state(algo), "partial": partial.to_dict()}
+                extra = {**_algorithm_state(hooks), "partial": partial.to_dict()}
                 run.save_checkpoint(algo, epoch, step, extra)
                 run.write_status(steps_done=step, epochs_done=epoch)
                 _finish(run, clock, "interrupted", f"interrupted by {stop.name} at step {step}")
@@ -416,7 +415,7 @@ def _train(
                 )
             if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
-            run.save_checkpoint(algo, epoch, step, _algorithm_state(algo))
+            run.save_checkpoint(algo, epoch, step, _algorithm_state(hooks))
             run.write_status(steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
             if bad:
                 status = "diverged"
@@ -468,10 +467,10 @@ def _evaluate(
     return out
 
 
-def _algorithm_state(algo: Any) -> dict[str, Any]:
+def _algorithm_state(hooks: TrainingHooks) -> dict[str, Any]:
     """State an algorithm keeps outside its modules (COMBO's model buffer), for --resume."""
-    state = getattr(algo, "samrl_checkpoint_state", None)
-    return {"algorithm": state()} if state is not None else {}
+    state = hooks.samrl_checkpoint_state()
+    return {"algorithm": state} if state else {}
 
 
 def _target_return(dataset: Any) -> float | None:
