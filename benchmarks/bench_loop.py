@@ -32,7 +32,7 @@ from samrl.algos import algorithm_table
 from samrl.loop import train_steps
 from samrl.sam import SAMFactory
 from samrl.sampling import Sampler
-from samrl.threads import resolve_threads
+from samrl.threads import most_threads
 
 ALGORITHMS = [
     "bc",
@@ -140,11 +140,15 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=ALGORITHMS, choices=ALGORITHMS)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block", type=int, default=20, help="training steps per timed block")
-    parser.add_argument("--threads", default="1", help="torch threads: a number or auto")
+    parser.add_argument(
+        "--threads",
+        default="1",
+        help="torch threads, the same for every variant: a number or auto (every core)",
+    )
     args = parser.parse_args()
 
     _quiet()  # fit warns "Skip building models" on every block
-    threads = resolve_threads(args.threads)
+    threads = most_threads(args.threads)
     torch.set_num_threads(threads)
     print(
         f"torch {torch.__version__}, CPU, {threads} thread(s), batch {BATCH_SIZE}, d3rlpy default "

@@ -1,8 +1,10 @@
-"""CQL update time with 1, 2, ... torch threads, without and with competing CPU load.
+"""CQL update time with 1, 2, ... torch threads and with `auto`, without and with competing load.
 
 For the demo's networks (64-64) and d3rlpy's default (256-256), Adam and SAM (rho 0.05), batch
 256, Hopper-sized data: each thread count is timed in interleaved rounds (one block of updates
-per configuration per round, in turn). `--competing N` first starts N busy-loop processes (what
+per configuration per round, in a rotating order). `auto` is samrl's AutoThreads (the
+`train.threads` default), its state kept across rounds as across a run's epochs, so its column
+includes the cost of its trials. `--competing N` first starts N busy-loop processes (what
 another job on the workstation looks like to torch's threads) and stops them at the end. The
 load average is printed before and after. No assertion: the table is for choosing
 `train.threads` (samrl/threads.py) and for the README.
@@ -27,7 +29,7 @@ from d3rlpy.models.encoders import VectorEncoderFactory
 
 from samrl.sam import SAMFactory
 from samrl.sampling import Sampler
-from samrl.threads import available_cores
+from samrl.threads import AutoThreads, available_cores
 
 NETWORKS = {"64-64": [64, 64], "256-256": [256, 256]}
 BATCH_SIZE = 256
@@ -47,7 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=None)
     parser.add_argument("--competing", type=int, default=0, help="busy processes to start")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--block", type=int, default=8, help="updates per timed block")
+    parser.add_argument("--block", type=int, default=30, help="updates per timed block")
     args = parser.parse_args()
     thread_counts = args.threads or sorted({1, 2, available_cores()})
 
@@ -65,27 +67,41 @@ def main() -> None:
             f"{args.competing} competing busy process(es), {args.rounds} rounds x {args.block} "
             f"updates; load average before: {load_average()}\n"
         )
-        times: dict[tuple[str, str, int], list[float]] = {}
+        variants: list[int | str] = [*thread_counts, "auto"]
+        # auto keeps its state (the count chosen, when to measure again) across rounds, as it
+        # would across a run's steps; each block restarts its clock like a new epoch does.
+        tuners = {key: AutoThreads(available_cores()) for key in algos}
+        times: dict[tuple[str, str, int | str], list[float]] = {}
         for algo in algos.values():  # warm-up
             algo.update(sampler.transition_batch(BATCH_SIZE))
-        for _ in range(args.rounds):
+        for r in range(args.rounds):
             for key, algo in algos.items():
-                for threads in thread_counts:
-                    torch.set_num_threads(threads)
+                for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+                    tuner = tuners[key] if variant == "auto" else None
+                    if tuner is None:
+                        torch.set_num_threads(int(variant))
+                    else:
+                        tuner.restart_clock()
+                        torch.set_num_threads(tuner.threads)
                     start = time.perf_counter()
                     for _ in range(args.block):
                         algo.update(sampler.transition_batch(BATCH_SIZE))
+                        if tuner is not None:
+                            tuner.step_done()
                     elapsed = (time.perf_counter() - start) / args.block
-                    times.setdefault((*key, threads), []).append(elapsed)
-        columns = ["networks", "optimizer"] + [f"{t} thread(s) ms/update" for t in thread_counts]
-        print(markdown_header(columns, "ll" + "r" * len(thread_counts)))
+                    times.setdefault((*key, variant), []).append(elapsed)
+        columns = ["networks", "optimizer"] + [
+            f"{t} thread(s) ms/update" if t != "auto" else "auto ms/update (chose, trials)"
+            for t in variants
+        ]
+        print(markdown_header(columns, "ll" + "r" * len(variants)))
         for net, optimizer in algos:
-            cells = [1e3 * statistics.median(times[(net, optimizer, t)]) for t in thread_counts]
-            best = min(cells)
-            print(
-                markdown_row(net, optimizer, *(f"{c:.1f} ({c / best:.2f}x best)" for c in cells)),
-                flush=True,
-            )
+            cells = [1e3 * statistics.median(times[(net, optimizer, t)]) for t in variants]
+            best = min(cells[:-1])
+            tuner = tuners[(net, optimizer)]
+            text = [f"{c:.1f} ({c / best:.2f}x best)" for c in cells]
+            text[-1] += f" ({tuner.chosen}, {tuner.trials})"
+            print(markdown_row(net, optimizer, *text), flush=True)
         print(f"\nload average after: {load_average()}")
     finally:
         for process in busy:

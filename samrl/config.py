@@ -85,7 +85,7 @@ KEY_DOCS: dict[str, str] = {
     "train.device": "auto, cpu, cuda or cuda:N",
     "train.eval_episodes": "environment episodes per evaluation (0: none)",
     "train.save_interval": "save d3rlpy's model_<step>.d3 every this many epochs",
-    "train.threads": "torch threads (auto: OMP_NUM_THREADS if a launcher set it, else 1)",
+    "train.threads": "torch threads (auto: 1 or all, whichever measures faster, rechecked)",
     "output.dir": "parent folder of the experiment's run directories",
     "output.run_id": "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)",
     "output.run_dir": "the exact run directory (sweeps set it; default "

@@ -15,6 +15,7 @@ from d3rlpy.logging import D3RLPyLogger
 from tqdm import tqdm
 
 from samrl.sampling import Sampler
+from samrl.threads import AutoThreads
 
 _SHOWN_EVERY = 20  # steps between progress-bar loss updates
 
@@ -53,16 +54,21 @@ def train_steps(
     *,
     partial: EpochProgress | None = None,
     stop: StopFlag | None = None,
+    threads: AutoThreads | None = None,
 ) -> dict[str, float]:
     """Updates until `n_steps` are done in this epoch (continuing `partial`), then every metric
     value goes to d3rlpy's logger and the means are returned. When `stop` is requested, stops
-    at a step boundary and returns {} with `partial` holding the epoch so far."""
+    at a step boundary and returns {} with `partial` holding the epoch so far. `threads`
+    (train.threads: auto) is told of every step and may change the thread count between
+    steps."""
     progress = partial if partial is not None else EpochProgress()
     values = progress.values
     # Running sums, added in step order from 0.0 as the epoch means always were: the progress
     # bar shows means without re-summing the epoch every few steps (quadratic in its length).
     sums = {k: _sum(v) for k, v in values.items()}
     batch_size = algo.config.batch_size
+    if threads is not None:
+        threads.restart_clock()
     for i in range(progress.steps, n_steps):
         if stop is not None and stop.requested:
             return {}
@@ -78,6 +84,8 @@ def train_steps(
             series.append(value)
             sums[name] += value
         progress.steps = i + 1
+        if threads is not None:
+            threads.step_done()
         bar.update(1)
         if not getattr(bar, "disable", False) and i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
             shown = sorted(k for k in values if k.endswith(("_loss", "_sharpness")) or k == "loss")

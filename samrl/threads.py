@@ -3,21 +3,32 @@
 torch defaults to one intra-op thread per core. Its threads meet at every operation, so when
 another process takes one of the cores the whole update waits for the descheduled thread:
 measured on 2 shared cores (README "Threads", benchmarks/bench_threads.py) a second thread
-makes an update up to 10x slower as soon as anything else runs, while one thread degrades only
-by the share of the core it loses. `auto` therefore means: the thread count a launcher or the
-user chose through OMP_NUM_THREADS (samrl's sweeps set it to cores // jobs, Slurm's to
---cpus-per-task), and 1 otherwise. A number is used as given (capped to the cores this process
-may use).
+makes an update several times slower as soon as anything else runs, while one thread degrades
+only by the share of the core it loses. On idle cores, though, more threads can be faster for
+wide networks. No fixed number is right on a workstation whose load changes during a run, so
+`auto` measures: `AutoThreads` times blocks of training steps with one thread and with the most
+threads the run may use (the count a launcher set in OMP_NUM_THREADS: samrl's sweeps set
+cores // jobs, Slurm --cpus-per-task; else every core this process may run on), keeps the
+faster, and measures again every so often and as soon as steps get markedly slower (another
+job started). A number is used as given (capped to the cores this process may use).
 
-torch.set_num_threads is process-wide state: `samrl train` sets it for the run and puts the
-previous value back when the run ends (see `threads_for_run`).
+The thread count does not change what is computed: tests/test_threads.py trains with the count
+switched every few steps and gets the parameters of a one-thread run bitwise (torch's CPU
+kernels split work by output, not by reduction, for the operations these networks use).
+
+torch.set_num_threads is process-wide state: `samrl train` sets it for the run only and puts
+the previous value back when the run ends (`threads_for_run`); `AutoThreads` changes it only
+between training steps, from the training thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -32,21 +43,158 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_threads(value: int | str) -> int:
-    """The number of intra-op threads `train.threads: value` means in this process."""
+def most_threads(value: int | str) -> int:
+    """The most intra-op threads `train.threads: value` may use in this process: a number as
+    given, `auto` the launcher's OMP_NUM_THREADS or else every available core (capped to the
+    cores this process may use)."""
     if value == AUTO:
         launcher = os.environ.get("OMP_NUM_THREADS", "")
-        value = int(launcher) if launcher.isdigit() and int(launcher) > 0 else 1
+        value = int(launcher) if launcher.isdigit() and int(launcher) > 0 else available_cores()
     return max(1, min(int(value), available_cores()))
 
 
+@dataclasses.dataclass
+class Trial:
+    """One measurement of the candidates: median seconds per step of each block."""
+
+    blocks: dict[int, list[float]] = dataclasses.field(default_factory=dict)
+
+    def per_step(self, threads: int) -> float:
+        return statistics.mean(self.blocks[threads]) if threads in self.blocks else float("inf")
+
+
+class AutoThreads:
+    """Chooses, while a run trains, between 1 thread and `most` threads by timing both.
+
+    A trial runs blocks of `block` steps in the order 1, most, 1, most and keeps the candidate
+    whose blocks took less time per step (each block's median step, so an occasional costly
+    step, a probe or periodic SAM step, does not decide). A block is cut short once it has
+    taken 1.5x the time the other candidate needed for a whole block: a collapsing setting
+    costs a few steps, not a block. The winner then runs until `recheck_s` seconds have passed
+    (doubled, up to `max_recheck_s`, each time the same candidate wins by more than 2x) or
+    until its steps take 1.5x longer than in the trial (the machine got busier): then a new
+    trial. `step_done()` is called after every training step; it is the only place the
+    process-wide thread count changes.
+    """
+
+    def __init__(
+        self,
+        most: int,
+        *,
+        block: int = 6,
+        recheck_s: float = 30.0,
+        max_recheck_s: float = 480.0,
+        clock: Callable[[], float] = time.perf_counter,
+        set_threads: Callable[[int], None] = torch.set_num_threads,
+    ):
+        self.candidates = [1, most] if most > 1 else [1]
+        self.block = block
+        self.base_recheck_s = self.recheck_s = recheck_s
+        self.max_recheck_s = max_recheck_s
+        self._clock = clock
+        self._set = set_threads
+        self.chosen = 1
+        self.trials = 0  # trials run so far (reported by tests and benchmarks)
+        self._schedule: list[int] = []  # candidates of the trial blocks still to run
+        self._trial = Trial()
+        self._block_steps: list[float] = []
+        self._last = clock()
+        self._warm = False  # the first step (allocations) is never timed
+        self._running_since = self._last
+        self._recent: list[float] = []  # the chosen setting's latest step times
+        if len(self.candidates) > 1:
+            self._start_trial()
+        else:
+            self._set(1)
+
+    def restart_clock(self) -> None:
+        """Called when steps resume after other work (evaluation, a checkpoint): the first step
+        after it is not timed."""
+        self._last = self._clock()
+        self._warm = False
+
+    @property
+    def threads(self) -> int:
+        """The thread count the next step runs with."""
+        return self._schedule[0] if self._schedule else self.chosen
+
+    def step_done(self) -> None:
+        now = self._clock()
+        elapsed, self._last = now - self._last, now
+        if not self._warm:
+            self._warm = True
+            return
+        if len(self.candidates) == 1:
+            return
+        if self._schedule:
+            self._trial_step(elapsed)
+        else:
+            self._running_step(elapsed, now)
+
+    def _start_trial(self) -> None:
+        self.trials += 1
+        self._trial = Trial()
+        self._schedule = [self.candidates[0], self.candidates[1]] * 2
+        self._block_steps = []
+        self._set(self._schedule[0])
+
+    def _trial_step(self, elapsed: float) -> None:
+        threads = self._schedule[0]
+        self._block_steps.append(elapsed)
+        other = self._trial.per_step(next(c for c in self.candidates if c != threads))
+        over_budget = sum(self._block_steps) > 1.5 * other * self.block
+        if len(self._block_steps) < self.block and not over_budget:
+            return
+        per_step = statistics.median(self._block_steps)
+        if over_budget:  # cut short: never better than the time it already took
+            per_step = max(per_step, sum(self._block_steps) / len(self._block_steps))
+        self._trial.blocks.setdefault(threads, []).append(per_step)
+        self._block_steps = []
+        self._schedule.pop(0)
+        if self._schedule:
+            self._set(self._schedule[0])
+            return
+        self._finish_trial()
+
+    def _finish_trial(self) -> None:
+        times = {c: self._trial.per_step(c) for c in self.candidates}
+        winner = min(self.candidates, key=lambda c: times[c])
+        loser = max(self.candidates, key=lambda c: times[c])
+        decisive = times[loser] > 2.0 * times[winner]
+        if decisive and winner == self.chosen and self.trials > 1:
+            self.recheck_s = min(2.0 * self.recheck_s, self.max_recheck_s)
+        else:
+            self.recheck_s = self.base_recheck_s
+        self.chosen = winner
+        self._expected = times[winner]
+        self._recent = []
+        self._running_since = self._clock()
+        self._set(winner)
+
+    def _running_step(self, elapsed: float, now: float) -> None:
+        self._recent.append(elapsed)
+        if len(self._recent) > self.block:
+            self._recent.pop(0)
+        slower = (
+            len(self._recent) == self.block
+            and statistics.median(self._recent) > 1.5 * self._expected
+        )
+        if slower or now - self._running_since >= self.recheck_s:
+            if slower:
+                self.recheck_s = self.base_recheck_s
+            self._start_trial()
+
+
 @contextlib.contextmanager
-def threads_for_run(value: int | str) -> Iterator[int]:
-    """torch.set_num_threads(resolve_threads(value)) while a run trains; restored after."""
+def threads_for_run(value: int | str) -> Iterator[AutoThreads | None]:
+    """The run's intra-op threads: a fixed number (yields None), or for `auto` an AutoThreads
+    the training loop reports its steps to. The previous count is restored after the run."""
     previous = torch.get_num_threads()
-    threads = resolve_threads(value)
-    torch.set_num_threads(threads)
     try:
-        yield threads
+        if value == AUTO:
+            yield AutoThreads(most_threads(AUTO))
+        else:
+            torch.set_num_threads(most_threads(value))
+            yield None
     finally:
         torch.set_num_threads(previous)

@@ -43,7 +43,7 @@ from samrl.sam import install
 from samrl.sampling import Sampler
 from samrl.stopping import StopRequest, stop_on_signals
 from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
-from samrl.threads import threads_for_run
+from samrl.threads import AutoThreads, threads_for_run
 from samrl.trackers import adapter_factory
 
 # Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
@@ -233,7 +233,8 @@ def _run_locked(
     except OSError as exc:
         raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
     try:
-        with threads_for_run(train_cfg["threads"]):  # process-wide; restored after the run
+        # process-wide; restored after the run
+        with threads_for_run(train_cfg["threads"]) as auto_threads:
             return _train(
                 config,
                 resolved,
@@ -245,6 +246,7 @@ def _run_locked(
                 clock,
                 stop,
                 lines,
+                auto_threads,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
         _finish(run, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
@@ -311,6 +313,7 @@ def _train(
     clock: _Clock,
     stop: StopRequest,
     lines: bool = False,
+    auto_threads: AutoThreads | None = None,
 ) -> RunResult:
     from samrl.data import make_eval_env
 
@@ -380,7 +383,15 @@ def _train(
             n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step + partial.steps)
             start = partial.steps
             epoch_metrics = train_steps(
-                algo, sampler, facts.transformer, n, logger, bar, partial=partial, stop=stop
+                algo,
+                sampler,
+                facts.transformer,
+                n,
+                logger,
+                bar,
+                partial=partial,
+                stop=stop,
+                threads=auto_threads,
             )
             step += partial.steps - start
             if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far

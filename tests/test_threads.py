@@ -1,34 +1,156 @@
-"""train.threads: validation, what `auto` means, and the thread count put back after a run."""
+"""train.threads: validation, what `auto` chooses and when, that the thread count never changes
+what is computed, and the count put back after a run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import run_cli, tiny_config, write_config
+from conftest import run_cli, state_differences, tiny_config, write_config
 
-from samrl.threads import available_cores, resolve_threads, threads_for_run
+from samrl.threads import AutoThreads, available_cores, most_threads, threads_for_run
 
 
-def test_auto_is_one_thread_unless_a_launcher_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_most_threads_is_the_launchers_choice_else_every_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert resolve_threads("auto") == 1
+    assert most_threads("auto") == available_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert resolve_threads("auto") == 1
+    assert most_threads("auto") == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
-    assert resolve_threads("auto") == 1
+    assert most_threads("auto") == available_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", str(10**6))
-    assert resolve_threads("auto") == available_cores()  # capped to this process's cores
-    assert resolve_threads(10**6) == available_cores()
-    assert resolve_threads(1) == 1
+    assert most_threads("auto") == available_cores()  # capped to this process's cores
+    assert most_threads(10**6) == available_cores()
+    assert most_threads(1) == 1
+
+
+class Machine:
+    """A fake clock: each step costs `cost(threads)` seconds for the thread count last set."""
+
+    def __init__(self, cost: Callable[[int], float]):
+        self.cost = cost
+        self.now = 0.0
+        self.threads = 0
+        self.history: list[int] = []  # the thread count of every step
+
+    def set_threads(self, n: int) -> None:
+        self.threads = n
+
+    def run(self, tuner: AutoThreads, steps: int) -> None:
+        for _ in range(steps):
+            self.history.append(self.threads)
+            self.now += self.cost(self.threads)
+            tuner.step_done()
+
+
+def _tuner(machine: Machine, most: int = 2, **kwargs: float) -> AutoThreads:
+    return AutoThreads(most, clock=lambda: machine.now, set_threads=machine.set_threads, **kwargs)
+
+
+@pytest.mark.parametrize(("faster", "costs"), [(2, {1: 1.0, 2: 0.6}), (1, {1: 1.0, 2: 1.3})])
+def test_auto_keeps_the_faster_count(faster: int, costs: dict[int, float]) -> None:
+    machine = Machine(lambda n: costs[n])
+    tuner = _tuner(machine)
+    machine.run(tuner, 1 + 4 * tuner.block)  # an untimed first step, then the trial
+    assert tuner.chosen == faster and machine.threads == faster
+    # the trial alternated 1, 2, 1, 2 in blocks
+    assert machine.history[1:] == [t for t in (1, 2, 1, 2) for _ in range(tuner.block)]
+    machine.run(tuner, 20)
+    assert set(machine.history[-20:]) == {faster}
+
+
+def test_a_collapsing_count_costs_a_step_not_a_block() -> None:
+    machine = Machine(lambda n: {1: 1.0, 2: 10.0}[n])
+    tuner = _tuner(machine)
+    machine.run(tuner, 1 + 2 * tuner.block + 2)
+    assert machine.history.count(2) == 2  # one step in each of the two 2-thread blocks
+    assert tuner.chosen == 1
+
+
+def test_auto_measures_again_when_steps_get_slower_and_every_recheck_interval() -> None:
+    load = {"busy": False}
+    machine = Machine(lambda n: (8.0 if load["busy"] else 0.5) if n == 2 else 1.0)
+    tuner = _tuner(machine, recheck_s=1000.0)
+    machine.run(tuner, 1 + 4 * tuner.block + 10)
+    assert tuner.chosen == 2 and tuner.trials == 1
+    load["busy"] = True  # another job takes a core: two threads collapse
+    machine.run(tuner, tuner.block + 4 * tuner.block)
+    assert tuner.trials == 2 and tuner.chosen == 1
+    load["busy"] = False  # the other job ended: the next periodic trial finds it out
+    machine.run(tuner, 1100)
+    assert tuner.chosen == 2 and tuner.trials >= 3
+
+
+def test_a_decisive_stable_choice_is_checked_less_often() -> None:
+    machine = Machine(lambda n: {1: 1.0, 2: 5.0}[n])
+    tuner = _tuner(machine, recheck_s=10.0, max_recheck_s=40.0)
+    machine.run(tuner, 400)
+    assert tuner.chosen == 1
+    assert tuner.recheck_s == 40.0  # doubled after each decisive trial, capped
+
+
+def test_one_core_means_one_thread_and_no_trials() -> None:
+    machine = Machine(lambda n: 1.0)
+    tuner = _tuner(machine, most=1)
+    machine.run(tuner, 50)
+    assert tuner.trials == 0 and set(machine.history) == {1}
 
 
 def test_threads_for_run_restores_the_previous_count() -> None:
     torch.set_num_threads(1)
-    with threads_for_run(available_cores()) as n:
-        assert torch.get_num_threads() == n == available_cores()
+    with threads_for_run(available_cores()) as auto:
+        assert auto is None and torch.get_num_threads() == available_cores()
+    with threads_for_run("auto") as auto:
+        assert isinstance(auto, AutoThreads)
+        assert auto.candidates == sorted({1, most_threads("auto")})
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
+@pytest.mark.parametrize("name", ["cql", "td3_plus_bc"])
+def test_switching_threads_every_few_steps_changes_nothing(name: str) -> None:
+    """What auto relies on: the parameters after steps run with the thread count switched
+    between 1 and 2 (as AutoThreads does) are a one-thread run's, bitwise. Networks and batch
+    are big enough (64-64, batch 256) that torch really splits the work between threads."""
+    from d3rlpy.models.encoders import VectorEncoderFactory
+
+    from samrl.algos import algorithm_table, build_for_training
+    from samrl.sam import SAMFactory, install
+    from samrl.sampling import Sampler
+    from samrl.testing import random_dataset
+
+    dataset = random_dataset(
+        discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
+    )
+
+    def trained(schedule: list[int]) -> object:
+        torch.manual_seed(0)
+        np.random.seed(0)
+        params = {
+            "batch_size": 256,
+            "actor_encoder_factory": VectorEncoderFactory([64, 64]),
+            "critic_encoder_factory": VectorEncoderFactory([64, 64]),
+            "actor_optim_factory": SAMFactory(rho=0.05),
+            "critic_optim_factory": SAMFactory(rho=0.05),
+        }
+        algo = algorithm_table()[name].config_class(**params).create(device="cpu")
+        build_for_training(algo, dataset)
+        install(algo)
+        sampler = Sampler(dataset)
+        for threads in schedule:
+            torch.set_num_threads(threads)
+            algo.update(sampler.transition_batch(256))
+        return algo
+
+    steps = 8
+    fixed = trained([1] * steps)
+    switched = trained([1 + (i // 2) % 2 for i in range(steps)])
+    assert state_differences(fixed, switched) == []
 
 
 @pytest.mark.parametrize("value", ["many", 0, True, 1.5])
