@@ -15,7 +15,7 @@ from d3rlpy.dataset import ReplayBuffer
 from d3rlpy.logging import NoopAdapterFactory
 
 from samrl.errors import ConfigError, unknown_name
-from samrl.networks import network_name
+from samrl.networks import canonical_network, network_name
 
 # Scalars stepped inside another network's loss; they always use the base optimizer.
 SCALAR_OPTIMIZERS = ("temp", "alpha")
@@ -31,6 +31,11 @@ class AlgoFacts:
     transformer: bool
     # networks whose optimizer d3rlpy builds from another network's factory: name -> owner
     shares_factory: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def canonical_network(self, name: object) -> object:
+        """A network name as a user may write it (`loss`, the old name of a single network,
+        included) -> its name in `networks`; anything else unchanged."""
+        return canonical_network(name, self.name)
 
 
 # What d3rlpy 2.8.1 does that its config does not say.
@@ -50,7 +55,7 @@ def _derive(config_class: type[LearnableConfig]) -> AlgoFacts:
     for field in dataclasses.fields(config_class):
         if not field.name.endswith("optim_factory"):
             continue
-        net = network_name(field.name)
+        net = network_name(field.name, name)
         if net in SCALAR_OPTIMIZERS:
             scalars.append(net)
         else:

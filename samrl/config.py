@@ -519,6 +519,7 @@ def _network_list(c: Checker, value: Any, facts: Any, key: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not value:
         raise c.fail(key, f"must be a non-empty list, got {describe(value)}")
+    value = [facts.canonical_network(net) for net in value]  # `loss`: a single net's old name
     for i, net in enumerate(value):
         if net in facts.scalars:
             raise c.fail(

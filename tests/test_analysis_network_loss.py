@@ -84,7 +84,7 @@ def test_loss_fn_is_pure_and_repeatable(name: str) -> None:
 def _own_grad_call(algo: Any, net: str, batch: Any, state: RngState) -> tuple[float, list]:
     """The algorithm's own compute_X_grad at RNG `state`: its loss and the .grad it leaves."""
     impl = algo.impl
-    attr = {"loss": "compute_grad"}.get(net, f"compute_{net}_grad")
+    attr = {"q": "compute_grad"}.get(net, f"compute_{net}_grad")
     if not hasattr(impl, attr):
         attr = "compute_imitator_grad"
     impl.modules.set_train()
@@ -110,8 +110,8 @@ def _own_grad_call(algo: Any, net: str, batch: Any, state: RngState) -> tuple[fl
         ("cql", "critic", {"alpha_learning_rate": 0.0}),
         ("td3_plus_bc", "critic", {}),  # target smoothing noise
         ("td3_plus_bc", "actor", {}),
-        ("dqn", "loss", {}),
-        ("bc", "loss", {}),
+        ("dqn", "q", {}),
+        ("bc", "policy", {}),
         ("bcq", "imitator", {}),  # VAE noise
     ],
 )
@@ -210,7 +210,8 @@ def _dense_hessian(loss_fn: Any, params: list) -> torch.Tensor:
 @pytest.mark.parametrize("name", ["bc", "dqn"])
 def test_lanczos_top_eigenvalue_matches_the_dense_hessian(name: str) -> None:
     algo, dataset = build(name)
-    loss_fn, params = network_loss_fn(algo, "loss", evaluation_batch(algo, dataset, 64, 0))
+    net = {"bc": "policy", "dqn": "q"}[name]
+    loss_fn, params = network_loss_fn(algo, net, evaluation_batch(algo, dataset, 64, 0))
     dense = _dense_hessian(loss_fn, params)
     torch.testing.assert_close(dense, dense.T, rtol=1e-4, atol=1e-5)
     expected = torch.linalg.eigvalsh((dense + dense.T) / 2).flip(0)
@@ -246,8 +247,8 @@ def test_more_ascent_steps_never_lower_the_worst_case() -> None:
     [
         ("td3_plus_bc", "critic", False),
         ("sac", "critic", False),
-        ("dqn", "loss", False),
-        ("bc", "loss", True),
+        ("dqn", "q", False),
+        ("bc", "policy", True),
     ],
 )
 def test_one_step_sharpness_equals_what_the_sam_engine_reports(

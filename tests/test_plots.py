@@ -236,7 +236,8 @@ def test_vs_rho_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: Path) 
 def test_dqn_loss_gets_its_panel() -> None:
     from samrl.analysis.plots import default_metrics, metric_title
 
-    chosen = default_metrics(["loss", "loss_sharpness", "loss_grad_norm", "return_mean"])
-    assert chosen == ["loss", "loss_sharpness", "return_mean"]
+    chosen = default_metrics(["loss", "q_sharpness", "q_grad_norm", "return_mean"])
+    assert chosen == ["loss", "q_sharpness", "return_mean"]
     assert metric_title("loss") == "TD loss"
+    assert metric_title("q_sharpness") == "Q-function sharpness (own training rho)"
     assert metric_title("critic_rho0.05_sharpness") == "Critic sharpness (fixed rho=0.05)"

@@ -73,7 +73,7 @@ def test_positive_rho_reports_finite_sharpness_and_changes_the_trajectory(name: 
     stepped = {f for f in sam_fields if steps[f][0] > 0}
     assert stepped, "no SAM network was updated"
     reported = {k.removesuffix("_sharpness") for m in runs for k in m if k.endswith("_sharpness")}
-    assert reported == {network_name(f) for f in stepped}
+    assert reported == {network_name(f, name) for f in stepped}
     assert reported <= set(facts_of(name).networks)
     for m in runs:
         for key, value in sam_metrics(m).items():

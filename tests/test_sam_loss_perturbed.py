@@ -64,9 +64,9 @@ CASES = [
     Case("td3_plus_bc", "critic_optim", "critic", "compute_critic_grad", _critic_loss),
     # the actor updates on even grad steps; its loss renormalizes by |Q| at w + eps
     Case("td3_plus_bc", "actor_optim", "actor", "compute_actor_grad", _sac_actor_loss, warmup=4),
-    Case("dqn", "optim", "loss", "compute_grad", _dqn_loss),
-    Case("bc", "optim", "loss", "compute_imitator_grad", _bc_loss),
-    Case("bc", "optim", "loss", "compute_imitator_grad", _bc_loss,
+    Case("dqn", "optim", "q", "compute_grad", _dqn_loss),
+    Case("bc", "optim", "policy", "compute_imitator_grad", _bc_loss),
+    Case("bc", "optim", "policy", "compute_imitator_grad", _bc_loss,
          overrides={"policy_type": "stochastic"}),
 ]  # fmt: skip
 

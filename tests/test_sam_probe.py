@@ -45,7 +45,7 @@ def test_probe_leaves_the_trajectory_bitwise_and_measures_every_kth_step(name: s
             # the step indices this update took, per SAM optimizer: [before, after)
             expected_keys.append(
                 {
-                    f"{network_name(f)}_sharpness"
+                    f"{network_name(f, name)}_sharpness"
                     for f in sam_fields
                     if any(i % K == 0 for i in range(before[f], steps[f][0]))
                 }
@@ -95,7 +95,7 @@ def test_fixed_radius_probe_beside_sam_leaves_sam_bitwise_and_matches_adams_prob
     plain = [{k: v for k, v in m.items() if "_rho0.05_" not in k} for m in runs["sam+probe"][1]]
     assert plain == runs["sam"][1]
     measured = _fixed_columns(runs["sam+probe"][1])
-    nets = [network_name(f) for f in optimizers(runs["sam"][0]) if f != "temp_optim"]
+    nets = [network_name(f, name) for f in optimizers(runs["sam"][0]) if f != "temp_optim"]
     assert any(f"{n}_rho0.05_sharpness" in m for m in measured for n in nets)
     assert any(not m for m in measured), "the probe measured on every update"
     assert _fixed_columns(runs["sam0+probe"][1]) == _fixed_columns(runs["adam+probe"][1])

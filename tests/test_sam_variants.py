@@ -272,7 +272,7 @@ def test_msam_gradient_is_the_mean_of_per_chunk_sam_gradients() -> None:
     rho, m = 0.1, 4
     algo, dataset = build("dqn", lambda net: SAMFactory(rho=rho, variant="msam", m=m))
     hand, _ = build("dqn", installed=False)  # same seed: same weights, untouched by SAM
-    optim = sam_optimizers(algo)["loss"]
+    optim = sam_optimizers(algo)["q"]
     captured: list[list[torch.Tensor]] = []
     optim.optim.register_step_pre_hook(
         lambda *_: captured.append([p.grad.detach().clone() for p in optim._params])
@@ -299,7 +299,7 @@ def test_msam_gradient_is_the_mean_of_per_chunk_sam_gradients() -> None:
             for p, t in zip(params, w, strict=True):
                 p.copy_(t)
     _assert_close(captured[0], [t / (16 // m) for t in total])
-    assert metrics["loss_sharpness"] == pytest.approx(sum(sharpness) / len(sharpness), rel=1e-4)
+    assert metrics["q_sharpness"] == pytest.approx(sum(sharpness) / len(sharpness), rel=1e-4)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,8 +84,9 @@ def test_sharpness_is_perturbed_minus_unperturbed_loss(
     run_dir = run_dir_of(config, tmp_path)
     loss = pd.read_csv(run_dir / "loss.csv")
     sharp = pd.read_csv(run_dir / "sharpness.csv")
-    assert sharp["loss_sharpness"].to_numpy() == pytest.approx(
-        (sharp["loss_loss_perturbed"] - loss["loss"]).to_numpy(), abs=1e-5
+    # BC's one network is `policy`; `loss` is d3rlpy's name for its loss
+    assert sharp["policy_sharpness"].to_numpy() == pytest.approx(
+        (sharp["policy_loss_perturbed"] - loss["loss"]).to_numpy(), abs=1e-5
     )
 
 
@@ -242,7 +243,7 @@ def test_discrete_algorithm_trains_on_cartpole(tmp_path: Path, capsys: pytest.Ca
     )
     assert code == 0
     run_dir = run_dir_of(config, tmp_path)
-    assert "loss_sharpness" in pd.read_csv(run_dir / "sharpness.csv").columns
+    assert "q_sharpness" in pd.read_csv(run_dir / "sharpness.csv").columns
     assert "action_match" in pd.read_csv(run_dir / "eval.csv").columns
 
 

@@ -53,7 +53,10 @@ def _runs_of(path: Path) -> list[Path]:
 @RUN_DIR
 @STEP
 @click.option(
-    "--net", "nets", multiple=True, help="Network (critic, actor, imitator, loss); repeatable."
+    "--net",
+    "nets",
+    multiple=True,
+    help="Network (critic, actor, imitator, q, policy, ...); repeatable.",
 )
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
@@ -175,13 +178,15 @@ def landscape_cmd(
           --compare runs/cql_sam/cql_pendulum-medium_sam-rho0.05_s0
     """
     from samrl.analysis import posthoc
-    from samrl.analysis.network_loss import networks_of
+    from samrl.analysis.network_loss import networks_of, resolve_network
 
     _quiet()
     runs = [posthoc.load_run(run_dir, step), *(posthoc.load_run(o) for o in others)]
     if net is None:
         available = list(networks_of(runs[0].algo))
         net = "critic" if "critic" in available else available[0]
+    else:
+        net = resolve_network(runs[0].algo, net)
     results = [
         posthoc.landscape(
             r, net, dims=dims, points=points, span=span, n_transitions=n_transitions, seed=seed

@@ -27,7 +27,7 @@ from torch import nn
 
 from samrl.algos import SCALAR_OPTIMIZERS
 from samrl.errors import SamrlError, unknown_name
-from samrl.sam.engine import network_name
+from samrl.networks import canonical_network, network_name
 from samrl.sam.tape import RngState, backward_disabled, loss_scalar
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "evaluation_batches",
     "network_loss_fn",
     "networks_of",
+    "resolve_network",
     "to_torch_batch",
 ]
 
@@ -59,19 +60,31 @@ def _optimizers(impl: Any) -> dict[str, OptimizerWrapper]:
     }
 
 
+def _network_fields(algo: Any) -> dict[str, str]:
+    """samrl network name -> d3rlpy optimizer field (scalars left out)."""
+    kind = algo.config.get_type()
+    names = {network_name(field, kind): field for field in _optimizers(_impl(algo))}
+    return {net: field for net, field in names.items() if net not in SCALAR_OPTIMIZERS}
+
+
 def networks_of(algo: Any) -> dict[str, OptimizerWrapper]:
-    """samrl network name (critic, actor, imitator, loss, dynamics) -> its optimizer."""
-    out: dict[str, OptimizerWrapper] = {}
-    for field, optimizer in _optimizers(_impl(algo)).items():
-        net = network_name(field)
-        if net not in SCALAR_OPTIMIZERS:
-            out[net] = optimizer
-    return out
+    """samrl network name (critic, actor, imitator, dynamics, q, policy, ...) -> its optimizer."""
+    optimizers = _optimizers(_impl(algo))
+    return {net: optimizers[field] for net, field in _network_fields(algo).items()}
+
+
+def resolve_network(algo: Any, net: str) -> str:
+    """``net`` as samrl names it (``loss``, the old name of a single network, resolved),
+    checked: a SamrlError naming the choices if the algorithm has no such network."""
+    net = str(canonical_network(net, algo.config.get_type()))
+    check_network(algo, net)
+    return net
 
 
 def check_network(algo: Any, net: str) -> OptimizerWrapper:
     """The optimizer of network ``net``; a SamrlError naming the choices if there is none."""
     nets = networks_of(algo)
+    net = str(canonical_network(net, algo.config.get_type()))
     if net not in nets:
         if net in SCALAR_OPTIMIZERS:
             raise SamrlError(
@@ -82,8 +95,10 @@ def check_network(algo: Any, net: str) -> OptimizerWrapper:
     return nets[net]
 
 
-def _grad_function(impl: Any, net: str) -> Callable[[Any], Any]:
-    attr = "_compute_grad" if net == "loss" else f"_compute_{net}_grad"
+def _grad_function(impl: Any, net: str, field: str) -> Callable[[Any], Any]:
+    # d3rlpy's gradient call of optimizer `<net>_optim` is `_compute_<net>_grad`; of a bare
+    # `optim` (single-network algorithms) `_compute_grad`
+    attr = "_compute_grad" if field == "optim" else f"_compute_{net}_grad"
     if getattr(impl, attr, None) is None:
         # BC and DiscreteBC name their single optimizer "optim" but its call _compute_imitator_grad
         found = [
@@ -186,8 +201,9 @@ def network_loss_fn(
     as d3rlpy's ``update`` builds it (see :func:`evaluation_batch` / :func:`to_torch_batch`).
     """
     impl = _impl(algo)
+    net = resolve_network(algo, net)
     params = list(check_network(algo, net)._params)
-    func = _grad_function(impl, net)
+    func = _grad_function(impl, net, _network_fields(algo)[net])
     state = rng_state if rng_state is not None else _rng_state_for(seed)
 
     def loss_fn() -> torch.Tensor:

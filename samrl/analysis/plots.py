@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from samrl.errors import RunError, SamrlError, unknown_name
+from samrl.networks import TITLES
 from samrl.results.aggregate import (
     OPTIM_KEYS,
     SHARPNESS_SUFFIX,
@@ -34,7 +35,13 @@ from samrl.results.aggregate import (
     compute_sweep_tables,
     grid_points,
 )
-from samrl.results.runs import find_runs, is_run_dir, read_config, read_csv, run_path
+from samrl.results.runs import (
+    find_runs,
+    is_run_dir,
+    read_config,
+    read_run_table,
+    run_path,
+)
 from samrl.rundir import METRIC_FILES, SWEEP_FILE
 from samrl.sam.variants import BASE_NAMES
 
@@ -58,7 +65,7 @@ def run_metrics(run_dir: Path) -> dict[str, str]:
     """Metric name -> the CSV file holding it, for every column with at least one value."""
     found: dict[str, str] = {}
     for file_name in METRIC_FILES:
-        frame = read_csv(Path(run_dir) / file_name)
+        frame = read_run_table(Path(run_dir), file_name)
         for column in frame.columns:
             if column not in INDEX_COLUMNS and frame[column].notna().any():
                 found.setdefault(column, file_name)
@@ -87,7 +94,7 @@ def resolve_metrics(requested: Sequence[str] | None, available: Sequence[str]) -
 
 def read_curve(run_dir: Path, metric: str, file_name: str) -> pd.Series:
     """metric by step (NaN rows dropped); empty when the file or column is missing."""
-    frame = read_csv(Path(run_dir) / file_name)
+    frame = read_run_table(Path(run_dir), file_name)
     if metric not in frame or "step" not in frame:
         return pd.Series(dtype=float)
     curve = pd.Series(pd.to_numeric(frame[metric], errors="coerce").to_numpy(), index=frame["step"])
@@ -119,7 +126,6 @@ def save(figure: Figure, out: Path) -> Path:
 
 STEP_LABEL = "training step (gradient updates)"
 LEGEND_COLUMN_IN = 4.4  # width of one legend column of grid-point labels at the small font
-_NETS = {"critic": "Critic", "actor": "Actor", "imitator": "Imitator", "loss": "Q-function"}
 
 
 def metric_title(metric: str) -> str:
@@ -129,7 +135,7 @@ def metric_title(metric: str) -> str:
     if fixed:
         net, rho, _ = fixed.groups()
         where = "post hoc, " if name.startswith("posthoc_") else ""
-        return f"{_NETS.get(net, net)} sharpness ({where}fixed rho={rho})"
+        return f"{TITLES.get(net, net)} sharpness ({where}fixed rho={rho})"
     for suffix, what in (
         ("_sharpness", "sharpness (own training rho)"),
         ("_loss_perturbed", "loss at w+eps"),
@@ -137,7 +143,7 @@ def metric_title(metric: str) -> str:
     ):
         if name.endswith(suffix):
             net = name.removesuffix(suffix)
-            return f"{_NETS.get(net, net)} {what}"
+            return f"{TITLES.get(net, net)} {what}"
     named = {
         "return_mean": "Return",
         "normalized_score": "Normalized score",

@@ -31,11 +31,11 @@ from samrl.analysis.curvature import spectral_density
 from samrl.analysis.during_training import network_curvature
 from samrl.analysis.landscape import filter_normalized_direction, loss_surface_1d, loss_surface_2d
 from samrl.analysis.network_loss import (
-    check_network,
     evaluation_batch,
     evaluation_batches,
     network_loss_fn,
     networks_of,
+    resolve_network,
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
 from samrl.errors import RunError, SamrlError
@@ -146,9 +146,7 @@ def select_networks(algo: Any, nets: Sequence[str] | None) -> list[str]:
     available = list(networks_of(algo))
     if not nets:
         return available
-    for net in nets:
-        check_network(algo, net)
-    return list(dict.fromkeys(nets))
+    return list(dict.fromkeys(resolve_network(algo, net) for net in nets))
 
 
 # ------------------------------------------------------------------------------ CSV files

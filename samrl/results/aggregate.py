@@ -49,7 +49,7 @@ from samrl.results.runs import (
     find_runs,
     get_path,
     read_config,
-    read_csv,
+    read_run_table,
     read_status,
     read_sweep_spec,
 )
@@ -130,16 +130,16 @@ def summarize_run(
     row["wall_time_s"] = status.get("wall_time_s")
     row["steps_done"] = status.get("steps_done")
     row["n_steps"] = status.get("n_steps", get_path(config, "train.n_steps"))
-    row.update(_eval_columns(read_csv(run_dir / EVAL_FILE)))
+    row.update(_eval_columns(read_run_table(run_dir, EVAL_FILE)))
 
-    losses = read_csv(run_dir / LOSS_FILE)
+    losses = read_run_table(run_dir, LOSS_FILE)
     if row["steps_done"] is None and "step" in losses:
         row["steps_done"] = losses["step"].max()
     for column in losses.columns.drop(["epoch", "step"], errors="ignore"):
         values = pd.to_numeric(losses[column], errors="coerce").dropna()
         row[f"last_{column}"] = values.iloc[-1] if len(values) else np.nan
 
-    sharpness = read_csv(run_dir / SHARPNESS_FILE)
+    sharpness = read_run_table(run_dir, SHARPNESS_FILE)
     means = last_fraction_mean(sharpness.drop(columns=["epoch", "step"], errors="ignore"))
     for column, value in means.items():
         row[f"{column}_last10"] = value
@@ -157,7 +157,7 @@ def posthoc_columns(run_dir: Path) -> dict[str, float]:
     from samrl.sam.variants import fixed_radius_name
 
     out: dict[str, float] = {}
-    sharp = read_csv(run_dir / POSTHOC_SHARPNESS_FILE)
+    sharp = read_run_table(run_dir, POSTHOC_SHARPNESS_FILE)
     if not sharp.empty and {"step", "net", "rho"} <= set(sharp.columns):
         latest = sharp[sharp["step"] == sharp["step"].max()]
         for _, r in latest.iterrows():
@@ -165,7 +165,7 @@ def posthoc_columns(run_dir: Path) -> dict[str, float]:
             for column in POSTHOC_SHARPNESS:
                 if column in r:
                     out[f"{POSTHOC_PREFIX}{name}_{column}"] = float(r[column])
-    hess = read_csv(run_dir / POSTHOC_HESSIAN_FILE)
+    hess = read_run_table(run_dir, POSTHOC_HESSIAN_FILE)
     if not hess.empty and {"step", "net"} <= set(hess.columns):
         latest = hess[hess["step"] == hess["step"].max()]
         for _, r in latest.iterrows():

@@ -13,7 +13,25 @@ from typing import Any
 
 import pandas as pd
 
-from samrl.rundir import STATUS_FILE, RunDir, SweepDir
+from samrl.networks import (
+    LEGACY_SINGLE_NETWORK,
+    canonical_network,
+    is_legacy_column,
+    legacy_columns,
+)
+from samrl.rundir import (
+    HESSIAN_FILE,
+    POSTHOC_HESSIAN_FILE,
+    POSTHOC_SHARPNESS_FILE,
+    SHARPNESS_FILE,
+    STATUS_FILE,
+    RunDir,
+    SweepDir,
+)
+
+# Run tables naming networks: in columns (`<net>_sharpness`, `<net>_trace`) or in a `net` column.
+_NETWORK_COLUMNS = (SHARPNESS_FILE, HESSIAN_FILE)
+_NETWORK_ROWS = (POSTHOC_SHARPNESS_FILE, POSTHOC_HESSIAN_FILE)
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,28 @@ def read_csv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def read_run_table(run_dir: Path, file_name: str) -> pd.DataFrame:
+    """A CSV of a run directory (`read_csv`) in today's network names: in a run written when
+    every single network was called `loss`, its `loss_*` columns and `net` values are renamed
+    (`loss_sharpness` -> `q_sharpness` in DQN; samrl/networks.py holds the mapping)."""
+    run_dir = Path(run_dir)
+    frame = read_csv(run_dir / file_name)
+    if file_name in _NETWORK_COLUMNS and any(map(is_legacy_column, frame.columns)):
+        frame = frame.rename(columns=legacy_columns(frame.columns, _algo_name(run_dir)))
+    elif (
+        file_name in _NETWORK_ROWS
+        and "net" in frame
+        and (frame["net"].astype(str) == LEGACY_SINGLE_NETWORK).any()
+    ):
+        algo = _algo_name(run_dir)
+        frame["net"] = [canonical_network(net, algo) for net in frame["net"]]
+    return frame
+
+
+def _algo_name(run_dir: Path) -> str:
+    return str(get_path(read_config(run_dir), "algo.name"))
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def sam_optimizers(algo: Any) -> dict[str, SAMOptimizerWrapper]:
     for field in dataclasses.fields(modules):
         value = getattr(modules, field.name)
         if isinstance(value, SAMOptimizerWrapper):
-            found[network_name(field.name)] = value
+            found[network_name(field.name, algo.config.get_type())] = value
     return found
 
 
@@ -96,7 +96,7 @@ def install(algo: Any) -> Tape | None:
     buffers = _buffers(modules)
     evaluate = _make_evaluate(tape, buffers, _parameters(modules))
     for name, optimizer in sam.items():
-        optimizer.attach(tape, network_name(name), evaluate)
+        optimizer.attach(tape, network_name(name, algo.config.get_type()), evaluate)
     sam_list = list(sam.values())
     # Record only when some optimizer will measure (a probe every k steps, periodic SAM).
     tape.wanted = lambda: any(o.measures_next_step() for o in sam_list)
