@@ -10,10 +10,24 @@ from d3rlpy.optimizers import OptimizerFactory, register_optimizer_factory
 from d3rlpy.optimizers.optimizers import make_optimizer_field
 from torch import nn
 
-from samrl.errors import ConfigError
+from samrl.sam import variants as _variants  # noqa: F401  (registers the built-in variants)
 from samrl.sam.optimizer import WEIGHT_DECAY_MODES, SAMOptimizerWrapper
 from samrl.sam.schedules import RHO_SCHEDULES, RhoSchedule
-from samrl.sam.variants import DEFAULT_ALPHA, VARIANTS
+from samrl.sam.strategy import (
+    SAMVariant,
+    check_integer,
+    check_number,
+    declared_by,
+    fail,
+    join_names,
+    param_keys,
+    variant_class,
+    variant_names,
+)
+
+# Variant parameters that are SAMFactory fields of their own (saved models store them so);
+# a variant's other parameters live in `options`. Their defaults mean "not set".
+PARAM_FIELDS = ("k", "alpha", "m")
 
 
 @dataclasses.dataclass()
@@ -24,14 +38,17 @@ class SAMFactory(OptimizerFactory):
         base: the base optimizer factory (Adam by default); its clip_grad_norm and lr scheduler
             apply to the SAM gradient exactly as they would to a plain gradient.
         rho: radius of the perturbation ball (>= 0). rho = 0 reproduces `base` bitwise.
-        adaptive: ASAM (Kwon et al. 2021): the ball is scaled elementwise by |w|.
+        adaptive: ASAM's ball (Kwon et al. 2021), scaled elementwise by |w| (variant asam
+            implies it; with another variant it changes that variant's ball).
         probe_every: 0 trains with SAM; k > 0 keeps the base optimizer's update and only
             measures sharpness at radius rho every k steps (trajectory unchanged).
-        variant: sam | periodic_sam | looksam | gsam | msam (see samrl/sam/variants.py).
+        variant: a registered SAM variant: sam, asam, periodic_sam, looksam, gsam, msam
+            (samrl/sam/variants.py) or one registered with samrl.sam.strategy.register_variant.
         k: periodic_sam/looksam: the full SAM step every k-th step (k = 1: plain SAM).
         alpha: looksam: weight of the stored direction (default 0.7); gsam: weight of the
             surrogate-gap correction (default 0.1, 0 is plain SAM). Both in [0, 1].
         m: msam: rows per perturbation chunk; must divide the minibatch size.
+        options: the parameters of a registered variant that have no field here.
         rho_schedule, warmup_steps, rho_min: radius schedule (samrl/sam/schedules.py).
         weight_decay_mode: decoupled (default): the base optimizer's weight decay acts at its
             step, outside the perturbation; loss: it is an L2 term of the loss that SAM sees
@@ -40,7 +57,8 @@ class SAMFactory(OptimizerFactory):
             fixed_every steps (forward only; columns `<net>_rho<r>_sharpness`), so runs of a
             rho sweep share one comparable measurement. None: off.
 
-    The defaults of the fields after probe_every reproduce plain SAM bitwise.
+    The defaults of the fields after probe_every reproduce plain SAM bitwise. The fields are
+    what d3rlpy saves in params.json and model files; keep them loadable.
     """
 
     base: OptimizerFactory = make_optimizer_field()
@@ -57,6 +75,7 @@ class SAMFactory(OptimizerFactory):
     weight_decay_mode: str = "decoupled"
     fixed_rho: float | None = None
     fixed_every: int = 0
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.rho >= 0.0:
@@ -67,13 +86,34 @@ class SAMFactory(OptimizerFactory):
             raise ValueError("a fixed-radius probe needs fixed_rho >= 0 and fixed_every >= 1")
         if isinstance(self.base, SAMFactory):
             raise ValueError("the base of a SAM optimizer cannot itself be SAM")
-        _check_variant_fields(self)
+        _check_variant(self)
+        _check_common(self)
+        if self.variant_class.adaptive:
+            self.adaptive = True
+
+    @staticmethod
+    def config_fields(values: dict[str, Any]) -> dict[str, Any]:
+        """SAMFactory keyword arguments from `optim.<key>` values: a key without a field of its
+        own goes into `options`."""
+        fields = {f.name for f in dataclasses.fields(SAMFactory)} - {"options"}
+        options = {k: v for k, v in values.items() if k not in fields}
+        plain = {k: v for k, v in values.items() if k in fields}
+        return {**plain, "options": options} if options else plain
 
     @property
-    def effective_alpha(self) -> float:
-        if self.alpha is not None:
-            return float(self.alpha)
-        return DEFAULT_ALPHA.get(self.variant, 0.0)
+    def variant_class(self) -> type[SAMVariant]:
+        return variant_class(self.variant)
+
+    def variant_params(self) -> dict[str, Any]:
+        """The variant's parameters, defaults filled in (looksam: alpha 0.7 when unset)."""
+        values = {}
+        for param in self.variant_class.params:
+            if param.name in PARAM_FIELDS:
+                value = getattr(self, param.name)
+            else:
+                value = self.options.get(param.name)
+            values[param.name] = param.default if value is None else value
+        return values
 
     def create(
         self, named_modules: Iterable[tuple[str, nn.Module]], lr: float, compiled: bool
@@ -89,10 +129,7 @@ class SAMFactory(OptimizerFactory):
             rho=self.rho,
             adaptive=self.adaptive,
             probe_every=self.probe_every,
-            variant=self.variant,
-            k=self.k,
-            alpha=self.effective_alpha,
-            m=self.m,
+            variant=self.variant_class(**self.variant_params()),
             schedule=RhoSchedule(self.rho_schedule, self.rho, self.warmup_steps, self.rho_min),
             weight_decay_mode=self.weight_decay_mode,
             fixed_rho=self.fixed_rho,
@@ -104,55 +141,47 @@ class SAMFactory(OptimizerFactory):
         return "sam"
 
 
-def _fail(key: str, message: str) -> ConfigError:
-    return ConfigError(message, key=f"optim.{key}")
-
-
-def _integer(value: Any, key: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(key, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise _fail(key, f"must be >= {minimum}, got {value}")
-
-
 def _choice(value: Any, key: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise _fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        raise fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _check_variant_fields(f: SAMFactory) -> None:
-    """Variant parameters: a ConfigError naming `optim.<field>` (the config key of that name)."""
-    _choice(f.variant, "variant", VARIANTS)
-    _integer(f.k, "k", 1)
-    if f.k != 1 and f.variant not in ("periodic_sam", "looksam"):
-        raise _fail("k", f"applies to periodic_sam and looksam, not {f.variant}")
-    if f.alpha is not None:
-        if isinstance(f.alpha, bool) or not isinstance(f.alpha, int | float):
-            raise _fail("alpha", f"must be a number, got {f.alpha!r}")
-        if not 0.0 <= f.alpha <= 1.0:
-            raise _fail("alpha", f"must be in [0, 1], got {f.alpha}")
-        if f.variant not in DEFAULT_ALPHA:
-            raise _fail("alpha", f"applies to looksam and gsam, not {f.variant}")
-    _integer(f.m, "m", 0)
-    if f.variant == "msam" and f.m < 1:
-        raise _fail("m", f"msam needs the chunk size m (rows per perturbation, >= 1), got {f.m}")
-    if f.variant != "msam" and f.m != 0:
-        raise _fail("m", f"applies to msam, not {f.variant}")
+def _check_variant(f: SAMFactory) -> None:
+    """The variant's own checks, then no parameter of another variant set: a ConfigError
+    naming `optim.<key>` (the config key of that name)."""
+    _choice(f.variant, "variant", variant_names())
+    cls = f.variant_class
+    known = param_keys()
+    for key in f.options:
+        if key in PARAM_FIELDS or key not in known:
+            raise fail(key, f"is not a parameter of a SAM variant ({', '.join(known)})")
+    cls.check(f.variant_params())
+    declared = {p.name for p in cls.params}
+    for key in known:
+        if key in declared:
+            continue
+        if key in f.options or (key in PARAM_FIELDS and getattr(f, key) != _FIELD_DEFAULTS[key]):
+            raise fail(key, f"applies to {join_names(declared_by(key))}, not {f.variant}")
+
+
+def _check_common(f: SAMFactory) -> None:
+    """The radius schedule, weight decay mode and probe: the same for every variant."""
     _choice(f.rho_schedule, "rho_schedule", RHO_SCHEDULES)
-    _integer(f.warmup_steps, "warmup_steps", 0)
+    check_integer(f.warmup_steps, "warmup_steps", 0)
     if f.rho_schedule == "linear_warmup" and f.warmup_steps < 1:
-        raise _fail("warmup_steps", f"rho_schedule linear_warmup needs >= 1, got {f.warmup_steps}")
+        raise fail("warmup_steps", f"rho_schedule linear_warmup needs >= 1, got {f.warmup_steps}")
     if f.rho_schedule != "linear_warmup" and f.warmup_steps != 0:
-        raise _fail("warmup_steps", f"applies to rho_schedule linear_warmup, not {f.rho_schedule}")
-    if isinstance(f.rho_min, bool) or not isinstance(f.rho_min, int | float):
-        raise _fail("rho_min", f"must be a number, got {f.rho_min!r}")
+        raise fail("warmup_steps", f"applies to rho_schedule linear_warmup, not {f.rho_schedule}")
+    check_number(f.rho_min, "rho_min")
     if not 0.0 <= f.rho_min <= f.rho:
-        raise _fail("rho_min", f"must be in [0, rho = {f.rho:g}], got {f.rho_min}")
+        raise fail("rho_min", f"must be in [0, rho = {f.rho:g}], got {f.rho_min}")
     if f.rho_schedule == "constant" and f.rho_min != 0.0:
-        raise _fail("rho_min", "applies to rho_schedule linear_warmup and lr_proportional")
+        raise fail("rho_min", "applies to rho_schedule linear_warmup and lr_proportional")
     _choice(f.weight_decay_mode, "weight_decay_mode", WEIGHT_DECAY_MODES)
-    if f.probe_every > 0 and (f.variant != "sam" or f.rho_schedule != "constant"):
+    if f.probe_every > 0 and (not f.variant_class.probe_compatible or f.rho_schedule != "constant"):
         raise ValueError("a sharpness probe measures plain SAM sharpness at a constant rho")
 
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SAMFactory)}
 
 register_optimizer_factory(SAMFactory)

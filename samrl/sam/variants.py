@@ -1,78 +1,293 @@
-"""Optimizer names accepted in `optim.name` and how each maps onto SAMFactory fields.
+"""The built-in SAM variants, and the optimizer names `optim.name` accepts.
 
-`fixed` are the SAMFactory fields a name implies; `keys` are the extra `optim.<key>` entries the
-name accepts (each is a SAMFactory field of the same name). Every variant is an option of the one
-SAMOptimizerWrapper step (optimizer.py); its defaults reproduce plain SAM bitwise.
+Each variant is a SAMVariant (strategy.py) registered under its `optim.name`; its parameters are
+the `optim.<key>` entries next to rho. The wrapper's step (optimizer.py) runs the hooks.
 
-base          no SAM: the base optimizer alone (optim.probe may measure sharpness);
-adam          the same (its historical name; kept as an alias, the default).
 sam           SAM (Foret et al. 2021): step with g_s = g(w + eps), eps = rho g/||g||.
 asam          ASAM (Kwon et al. 2021): the ball scaled elementwise by |w|.
-periodic_sam  keys k: SAM every k-th step, the base optimizer's plain step in between.
-looksam       keys k, alpha: LookSAM (Liu et al. 2022): SAM every k-th step, which stores
+periodic_sam  k: SAM every k-th step, the base optimizer's plain step in between.
+looksam       k, alpha: LookSAM (Liu et al. 2022): SAM every k-th step, which stores
               g_v = g_s - (g.g_s/||g||^2) g (the part of g_s orthogonal to g); in between
               the step uses g + alpha ||g||/||g_v|| g_v.
-gsam          keys alpha: GSAM (Zhuang et al. 2022): step with g_s - alpha g_perp, where
+gsam          alpha: GSAM (Zhuang et al. 2022): step with g_s - alpha g_perp, where
               g_perp = g - (g.g_s/||g_s||^2) g_s is the part of g(w) orthogonal to g_s;
               -g_perp is the surrogate gap's gradient orthogonal to g_s, so this descends the
               gap without changing L(w + eps) to first order (official gsam.py's sign).
-msam          keys m: m-sharpness (Foret et al. 2021): the minibatch split into chunks of m
+msam          m: m-sharpness (Foret et al. 2021): the minibatch split into chunks of m
               rows; per chunk its own g_c at w, eps_c = rho g_c/||g_c|| and g_s,c at w + eps_c;
               step with the mean of the g_s,c. m must divide the minibatch size. Each chunk
               draws its own noise (chunks.py). Costs the algorithm's own full-batch pass plus
               two passes per chunk. A sum-reduced loss (AWAC's actor) is scaled by m/batch.
+base, adam    no SAM: the base optimizer alone (optim.probe may measure sharpness).
 
 Exact limits (tests/test_sam_variants.py): periodic_sam/looksam with k = 1, gsam with alpha = 0
 and msam with m = the batch size are SAM bitwise; every name at rho = 0 is the base optimizer
 bitwise (at rho_t = 0 g_s == g exactly, so the GSAM/LookSAM corrections are zero and skipped,
 and msam takes the unchunked step).
 
-Common keys: rho_schedule (constant | linear_warmup | lr_proportional, default constant),
-warmup_steps (linear_warmup), rho_min (default 0), weight_decay_mode (decoupled | loss, default
-decoupled). Defaults: k = 1, alpha = 0.7 for looksam (Liu et al.) and 0.1 for gsam; msam needs m.
-Sharpness metrics (`<net>_sharpness`, `<net>_loss_perturbed`, `<net>_grad_norm`) are reported on
-the steps that measure them: every step, or every k-th for periodic_sam/looksam; msam reports the
-means over its chunks.
+Common keys (every variant; SAMFactory fields): rho_schedule, warmup_steps, rho_min,
+weight_decay_mode. Sharpness metrics (`<net>_sharpness`, `<net>_loss_perturbed`,
+`<net>_grad_norm`) are reported on the steps that measure them: every step, or every k-th for
+periodic_sam/looksam; msam reports the means over its chunks.
+
+This module imports no torch (configs are checked without it): the hooks that compute import
+it when they first run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from samrl.sam.strategy import (
+    Param,
+    SAMVariant,
+    check_fraction,
+    check_integer,
+    declared_by,
+    fail,
+    register_variant,
+    variant_class,
+    variant_names,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from samrl.sam.optimizer import SAMOptimizerWrapper
+    from samrl.sam.tape import RecordedCall
 
 COMMON_KEYS = ("rho_schedule", "warmup_steps", "rho_min", "weight_decay_mode")
-VARIANTS = ("sam", "periodic_sam", "looksam", "gsam", "msam")
-# alpha when a looksam/gsam config leaves it out (LookSAM paper: 0.7; GSAM tunes 0.01-0.3).
-DEFAULT_ALPHA = {"looksam": 0.7, "gsam": 0.1}
+
+
+def _check_k(value: Any) -> None:
+    check_integer(value, "k", 1)
+
+
+def _check_alpha(value: Any) -> None:
+    check_fraction(value, "alpha")
+
+
+def _check_m(value: Any) -> None:
+    check_integer(value, "m", 0)
+    if value < 1:
+        raise fail("m", f"msam needs the chunk size m (rows per perturbation, >= 1), got {value}")
+
+
+_K = Param("k", "a SAM step every k-th update", default=1, check=_check_k)
+
+
+@register_variant
+class SAM(SAMVariant):
+    name = "sam"
+    summary = "SAM (Foret et al. 2021): step with g(w + eps), eps = rho g/‖g‖"
+    probe_compatible = True
+
+
+@register_variant
+class ASAM(SAM):
+    name = "asam"
+    summary = "ASAM (Kwon et al. 2021): eps = rho T²g/‖Tg‖, T = \\|w\\| (rho 0.5–2)"
+    adaptive = True
+
+
+@register_variant
+class PeriodicSAM(SAMVariant):
+    name = "periodic_sam"
+    summary = "the SAM step every k-th update, plain base steps in between"
+    params = (_K,)
+    k: int
+
+    def sam_due(self, index: int) -> bool:
+        return index % self.k == 0
+
+
+@register_variant
+class LookSAM(PeriodicSAM):
+    name = "looksam"
+    summary = "LookSAM (Liu et al. 2022): in between, g + alpha‖g‖/‖g_v‖ g_v with the stored g_v"
+    params = (_K, Param("alpha", "weight of the stored direction", 0.7, _check_alpha))
+    alpha: float
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # g_v, one entry per parameter of the optimizer (None: no gradient at that SAM step)
+        self.direction: list[torch.Tensor | None] | None = None
+        self._unit: list[torch.Tensor | None] | None = None  # alpha g_v/||g_v||, cached
+
+    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+        """SAM, storing g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g."""
+        from samrl.sam.perturbation import orthogonal_part
+
+        params = opt.params_with_grad()
+        # At rho = 0, g_s == g bitwise: no direction to reuse (and no copy of g needed).
+        g = [p.grad.detach().clone() for p in params] if rho > 0.0 else None  # type: ignore[union-attr]
+        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
+        self._unit = None
+        if g is None:
+            self.direction = None
+        else:
+            g_v = orthogonal_part([p.grad for p in params], g)  # type: ignore[misc]
+            by_param = {id(p): v for p, v in zip(params, g_v, strict=True)}
+            self.direction = [by_param.get(id(p)) for p in opt.parameters]
+        opt.report(call, loss_perturbed, grad_norm)
+
+    def between(self, opt: SAMOptimizerWrapper) -> None:
+        """g + alpha ||g||/||g_v|| g_v."""
+        if self.direction is None:
+            return
+        import torch
+
+        from samrl.sam.perturbation import NORM_EPS, global_norm
+
+        # alpha g_v/||g_v|| is the same on every step until the next SAM step: computed once.
+        if self._unit is None:
+            stored = [v for v in self.direction if v is not None]
+            if not stored:
+                return
+            scale = self.alpha / (global_norm(stored) + NORM_EPS)
+            self._unit = [None if v is None else v * scale for v in self.direction]
+        grads, units = [], []
+        for p, u in zip(opt.parameters, self._unit, strict=True):
+            if p.grad is not None and u is not None:
+                grads.append(p.grad)
+                units.append(u)
+        if grads:
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_add_(grads, torch._foreach_mul(units, grad_norm))
+
+    def state_dict(self, opt: SAMOptimizerWrapper) -> dict[str, Any]:
+        return {} if self.direction is None else {"samrl_looksam_direction": self.direction}
+
+    def load_state_dict(self, opt: SAMOptimizerWrapper, state: Mapping[str, Any]) -> None:
+        direction = state.get("samrl_looksam_direction")
+        if direction is not None:
+            direction = [
+                None if v is None else v.to(p.device)
+                for v, p in zip(direction, opt.parameters, strict=True)
+            ]
+        self.direction = direction
+        self._unit = None
+
+
+@register_variant
+class GSAM(SAMVariant):
+    name = "gsam"
+    summary = "GSAM (Zhuang et al. 2022): g_s − alpha g⊥, g⊥ the part of g(w) orthogonal to g_s"
+    params = (Param("alpha", "weight of the surrogate-gap correction", 0.1, _check_alpha),)
+    alpha: float
+
+    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+        """Descend the surrogate gap h = L(w+eps) - L(w) orthogonally to g_s, which leaves
+        L(w+eps) unchanged to first order: g_s - alpha g_perp, g_perp = g - proj_g_s g
+        (Zhuang et al. 2022, Alg. 1; the official gsam.py subtracts alpha * vertical)."""
+        # At alpha = 0 or rho = 0 (g_s == g bitwise) the correction is exactly zero: skipped.
+        if self.alpha <= 0.0 or rho <= 0.0:
+            super().sam_step(opt, call, rho)
+            return
+        import torch
+
+        from samrl.sam.perturbation import orthogonal_part
+
+        params = opt.params_with_grad()
+        g = [p.grad.detach().clone() for p in params]  # type: ignore[union-attr]
+        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
+        g_s = [p.grad for p in params]
+        g_perp = orthogonal_part(g, g_s)  # type: ignore[arg-type]
+        torch._foreach_add_(g_s, g_perp, alpha=-self.alpha)  # type: ignore[arg-type]
+        opt.report(call, loss_perturbed, grad_norm)
+
+
+@register_variant
+class MSAM(SAMVariant):
+    name = "msam"
+    summary = "m-sharpness: per chunk of m rows its own eps; the mean of the chunk SAM gradients"
+    params = (Param("m", "rows per chunk (must divide the minibatch size)", check=_check_m),)
+    m: int
+
+    @classmethod
+    def check_batch_size(cls, values: Mapping[str, Any], batch_size: int, source: str) -> None:
+        m = values["m"]
+        if batch_size % m != 0:
+            raise fail("m", f"must divide the minibatch size {batch_size} ({source}), got {m}")
+
+    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+        from samrl.sam.chunks import split_call
+
+        if rho > 0.0:  # at rho = 0 the unchunked step: the base optimizer bitwise
+            chunks = split_call(call, self.m)
+            if len(chunks) > 1:
+                self._chunked_step(opt, chunks, rho)
+                return
+        super().sam_step(opt, call, rho)
+
+    @staticmethod
+    def _chunked_step(opt: SAMOptimizerWrapper, chunks: list[RecordedCall], rho: float) -> None:
+        """Per chunk c, g_c at w, eps_c = rho g_c/||g_c|| (Foret et al.: each chunk perturbs
+        along its own gradient), g_s,c at w + eps_c; .grad = the mean over chunks."""
+        import torch
+
+        params = opt.params_with_grad()
+        zeros = [torch.zeros_like(p) for p in params]
+        total = [torch.zeros_like(p) for p in params]
+        losses, perturbed, norms = [], [], []
+        for chunk in chunks:
+            losses.append(opt.evaluate(chunk, params, zeros))  # g_c in .grad
+            opt.add_l2(params, None)
+            loss_perturbed, grad_norm = opt.perturbed_gradient(chunk, params, rho)
+            perturbed.append(loss_perturbed)
+            norms.append(grad_norm)
+            for t, p in zip(total, params, strict=True):
+                t.add_(p.grad)  # type: ignore[arg-type]
+        with torch.no_grad():
+            for p, t in zip(params, total, strict=True):
+                p.grad.copy_(t.div_(len(chunks)))  # type: ignore[union-attr]
+        opt.report(chunks[0], _mean(perturbed), _mean(norms), loss=_mean(losses))
+
+
+def _mean(values: list[torch.Tensor]) -> torch.Tensor:
+    import torch
+
+    return torch.stack(values).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# optim.name: the registered variants and the names of the base optimizer alone.
+
+#: Names meaning "no SAM, the base optimizer (optim.base) alone".
+BASE_NAMES = ("base", "adam")
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerName:
     sharpness_aware: bool  # False: plain base optimizer (probe allowed)
-    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
-    keys: tuple[str, ...] = ()
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)  # SAMFactory fields it sets
+    keys: tuple[str, ...] = ()  # the optim.<key> entries it accepts
 
 
-#: Names meaning "no SAM, the base optimizer (optim.base) alone".
-BASE_NAMES = ("base", "adam")
+class _OptimizerNames(Mapping[str, OptimizerName]):
+    """optim.name -> OptimizerName, read from the variant registry (so a variant registered
+    later is a name at once)."""
 
-OPTIMIZER_NAMES: dict[str, OptimizerName] = {
-    **dict.fromkeys(BASE_NAMES, OptimizerName(sharpness_aware=False)),
-    "sam": OptimizerName(sharpness_aware=True, keys=COMMON_KEYS),
-    "asam": OptimizerName(sharpness_aware=True, fixed={"adaptive": True}, keys=COMMON_KEYS),
-    "periodic_sam": OptimizerName(
-        sharpness_aware=True, fixed={"variant": "periodic_sam"}, keys=("k", *COMMON_KEYS)
-    ),
-    "looksam": OptimizerName(
-        sharpness_aware=True, fixed={"variant": "looksam"}, keys=("k", "alpha", *COMMON_KEYS)
-    ),
-    "gsam": OptimizerName(
-        sharpness_aware=True, fixed={"variant": "gsam"}, keys=("alpha", *COMMON_KEYS)
-    ),
-    "msam": OptimizerName(
-        sharpness_aware=True, fixed={"variant": "msam"}, keys=("m", *COMMON_KEYS)
-    ),
-}
+    def __getitem__(self, name: str) -> OptimizerName:
+        if name in BASE_NAMES:
+            return OptimizerName(sharpness_aware=False)
+        cls = variant_class(name)
+        keys = (*(p.name for p in cls.params), *COMMON_KEYS)
+        return OptimizerName(sharpness_aware=True, fixed={"variant": name}, keys=keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*BASE_NAMES, *variant_names()))
+
+    def __len__(self) -> int:
+        return len(BASE_NAMES) + len(variant_names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in BASE_NAMES or name in variant_names()
+
+
+OPTIMIZER_NAMES: Mapping[str, OptimizerName] = _OptimizerNames()
 
 
 def is_base(name: object) -> bool:
@@ -84,3 +299,37 @@ def fixed_radius_name(net: str, rho: float) -> str:
     """Metric prefix of sharpness measured at one fixed radius (`critic_rho0.05`), the same in
     every run of a rho sweep, whatever radius (if any) the run trains with."""
     return f"{net}_rho{rho:g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Documentation, from the registry: `samrl config keys` and the README's tables.
+
+
+def names_doc() -> str:
+    """The meaning of optim.name."""
+    return f"base (no SAM; adam is its alias), {', '.join(variant_names())}"
+
+
+def param_docs() -> dict[str, str]:
+    """optim.<key> -> its meaning, for every variant parameter (`looksam: ... (0.7); gsam: ...`)."""
+    docs: dict[str, str] = {}
+    for key in dict.fromkeys(p.name for n in variant_names() for p in variant_class(n).params):
+        by_doc: dict[str, list[str]] = {}
+        for name in declared_by(key):
+            param = next(p for p in variant_class(name).params if p.name == key)
+            default = "" if param.default is None else f" (default {param.default})"
+            by_doc.setdefault(param.doc + default, []).append(name)
+        docs[f"optim.{key}"] = "; ".join(f"{'/'.join(n)}: {d}" for d, n in by_doc.items())
+    return docs
+
+
+def markdown_table() -> str:
+    """The README's table of SAM variants."""
+    lines = ["| `optim.name` | keys | what it does |", "|---|---|---|"]
+    for name in variant_names():
+        cls = variant_class(name)
+        keys = ", ".join(
+            f"`{p.name}`" + ("" if p.default is None else f" ({p.default})") for p in cls.params
+        )
+        lines.append(f"| `{name}` | {keys or '–'} | {cls.summary} |")
+    return "\n".join(lines)

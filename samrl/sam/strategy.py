@@ -1,0 +1,159 @@
+"""SAM variants as strategies: the class every variant extends, and the registry of their names.
+
+SAMOptimizerWrapper.step (optimizer.py) asks the network's variant, once per update:
+  - `sam_due(index)`: does update `index` (from 0) take the SAM step (a second pass)?
+  - yes: `sam_step(opt, call, rho)` leaves in .grad the gradient the base optimizer steps with
+    and reports the sharpness it measured (default: plain SAM, g_s = g(w + eps));
+  - no: `between(opt)` may change g(w) (default: nothing, the base optimizer's plain step);
+and keeps the variant's own state in the optimizer's state_dict (`state_dict`/`load_state_dict`).
+Radius schedules, weight decay modes and the sharpness probes are the wrapper's, the same for
+every variant.
+
+What a variant declares is read without torch (config validation, `samrl config keys`, the
+README's tables): `name` (its `optim.name`), `summary`, `params` (its `optim.<key>` parameters,
+each with default, meaning and check), `adaptive` (ASAM's ball) and `probe_compatible`.
+
+A new variant is one subclass decorated with `@register_variant`; variants.py holds the built-in
+ones, tests/test_sam_variants.py registers one inside a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from samrl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from samrl.sam.optimizer import SAMOptimizerWrapper
+    from samrl.sam.tape import RecordedCall
+
+
+def fail(key: str, message: str) -> ConfigError:
+    """The error for config key `optim.<key>`."""
+    return ConfigError(message, key=f"optim.{key}")
+
+
+def check_integer(value: Any, key: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(key, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise fail(key, f"must be >= {minimum}, got {value}")
+
+
+def check_number(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(key, f"must be a number, got {value!r}")
+
+
+def check_fraction(value: Any, key: str) -> None:
+    """A number in [0, 1]."""
+    check_number(value, key)
+    if not 0.0 <= value <= 1.0:
+        raise fail(key, f"must be in [0, 1], got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One parameter of a variant: the config key `optim.<name>`.
+
+    default: the value when the config leaves the key out (None: the check decides whether it
+    is required). check(value): raises `fail(name, ...)` for a bad value.
+    """
+
+    name: str
+    doc: str
+    default: Any = None
+    check: Callable[[Any], None] | None = None
+
+
+class SAMVariant:
+    """Plain SAM's step; subclasses override the hooks that differ. One instance per optimizer
+    (it may hold state, e.g. LookSAM's stored direction)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: ASAM's ball (rho T^2 g/||T g||, T = |w|) instead of SAM's (SAMFactory.adaptive)
+    adaptive: ClassVar[bool] = False
+    #: whether a sharpness probe (probe_every) may run with it: the probe measures plain SAM
+    probe_compatible: ClassVar[bool] = False
+
+    def __init__(self, **values: Any) -> None:
+        self.values = {p.name: values[p.name] for p in self.params}
+        for key, value in self.values.items():
+            setattr(self, key, value)
+
+    @classmethod
+    def check(cls, values: Mapping[str, Any]) -> None:
+        """Each parameter's own check; override for rules across parameters."""
+        for param in cls.params:
+            if param.check is not None:
+                param.check(values[param.name])
+
+    def sam_due(self, index: int) -> bool:
+        """Whether update `index` (from 0) takes the SAM step."""
+        return True
+
+    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+        """g(w) is in .grad: leave the gradient to step with there and report the sharpness."""
+        params = opt.params_with_grad()
+        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
+        opt.report(call, loss_perturbed, grad_norm)
+
+    def between(self, opt: SAMOptimizerWrapper) -> None:
+        """An update that is not a SAM step: g(w) is in .grad; the base optimizer steps next."""
+
+    def state_dict(self, opt: SAMOptimizerWrapper) -> dict[str, Any]:
+        """Entries added to the optimizer's state_dict (keys prefixed `samrl_`)."""
+        return {}
+
+    def load_state_dict(self, opt: SAMOptimizerWrapper, state: Mapping[str, Any]) -> None:
+        """Restore from the optimizer's state_dict (a missing entry: the initial state)."""
+
+
+_REGISTRY: dict[str, type[SAMVariant]] = {}
+
+
+def register_variant(cls: type[SAMVariant]) -> type[SAMVariant]:
+    """Class decorator: makes `cls.name` an `optim.name` and a SAMFactory variant."""
+    if not (isinstance(cls, type) and issubclass(cls, SAMVariant)):
+        raise TypeError(f"register_variant needs a SAMVariant subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__name__} needs a class attribute `name`")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"a SAM variant named '{name}' is already registered")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def unregister_variant(name: str) -> None:
+    """Remove a registered variant (tests, notebooks redefining one)."""
+    del _REGISTRY[name]
+
+
+def variant_class(name: str) -> type[SAMVariant]:
+    """The registered class of a variant name (KeyError if none)."""
+    return _REGISTRY[name]
+
+
+def variant_names() -> tuple[str, ...]:
+    """Registered variant names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def declared_by(key: str) -> list[str]:
+    """Names of the registered variants that have parameter `key`."""
+    return [name for name, cls in _REGISTRY.items() if any(p.name == key for p in cls.params)]
+
+
+def param_keys() -> tuple[str, ...]:
+    """Every parameter name of a registered variant, first seen first."""
+    return tuple(dict.fromkeys(p.name for cls in _REGISTRY.values() for p in cls.params))
+
+
+def join_names(names: list[str]) -> str:
+    """a; a and b; a, b and c."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
