@@ -48,7 +48,7 @@ def optimizer_factories(
     """Config field name -> optimizer factory for every network of the algorithm."""
     defaults = default_factories or field_defaults(facts.config_class)
     spec = OPTIMIZER_NAMES[optim["name"]]
-    variant = {k: v for k, v in optim.items() if k in spec.keys}
+    variant = SAMFactory.config_fields({k: v for k, v in optim.items() if k in spec.keys})
     factories: dict[str, OptimizerFactory] = {}
     probe = optim.get("probe")
     probed = set(probe.get("networks") or optim["networks"]) if probe else set()

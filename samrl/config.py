@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from samrl.errors import ConfigError, DatasetError, unknown_name
-from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.sam.variants import OPTIMIZER_NAMES, names_doc, param_docs
 from samrl.validate import KEY_PATH, Checker, describe
 
 # Every key a config may hold, with its default (None: optional, no default).
@@ -63,7 +63,7 @@ KEY_DOCS: dict[str, str] = {
     "dataset.size": "transitions to generate (built-in datasets; default per dataset)",
     "dataset.seed": "seed of the generated data (built-in datasets)",
     "dataset.test_fraction": "share of episodes held out for TD-error evaluation (0-0.9)",
-    "optim.name": "base (no SAM; adam is its alias), sam, asam, periodic_sam, looksam, gsam, msam",
+    "optim.name": names_doc(),  # the variant registry (samrl/sam/variants.py)
     "optim.base": "the base optimizer: adam, sgd, adamw or rmsprop (default: the algorithm's own)",
     "optim.rho": "SAM's radius (>= 0; 0 is the base optimizer bitwise)",
     "optim.networks": "networks SAM applies to (default: every network optimizer)",
@@ -72,9 +72,7 @@ KEY_DOCS: dict[str, str] = {
     "optim.probe.rho": "the probe's radius",
     "optim.probe.every": "probe every this many updates",
     "optim.probe.networks": "networks probed (default: every network optimizer)",
-    "optim.k": "periodic_sam/looksam: a SAM step every k-th update",
-    "optim.alpha": "looksam/gsam: weight of the stored or orthogonal gradient component",
-    "optim.m": "msam: rows per chunk (must divide the minibatch size)",
+    **param_docs(),  # variant parameters (k, alpha, m): documented by their variant classes
     "optim.rho_schedule": "constant, linear_warmup or lr_proportional",
     "optim.warmup_steps": "linear_warmup: updates until rho is reached",
     "optim.rho_min": "the schedule's smallest rho",
@@ -114,7 +112,8 @@ def key_table() -> list[tuple[str, Any, str]]:
     variant_keys = dict.fromkeys(k for spec in OPTIMIZER_NAMES.values() for k in spec.keys)
     for key in [*(k for k in variant_keys if k not in COMMON_KEYS), *COMMON_KEYS]:
         defaults.setdefault(f"optim.{key}", None)
-    return [(key, default, KEY_DOCS.get(key, "")) for key, default in defaults.items()]
+    docs = {**KEY_DOCS, "optim.name": names_doc(), **param_docs()}  # variants registered since
+    return [(key, default, docs.get(key, "")) for key, default in defaults.items()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -454,13 +453,11 @@ def _check_algo_params(c: Checker, data: dict[str, Any], facts: Any) -> None:
     from samrl.build import algo_config
 
     config = c.rebased(lambda: algo_config(facts, data["algo"]["params"], data["optim"]))
-    m = data["optim"].get("m")
     batch_size = getattr(config, "batch_size", None)
-    if m and batch_size and batch_size % m != 0:
-        raise c.fail(
-            "optim.m",
-            f"must divide the minibatch size {batch_size} (algo.params.batch_size), got {m}",
-        )
+    if batch_size and OPTIMIZER_NAMES[data["optim"]["name"]].sharpness_aware:
+        from samrl.sam.variants import check_batch_size  # msam: m must divide it
+
+        c.rebased(lambda: check_batch_size(data["optim"], batch_size))
     _check_max_timestep(c, config, data["dataset"]["name"])
     uses_engine = OPTIMIZER_NAMES[data["optim"]["name"]].sharpness_aware or data["optim"]["probe"]
     if (

@@ -92,6 +92,11 @@ class SAMVariant:
             if param.check is not None:
                 param.check(values[param.name])
 
+    @classmethod
+    def check_batch_size(cls, values: Mapping[str, Any], batch_size: int) -> None:
+        """Rules on the configured minibatch size (`algo.params.batch_size`), checked with the
+        config; the variant may also check the batch it meets in `sam_step`."""
+
     def sam_due(self, index: int) -> bool:
         """Whether update `index` (from 0) takes the SAM step."""
         return True

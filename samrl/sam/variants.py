@@ -207,10 +207,11 @@ class MSAM(SAMVariant):
     m: int
 
     @classmethod
-    def check_batch_size(cls, values: Mapping[str, Any], batch_size: int, source: str) -> None:
+    def check_batch_size(cls, values: Mapping[str, Any], batch_size: int) -> None:
         m = values["m"]
         if batch_size % m != 0:
-            raise fail("m", f"must divide the minibatch size {batch_size} ({source}), got {m}")
+            message = f"must divide the minibatch size {batch_size} (algo.params.batch_size)"
+            raise fail("m", f"{message}, got {m}")
 
     def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
         from samrl.sam.chunks import split_call
@@ -290,6 +291,12 @@ class _OptimizerNames(Mapping[str, OptimizerName]):
 OPTIMIZER_NAMES: Mapping[str, OptimizerName] = _OptimizerNames()
 
 
+def check_batch_size(optim: Mapping[str, Any], batch_size: int) -> None:
+    """The variant's rules on the configured minibatch size (msam: m divides it)."""
+    cls = variant_class(optim["name"])
+    cls.check_batch_size({p.name: optim.get(p.name, p.default) for p in cls.params}, batch_size)
+
+
 def is_base(name: object) -> bool:
     """Whether an optim.name means the base optimizer alone (no SAM)."""
     return name in BASE_NAMES
@@ -323,8 +330,14 @@ def param_docs() -> dict[str, str]:
     return docs
 
 
+README_START = (
+    "<!-- sam-variants:start (generated from samrl/sam/variants.py: variants.markdown_table()) -->"
+)
+README_END = "<!-- sam-variants:end -->"
+
+
 def markdown_table() -> str:
-    """The README's table of SAM variants."""
+    """The README's table of SAM variants (between README_START and README_END)."""
     lines = ["| `optim.name` | keys | what it does |", "|---|---|---|"]
     for name in variant_names():
         cls = variant_class(name)
