@@ -14,22 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import d3rlpy
+import numpy as np
 import pytest
 import torch
 from conftest import Toy, build, own_metrics, sam_metrics, state_differences, train
 from d3rlpy.optimizers import CosineAnnealingLRFactory, SGDFactory
 
 import samrl  # noqa: F401  (registers the SAM factory for load_learnable)
-from samrl.algos import algo_facts
+from samrl.algos import algo_facts, build_for_training
 from samrl.build import algo_config
 from samrl.config import resolve
 from samrl.errors import ConfigError
 from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
 from samrl.sam.chunks import split_call
 from samrl.sam.engine import sam_optimizers
+from samrl.sam.perturbation import dot
 from samrl.sam.schedules import RhoSchedule
 from samrl.sam.tape import RecordedCall, RngState
 from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.threads import available_cores
 
 ALGOS = ["cql", "iql", "td3_plus_bc", "bc", "dqn", "sac"]
 N_UPDATES = 20
@@ -477,3 +480,76 @@ def test_variant_survives_save_load_and_resumes_bitwise(tmp_path: Path, case: st
     install(loaded)
     assert train(loaded, dataset, name, 5, seed=7) == train(algo, dataset, name, 5, seed=7)
     assert state_differences(algo, loaded) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# train.threads auto switches torch's thread count between steps; every variant must compute
+# the same bits with any count (tests/test_threads.py checks the networks and plain SAM).
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
+def test_dot_has_the_same_bits_with_any_thread_count() -> None:
+    """GSAM's and LookSAM's projections: torch.dot of a 65536-element weight differs in its last
+    bits between 1 and 2 threads (checked here, so the comparison below is not vacuous)."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(256, 256)] * 6 + [(70001,), (4096,), (3,)]  # padded rows, one row, tiny
+    a = [torch.randn(s, generator=gen) for s in shapes]
+    b = [torch.randn(s, generator=gen) for s in shapes]
+    results = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        ours = [dot([x], [y]) for x, y in zip(a, b, strict=True)]
+        plain = [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b, strict=True)]
+        results[threads] = (ours, plain)
+    assert not all(torch.equal(x, y) for x, y in zip(results[1][1], results[2][1], strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(results[1][0], results[2][0], strict=True))
+    exact = [float((x.double() * y.double()).sum()) for x, y in zip(a, b, strict=True)]
+    assert [float(v) for v in results[1][0]] == pytest.approx(exact, rel=1e-5, abs=1e-3)
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"adaptive": True},
+        {"variant": "looksam", "k": 2},
+        {"variant": "gsam"},
+        {"variant": "msam", "m": 64},
+    ],
+    ids=["asam", "looksam", "gsam", "msam"],
+)
+def test_switching_threads_changes_no_variants_bits(case: dict[str, Any]) -> None:
+    """256-256 networks: a 65536-element weight, which torch splits between threads for any
+    whole-tensor reduction (a dot product summed in another order differs in the last bits)."""
+    from d3rlpy.models.encoders import VectorEncoderFactory
+
+    from samrl.sampling import Sampler
+    from samrl.testing import random_dataset
+
+    dataset = random_dataset(
+        discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
+    )
+    factory = SAMFactory(rho=RHO, **case)
+
+    def trained(schedule: list[int]) -> Any:
+        torch.manual_seed(0)
+        np.random.seed(0)  # the sampler's draws
+        params = {
+            "batch_size": 256,
+            "critic_encoder_factory": VectorEncoderFactory([256, 256]),
+            "actor_encoder_factory": VectorEncoderFactory([8]),
+            "critic_optim_factory": factory,
+        }
+        algo = d3rlpy.algos.TD3PlusBCConfig(**params).create(device="cpu")
+        build_for_training(algo, dataset)
+        install(algo)
+        sampler = Sampler(dataset)
+        for threads in schedule:
+            torch.set_num_threads(threads)
+            algo.update(sampler.transition_batch(256))
+        return algo
+
+    steps = 6
+    fixed = trained([1] * steps)
+    switched = trained([1 + i % 2 for i in range(steps)])
+    assert state_differences(fixed, switched) == []

@@ -180,7 +180,14 @@ def test_existing_run_directory_needs_resume_or_overwrite(
 
 
 @pytest.mark.parametrize(
-    "optim", [{"name": "sam", "rho": 0.05}, {"name": "adam", "probe": {"rho": 0.05, "every": 3}}]
+    "optim",
+    [
+        {"name": "sam", "rho": 0.05},
+        {"name": "adam", "probe": {"rho": 0.05, "every": 3}},
+        # resumed at update 20 of k = 3: the stored direction of update 18 comes from the checkpoint
+        {"name": "looksam", "rho": 0.05, "k": 3},
+    ],
+    ids=["sam", "probe", "looksam"],
 )
 def test_resume_after_a_crash_gives_the_uninterrupted_csvs(
     tmp_path: Path,

@@ -27,10 +27,26 @@ def ascent_direction(
     return eps, grad_norm
 
 
+# A sum over one whole large tensor (torch.dot, .sum(); more than torch's grain of 32768
+# elements) is split between threads, so its bits depend on the thread count, which
+# train.threads auto changes during a run. Summed in rows of _ROW elements instead, the work is
+# split by output row (each row summed alike by any thread) and the row sums are few.
+_ROW = 4096
+
+
 def dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(
-        [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b, strict=True)]
-    ).sum()
+    """sum_i a_i . b_i, the same bits with any torch thread count."""
+    return torch.stack([_flat_dot(x, y) for x, y in zip(a, b, strict=True)]).sum()
+
+
+def _flat_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if x.numel() <= _ROW:
+        return torch.dot(x.reshape(-1), y.reshape(-1))
+    products = (x * y).reshape(-1)
+    padding = -products.numel() % _ROW  # zeros: the sum is unchanged
+    if padding:
+        products = torch.nn.functional.pad(products, (0, padding))
+    return products.view(-1, _ROW).sum(dim=1).sum()
 
 
 def orthogonal_part(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tensor]:
