@@ -42,6 +42,7 @@ from samrl.sam.variants import (
     README_START,
     SAM,
     LookSAM,
+    display_name,
     markdown_table,
 )
 
@@ -59,6 +60,7 @@ class ScaledSAM(SAMVariant):
 
     name = "scaled_sam"
     summary = "SAM at radius scale * rho"
+    label = "ScaledSAM"
     params = (Param("scale", "multiplies the radius", default=1.0, check=_check_scale),)
     scale: float
 
@@ -84,6 +86,7 @@ def test_a_new_variant_is_one_class_and_its_registration(
 ) -> None:
     assert "scaled_sam" in OPTIMIZER_NAMES and "scaled_sam" in variant_names()
     assert OPTIMIZER_NAMES["scaled_sam"].keys[0] == "scale"
+    assert display_name("scaled_sam") == "ScaledSAM"  # in result tables and figures
 
     # its parameter is a config key, documented by the class, checked by the class
     code, out, _ = run_cli(["config", "keys"], capsys)
@@ -142,6 +145,12 @@ def test_registering_refuses_what_is_not_a_named_variant_or_a_taken_name() -> No
     with pytest.raises(ValueError, match="'gsam' is already registered"):
         register_variant(Impostor)
     assert register_variant(GSAM) is GSAM  # registering the same class again changes nothing
+
+
+def test_result_tables_name_each_variant_as_before() -> None:
+    names = ["sam", "asam", "periodic_sam", "looksam", "gsam", "msam", "gone"]
+    shown = ["SAM", "ASAM", "periodic_sam", "looksam", "GSAM", "MSAM", "gone"]
+    assert [display_name(n) for n in names] == shown
 
 
 def test_readme_variant_table_is_generated_from_the_registry() -> None:

@@ -54,8 +54,12 @@ _CASES: dict[str, dict[str, Any]] = {
     "looksam_k1": {"rho": RHO, "variant": "looksam", "k": 1, "alpha": 0.7},
     "gsam_alpha0": {"rho": RHO, "variant": "gsam", "alpha": 0.0},
     "msam_full_batch": {"rho": RHO, "variant": "msam", "m": 16},
+    # ASAM as a variant and as the adaptive ball of plain SAM (how models saved it before)
+    "asam": {"rho": RHO, "variant": "asam"},
+    "adaptive_sam": {"rho": RHO, "adaptive": True},
     # each equals the base optimizer bitwise
     "sam_rho0": {"rho": 0.0},
+    "asam_rho0": {"rho": 0.0, "variant": "asam"},
     "periodic_rho0": {"rho": 0.0, "variant": "periodic_sam", "k": 3},
     "looksam_rho0": {"rho": 0.0, "variant": "looksam", "k": 3, "alpha": 0.7},
     "gsam_rho0": {"rho": 0.0, "variant": "gsam", "alpha": 0.3},
@@ -75,6 +79,15 @@ def test_degenerate_variant_is_bitwise_sam(name: str, case: str) -> None:
     variant, variant_metrics = _trained(name, case)
     assert state_differences(sam, variant) == []
     assert variant_metrics == sam_metrics_  # losses and sharpness metrics alike
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_asam_variant_is_bitwise_sams_adaptive_ball(name: str) -> None:
+    asam, asam_metrics = _trained(name, "asam")
+    adaptive, adaptive_metrics = _trained(name, "adaptive_sam")
+    assert state_differences(asam, adaptive) == []
+    assert asam_metrics == adaptive_metrics
+    assert state_differences(asam, _trained(name, "sam")[0]) != []  # the ball matters
 
 
 @pytest.mark.parametrize("case", SAME_AS_BASE)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from samrl.rundir import SCORE_FILES, atomic_write, write_csv_atomic
-from samrl.sam.variants import BASE_NAMES, is_base
+from samrl.sam.variants import BASE_NAMES, display_name, is_base
 
 ROW_KEYS = ("algo.name", "dataset.name")
 ALGO_NAMES = {
@@ -71,7 +71,7 @@ def _variant(point: dict[str, Any], varies: set[str]) -> str:
     name = str(point.get("optim.name"))
     if is_base(name):  # rho and SAM networks mean nothing to the base optimizer
         return "Adam" if name == "adam" else "Base"
-    parts = [name.upper() if name in ("sam", "asam", "gsam", "msam") else name]
+    parts = [display_name(name)]
     for key in sorted(varies - {"optim.name"}, key=lambda k: (k != "optim.networks", k)):
         value = point.get(key)
         if key == "optim.networks":

@@ -6,8 +6,10 @@ Usage::
     algo.build_with_dataset(dataset)
     samrl.sam.install(algo)        # again after d3rlpy.load_learnable
 
-The names below load on first use, so `samrl.sam.variants` (the table of optimizer names,
-plain Python) can be read without importing torch or d3rlpy.
+A new SAM variant: a `SAMVariant` subclass with `@register_variant` (docs/sam-variants.md).
+
+The names below load on first use, so `samrl.sam.variants` (the registered variants and the
+optimizer names, plain Python) can be read without importing torch or d3rlpy.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any
 _EXPORTS = {
     "SAMFactory": "samrl.sam.factory",
     "SAMOptimizerWrapper": "samrl.sam.factory",
+    "SAMVariant": "samrl.sam.strategy",
+    "Param": "samrl.sam.strategy",
+    "register_variant": "samrl.sam.strategy",
     "install": "samrl.sam.engine",
     "is_installed": "samrl.sam.engine",
 }

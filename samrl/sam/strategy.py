@@ -10,8 +10,9 @@ Radius schedules, weight decay modes and the sharpness probes are the wrapper's,
 every variant.
 
 What a variant declares is read without torch (config validation, `samrl config keys`, the
-README's tables): `name` (its `optim.name`), `summary`, `params` (its `optim.<key>` parameters,
-each with default, meaning and check), `adaptive` (ASAM's ball) and `probe_compatible`.
+README's tables): `name` (its `optim.name`), `summary`, `label` (in result tables), `params`
+(its `optim.<key>` parameters, each with default, meaning and check), `adaptive` (ASAM's ball)
+and `probe_compatible`.
 
 A new variant is one subclass decorated with `@register_variant`; variants.py holds the built-in
 ones, tests/test_sam_variants.py registers one inside a test.
@@ -74,6 +75,8 @@ class SAMVariant:
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
+    #: its name in result tables and figures ("" : the name itself)
+    label: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
     #: ASAM's ball (rho T^2 g/||T g||, T = |w|) instead of SAM's (SAMFactory.adaptive)
     adaptive: ClassVar[bool] = False

@@ -81,6 +81,7 @@ _K = Param("k", "a SAM step every k-th update", default=1, check=_check_k)
 @register_variant
 class SAM(SAMVariant):
     name = "sam"
+    label = "SAM"
     summary = "SAM (Foret et al. 2021): step with g(w + eps), eps = rho g/‖g‖"
     probe_compatible = True
 
@@ -88,6 +89,7 @@ class SAM(SAMVariant):
 @register_variant
 class ASAM(SAM):
     name = "asam"
+    label = "ASAM"
     summary = "ASAM (Kwon et al. 2021): eps = rho T²g/‖Tg‖, T = \\|w\\| (rho 0.5–2)"
     adaptive = True
 
@@ -174,6 +176,7 @@ class LookSAM(PeriodicSAM):
 @register_variant
 class GSAM(SAMVariant):
     name = "gsam"
+    label = "GSAM"
     summary = "GSAM (Zhuang et al. 2022): g_s − alpha g⊥, g⊥ the part of g(w) orthogonal to g_s"
     params = (Param("alpha", "weight of the surrogate-gap correction", 0.1, _check_alpha),)
     alpha: float
@@ -202,6 +205,7 @@ class GSAM(SAMVariant):
 @register_variant
 class MSAM(SAMVariant):
     name = "msam"
+    label = "MSAM"
     summary = "m-sharpness: per chunk of m rows its own eps; the mean of the chunk SAM gradients"
     params = (Param("m", "rows per chunk (must divide the minibatch size)", check=_check_m),)
     m: int
@@ -295,6 +299,11 @@ def check_batch_size(optim: Mapping[str, Any], batch_size: int) -> None:
     """The variant's rules on the configured minibatch size (msam: m divides it)."""
     cls = variant_class(optim["name"])
     cls.check_batch_size({p.name: optim.get(p.name, p.default) for p in cls.params}, batch_size)
+
+
+def display_name(name: str) -> str:
+    """An optim.name as result tables show it (a name no longer registered: itself)."""
+    return (name in variant_names() and variant_class(name).label) or name
 
 
 def is_base(name: object) -> bool:
