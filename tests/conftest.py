@@ -103,6 +103,27 @@ def build(
     return algo, dataset
 
 
+def trained_with_threads(config: Any, schedule: list[int]) -> Any:
+    """A d3rlpy config built on a Hopper-sized random dataset and installed, after one update of
+    batch 256 per entry of `schedule`, run with that many torch threads (seeds fixed). For the
+    tests that switch thread counts as `train.threads: auto` does."""
+    from samrl.sampling import Sampler
+
+    dataset = random_dataset(
+        discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
+    )
+    torch.manual_seed(0)
+    np.random.seed(0)  # the sampler's draws
+    algo = config.create(device="cpu")
+    build_for_training(algo, dataset)
+    install(algo)
+    sampler = Sampler(dataset)
+    for threads in schedule:
+        torch.set_num_threads(threads)
+        algo.update(sampler.transition_batch(256))
+    return algo
+
+
 def sample_batch(dataset: Any, facts: AlgoFacts) -> Any:
     if facts.transformer:
         return dataset.sample_trajectory_batch(16, length=4)

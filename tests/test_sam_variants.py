@@ -14,14 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import d3rlpy
-import numpy as np
 import pytest
 import torch
-from conftest import Toy, build, own_metrics, sam_metrics, state_differences, train
+from conftest import (
+    Toy,
+    build,
+    own_metrics,
+    sam_metrics,
+    state_differences,
+    train,
+    trained_with_threads,
+)
 from d3rlpy.optimizers import CosineAnnealingLRFactory, SGDFactory
 
 import samrl  # noqa: F401  (registers the SAM factory for load_learnable)
-from samrl.algos import algo_facts, build_for_training
+from samrl.algos import algo_facts
 from samrl.build import algo_config
 from samrl.config import resolve
 from samrl.errors import ConfigError
@@ -536,32 +543,13 @@ def test_switching_threads_changes_no_variants_bits(case: dict[str, Any]) -> Non
     whole-tensor reduction (a dot product summed in another order differs in the last bits)."""
     from d3rlpy.models.encoders import VectorEncoderFactory
 
-    from samrl.sampling import Sampler
-    from samrl.testing import random_dataset
-
-    dataset = random_dataset(
-        discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
+    config = d3rlpy.algos.TD3PlusBCConfig(
+        batch_size=256,
+        critic_encoder_factory=VectorEncoderFactory([256, 256]),
+        actor_encoder_factory=VectorEncoderFactory([8]),
+        critic_optim_factory=SAMFactory(rho=RHO, **case),
     )
-    factory = SAMFactory(rho=RHO, **case)
-
-    def trained(schedule: list[int]) -> Any:
-        torch.manual_seed(0)
-        np.random.seed(0)  # the sampler's draws
-        params = {
-            "batch_size": 256,
-            "critic_encoder_factory": VectorEncoderFactory([256, 256]),
-            "actor_encoder_factory": VectorEncoderFactory([8]),
-            "critic_optim_factory": factory,
-        }
-        algo = d3rlpy.algos.TD3PlusBCConfig(**params).create(device="cpu")
-        build_for_training(algo, dataset)
-        install(algo)
-        sampler = Sampler(dataset)
-        for threads in schedule:
-            torch.set_num_threads(threads)
-            algo.update(sampler.transition_batch(256))
-        return algo
-
+    trained = functools.partial(trained_with_threads, config)
     steps = 6
     fixed = trained([1] * steps)
     switched = trained([1 + i % 2 for i in range(steps)])

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import run_cli, state_differences, tiny_config, write_config
+from conftest import run_cli, state_differences, tiny_config, trained_with_threads, write_config
 
 from samrl.threads import AutoThreads, available_cores, most_threads, threads_for_run
 
@@ -119,18 +118,10 @@ def test_switching_threads_every_few_steps_changes_nothing(name: str) -> None:
     are big enough (64-64, batch 256) that torch really splits the work between threads."""
     from d3rlpy.models.encoders import VectorEncoderFactory
 
-    from samrl.algos import algorithm_table, build_for_training
-    from samrl.sam import SAMFactory, install
-    from samrl.sampling import Sampler
-    from samrl.testing import random_dataset
-
-    dataset = random_dataset(
-        discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
-    )
+    from samrl.algos import algorithm_table
+    from samrl.sam import SAMFactory
 
     def trained(schedule: list[int]) -> object:
-        torch.manual_seed(0)
-        np.random.seed(0)
         params = {
             "batch_size": 256,
             "actor_encoder_factory": VectorEncoderFactory([64, 64]),
@@ -138,14 +129,7 @@ def test_switching_threads_every_few_steps_changes_nothing(name: str) -> None:
             "actor_optim_factory": SAMFactory(rho=0.05),
             "critic_optim_factory": SAMFactory(rho=0.05),
         }
-        algo = algorithm_table()[name].config_class(**params).create(device="cpu")
-        build_for_training(algo, dataset)
-        install(algo)
-        sampler = Sampler(dataset)
-        for threads in schedule:
-            torch.set_num_threads(threads)
-            algo.update(sampler.transition_batch(256))
-        return algo
+        return trained_with_threads(algorithm_table()[name].config_class(**params), schedule)
 
     steps = 8
     fixed = trained([1] * steps)
