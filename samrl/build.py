@@ -15,6 +15,7 @@ from d3rlpy.optimizers import (
 )
 
 from samrl.algos import AlgoFacts
+from samrl.config.sections import OptimSection
 from samrl.sam.factory import SAMFactory
 from samrl.sam.variants import OPTIMIZER_NAMES
 from samrl.validate import Checker, dataclass_kwargs, field_defaults
@@ -29,13 +30,13 @@ BASE_FACTORIES: dict[str, type[OptimizerFactory]] = {
 _CHECK = Checker()
 
 
-def base_factory(optim: dict[str, Any], default: OptimizerFactory | None) -> OptimizerFactory:
+def base_factory(optim: OptimSection, default: OptimizerFactory | None) -> OptimizerFactory:
     """The base optimizer: `optim.base` with `optim.params`, else the algorithm's default."""
-    if optim["base"] is None and default is not None:
-        kwargs = dataclass_kwargs(_CHECK, type(default), optim["params"], "optim.params")
+    if optim.base is None and default is not None:
+        kwargs = dataclass_kwargs(_CHECK, type(default), optim.params, "optim.params")
         return dataclasses.replace(default, **kwargs)
-    cls = BASE_FACTORIES[optim["base"] or "adam"]
-    kwargs = dataclass_kwargs(_CHECK, cls, optim["params"], "optim.params")
+    cls = BASE_FACTORIES[optim.base or "adam"]
+    kwargs = dataclass_kwargs(_CHECK, cls, optim.params, "optim.params")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -43,37 +44,38 @@ def base_factory(optim: dict[str, Any], default: OptimizerFactory | None) -> Opt
 
 
 def optimizer_factories(
-    optim: dict[str, Any], facts: AlgoFacts, default_factories: dict[str, Any] | None
+    optim: OptimSection, facts: AlgoFacts, default_factories: dict[str, Any] | None
 ) -> dict[str, OptimizerFactory]:
     """Config field name -> optimizer factory for every network of the algorithm."""
     defaults = default_factories or field_defaults(facts.config_class)
-    spec = OPTIMIZER_NAMES[optim["name"]]
-    variant = SAMFactory.config_fields({k: v for k, v in optim.items() if k in spec.keys})
+    spec = OPTIMIZER_NAMES[optim.name]
+    networks = optim.networks or tuple(facts.networks)
+    variant = SAMFactory.config_fields(dict(optim.variant_params))
     factories: dict[str, OptimizerFactory] = {}
-    probe = optim.get("probe")
-    probed = set(probe.get("networks") or optim["networks"]) if probe else set()
+    probe = optim.probe
+    probed = set(probe.networks or networks) if probe else set()
     for net, field in facts.networks.items():
         if field in factories:
             continue
         base = base_factory(optim, defaults.get(field))
         fixed = {}
-        if net in probed:
-            assert probe is not None
-            fixed = {"fixed_rho": float(probe["rho"]), "fixed_every": int(probe["every"])}
-        if spec.sharpness_aware and net in optim["networks"]:
+        if probe is not None and net in probed:
+            fixed = {"fixed_rho": float(probe.rho), "fixed_every": int(probe.every)}
+        if spec.sharpness_aware and net in networks:
             factories[field] = SAMFactory(
-                base=base, rho=optim["rho"], **spec.fixed, **variant, **fixed
+                base=base, rho=optim.rho, **spec.fixed, **variant, **fixed
             )
-        elif fixed:  # a network that trains with its base optimizer, measured by the probe
+        elif probe is not None and fixed:
+            # a network that trains with its base optimizer, measured by the probe
             factories[field] = SAMFactory(
-                base=base, rho=probe["rho"], probe_every=probe["every"], **fixed
+                base=base, rho=probe.rho, probe_every=probe.every, **fixed
             )
         else:
             factories[field] = base
     return factories
 
 
-def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: dict[str, Any]) -> LearnableConfig:
+def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: OptimSection) -> LearnableConfig:
     """d3rlpy's <Algo>Config from `algo.params` plus the optimizer factories from `optim`."""
     for name in params:
         if str(name).endswith("optim_factory"):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 import samrl
 from samrl.algos import algo_facts, build_for_training
 from samrl.build import algo_config
-from samrl.config import Config
+from samrl.config import Config, TrainSection
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
@@ -200,17 +200,17 @@ def _run_locked(
         return RunResult(run_dir, "skipped", f"{run_dir} is already completed", run.steps_done())
     from samrl.data import load_dataset
 
-    ds_cfg, train_cfg = config["dataset"], config["train"]
+    ds_cfg, train_cfg = config.dataset, config.train
     dataset = load_dataset(
-        ds_cfg["name"],
-        size=ds_cfg["size"],
-        seed=ds_cfg["seed"],
-        test_fraction=ds_cfg["test_fraction"],
+        ds_cfg.name,
+        size=ds_cfg.size,
+        seed=ds_cfg.seed,
+        test_fraction=ds_cfg.test_fraction,
         progress=progress,
     )
-    resolved = dict(config.data)
+    resolved = config.to_dict()
     resolved["samrl"] = {
-        **versions(train_cfg["device"]),
+        **versions(train_cfg.device),
         "run_id": config.run_id,
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
@@ -225,7 +225,7 @@ def _run_locked(
             started_at=previous.get("started_at", now()),
             ended_at=None,
             error=None,
-            n_steps=train_cfg["n_steps"],
+            n_steps=train_cfg.n_steps,
             steps_done=previous.get("steps_done", 0),
             epochs_done=previous.get("epochs_done", 0),
             wall_time_s=clock.total(),
@@ -234,7 +234,7 @@ def _run_locked(
         raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
     try:
         # process-wide; restored after the run
-        with threads_for_run(train_cfg["threads"]) as auto_threads:
+        with threads_for_run(train_cfg.threads) as auto_threads:
             return _train(
                 config,
                 resolved,
@@ -317,30 +317,30 @@ def _train(
 ) -> RunResult:
     from samrl.data import make_eval_env
 
-    train_cfg = config["train"]
-    facts = algo_facts(config["algo"]["name"])
-    seed_everything(train_cfg["seed"])
-    algo_cfg = algo_config(facts, config["algo"]["params"], config["optim"])
+    train_cfg = config.train
+    facts = algo_facts(config.algo.name)
+    seed_everything(train_cfg.seed)
+    algo_cfg = algo_config(facts, config.algo.params, config.optim)
     eval_env = None
-    if dataset.info.env_id is not None and (train_cfg["eval_episodes"] > 0 or not facts.discrete):
-        eval_env = make_eval_env(dataset.info, seed=train_cfg["seed"])
+    if dataset.info.env_id is not None and (train_cfg.eval_episodes > 0 or not facts.discrete):
+        eval_env = make_eval_env(dataset.info, seed=train_cfg.seed)
     algo_cfg = _with_action_scaler(algo_cfg, eval_env, facts.discrete)
-    algo = algo_cfg.create(device=train_cfg["device"])
+    algo = algo_cfg.create(device=train_cfg.device)
     build_for_training(algo, dataset.train)
     install(algo)
 
-    if train_cfg["eval_episodes"] == 0:
+    if train_cfg.eval_episodes == 0:
         eval_env = None
     run_dir = run.path
     tables = _Tables(run, EVAL_COLUMNS)
     logger = D3RLPyLogger(
         algo=algo,
-        adapter_factory=adapter_factory(config["output"]["loggers"], run_dir, resolved),
+        adapter_factory=adapter_factory(list(config.output.loggers), run_dir, resolved),
         experiment_name=D3RLPY_LOG_DIR,
-        n_steps_per_epoch=train_cfg["n_steps_per_epoch"],
+        n_steps_per_epoch=train_cfg.n_steps_per_epoch,
         with_timestamp=False,
     )
-    n_epochs = math.ceil(train_cfg["n_steps"] / train_cfg["n_steps_per_epoch"])
+    n_epochs = math.ceil(train_cfg.n_steps / train_cfg.n_steps_per_epoch)
     epoch, step = 0, 0
     # Metric values of the epoch in progress; a checkpoint taken on a signal mid-epoch
     # carries them, so the resumed epoch's means are those of an uninterrupted run.
@@ -367,7 +367,7 @@ def _train(
     # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
     sampler = Sampler(dataset.train)
     bar = tqdm(
-        total=train_cfg["n_steps"],
+        total=train_cfg.n_steps,
         initial=step,
         disable=not progress,
         file=stream,
@@ -380,7 +380,7 @@ def _train(
     try:
         while epoch < n_epochs:
             epoch += 1
-            n = min(train_cfg["n_steps_per_epoch"], train_cfg["n_steps"] - step + partial.steps)
+            n = min(train_cfg.n_steps_per_epoch, train_cfg.n_steps - step + partial.steps)
             start = partial.steps
             epoch_metrics = train_steps(
                 algo,
@@ -408,12 +408,12 @@ def _train(
                 evaluation = _evaluate(algo, dataset, facts, eval_env, train_cfg, epoch)
                 for name, value in evaluation.items():
                     logger.add_metric(name, value)
-            hessian = config["analysis"]["hessian"]
-            if hessian is not None and not bad and epoch % hessian["every_epochs"] == 0:
+            hessian = config.analysis.hessian
+            if hessian is not None and not bad and epoch % hessian.every_epochs == 0:
                 from samrl.analysis.during_training import hessian_row
 
                 with forked_rng():
-                    row = hessian_row(algo, dataset.train, hessian, seed=train_cfg["seed"])
+                    row = hessian_row(algo, dataset.train, hessian, seed=train_cfg.seed)
                 for name, value in row.items():
                     logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
             committed = logger.commit(epoch, step)
@@ -424,7 +424,7 @@ def _train(
                     file=stream,
                     flush=True,
                 )
-            if epoch % train_cfg["save_interval"] == 0 or epoch == n_epochs:
+            if epoch % train_cfg.save_interval == 0 or epoch == n_epochs:
                 logger.save_model(step, algo)
             run.save_checkpoint(algo, epoch, step, _algorithm_state(hooks))
             run.write_status(steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
@@ -450,7 +450,7 @@ def _interrupted_message(
 
 
 def _evaluate(
-    algo: Any, dataset: Any, facts: Any, env: Any, train_cfg: dict[str, Any], epoch: int
+    algo: Any, dataset: Any, facts: Any, env: Any, train_cfg: TrainSection, epoch: int
 ) -> dict[str, float]:
     """Rollout returns (and normalized score) and held-out TD metrics for this epoch."""
     from samrl.data import normalized_score
@@ -460,7 +460,7 @@ def _evaluate(
         returns = rollout_returns(
             algo,
             env,
-            train_cfg["eval_episodes"],
+            train_cfg.eval_episodes,
             seed=10_000 * epoch,
             transformer=facts.transformer,
             discrete=facts.discrete,

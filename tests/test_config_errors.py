@@ -279,7 +279,7 @@ def test_optim_name_base_means_no_sam_and_adam_is_its_alias(
         configs[name] = resolve(raw, source="c.yaml", check_dataset=False)
     assert configs["base"].run_id == "cql_pendulum-random_base_s0"
     # the same training: only the spelling differs
-    base, adam = (dict(configs[n].data) for n in ("base", "adam"))
+    base, adam = (configs[n].to_dict() for n in ("base", "adam"))
     base["optim"] = {**base["optim"], "name": "adam"}
     base.pop("output"), adam.pop("output")  # the run ids differ: _base_ / _adam_
     assert json.dumps(base, sort_keys=True) == json.dumps(adam, sort_keys=True)

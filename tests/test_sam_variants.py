@@ -393,7 +393,7 @@ def _resolve(**optim: Any) -> Any:
 
 def _check_optim(**optim: Any) -> Any:
     """The optim section as samrl.config's one resolver validates it."""
-    return _resolve(**optim)["optim"]
+    return _resolve(**optim).optim
 
 
 def test_every_name_key_is_a_sam_factory_field() -> None:
@@ -463,7 +463,7 @@ def test_bad_variant_parameters_are_config_errors_naming_the_key(
 
 def test_resolve_accepts_variant_keys_and_refuses_bad_ones() -> None:
     config = _resolve(name="looksam", k=5, alpha=0.5)
-    assert (config["optim"]["k"], config["optim"]["alpha"]) == (5, 0.5)
+    assert config.optim.variant_params == {"k": 5, "alpha": 0.5}
     with pytest.raises(ConfigError, match=r"^cfg\.yaml: optim\.k: must be >= 1, got 0$"):
         _resolve(name="periodic_sam", k=0)
 

@@ -82,10 +82,10 @@ def test_expand_grid_times_seeds_paired(tmp_path: Path) -> None:
     for plan in plans:
         key = repr(sorted(plan.point.items()))
         by_point.setdefault(key, set()).add(plan.seed)
-        data = plan.config.data
-        assert data["train"]["seed"] == plan.seed
-        assert data["dataset"] == plans[0].config.data["dataset"]  # the same data everywhere
-        assert data["sweep"] == {"name": "s", "point": plan.point}
+        config = plan.config
+        assert config.train.seed == plan.seed
+        assert config.dataset == plans[0].config.dataset  # the same data everywhere
+        assert config.sweep == {"name": "s", "point": plan.point}
         assert plan.run_dir == tmp_path.resolve() / "s" / "runs" / plan.run_id
     assert all(seeds == {0, 1, 2} for seeds in by_point.values())
     ids = {p.run_id for p in plans}
@@ -132,7 +132,7 @@ def test_invalid_grid_point_names_point_and_key(tmp_path: Path) -> None:
 
 def test_set_overrides_apply_to_every_run(tmp_path: Path) -> None:
     plans = expand(spec(tmp_path, overrides=[("train.n_steps", 30)], seeds=[0, 1]))
-    assert {p.config["train"]["n_steps"] for p in plans} == {30}
+    assert {p.config.train.n_steps for p in plans} == {30}
 
 
 def test_sweep_file_base_relative_to_file(tmp_path: Path) -> None:
@@ -203,13 +203,13 @@ def test_a_list_grid_is_the_union_of_its_products(tmp_path: Path) -> None:
     assert loaded.grid == {**sam, "optim.name": ["adam"]}
     plans = expand(loaded)
     assert len(plans) == (4 + 1) * 2
-    adam = [p for p in plans if p.config["optim"]["name"] == "adam"]
+    adam = [p for p in plans if p.config.optim.name == "adam"]
     assert [p.point for p in adam] == [{"optim.name": "adam"}] * 2
     assert {p.run_id for p in adam} == {
         "td3_plus_bc_pendulum-random_adam_s0",
         "td3_plus_bc_pendulum-random_adam_s1",
     }
-    nets = {tuple(p.config["optim"]["networks"]) for p in plans if p not in adam}
+    nets = {tuple(p.config.optim.networks) for p in plans if p not in adam}
     assert nets == {("actor",), ("critic",)}
     record = sweep_record(loaded, plans)
     assert record["grids"] == [sam, {"optim.name": ["adam"]}]
@@ -225,9 +225,9 @@ def test_the_shipped_study_measures_every_run_at_one_radius() -> None:
     plans = expand(study)
     assert len(plans) == (3 * 3 + 1) * 2 * 2 * 5
     for plan in plans:
-        probe = plan.config["optim"]["probe"]
-        assert probe["rho"] == 0.05 and set(probe["networks"]) == {"critic", "actor"}
-    variants = {(p.config["optim"]["name"], tuple(p.config["optim"]["networks"])) for p in plans}
+        probe = plan.config.optim.probe
+        assert probe.rho == 0.05 and set(probe.networks) == {"critic", "actor"}
+    variants = {(p.config.optim.name, tuple(p.config.optim.networks)) for p in plans}
     assert variants == {
         ("sam", ("actor",)),
         ("sam", ("critic",)),

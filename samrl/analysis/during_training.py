@@ -7,11 +7,13 @@ only on ``seed`` (the run's seed), so rows of different epochs are measured on t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samrl.analysis.curvature import hutchinson_trace, top_eigenvalues
 from samrl.analysis.network_loss import evaluation_batch, network_loss_fn, networks_of
+
+if TYPE_CHECKING:
+    from samrl.config import HessianSection
 
 
 def network_curvature(
@@ -41,24 +43,22 @@ def network_curvature(
     return out
 
 
-def hessian_row(
-    algo: Any, dataset: Any, settings: Mapping[str, Any], seed: int
-) -> dict[str, float]:
+def hessian_row(algo: Any, dataset: Any, settings: HessianSection, seed: int) -> dict[str, float]:
     """One hessian.csv row: ``<net>_lambda_1..k``, ``<net>_trace``, ``<net>_trace_se`` (with
-    ``trace_samples > 0``) and ``<net>_hvp_count`` for each network in ``settings["networks"]``
-    (all networks when None). ``settings`` holds the keys of samrl.config.HESSIAN_KEYS; the
+    ``trace_samples > 0``) and ``<net>_hvp_count`` for each network in ``settings.networks``
+    (all networks when None). ``settings`` is the config's ``analysis.hessian``; the
     spectral density is computed post hoc only (``samrl hessian --density``).
     """
-    batch = evaluation_batch(algo, dataset, int(settings["n_transitions"]), seed)
-    nets = settings.get("networks") or list(networks_of(algo))
+    batch = evaluation_batch(algo, dataset, int(settings.n_transitions), seed)
+    nets = settings.networks or list(networks_of(algo))
     row: dict[str, float] = {}
     for net in nets:
         values = network_curvature(
             algo,
             net,
             batch,
-            top_k=int(settings["top_k"]),
-            trace_samples=int(settings["trace_samples"]),
+            top_k=int(settings.top_k),
+            trace_samples=int(settings.trace_samples),
             seed=seed,
         )
         row.update({f"{net}_{key}": value for key, value in values.items()})

@@ -89,7 +89,8 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise RunError(f"{path}: malformed YAML ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("dataset"), dict):
+    dataset = data.get("dataset") if isinstance(data, dict) else None
+    if not isinstance(dataset, dict) or "name" not in dataset:
         raise RunError(f"{path} has no dataset section; is this a samrl run directory?")
     return data
 
@@ -106,6 +107,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
 
     import samrl
     from samrl.algos import algo_facts
+    from samrl.config import DatasetSection
     from samrl.data import load_dataset
     from samrl.sam import install
 
@@ -128,13 +130,8 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
-    ds = config["dataset"]
-    dataset = load_dataset(
-        ds["name"],
-        size=ds.get("size"),
-        seed=ds.get("seed", 0),
-        test_fraction=ds.get("test_fraction", 0.0),
-    )
+    ds = DatasetSection.from_mapping(config["dataset"])
+    dataset = load_dataset(ds.name, size=ds.size, seed=ds.seed, test_fraction=ds.test_fraction)
     algo = d3rlpy.load_learnable(str(steps[step]), device="cpu:0")
     install(algo)
     run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name

@@ -26,7 +26,6 @@ from samrl.config import (
 )
 from samrl.errors import ConfigError
 from samrl.rundir import SweepDir
-from samrl.sam.variants import OPTIMIZER_NAMES
 from samrl.validate import KEY_PATH, Checker
 
 DEFAULT_OUT = "runs/sweeps"
@@ -413,7 +412,7 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             raw["sweep"] = {"name": spec.name, "point": copy.deepcopy(point)}
             config = _resolve(spec, raw, point, seed)
             stem = config.run_id.removesuffix(f"_s{seed}")
-            sam = OPTIMIZER_NAMES[config["optim"]["name"]].sharpness_aware
+            sam = config.optim.sharpness_aware
             extra = [k for k in point if k not in RUN_ID_KEYS or (k == "optim.rho" and not sam)]
             short = "_".join([stem, *(_token(k, point[k], labels) for k in extra)])
             full = "_".join([stem, *(_token(k, point[k], labels) for k in point)])

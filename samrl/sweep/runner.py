@@ -156,21 +156,21 @@ def prepare_datasets(plans: list[RunPlan], echo: Echo, progress: bool) -> None:
     seen: set[tuple[str, Any, int]] = set()
     fetched: set[str] = set()
     for plan in plans:
-        ds = plan.config["dataset"]
-        key = (ds["name"], ds["size"], ds["seed"])
-        kind = describe_dataset(ds["name"]).kind
-        if kind in ("d4rl", "d3rlpy", "minari") and ds["name"] not in fetched:
-            fetched.add(ds["name"])
-            fetch_named(ds["name"], progress=progress)
+        ds = plan.config.dataset
+        key = (ds.name, ds.size, ds.seed)
+        kind = describe_dataset(ds.name).kind
+        if kind in ("d4rl", "d3rlpy", "minari") and ds.name not in fetched:
+            fetched.add(ds.name)
+            fetch_named(ds.name, progress=progress)
         if key in seen or kind != "builtin":
             continue
         seen.add(key)
-        builtin = BUILTINS[ds["name"]]
-        size = ds["size"] or builtin.default_size
-        if not builtin.is_mujoco and cache_path(builtin, size, ds["seed"]).exists():
+        builtin = BUILTINS[ds.name]
+        size = ds.size or builtin.default_size
+        if not builtin.is_mujoco and cache_path(builtin, size, ds.seed).exists():
             continue
-        echo(f"samrl: preparing dataset {ds['name']} ({size} steps, seed {ds['seed']})")
-        ensure_builtin(builtin, size=ds["size"], seed=ds["seed"], progress=progress)
+        echo(f"samrl: preparing dataset {ds.name} ({size} steps, seed {ds.seed})")
+        ensure_builtin(builtin, size=ds.size, seed=ds.seed, progress=progress)
 
 
 def _jobs(sweep_dir: Path, plans: list[RunPlan]) -> list[Job]:

@@ -1,0 +1,323 @@
+"""The experiment config as typed, frozen sections: every key, its default and its meaning.
+
+This is the one place a key is documented (`samrl config keys` and the README's key table are
+printed from it; tests/test_config_keys.py keeps them complete). `samrl.config.resolve` is the
+one way to make a Config: it validates every key and fills in every default.
+
+A resolved Config's YAML form (`to_yaml`, a run's config.yaml) and `result_hash` are those of
+the plain mapping `to_dict` returns: sections in this order, keys in field order, optim's variant
+keys (e.g. looksam's k) after the others in the order given.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_MISSING = dataclasses.MISSING
+
+
+def key(doc: Any, default: Any = _MISSING, *, factory: Any = None, **meta: Any) -> Any:
+    """A config key: its meaning (`doc`: text, or a function giving it where the meaning
+    comes from a registry) and default. `section=<cls>`: the key holds that
+    section's keys (or None when left out); `results=False`: it does not change what a run
+    computes (left out of the result hash)."""
+    metadata = {"doc": doc, **meta}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _section(cls: type, **meta: Any) -> Any:
+    """A top-level section (not itself a key: its keys are)."""
+    return dataclasses.field(metadata={"section": cls, **meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """Common to every section: its keys in order, the plain mapping, reading a stored one."""
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if "doc" in f.metadata]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Key -> default (None for a required key)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if "doc" not in f.metadata:
+                continue
+            if f.default_factory is not _MISSING:
+                out[f.name] = _plain(f.default_factory())
+            else:
+                out[f.name] = None if f.default is _MISSING else _plain(f.default)
+        return out
+
+    def to_dict(self, *, results_only: bool = False) -> dict[str, Any]:
+        """The section as plain YAML values (lists, not tuples), keys in field order.
+
+        results_only: without the keys that do not change what a run computes.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if results_only and f.metadata.get("results") is False:
+                continue
+            value = getattr(self, f.name)
+            if f.metadata.get("flatten"):
+                out.update(_plain(value))
+            elif "doc" in f.metadata or "section" in f.metadata:
+                out[f.name] = _plain(value, results_only)
+        return out
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Any:
+        """A section as a resolved config wrote it (a run's config.yaml): no validation, keys
+        this version does not know are ignored, missing ones take their defaults."""
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            sub = f.metadata.get("section")
+            if sub is not None and isinstance(value, Mapping):
+                value = sub.from_mapping(value)
+            kwargs[f.name] = _frozen(value)
+        return cls(**kwargs)
+
+
+def _plain(value: Any, results_only: bool = False) -> Any:
+    if isinstance(value, Section):
+        return value.to_dict(results_only=results_only)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    # A user's mapping (algo.params, ...) copied whole: what YAML anchors shared inside it stays
+    # shared, so the YAML written is the one written before sections were typed (&id001 ...).
+    return copy.deepcopy(value)
+
+
+def _frozen(value: Any) -> Any:
+    """Lists of names as tuples (a frozen section does not change under its user)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return copy.deepcopy(value)
+
+
+# ---------------------------------------------------------------- the sections
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoSection(Section):
+    name: str = key("a d3rlpy algorithm in snake_case (cql, iql, td3_plus_bc, ...) or combo")
+    params: dict[str, Any] = key(
+        "keyword arguments of d3rlpy's <Algo>Config (batch_size, gamma, ...)", factory=dict
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSection(Section):
+    name: str = key("built-in name, d4rl:<name>, d3rlpy:<name>, minari:<id> or file:<path>")
+    size: int | None = key("transitions to generate (built-in datasets; default per dataset)", None)
+    seed: int = key("seed of the generated data (built-in datasets)", 0)
+    test_fraction: float = key("share of episodes held out for TD-error evaluation (0-0.9)", 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeSection(Section):
+    rho: float = key("the probe's radius", 0.05)
+    every: int = key("probe every this many updates", 10)
+    networks: tuple[str, ...] | None = key(
+        "networks probed (default: every network optimizer)", None
+    )
+
+
+def _names_doc() -> str:
+    from samrl.sam.variants import names_doc
+
+    return names_doc()  # the variant registry (samrl/sam/variants.py)
+
+
+#: optim keys every SAM variant accepts (`samrl.sam.variants.COMMON_KEYS`); the parameters of
+#: one variant (k, alpha, m) are documented by their variant classes (`param_docs`). Each is
+#: validated by samrl.sam when the factory is built.
+VARIANT_KEY_DOCS: dict[str, str] = {
+    "rho_schedule": "constant, linear_warmup or lr_proportional",
+    "warmup_steps": "linear_warmup: updates until rho is reached",
+    "rho_min": "the schedule's smallest rho",
+    "weight_decay_mode": "decoupled (after the SAM gradient) or loss (inside the loss)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSection(Section):
+    name: str = key(_names_doc, "adam")
+    base: str | None = key(
+        "the base optimizer: adam, sgd, adamw or rmsprop (default: the algorithm's own)", None
+    )
+    rho: float = key("SAM's radius (>= 0; 0 is the base optimizer bitwise)", 0.05)
+    networks: tuple[str, ...] | None = key(
+        "networks SAM applies to (default: every network optimizer)", None
+    )
+    params: dict[str, Any] = key(
+        "keyword arguments of the base optimizer (betas, weight_decay, ...)", factory=dict
+    )
+    probe: ProbeSection | None = key(
+        "measure sharpness at a fixed radius without stepping with it", None, section=ProbeSection
+    )
+    #: The variant keys given (VARIANT_KEY_DOCS), in the order given; written beside the others.
+    variant_params: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"flatten": True}
+    )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Any:
+        section = super().from_mapping(data)
+        from samrl.sam.variants import OPTIMIZER_NAMES
+
+        known = {k for spec in OPTIMIZER_NAMES.values() for k in spec.keys}
+        variant = {k: copy.deepcopy(v) for k, v in data.items() if k in known}
+        return dataclasses.replace(section, variant_params=variant)
+
+    @property
+    def sharpness_aware(self) -> bool:
+        """Whether this optimizer trains with SAM (else the base optimizer alone)."""
+        from samrl.sam.variants import OPTIMIZER_NAMES
+
+        return OPTIMIZER_NAMES[self.name].sharpness_aware
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSection(Section):
+    n_steps: int = key("gradient updates in total", 10000)
+    n_steps_per_epoch: int = key(
+        "updates per epoch (one CSV row, checkpoint and evaluation each)", 1000
+    )
+    seed: int = key("seed of initial weights and minibatch order", 0)
+    # where and how fast a run computes is not what it computes
+    device: str = key("auto, cpu, cuda or cuda:N", "auto", results=False)
+    eval_episodes: int = key("environment episodes per evaluation (0: none)", 5)
+    save_interval: int = key("save d3rlpy's model_<step>.d3 every this many epochs", 1)
+    threads: int | str = key(
+        "torch threads (auto: 1 or all, whichever measures faster, rechecked)",
+        "auto",
+        results=False,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSection(Section):
+    dir: str = key("parent folder of the experiment's run directories", "runs")
+    run_id: str | None = key(
+        "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)", None
+    )
+    run_dir: str | None = key(
+        "the exact run directory (sweeps set it; default <output.dir>/<name>/<run_id>)", None
+    )
+    loggers: tuple[str, ...] = key(
+        "where metrics also go: file, tensorboard, wandb", factory=lambda: ("file",)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianSection(Section):
+    every_epochs: int = key("measure every this many epochs", 1)
+    networks: tuple[str, ...] | None = key("networks measured (default: all)", None)
+    top_k: int = key("largest eigenvalues computed", 1)
+    n_transitions: int = key("training transitions the Hessian is measured on", 1024)
+    trace_samples: int = key("Hutchinson samples of the trace (0: no trace)", 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSection(Section):
+    hessian: HessianSection | None = key(
+        "Hessian eigenvalues and trace during training (hessian.csv)", None, section=HessianSection
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(Section):
+    """A validated, resolved experiment config (made by `samrl.config.resolve`)."""
+
+    name: str = key(
+        "experiment name: the folder under output.dir (default: the config file's name)",
+        results=False,
+    )
+    algo: AlgoSection = _section(AlgoSection)
+    dataset: DatasetSection = _section(DatasetSection)
+    optim: OptimSection = _section(OptimSection)
+    train: TrainSection = _section(TrainSection)
+    output: OutputSection = _section(OutputSection, results=False)
+    analysis: AnalysisSection = _section(AnalysisSection)
+    #: What a sweep records about the run (its name and grid point); not a user key.
+    sweep: dict[str, Any] | None = dataclasses.field(default=None, metadata={"results": False})
+    #: Where the config came from (a file, a sweep's grid point), for messages; not written.
+    source: str = dataclasses.field(default="", compare=False)
+
+    def to_dict(self, *, results_only: bool = False) -> dict[str, Any]:
+        out = super().to_dict(results_only=results_only)
+        if self.sweep is not None and not results_only:
+            out["sweep"] = _plain(self.sweep)
+        return out
+
+    @property
+    def run_id(self) -> str:
+        return str(self.output.run_id)
+
+    @property
+    def run_dir(self) -> Path:
+        """`output.run_dir` when given (a sweep places each run in its sweep directory), else
+        `<output.dir>/<name>/<run_id>`."""
+        if self.output.run_dir is not None:
+            return Path(self.output.run_dir)
+        return Path(self.output.dir) / self.name / self.run_id
+
+    def with_output(self, **output: Any) -> Config:
+        """The same config writing elsewhere (output keys never change results)."""
+        return dataclasses.replace(self, output=dataclasses.replace(self.output, **output))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def result_hash(self) -> str:
+        """Hash of everything that determines the results (not where they are written)."""
+        text = json.dumps(self.to_dict(results_only=True), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: The top-level sections, in the order a config is written.
+SECTIONS: dict[str, type[Section]] = {
+    f.name: f.metadata["section"] for f in dataclasses.fields(Config) if "section" in f.metadata
+}
+
+
+# ---------------------------------------------------------------- the key table
+
+
+def _rows(cls: type[Section], prefix: str) -> Iterator[tuple[str, Any, str]]:
+    defaults = cls.defaults()
+    for f in dataclasses.fields(cls):
+        if "doc" in f.metadata:
+            doc = f.metadata["doc"]
+            yield f"{prefix}{f.name}", defaults[f.name], doc() if callable(doc) else doc
+        sub = f.metadata.get("section")
+        if sub is not None:
+            yield from _rows(sub, f"{prefix}{f.name}.")
+
+
+def key_table() -> list[tuple[str, Any, str]]:
+    """(key path, default, meaning) of every config key, in schema order, then optim's variant
+    keys (those of one variant first, then the ones every variant takes)."""
+    from samrl.sam.variants import COMMON_KEYS, OPTIMIZER_NAMES, param_docs
+
+    variant_keys = dict.fromkeys(k for spec in OPTIMIZER_NAMES.values() for k in spec.keys)
+    ordered = [*(k for k in variant_keys if k not in COMMON_KEYS), *COMMON_KEYS]
+    docs = {**{f"optim.{k}": d for k, d in VARIANT_KEY_DOCS.items()}, **param_docs()}
+    variant_rows = [(f"optim.{k}", None, docs.get(f"optim.{k}", "")) for k in ordered]
+    return [*_rows(Config, ""), *variant_rows]
