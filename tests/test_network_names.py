@@ -79,9 +79,9 @@ def test_loss_is_an_alias_in_configs(tmp_path: Path) -> None:
 
     old = resolved("dqn", networks=["loss"], probe={"networks": "loss"})
     new = resolved("dqn", networks=["q"], probe={"networks": "q"})
-    assert old.data["optim"]["networks"] == ["q"]
-    assert old.data["optim"]["probe"]["networks"] == ["q"]
-    assert old.data["analysis"]["hessian"]["networks"] == ["q"]
+    assert old.optim.networks == ("q",)
+    assert old.optim.probe.networks == ("q",)
+    assert old.analysis.hessian.networks == ("q",)
     assert old.result_hash() == new.result_hash()
     # `loss` is no alias where there are several networks
     match = r"optim.networks\[0\]: unknown network for discrete_sac"
