@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from samrl.errors import ConfigError
+from samrl.validate import Checker
 
 if TYPE_CHECKING:  # d3rlpy (and the gym it imports) loads only when a run starts
     from d3rlpy.logging import CombineAdapterFactory, LoggerAdapter, LoggerAdapterFactory
@@ -37,8 +38,7 @@ def check_loggers(value: Any, key: str = "output.loggers") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"must be a list of {', '.join(LOGGERS)}, got {value!r}", key=key)
     for name in value:
-        if name not in LOGGERS:
-            raise ConfigError(f"unknown logger '{name}'; choose from {', '.join(LOGGERS)}", key=key)
+        Checker().choice(name, key, LOGGERS, "logger")  # `unknown logger 'x' (did you mean ...`
         module = REQUIRED_MODULE.get(name)
         if module is not None and importlib.util.find_spec(module) is None:
             raise ConfigError(

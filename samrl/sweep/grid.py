@@ -141,8 +141,7 @@ def parse_seeds(value: Any, where: str = "seeds") -> list[int]:
     if not items:
         raise ConfigError("needs at least one seed", key=where)
     for seed in items:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seeds must be non-negative integers, got {seed!r}", key=where)
+        _CHECK.integer(seed, where, 0, expected="non-negative integer seeds")
     if len(set(items)) != len(items):
         raise ConfigError(f"repeated seed in {items}", key=where)
     return list(items)
@@ -373,13 +372,10 @@ def safe_id(text: str) -> str:
 
 
 def _resolve(spec: SweepSpec, raw: dict[str, Any], point: dict[str, Any], seed: int) -> Config:
-    try:
-        return resolve(raw, source=spec.source, default_name=spec.name)
-    except ConfigError as exc:
-        where = f"{spec.source} (grid point {point_text(point)}, seed {seed})"
-        if not point:
-            where = f"{spec.source} (seed {seed})"
-        raise ConfigError(exc.message, key=exc.key, source=where) from None
+    where = f"{spec.source} (grid point {point_text(point)}, seed {seed})"
+    if not point:
+        where = f"{spec.source} (seed {seed})"
+    return Checker(where).rebased(lambda: resolve(raw, source=spec.source, default_name=spec.name))
 
 
 def expand(spec: SweepSpec) -> list[RunPlan]:
@@ -397,15 +393,9 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     for point in points:
         for seed in spec.seeds:
             raw = copy.deepcopy(base)
+            at_point = Checker(f"{spec.source} (grid point {point_text(point)})")
             for key, value in point.items():
-                try:
-                    apply_override(raw, key, copy.deepcopy(value))
-                except ConfigError as exc:
-                    raise ConfigError(
-                        exc.message,
-                        key=exc.key,
-                        source=f"{spec.source} (grid point {point_text(point)})",
-                    ) from None
+                at_point.rebased(lambda: apply_override(raw, key, copy.deepcopy(value)))  # noqa: B023
             apply_override(raw, "train.seed", seed)
             raw.pop("output", None)
             raw.setdefault("name", spec.name)  # the worker reads this file, not the sweep's
