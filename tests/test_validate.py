@@ -77,3 +77,29 @@ def test_dataclass_kwargs_checks_names_and_simple_types() -> None:
         dataclass_kwargs(C, CQLConfig, {"batch_sise": 8}, "p")
     with pytest.raises(ConfigError, match=r"p\.batch_size: must be int, got str 'many'"):
         dataclass_kwargs(C, CQLConfig, {"batch_size": "many"}, "p")
+
+
+def test_the_primitive_rules_are_written_only_in_samrl_validate() -> None:
+    """One rule, one place: config, build and sweep checks call samrl.validate instead of
+    spelling a type or name rule again. (samrl/sam keeps its variant-parameter checks for now:
+    the engine imports nothing from the config side.)"""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "samrl"
+    phrases = (
+        "must be an integer",
+        "must be a number",
+        "must be a non-empty string",
+        "use letters, digits",
+        r"[A-Za-z_]\w*",  # the key-path pattern
+        "get_close_matches",  # "did you mean" (samrl.errors.suggest)
+    )
+    owners = {root / "validate.py", root / "errors.py"}
+    found = [
+        f"{path.relative_to(root)}: {phrase}"
+        for path in sorted(root.rglob("*.py"))
+        if path not in owners and "sam" not in path.relative_to(root).parts[:1]
+        for phrase in phrases
+        if phrase in path.read_text()
+    ]
+    assert found == []
