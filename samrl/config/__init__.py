@@ -17,8 +17,14 @@ from samrl.config.sections import (
 )
 from samrl.config.yamlio import apply_override, load_yaml, parse_override, read_yaml
 
-#: What each key means (the docs live on the section fields; this is their flat view).
-KEY_DOCS: dict[str, str] = {key: doc for key, _, doc in key_table()}
+
+def __getattr__(name: str) -> object:
+    # KEY_DOCS: what each key means, a flat view of the docs on the section fields; computed
+    # when read, so variants registered since import are included.
+    if name == "KEY_DOCS":
+        return {key: doc for key, _, doc in key_table()}
+    raise AttributeError(f"module 'samrl.config' has no attribute {name!r}")
+
 
 __all__ = [
     "KEY_DOCS",
