@@ -7,6 +7,13 @@ one way to make a Config: it validates every key and fills in every default.
 A resolved Config's YAML form (`to_yaml`, a run's config.yaml) and `result_hash` are those of
 the plain mapping `to_dict` returns: sections in this order, keys in field order, optim's variant
 keys (e.g. looksam's k) after the others in the order given.
+
+Adding a key: a field `name: type = key("meaning", default)` on its section here (`results=False`
+when it cannot change what a run computes), its check in `samrl/config/resolve.py` with the
+primitives of `samrl.validate`, and the README table regenerated with
+`samrl config keys --markdown`. Mind the hash: a new key that changes results is hashed with its
+default, so every existing run would look made with another config (a sweep would not resume
+it); tests/test_config_typed.py re-resolves the committed runs to catch that.
 """
 
 from __future__ import annotations
