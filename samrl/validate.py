@@ -25,6 +25,11 @@ KEY_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 NAME = re.compile(r"[\w.-]+")
 
 
+def as_name(text: str) -> str:
+    """`text` with every run of characters a name may not hold replaced by '-'."""
+    return re.sub(r"[^\w.-]+", "-", text)
+
+
 def describe(value: Any) -> str:
     """A value as a message shows it: its type and a short repr (`str '5'`, `nothing`)."""
     if value is None:

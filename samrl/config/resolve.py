@@ -31,7 +31,7 @@ from samrl.config.sections import (
 from samrl.config.yamlio import apply_override, parse_override, read_yaml
 from samrl.errors import DatasetError
 from samrl.sam.variants import OPTIMIZER_NAMES
-from samrl.validate import Checker, describe
+from samrl.validate import Checker, as_name, describe
 
 #: Top-level keys: the experiment name, the sections, and what a sweep records (`sweep`).
 TOP_LEVEL = ("name", *SECTIONS, "sweep")
@@ -355,4 +355,4 @@ def default_run_id(
     if name.startswith("file:"):
         name = "file-" + Path(name[5:]).stem
     run_id = f"{algo.name}_{name}_{label}_s{train.seed}"
-    return re.sub(r"[^\w.-]+", "-", run_id)
+    return as_name(run_id)

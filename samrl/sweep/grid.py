@@ -26,7 +26,7 @@ from samrl.config import (
 )
 from samrl.errors import ConfigError
 from samrl.rundir import SweepDir
-from samrl.validate import KEY_PATH, Checker
+from samrl.validate import KEY_PATH, Checker, as_name
 
 DEFAULT_OUT = "runs/sweeps"
 SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
@@ -368,7 +368,7 @@ def _labels(keys: list[str]) -> dict[str, str]:
 
 
 def safe_id(text: str) -> str:
-    return re.sub(r"[^\w.-]+", "-", text).strip("-") or "run"
+    return as_name(text).strip("-") or "run"
 
 
 def _resolve(spec: SweepSpec, raw: dict[str, Any], point: dict[str, Any], seed: int) -> Config:
