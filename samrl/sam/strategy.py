@@ -15,7 +15,7 @@ README's tables): `name` (its `optim.name`), `summary`, `label` (in result table
 and `probe_compatible`.
 
 A new variant is one subclass decorated with `@register_variant`; variants.py holds the built-in
-ones, tests/test_sam_variants.py registers one inside a test.
+ones, tests/test_sam_registry.py registers one inside a test, docs/sam-variants.md says how.
 """
 
 from __future__ import annotations
