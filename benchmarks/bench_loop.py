@@ -32,7 +32,7 @@ from samrl.algos import algorithm_table
 from samrl.loop import train_steps
 from samrl.sam import SAMFactory
 from samrl.sampling import Sampler
-from samrl.threads import most_threads
+from samrl.threads import resolve_threads
 
 ALGORITHMS = [
     "bc",
@@ -148,7 +148,7 @@ def main() -> None:
     args = parser.parse_args()
 
     _quiet()  # fit warns "Skip building models" on every block
-    threads = most_threads(args.threads)
+    threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
     print(
         f"torch {torch.__version__}, CPU, {threads} thread(s), batch {BATCH_SIZE}, d3rlpy default "

@@ -1,9 +1,10 @@
-"""CQL update time with 1, 2, ... torch threads and with `auto`, without and with competing load.
+"""CQL update time with 1, 2, ... torch threads and `adaptive`, without and with competing load.
 
 For the demo's networks (64-64) and d3rlpy's default (256-256), Adam and SAM (rho 0.05), batch
 256, Hopper-sized data: each thread count is timed in interleaved rounds (one block of updates
-per configuration per round, in a rotating order). `auto` is samrl's AutoThreads (the
-`train.threads` default), its state kept across rounds as across a run's epochs, so its column
+per configuration per round, in a rotating order). `adaptive` is samrl's
+AdaptiveThreads (`train.threads: adaptive`; the default `auto` is 1 thread outside a
+launcher), its state kept across rounds as across a run's epochs, so its column
 includes the cost of its trials. `--competing N` first starts N busy-loop processes (what
 another job on the workstation looks like to torch's threads) and stops them at the end. The
 load average is printed before and after. No assertion: the table is for choosing
@@ -29,7 +30,7 @@ from d3rlpy.models.encoders import VectorEncoderFactory
 
 from samrl.sam import SAMFactory
 from samrl.sampling import Sampler
-from samrl.threads import AutoThreads, available_cores
+from samrl.threads import AdaptiveThreads, available_cores
 
 NETWORKS = {"64-64": [64, 64], "256-256": [256, 256]}
 BATCH_SIZE = 256
@@ -67,17 +68,17 @@ def main() -> None:
             f"{args.competing} competing busy process(es), {args.rounds} rounds x {args.block} "
             f"updates; load average before: {load_average()}\n"
         )
-        variants: list[int | str] = [*thread_counts, "auto"]
-        # auto keeps its state (the count chosen, when to measure again) across rounds, as it
+        variants: list[int | str] = [*thread_counts, "adaptive"]
+        # adaptive keeps its state (the count chosen, when to measure again) across rounds, as it
         # would across a run's steps; each block restarts its clock like a new epoch does.
-        tuners = {key: AutoThreads(available_cores()) for key in algos}
+        tuners = {key: AdaptiveThreads(available_cores()) for key in algos}
         times: dict[tuple[str, str, int | str], list[float]] = {}
         for algo in algos.values():  # warm-up
             algo.update(sampler.transition_batch(BATCH_SIZE))
         for r in range(args.rounds):
             for key, algo in algos.items():
                 for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
-                    tuner = tuners[key] if variant == "auto" else None
+                    tuner = tuners[key] if variant == "adaptive" else None
                     if tuner is None:
                         torch.set_num_threads(int(variant))
                     else:
@@ -91,7 +92,7 @@ def main() -> None:
                     elapsed = (time.perf_counter() - start) / args.block
                     times.setdefault((*key, variant), []).append(elapsed)
         columns = ["networks", "optimizer"] + [
-            f"{t} thread(s) ms/update" if t != "auto" else "auto ms/update (chose, trials)"
+            f"{t} thread(s) ms/update" if t != "adaptive" else "adaptive ms/update (chose, trials)"
             for t in variants
         ]
         print(markdown_header(columns, "ll" + "r" * len(variants)))

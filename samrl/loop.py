@@ -15,7 +15,7 @@ from d3rlpy.logging import D3RLPyLogger
 from tqdm import tqdm
 
 from samrl.sampling import Sampler
-from samrl.threads import AutoThreads
+from samrl.threads import AdaptiveThreads
 
 _SHOWN_EVERY = 20  # steps between progress-bar loss updates
 
@@ -54,12 +54,12 @@ def train_steps(
     *,
     partial: EpochProgress | None = None,
     stop: StopFlag | None = None,
-    threads: AutoThreads | None = None,
+    threads: AdaptiveThreads | None = None,
 ) -> dict[str, float]:
     """Updates until `n_steps` are done in this epoch (continuing `partial`), then every metric
     value goes to d3rlpy's logger and the means are returned. When `stop` is requested, stops
     at a step boundary and returns {} with `partial` holding the epoch so far. `threads`
-    (train.threads: auto) is told of every step and may change the thread count between
+    (train.threads: adaptive) is told of every step and may change the thread count between
     steps."""
     progress = partial if partial is not None else EpochProgress()
     values = progress.values

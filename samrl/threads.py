@@ -1,23 +1,24 @@
-"""torch's intra-op thread count for a training run: `train.threads` (a number or `auto`).
+"""torch's intra-op thread count for a training run: `train.threads` (auto, adaptive or N).
 
 torch defaults to one intra-op thread per core. Its threads meet at every operation, so when
 another process takes one of the cores the whole update waits for the descheduled thread:
 measured on 2 shared cores (README "Threads", benchmarks/bench_threads.py) a second thread
-makes an update several times slower as soon as anything else runs, while one thread degrades
-only by the share of the core it loses. On idle cores, though, more threads can be faster for
-wide networks. No fixed number is right on a workstation whose load changes during a run, so
-`auto` measures: `AutoThreads` times blocks of training steps with one thread and with the most
-threads the run may use (the count a launcher set in OMP_NUM_THREADS: samrl's sweeps set
-cores // jobs, Slurm --cpus-per-task; else every core this process may run on), keeps the
-faster, and measures again every so often and as soon as steps get markedly slower (another
-job started). A number is used as given (capped to the cores this process may use).
+makes an update up to 30x slower as soon as anything else runs, while one thread degrades only
+by the share of the core it loses.
 
-The thread count does not change what is computed: tests/test_threads.py trains with the count
-switched every few steps and gets the parameters of a one-thread run bitwise (torch's CPU
-kernels split work by output, not by reduction, for the operations these networks use).
+- `auto` (the default): the count a launcher chose in OMP_NUM_THREADS (samrl's sweeps set
+  cores // jobs, Slurm --cpus-per-task), else 1. Fixed for the whole run.
+- `adaptive`: `AdaptiveThreads` times blocks of steps with 1 thread and with the launcher's
+  count (else every core), keeps the faster, and measures again every so often and as soon as
+  steps get markedly slower (another job started). Fastest on a workstation whose load changes,
+  but not the default, because the thread count can change the last bits of a result: torch
+  splits some reductions between threads (a decision transformer's update differs in the last
+  bits between 1 and 2 threads; the MLP algorithms at the sizes tests/test_threads.py uses do
+  not). With `auto` or N, a run's numbers depend only on its config, seed and machine.
+- N: N threads (capped to the cores this process may use).
 
 torch.set_num_threads is process-wide state: `samrl train` sets it for the run only and puts
-the previous value back when the run ends (`threads_for_run`); `AutoThreads` changes it only
+the previous value back when the run ends (`threads_for_run`); `AdaptiveThreads` changes it only
 between training steps, from the training thread.
 """
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 AUTO = "auto"
+ADAPTIVE = "adaptive"
 
 
 def available_cores() -> int:
@@ -43,13 +45,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def most_threads(value: int | str) -> int:
-    """The most intra-op threads `train.threads: value` may use in this process: a number as
-    given, `auto` the launcher's OMP_NUM_THREADS or else every available core (capped to the
-    cores this process may use)."""
-    if value == AUTO:
+def resolve_threads(value: int | str) -> int:
+    """The thread count `train.threads: value` means in this process: for `auto` the count a
+    launcher set in OMP_NUM_THREADS, else 1; for `adaptive` its largest candidate, the
+    launcher's count, else every core; a number as given. Capped to the available cores."""
+    if value in (AUTO, ADAPTIVE):
         launcher = os.environ.get("OMP_NUM_THREADS", "")
-        value = int(launcher) if launcher.isdigit() and int(launcher) > 0 else available_cores()
+        if launcher.isdigit() and int(launcher) > 0:
+            value = int(launcher)
+        else:
+            value = 1 if value == AUTO else available_cores()
     return max(1, min(int(value), available_cores()))
 
 
@@ -63,7 +68,7 @@ class Trial:
         return statistics.mean(self.blocks[threads]) if threads in self.blocks else float("inf")
 
 
-class AutoThreads:
+class AdaptiveThreads:
     """Chooses, while a run trains, between 1 thread and `most` threads by timing both.
 
     A trial runs blocks of `block` steps in the order 1, most, 1, most and keeps the candidate
@@ -186,15 +191,17 @@ class AutoThreads:
 
 
 @contextlib.contextmanager
-def threads_for_run(value: int | str) -> Iterator[AutoThreads | None]:
-    """The run's intra-op threads: a fixed number (yields None), or for `auto` an AutoThreads
-    the training loop reports its steps to. The previous count is restored after the run."""
+def threads_for_run(value: int | str) -> Iterator[AdaptiveThreads | None]:
+    """The run's intra-op threads: a fixed count (yields None), or for `adaptive` an
+    AdaptiveThreads the training loop reports its steps to. The previous count is restored
+    after the run."""
     previous = torch.get_num_threads()
     try:
-        if value == AUTO:
-            yield AutoThreads(most_threads(AUTO))
+        threads = resolve_threads(value)
+        if value == ADAPTIVE and threads > 1:
+            yield AdaptiveThreads(threads)
         else:
-            torch.set_num_threads(most_threads(value))
+            torch.set_num_threads(threads)
             yield None
     finally:
         torch.set_num_threads(previous)

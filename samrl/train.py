@@ -43,7 +43,7 @@ from samrl.sam import install
 from samrl.sampling import Sampler
 from samrl.stopping import StopRequest, stop_on_signals
 from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
-from samrl.threads import AutoThreads, threads_for_run
+from samrl.threads import AdaptiveThreads, threads_for_run
 from samrl.trackers import adapter_factory
 
 # Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
@@ -234,7 +234,7 @@ def _run_locked(
         raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
     try:
         # process-wide; restored after the run
-        with threads_for_run(train_cfg.threads) as auto_threads:
+        with threads_for_run(train_cfg.threads) as adaptive_threads:
             return _train(
                 config,
                 resolved,
@@ -246,7 +246,7 @@ def _run_locked(
                 clock,
                 stop,
                 lines,
-                auto_threads,
+                adaptive_threads,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
         _finish(run, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
@@ -313,7 +313,7 @@ def _train(
     clock: _Clock,
     stop: StopRequest,
     lines: bool = False,
-    auto_threads: AutoThreads | None = None,
+    adaptive_threads: AdaptiveThreads | None = None,
 ) -> RunResult:
     from samrl.data import make_eval_env
 
@@ -391,7 +391,7 @@ def _train(
                 bar,
                 partial=partial,
                 stop=stop,
-                threads=auto_threads,
+                threads=adaptive_threads,
             )
             step += partial.steps - start
             if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far

@@ -164,8 +164,10 @@ def _train(c: Checker, given: dict[str, Any]) -> TrainSection:
     c.integer(train["eval_episodes"], "train.eval_episodes", minimum=0)
     c.integer(train["save_interval"], "train.save_interval", minimum=1)
     train["device"] = resolve_device(c, train["device"])
-    if train["threads"] != "auto":
-        c.integer(train["threads"], "train.threads", 1, expected="auto or an integer >= 1")
+    if train["threads"] not in ("auto", "adaptive"):
+        c.integer(
+            train["threads"], "train.threads", 1, expected="auto, adaptive or an integer >= 1"
+        )
     return TrainSection(**train)
 
 
