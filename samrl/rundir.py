@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
 
 # ---------------------------------------------------------------- a run directory's files
@@ -283,7 +284,7 @@ class RunDir(_Directory):
         return read_yaml_mapping(self.config_file)
 
     def write_config(self, data: dict[str, Any]) -> None:
-        atomic_write(self.config_file, yaml.safe_dump(data, sort_keys=False))
+        atomic_write(self.config_file, dump_yaml(data))
 
     def saved_hash(self) -> str | None:
         """The config hash the run was made with (config.yaml's samrl.config_hash)."""
@@ -488,5 +489,5 @@ class SweepDir(_Directory):
         (self.path / SWEEP_CONFIGS_DIR).mkdir(parents=True, exist_ok=True)
         (self.path / SWEEP_LOGS_DIR).mkdir(exist_ok=True)
         for run_id, raw in configs.items():
-            atomic_write(self.config_file(run_id), yaml.safe_dump(raw, sort_keys=False))
+            atomic_write(self.config_file(run_id), dump_yaml(raw))
         atomic_write(self.record_file, json.dumps(record, indent=2, default=str) + "\n")

@@ -285,3 +285,25 @@ def test_optim_name_base_means_no_sam_and_adam_is_its_alias(
     assert json.dumps(base, sort_keys=True) == json.dumps(adam, sort_keys=True)
     code, err = dry_run(tmp_path, capsys, with_change("optim", {"name": "bas"}))
     assert code == 2 and "did you mean 'base'" in err
+
+
+def test_strings_that_look_like_floats_survive_a_written_config(tmp_path: Path) -> None:
+    """samrl reads `3e-4` as a float, so every YAML file it writes quotes a string of that
+    form (a config hash such as 955991399544e088, a run named 1e5): read back, it is the same
+    string, through samrl's reader and through plain yaml.safe_load."""
+    from samrl.config import dump_yaml, load_config, load_yaml
+    from samrl.rundir import RunDir
+
+    values = {"hash": "955991399544e088", "name": "1e5", "rate": 3e-4, "plain": "critic"}
+    text = dump_yaml(values)
+    assert load_yaml(text) == values == yaml.safe_load(text)
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_yaml({**BASE, "name": "1e5"}))
+    config = load_config(path, check_dataset=False)
+    assert config.name == "1e5"
+    assert load_yaml(config.to_yaml())["name"] == "1e5"
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config({"samrl": {"config_hash": "955991399544e088"}})
+    assert load_yaml(run.config_file.read_text())["samrl"]["config_hash"] == "955991399544e088"
+    assert run.saved_hash() == "955991399544e088"

@@ -15,7 +15,7 @@ from samrl.config.sections import (
     TrainSection,
     key_table,
 )
-from samrl.config.yamlio import apply_override, load_yaml, parse_override, read_yaml
+from samrl.config.yamlio import apply_override, dump_yaml, load_yaml, parse_override, read_yaml
 
 
 def __getattr__(name: str) -> object:
@@ -41,6 +41,7 @@ __all__ = [
     "TrainSection",
     "apply_override",
     "default_run_id",
+    "dump_yaml",
     "key_table",
     "load_config",
     "load_yaml",

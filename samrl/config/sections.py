@@ -26,8 +26,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 _MISSING = dataclasses.MISSING
 
 
@@ -290,7 +288,9 @@ class Config(Section):
         return dataclasses.replace(self, output=dataclasses.replace(self.output, **output))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        from samrl.config.yamlio import dump_yaml
+
+        return dump_yaml(self.to_dict())
 
     def result_hash(self) -> str:
         """Hash of everything that determines the results (not where they are written)."""

@@ -20,16 +20,28 @@ class _Loader(yaml.SafeLoader):
     """
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting every string _Loader would read as a float: a config hash
+    such as `955991399544e088`, written plain by yaml.safe_dump, would come back as 9.6e+99."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
 
 
 def load_yaml(text: str) -> Any:
     """YAML text as Python values (safe; `3e-4` is a float)."""
     return yaml.load(text, Loader=_Loader)
+
+
+def dump_yaml(data: Any) -> str:
+    """Python values as YAML text that load_yaml reads back as the same values (keys in their
+    order). Every YAML file samrl writes goes through here."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=False)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
