@@ -7,8 +7,8 @@ loop (samrl.loop.train_steps, what `samrl train` runs) with the same networks, t
 (Hopper-sized random data; discrete algorithms 4-dim observations and 2 actions). All variants
 of one algorithm are timed interleaved: each round runs one block of steps of every variant in a
 rotating order, so machine noise hits them alike; ratios are medians over rounds of per-round
-ratios. The load average is printed before and after. No assertion: the table says which
-targets were met.
+ratios, printed with their range over rounds (the noise a single round would carry). The load
+average is printed before and after. No assertion: the table says which targets were met.
 
     .venv/bin/python benchmarks/bench_loop.py
     .venv/bin/python benchmarks/bench_loop.py --algos bc td3_plus_bc --rounds 5 --threads 2
@@ -129,10 +129,15 @@ def bench(name: str, rounds: int, block: int) -> dict[str, float]:
             times[variant].append((time.perf_counter() - start) / block)
     out = {f"{v}_ms": 1e3 * statistics.median(t) for v, t in times.items()}
     for v in VARIANTS:
-        out[f"{v}_per_adam"] = statistics.median(
-            a / b for a, b in zip(times[v], times["adam"], strict=True)
-        )
+        ratios = [a / b for a, b in zip(times[v], times["adam"], strict=True)]
+        out[f"{v}_per_adam"] = statistics.median(ratios)
+        out[f"{v}_per_adam_range"] = (min(ratios), max(ratios))
     return out
+
+
+def _range(bounds: tuple[float, float]) -> str:
+    """The smallest and largest per-round ratio: how far one round's noise moves the median."""
+    return f"{bounds[0]:.2f}-{bounds[1]:.2f}"
 
 
 def main() -> None:
@@ -156,8 +161,9 @@ def main() -> None:
         f"load average before: {load_average()}\n"
     )
     columns = ["algorithm", "stock ms/step", "samrl Adam ms/step", "Adam speed-up vs stock",
-               "SAM ms/step", "SAM / Adam", "probe10 / Adam"]  # fmt: skip
-    print(markdown_header(columns, "lrrrrrr"))
+               "rounds' range", "SAM ms/step", "SAM / Adam", "rounds' range",
+               "probe10 / Adam"]  # fmt: skip
+    print(markdown_header(columns, "lrrrrrrrr"))
     for name in args.algos:
         result = bench(name, args.rounds, args.block)
         speedup = result["stock_per_adam"]
@@ -168,10 +174,12 @@ def main() -> None:
                 name,
                 f"{result['stock_ms']:.2f}",
                 f"{result['adam_ms']:.2f}",
-                f"{speedup:.2f}x (>= {target}: {'ok' if speedup >= target else 'MISSED'})",
+                f"{speedup:.3f}x (>= {target}: {'ok' if speedup >= target else 'MISSED'})",
+                _range(result["stock_per_adam_range"]),
                 f"{result['sam_ms']:.2f}",
-                f"{result['sam_per_adam']:.2f} (<= {sam_target}: "
+                f"{result['sam_per_adam']:.3f} (<= {sam_target}: "
                 f"{'ok' if result['sam_per_adam'] <= sam_target else 'MISSED'})",
+                _range(result["sam_per_adam_range"]),
                 f"{result['probe10_per_adam']:.3f}",
             ),
             flush=True,

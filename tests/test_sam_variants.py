@@ -430,12 +430,15 @@ def test_variant_configs_build_sam_factories(optim: dict[str, Any]) -> None:
     ("optim", "message"),
     [
         ({"name": "periodic_sam", "k": 0}, "optim.k: must be >= 1, got 0"),
-        ({"name": "looksam", "k": "5"}, "optim.k: must be an integer, got '5'"),
+        ({"name": "looksam", "k": "5"}, "optim.k: must be an integer, got str '5'"),
         ({"name": "looksam", "alpha": 1.5}, "optim.alpha: must be in [0, 1], got 1.5"),
         ({"name": "gsam", "alpha": -0.1}, "optim.alpha: must be in [0, 1], got -0.1"),
         ({"name": "msam"}, "optim.m: msam needs the chunk size m"),
         ({"name": "msam", "m": 0}, "optim.m: msam needs the chunk size m"),
-        ({"name": "sam", "rho_schedule": "cosine"}, "optim.rho_schedule: must be one of"),
+        (
+            {"name": "sam", "rho_schedule": "cosine"},
+            "optim.rho_schedule: unknown rho schedule 'cosine'",
+        ),
         (
             {"name": "sam", "rho_schedule": "linear_warmup", "warmup_steps": -1},
             "optim.warmup_steps: must be >= 0, got -1",
@@ -449,7 +452,10 @@ def test_variant_configs_build_sam_factories(optim: dict[str, Any]) -> None:
             {"name": "gsam", "rho_schedule": "lr_proportional", "rho_min": 0.1},
             "optim.rho_min: must be in [0, rho = 0.05], got 0.1",
         ),
-        ({"name": "sam", "weight_decay_mode": "l2"}, "optim.weight_decay_mode: must be one of"),
+        (
+            {"name": "sam", "weight_decay_mode": "l2"},
+            "optim.weight_decay_mode: unknown weight decay mode 'l2'",
+        ),
         ({"name": "gsam", "k": 5}, "optim.k: unknown key for optimizer 'gsam'"),
     ],
 )

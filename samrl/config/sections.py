@@ -168,7 +168,8 @@ class OptimSection(Section):
     )
     rho: float = key("SAM's radius (>= 0; 0 is the base optimizer bitwise)", 0.05)
     networks: tuple[str, ...] | None = key(
-        "networks SAM applies to (default: every network optimizer)", None
+        "networks SAM applies to (default: all; `samrl algos` lists them; old name loss accepted)",
+        None,
     )
     params: dict[str, Any] = key(
         "keyword arguments of the base optimizer (betas, weight_decay, ...)", factory=dict

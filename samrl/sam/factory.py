@@ -15,6 +15,7 @@ from samrl.sam.optimizer import WEIGHT_DECAY_MODES, SAMOptimizerWrapper
 from samrl.sam.schedules import RHO_SCHEDULES, RhoSchedule
 from samrl.sam.strategy import (
     SAMVariant,
+    check_choice,
     check_integer,
     check_number,
     declared_by,
@@ -141,15 +142,10 @@ class SAMFactory(OptimizerFactory):
         return "sam"
 
 
-def _choice(value: Any, key: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
-
-
 def _check_variant(f: SAMFactory) -> None:
     """The variant's own checks, then no parameter of another variant set: a ConfigError
     naming `optim.<key>` (the config key of that name)."""
-    _choice(f.variant, "variant", variant_names())
+    check_choice(f.variant, "variant", variant_names(), "SAM variant")
     cls = f.variant_class
     known = param_keys()
     for key in f.options:
@@ -166,7 +162,7 @@ def _check_variant(f: SAMFactory) -> None:
 
 def _check_common(f: SAMFactory) -> None:
     """The radius schedule, weight decay mode and probe: the same for every variant."""
-    _choice(f.rho_schedule, "rho_schedule", RHO_SCHEDULES)
+    check_choice(f.rho_schedule, "rho_schedule", RHO_SCHEDULES, "rho schedule")
     check_integer(f.warmup_steps, "warmup_steps", 0)
     if f.rho_schedule == "linear_warmup" and f.warmup_steps < 1:
         raise fail("warmup_steps", f"rho_schedule linear_warmup needs >= 1, got {f.warmup_steps}")
@@ -177,7 +173,7 @@ def _check_common(f: SAMFactory) -> None:
         raise fail("rho_min", f"must be in [0, rho = {f.rho:g}], got {f.rho_min}")
     if f.rho_schedule == "constant" and f.rho_min != 0.0:
         raise fail("rho_min", "applies to rho_schedule linear_warmup and lr_proportional")
-    _choice(f.weight_decay_mode, "weight_decay_mode", WEIGHT_DECAY_MODES)
+    check_choice(f.weight_decay_mode, "weight_decay_mode", WEIGHT_DECAY_MODES, "weight decay mode")
     if f.probe_every > 0 and (not f.variant_class.probe_compatible or f.rho_schedule != "constant"):
         raise ValueError("a sharpness probe measures plain SAM sharpness at a constant rho")
 

@@ -21,10 +21,11 @@ ones, tests/test_sam_registry.py registers one inside a test, docs/sam-variants.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from samrl.errors import ConfigError
+from samrl.validate import Checker
 
 if TYPE_CHECKING:
     from samrl.sam.optimizer import SAMOptimizerWrapper
@@ -36,23 +37,26 @@ def fail(key: str, message: str) -> ConfigError:
     return ConfigError(message, key=f"optim.{key}")
 
 
+# The rules themselves are samrl.validate's (one place for every input's checks); these name
+# the config key `optim.<key>` a variant parameter is.
+_CHECK = Checker()
+
+
 def check_integer(value: Any, key: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise fail(key, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise fail(key, f"must be >= {minimum}, got {value}")
+    _CHECK.integer(value, f"optim.{key}", minimum)
 
 
 def check_number(value: Any, key: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(key, f"must be a number, got {value!r}")
+    _CHECK.number(value, f"optim.{key}")
 
 
 def check_fraction(value: Any, key: str) -> None:
     """A number in [0, 1]."""
-    check_number(value, key)
-    if not 0.0 <= value <= 1.0:
-        raise fail(key, f"must be in [0, 1], got {value}")
+    _CHECK.number(value, f"optim.{key}", 0.0, 1.0, expected="in [0, 1]")
+
+
+def check_choice(value: Any, key: str, choices: Iterable[str], what: str) -> None:
+    _CHECK.choice(value, f"optim.{key}", choices, what)
 
 
 @dataclasses.dataclass(frozen=True)
