@@ -41,15 +41,15 @@ bench: install
 	BIN=$(BIN) scripts/bench.sh
 
 # Study reproductions. A sweep exits 1 when a run diverged; the tables are printed regardless.
-reproduce-smoke: install   ## 12 runs (td3_plus_bc, cql x rho 0/0.01/0.05 x 2 seeds): ~5-10 min, 2 cores
+reproduce-smoke: install   ## 12 runs (td3_plus_bc, cql x rho 0/0.01/0.05 x 2 seeds): 90 s measured, 2 idle cores
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/smoke.yaml runs/sweeps/smoke --jobs $(JOBS) $(SWEEP_ARGS)
 
-reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seeds): ~10 h, 2 cores
+reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seeds): ~15 h, 2 cores (estimate)
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/pendulum.yaml runs/sweeps/pendulum --jobs $(JOBS) $(SWEEP_ARGS)
 
 # The shipped study (results/study, committed): SAM per network x rho + Adam, TD3+BC and CQL,
 # pendulum-medium/-replay, 5 seeds, every run measured at the fixed radius 0.05.
-study: install   ## 200 runs x 2000 steps: about an hour on 2 idle cores (README: The shipped study)
+study: install   ## 200 runs x 2000 steps: 64 min measured on 2 shared cores, load 5-13 (README)
 	-$(BIN)/samrl sweep configs/sweeps/study.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl sharpness results/study --rho 0.05 --n-batches 4 --batch-size 64
 	$(BIN)/samrl report results/study
@@ -63,7 +63,7 @@ study-smoke: install
 	$(BIN)/samrl sharpness runs/sweeps/study-smoke --rho 0.05 --n-batches 1 --batch-size 16
 	$(BIN)/samrl report runs/sweeps/study-smoke
 
-reproduce-mujoco: install   ## 135 runs x 100k steps: ~200 GPU-hours as a Slurm job array
+reproduce-mujoco: install   ## 135 runs x 100k steps: ~340 CPU-core-hours (estimate) as a Slurm job array
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/mujoco.yaml runs/sweeps/mujoco $(SWEEP_ARGS)
 
 # D4RL study: 8 sweeps (CQL, IQL, TD3+BC, BC x SAM / Adam-probe) x 9 datasets x 5 seeds = 360

@@ -22,14 +22,42 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from samrl.errors import ConfigError
 from samrl.validate import Checker
 
 if TYPE_CHECKING:
-    from samrl.sam.optimizer import SAMOptimizerWrapper
+    import torch
+
     from samrl.sam.tape import RecordedCall
+
+
+class SAMStepHost(Protocol):
+    """What a variant's hooks may ask of the optimizer that runs them (SAMOptimizerWrapper):
+    declared here so variants depend on this interface, not on the optimizer module."""
+
+    def parameters(self) -> list[torch.nn.Parameter]: ...
+
+    def params_with_grad(self) -> list[torch.nn.Parameter]: ...
+
+    def evaluate(
+        self, call: RecordedCall, params: list[torch.nn.Parameter], eps: list[torch.Tensor]
+    ) -> torch.Tensor: ...
+
+    def perturbed_gradient(
+        self, call: RecordedCall, params: list[torch.nn.Parameter], rho: float
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def add_l2(self, params: list[torch.nn.Parameter], eps: list[torch.Tensor] | None) -> None: ...
+
+    def report(
+        self,
+        call: RecordedCall,
+        loss_perturbed: torch.Tensor,
+        grad_norm: torch.Tensor,
+        loss: torch.Tensor | None = None,
+    ) -> None: ...
 
 
 def fail(key: str, message: str) -> ConfigError:
@@ -108,20 +136,20 @@ class SAMVariant:
         """Whether update `index` (from 0) takes the SAM step."""
         return True
 
-    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
         """g(w) is in .grad: leave the gradient to step with there and report the sharpness."""
         params = opt.params_with_grad()
         loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
         opt.report(call, loss_perturbed, grad_norm)
 
-    def between(self, opt: SAMOptimizerWrapper) -> None:
+    def between(self, opt: SAMStepHost) -> None:
         """An update that is not a SAM step: g(w) is in .grad; the base optimizer steps next."""
 
-    def state_dict(self, opt: SAMOptimizerWrapper) -> dict[str, Any]:
+    def state_dict(self, opt: SAMStepHost) -> dict[str, Any]:
         """Entries added to the optimizer's state_dict (keys prefixed `samrl_`)."""
         return {}
 
-    def load_state_dict(self, opt: SAMOptimizerWrapper, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, opt: SAMStepHost, state: Mapping[str, Any]) -> None:
         """Restore from the optimizer's state_dict (a missing entry: the initial state)."""
 
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from samrl.sam.strategy import (
     Param,
+    SAMStepHost,
     SAMVariant,
     check_fraction,
     check_integer,
@@ -55,7 +56,6 @@ from samrl.sam.strategy import (
 if TYPE_CHECKING:
     import torch
 
-    from samrl.sam.optimizer import SAMOptimizerWrapper
     from samrl.sam.tape import RecordedCall
 
 COMMON_KEYS = ("rho_schedule", "warmup_steps", "rho_min", "weight_decay_mode")
@@ -118,7 +118,7 @@ class LookSAM(PeriodicSAM):
         self.direction: list[torch.Tensor | None] | None = None
         self._unit: list[torch.Tensor | None] | None = None  # alpha g_v/||g_v||, cached
 
-    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
         """SAM, storing g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g."""
         from samrl.sam.perturbation import orthogonal_part
 
@@ -135,7 +135,7 @@ class LookSAM(PeriodicSAM):
             self.direction = [by_param.get(id(p)) for p in opt.parameters]
         opt.report(call, loss_perturbed, grad_norm)
 
-    def between(self, opt: SAMOptimizerWrapper) -> None:
+    def between(self, opt: SAMStepHost) -> None:
         """g + alpha ||g||/||g_v|| g_v."""
         if self.direction is None:
             return
@@ -159,10 +159,10 @@ class LookSAM(PeriodicSAM):
             grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             torch._foreach_add_(grads, torch._foreach_mul(units, grad_norm))
 
-    def state_dict(self, opt: SAMOptimizerWrapper) -> dict[str, Any]:
+    def state_dict(self, opt: SAMStepHost) -> dict[str, Any]:
         return {} if self.direction is None else {"samrl_looksam_direction": self.direction}
 
-    def load_state_dict(self, opt: SAMOptimizerWrapper, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, opt: SAMStepHost, state: Mapping[str, Any]) -> None:
         direction = state.get("samrl_looksam_direction")
         if direction is not None:
             direction = [
@@ -181,7 +181,7 @@ class GSAM(SAMVariant):
     params = (Param("alpha", "weight of the surrogate-gap correction", 0.1, _check_alpha),)
     alpha: float
 
-    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
         """Descend the surrogate gap h = L(w+eps) - L(w) orthogonally to g_s, which leaves
         L(w+eps) unchanged to first order: g_s - alpha g_perp, g_perp = g - proj_g_s g
         (Zhuang et al. 2022, Alg. 1; the official gsam.py subtracts alpha * vertical)."""
@@ -217,7 +217,7 @@ class MSAM(SAMVariant):
             message = f"must divide the minibatch size {batch_size} (algo.params.batch_size)"
             raise fail("m", f"{message}, got {m}")
 
-    def sam_step(self, opt: SAMOptimizerWrapper, call: RecordedCall, rho: float) -> None:
+    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
         from samrl.sam.chunks import split_call
 
         if rho > 0.0:  # at rho = 0 the unchunked step: the base optimizer bitwise
@@ -228,7 +228,7 @@ class MSAM(SAMVariant):
         super().sam_step(opt, call, rho)
 
     @staticmethod
-    def _chunked_step(opt: SAMOptimizerWrapper, chunks: list[RecordedCall], rho: float) -> None:
+    def _chunked_step(opt: SAMStepHost, chunks: list[RecordedCall], rho: float) -> None:
         """Per chunk c, g_c at w, eps_c = rho g_c/||g_c|| (Foret et al.: each chunk perturbs
         along its own gradient), g_s,c at w + eps_c; .grad = the mean over chunks."""
         import torch
