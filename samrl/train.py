@@ -27,6 +27,7 @@ from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
 from samrl.loop import EpochProgress, train_steps
+from samrl.progress import is_terminal
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
     EVAL_FILE,
@@ -191,7 +192,7 @@ def _run_locked(
     stop: StopRequest,
 ) -> RunResult:
     # Not a terminal (a log file, a pipe): no carriage-return bars, one line per epoch instead.
-    lines = progress and not _is_terminal(stream)
+    lines = progress and not is_terminal(stream)
     progress = progress and not lines
     run = RunDir(config.run_dir)
     run_dir = run.path
@@ -262,14 +263,6 @@ def _run_locked(
         message = f"{type(exc).__name__}: {exc}"
         _finish(run, clock, "failed", message)
         return RunResult(run_dir, "failed", message, run.steps_done())
-
-
-def _is_terminal(stream: IO[str]) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except (OSError, ValueError):
-        return False
 
 
 EPOCH_LINE_METRICS = ("return_mean", "normalized_score")

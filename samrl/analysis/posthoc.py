@@ -39,6 +39,7 @@ from samrl.analysis.network_loss import (
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
 from samrl.errors import RunError, SamrlError
+from samrl.progress import disable_unless_terminal
 from samrl.rundir import (
     CONFIG_FILE,
     D3RLPY_LOG_DIR,
@@ -71,7 +72,7 @@ def progress_bar(items: Sequence[Any], desc: str, enabled: bool, unit: str = "ne
         items,
         desc=desc,
         unit=unit,
-        disable=None if enabled else True,
+        disable=disable_unless_terminal(enabled),
         leave=False,
         file=sys.stderr,
     )

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
+from samrl.progress import disable_unless_terminal
 
 DYNAMICS_CSV = "dynamics.csv"
 DYNAMICS_COLUMNS = ("epoch", "train_nll", "val_nll", "val_mse")  # then any SAM/probe metrics
@@ -89,7 +90,11 @@ def train_dynamics(
     rows: list[dict[str, float]] = []
     best, best_state, stale, step = math.inf, None, 0, 0
     bar = tqdm(
-        range(1, max_epochs + 1), disable=not progress, file=stream, desc="dynamics", leave=False
+        range(1, max_epochs + 1),
+        disable=disable_unless_terminal(progress),
+        file=stream,
+        desc="dynamics",
+        leave=False,
     )
     for epoch in bar:
         sums: dict[str, float] = defaultdict(float)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from samrl.data import classic, mujoco
 from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.references import CLASSIC_REFERENCES, D4RL_REFERENCES, MUJOCO_ENV_IDS
 from samrl.data.transitions import concatenate
+from samrl.progress import step_bar
 
 CACHE_ENV = "SAMRL_DATA_DIR"
 _POLICY_LEVELS = ("random", "medium", "expert")
@@ -114,7 +114,7 @@ def ensure_builtin(
         trained = 0 if builtin.level == "random" else policy_steps
         metadata.update(extra, generator_version=mujoco.GENERATOR_VERSION, policy_steps=trained)
     else:
-        with tqdm(total=size, desc=builtin.name, unit="step", disable=not progress) as bar:
+        with step_bar(size, builtin.name, "step", progress) as bar:
             data, extra = classic.generate_classic(
                 builtin.family, builtin.level, size, seed, on_steps=bar.update
             )
@@ -178,7 +178,7 @@ def _generate_mujoco(
         return data, {**extra, **extra_policy}
     work_dir = partial_directory(cache_path(builtin, size, seed, policy_steps))
     desc = f"collecting {builtin.name} with the {builtin.level} policy"
-    with tqdm(total=size, desc=desc, unit="step", disable=not progress) as bar:
+    with step_bar(size, desc, "step", progress) as bar:
         data, returns = mujoco.collect(
             policies.path(builtin.level),
             builtin.env_id,
@@ -201,7 +201,7 @@ def _collect_random(
     policy = mujoco.random_policy(cache, builtin.family, builtin.env_id, seed)
     work_dir = partial_directory(cache_path(builtin, size, seed))
     desc = f"collecting {builtin.name} with a randomly initialised policy"
-    with tqdm(total=size, desc=desc, unit="step", disable=not progress) as bar:
+    with step_bar(size, desc, "step", progress) as bar:
         data, returns = mujoco.collect(
             policy,
             builtin.env_id,

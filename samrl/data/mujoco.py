@@ -27,6 +27,7 @@ import numpy as np
 from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.transitions import Transitions, concatenate
 from samrl.envvars import env_number
+from samrl.progress import step_bar
 
 GENERATOR_VERSION = 1
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
@@ -195,15 +196,13 @@ def train_behaviour_policies(
     interval = max(1, policy_steps // n_checkpoints)
     checkpoints: list[dict[str, Any]] = []
 
-    from tqdm import tqdm
-
     # d3rlpy's own bar counts epochs without saying what is trained; this one says it and
     # shows the remaining time of the whole training.
-    bar = tqdm(
-        total=policy_steps,
-        desc=f"training the SAC behaviour policy for {env_name} (medium/expert levels)",
-        unit="step",
-        disable=not progress,
+    bar = step_bar(
+        policy_steps,
+        f"training the SAC behaviour policy for {env_name} (medium/expert levels)",
+        "step",
+        progress,
     )
 
     def checkpoint(algo: Any, epoch: int, total_step: int) -> None:
