@@ -197,24 +197,20 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
             device=self._device,
             enable_ddp=self._enable_ddp,
         )
-        q_funcs, q_func_forwarder = create_continuous_q_function(
-            observation_shape,
-            action_size,
-            config.critic_encoder_factory,
-            config.q_func_factory,
-            n_ensembles=config.n_critics,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
-        )
-        targ_q_funcs, targ_q_func_forwarder = create_continuous_q_function(
-            observation_shape,
-            action_size,
-            config.critic_encoder_factory,
-            config.q_func_factory,
-            n_ensembles=config.n_critics,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
-        )
+
+        def q_functions() -> Any:  # the critic, then its target: built alike, in this order
+            return create_continuous_q_function(
+                observation_shape,
+                action_size,
+                config.critic_encoder_factory,
+                config.q_func_factory,
+                n_ensembles=config.n_critics,
+                device=self._device,
+                enable_ddp=self._enable_ddp,
+            )
+
+        q_funcs, q_func_forwarder = q_functions()
+        targ_q_funcs, targ_q_func_forwarder = q_functions()
         log_temp = create_parameter(
             (1, 1),
             math.log(config.initial_temperature),
