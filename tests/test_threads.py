@@ -171,3 +171,27 @@ def test_threads_do_not_change_the_config_hash(tmp_path: Path) -> None:
         config = tiny_config(tmp_path, train={"threads": threads})
         hashes.add(load_config(write_config(tmp_path, config, f"{threads}.yaml")).result_hash())
     assert len(hashes) == 1
+
+
+def test_train_with_adaptive_threads_gives_the_one_thread_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.threads: adaptive` through samrl train: the loop reports every step, the count is
+    put back after the run, and the CSVs are those of a one-thread run (tiny networks)."""
+    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)  # adaptive needs 2
+    reported = []
+    step_done = AdaptiveThreads.step_done
+    monkeypatch.setattr(
+        AdaptiveThreads, "step_done", lambda self: (reported.append(1), step_done(self))
+    )
+    tables = {}
+    for threads in (1, "adaptive"):
+        config = tiny_config(tmp_path, train={"threads": threads}, name=f"t{threads}")
+        torch.set_num_threads(1)
+        code, _, err = run_cli(["train", "--config", str(write_config(tmp_path, config))], capsys)
+        assert code == 0, err
+        assert torch.get_num_threads() == 1
+        (run_dir,) = (tmp_path / "runs" / f"t{threads}").iterdir()
+        tables[threads] = [(run_dir / f).read_bytes() for f in ("loss.csv", "sharpness.csv")]
+    assert tables[1] == tables["adaptive"]
+    assert len(reported) == 30  # every step of the adaptive run, none of the fixed one
