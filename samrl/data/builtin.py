@@ -176,19 +176,16 @@ def _generate_mujoco(
         data, returns = mujoco.medium_replay(policies, size)
         extra = _returns_metadata(returns, "SAC training replay up to the medium checkpoint")
         return data, {**extra, **extra_policy}
-    work_dir = partial_directory(cache_path(builtin, size, seed, policy_steps))
-    desc = f"collecting {builtin.name} with the {builtin.level} policy"
-    with step_bar(size, desc, "step", progress) as bar:
-        data, returns = mujoco.collect(
-            policies.path(builtin.level),
-            builtin.env_id,
-            size=size,
-            seed=seed,
-            stream=builtin.level,
-            work_dir=work_dir,
-            chunk_size=chunk_size,
-            on_steps=bar.update,
-        )
+    data, returns = _collect(
+        builtin,
+        policies.path(builtin.level),
+        f"the {builtin.level} policy",
+        size,
+        seed,
+        cache_path(builtin, size, seed, policy_steps),
+        progress,
+        chunk_size,
+    )
     policy_file = policies.path(builtin.level).name
     extra = _returns_metadata(returns, f"SAC {builtin.level} policy ({policy_file})")
     return data, {**extra, **extra_policy}
@@ -199,21 +196,43 @@ def _collect_random(
 ) -> tuple[Any, dict[str, Any]]:
     """D4RL's random level: rollouts of a randomly initialised policy; nothing is trained."""
     policy = mujoco.random_policy(cache, builtin.family, builtin.env_id, seed)
-    work_dir = partial_directory(cache_path(builtin, size, seed))
-    desc = f"collecting {builtin.name} with a randomly initialised policy"
-    with step_bar(size, desc, "step", progress) as bar:
-        data, returns = mujoco.collect(
+    data, returns = _collect(
+        builtin,
+        policy,
+        "a randomly initialised policy",
+        size,
+        seed,
+        cache_path(builtin, size, seed),
+        progress,
+        chunk_size,
+    )
+    extra = _returns_metadata(returns, "randomly initialised SAC policy (no training)")
+    return data, {**extra, "policy_path": str(policy)}
+
+
+def _collect(
+    builtin: Builtin,
+    policy: pathlib.Path,
+    policy_text: str,
+    size: int,
+    seed: int,
+    target: pathlib.Path,
+    progress: bool,
+    chunk_size: int,
+) -> tuple[Any, np.ndarray]:
+    """`size` transitions of `policy` in the builtin's environment, resumable in chunks beside
+    `target` (the dataset file they become)."""
+    with step_bar(size, f"collecting {builtin.name} with {policy_text}", "step", progress) as bar:
+        return mujoco.collect(
             policy,
             builtin.env_id,
             size=size,
             seed=seed,
             stream=builtin.level,
-            work_dir=work_dir,
+            work_dir=partial_directory(target),
             chunk_size=chunk_size,
             on_steps=bar.update,
         )
-    extra = _returns_metadata(returns, "randomly initialised SAC policy (no training)")
-    return data, {**extra, "policy_path": str(policy)}
 
 
 def _returns_metadata(returns: np.ndarray, policy: str) -> dict[str, Any]:
