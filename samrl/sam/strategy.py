@@ -37,6 +37,7 @@ class SAMStepHost(Protocol):
     """What a variant's hooks may ask of the optimizer that runs them (SAMOptimizerWrapper):
     declared here so variants depend on this interface, not on the optimizer module."""
 
+    @property
     def parameters(self) -> list[torch.nn.Parameter]: ...
 
     def params_with_grad(self) -> list[torch.nn.Parameter]: ...
