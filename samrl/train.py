@@ -108,6 +108,12 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
             f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
         )
     saved = run.saved_hash()
+    if saved is not None and saved == config.legacy_result_hash():
+        raise RunError(
+            f"{run_dir} was made before samrl named single networks (its columns say loss_*, "
+            "this version writes the network's name); it cannot be resumed: use --overwrite "
+            "or another output.run_id"
+        )
     if saved is not None and saved != config.result_hash():
         raise RunError(
             f"{run_dir} was made with a different config (hash {saved} != "

@@ -165,3 +165,39 @@ def test_legacy_columns_rename_only_network_prefixed_names_of_single_network_alg
     }
     assert legacy_columns(columns, "cql") == {}
     assert facts_of("discrete_bcq").networks == {"q_imitator": "optim_factory"}
+
+
+def test_resuming_a_run_from_before_the_rename_says_why_it_cannot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run written when DQN's network was `loss` carries the hash of that config. Resuming it
+    is refused with the reason (its columns), not as "a different config"."""
+    import hashlib
+    import json
+
+    from conftest import run_cli
+
+    raw = tiny_config(
+        tmp_path,
+        algo={"name": "dqn", "params": {"batch_size": 16}},
+        dataset={"name": "cartpole-random", "size": 1000},
+        optim={"name": "sam", "rho": 0.05, "probe": {"rho": 0.1, "every": 2}},
+    )
+    path = write_config(tmp_path, raw)
+    result = run_training(load_config(path), progress=False)
+    assert result.status == "completed", result.message
+    (result.run_dir / "sharpness_posthoc.csv").write_text("step,net\n30,q\n")
+    (result.run_dir / "hessian_posthoc.csv").write_text("step,net\n30,q\n")
+    old = _as_written_before_the_rename(result.run_dir, tmp_path / "old")
+    # the hash the code before the rename wrote: its definition applied to the old config
+    written = yaml.safe_load((old / "config.yaml").read_text())
+    results = {k: v for k, v in written.items() if k not in ("name", "output", "sweep", "samrl")}
+    results["train"] = {k: v for k, v in results["train"].items() if k not in ("device", "threads")}
+    text = json.dumps(results, sort_keys=True, default=str)
+    written["samrl"]["config_hash"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    (old / "config.yaml").write_text(yaml.safe_dump(written))
+    argv = ["train", "--config", str(path), "--resume", "--set", f"output.run_dir={old}"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2
+    assert "made before samrl named single networks" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1

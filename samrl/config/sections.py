@@ -295,8 +295,33 @@ class Config(Section):
 
     def result_hash(self) -> str:
         """Hash of everything that determines the results (not where they are written)."""
-        text = json.dumps(self.to_dict(results_only=True), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _hash(self.to_dict(results_only=True))
+
+    def legacy_result_hash(self) -> str | None:
+        """The hash this config had before single networks were named (`loss` where it now
+        says `q`, `policy`, ...; samrl/networks.py), or None when no network name is spelt
+        differently: a run made then is recognised and told why it cannot resume."""
+        from samrl.networks import LEGACY_SINGLE_NETWORK, SINGLE_NETWORK
+
+        new = SINGLE_NETWORK.get(str(self.algo.name))
+        data = self.to_dict(results_only=True)
+        lists = [
+            data["optim"],
+            data["optim"].get("probe"),
+            (data.get("analysis") or {}).get("hessian"),
+        ]
+        renamed = False
+        for holder in lists:
+            if isinstance(holder, dict) and isinstance(holder.get("networks"), list):
+                names = holder["networks"]
+                holder["networks"] = [LEGACY_SINGLE_NETWORK if n == new else n for n in names]
+                renamed = renamed or new in names
+        return _hash(data) if renamed else None
+
+
+def _hash(results: dict[str, Any]) -> str:
+    text = json.dumps(results, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 #: The top-level sections, in the order a config is written.
