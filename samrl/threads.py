@@ -107,6 +107,7 @@ class AdaptiveThreads:
         self._warm = False  # the first step (allocations) is never timed
         self._running_since = self._last
         self._recent: list[float] = []  # the chosen setting's latest step times
+        self._expected = float("inf")  # the chosen setting's time per step in its trial
         if len(self.candidates) > 1:
             self._start_trial()
         else:
