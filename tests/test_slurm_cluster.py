@@ -97,12 +97,22 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+_HELD_SINCE: dict[str, float] = {}
+RELEASE_AFTER_S = 5.0
+
+
 def release_requeued(name: str) -> None:
     """Slurm holds a requeued batch job for 2 minutes (BeginTime); a test has no time for
-    that, so it lets such tasks start now, as an admin could."""
+    that, so it lets such tasks start, as an admin could, once they have waited a few seconds.
+    Released at once, a task can be allocated while its previous run's job credential is still
+    being revoked, and slurmctld then kills it ("Killing non-startable batch job: Job
+    credential revoked", seen once under load)."""
+    now = time.monotonic()
     for task, (state, reason) in array_tasks(name).items():
-        if state == "PENDING" and reason == "BeginTime":
+        held = state == "PENDING" and reason == "BeginTime"
+        if held and now - _HELD_SINCE.setdefault(task, now) >= RELEASE_AFTER_S:
             subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=False)
+            del _HELD_SINCE[task]
 
 
 def sweep_process(path: Path) -> subprocess.Popen[str]:
