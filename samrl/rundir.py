@@ -129,7 +129,10 @@ def write_csv_atomic(frame: Any, path: Path) -> None:
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """A YAML mapping, or {} when the file is missing, unreadable or not a mapping."""
+    """A YAML mapping, or {} when the file is missing, unreadable or not a mapping.
+
+    Plain YAML 1.1 (safe_load), not samrl.config's reader: samrl before dump_yaml wrote hashes
+    such as 955991399544e088 unquoted, which that reader would take for a float."""
     try:
         loaded = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError, UnicodeDecodeError):

@@ -25,10 +25,10 @@ between training steps, from the training thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 import torch
@@ -56,16 +56,6 @@ def resolve_threads(value: int | str) -> int:
         else:
             value = 1 if value == AUTO else available_cores()
     return max(1, min(int(value), available_cores()))
-
-
-@dataclasses.dataclass
-class Trial:
-    """One measurement of the candidates: median seconds per step of each block."""
-
-    blocks: dict[int, list[float]] = dataclasses.field(default_factory=dict)
-
-    def per_step(self, threads: int) -> float:
-        return statistics.mean(self.blocks[threads]) if threads in self.blocks else float("inf")
 
 
 class AdaptiveThreads:
@@ -101,12 +91,12 @@ class AdaptiveThreads:
         self.chosen = 1
         self.trials = 0  # trials run so far (reported by tests and benchmarks)
         self._schedule: list[int] = []  # candidates of the trial blocks still to run
-        self._trial = Trial()
+        self._blocks: dict[int, list[float]] = {}  # this trial: median step of each block
         self._block_steps: list[float] = []
         self._last = clock()
         self._warm = False  # the first step (allocations) is never timed
         self._running_since = self._last
-        self._recent: list[float] = []  # the chosen setting's latest step times
+        self._recent: deque[float] = deque(maxlen=block)  # the chosen count's latest steps
         self._expected = float("inf")  # the chosen setting's time per step in its trial
         if len(self.candidates) > 1:
             self._start_trial()
@@ -139,7 +129,7 @@ class AdaptiveThreads:
 
     def _start_trial(self) -> None:
         self.trials += 1
-        self._trial = Trial()
+        self._blocks = {}
         self._schedule = [self.candidates[0], self.candidates[1]] * 2
         self._block_steps = []
         self._set(self._schedule[0])
@@ -147,14 +137,14 @@ class AdaptiveThreads:
     def _trial_step(self, elapsed: float) -> None:
         threads = self._schedule[0]
         self._block_steps.append(elapsed)
-        other = self._trial.per_step(next(c for c in self.candidates if c != threads))
+        other = self._per_step(next(c for c in self.candidates if c != threads))
         over_budget = sum(self._block_steps) > 1.5 * other * self.block
         if len(self._block_steps) < self.block and not over_budget:
             return
         per_step = statistics.median(self._block_steps)
         if over_budget:  # cut short: never better than the time it already took
             per_step = max(per_step, sum(self._block_steps) / len(self._block_steps))
-        self._trial.blocks.setdefault(threads, []).append(per_step)
+        self._blocks.setdefault(threads, []).append(per_step)
         self._block_steps = []
         self._schedule.pop(0)
         if self._schedule:
@@ -162,8 +152,13 @@ class AdaptiveThreads:
             return
         self._finish_trial()
 
+    def _per_step(self, threads: int) -> float:
+        """Seconds per step of `threads` in this trial (the mean of its blocks; inf: none yet)."""
+        blocks = self._blocks.get(threads)
+        return statistics.mean(blocks) if blocks else float("inf")
+
     def _finish_trial(self) -> None:
-        times = {c: self._trial.per_step(c) for c in self.candidates}
+        times = {c: self._per_step(c) for c in self.candidates}
         winner = min(self.candidates, key=lambda c: times[c])
         loser = max(self.candidates, key=lambda c: times[c])
         decisive = times[loser] > 2.0 * times[winner]
@@ -173,14 +168,12 @@ class AdaptiveThreads:
             self.recheck_s = self.base_recheck_s
         self.chosen = winner
         self._expected = times[winner]
-        self._recent = []
+        self._recent.clear()
         self._running_since = self._clock()
         self._set(winner)
 
     def _running_step(self, elapsed: float, now: float) -> None:
         self._recent.append(elapsed)
-        if len(self._recent) > self.block:
-            self._recent.pop(0)
         slower = (
             len(self._recent) == self.block
             and statistics.median(self._recent) > 1.5 * self._expected
