@@ -115,13 +115,24 @@ def release_requeued(name: str) -> None:
             del _HELD_SINCE[task]
 
 
-def sweep_process(path: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def sweep_in_first_epoch(path: Path, name: str) -> tuple[subprocess.Popen[str], Path, str]:
+    """A `samrl sweep` process on the one-run sweep file `path` (sweep `name`, written by
+    sweep_file), once its run has written its first epoch: (the process, the run directory,
+    its array task). The caller stops the process; it is killed here if that never comes."""
+    sweep = subprocess.Popen(
         [sys.executable, "-m", "samrl", "sweep", str(path), "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    runs = path.parent / "out" / name / "runs"
+    try:
+        loss = wait_for(lambda: next(runs.glob("*/loss.csv"), None), 120, "the first epoch")
+        (task,) = array_tasks(name)
+    except BaseException:
+        sweep.kill()
+        raise
+    return sweep, loss.parent, task
 
 
 def test_job_array_one_task_per_run_logs_parallelism_and_progress(
@@ -223,12 +234,9 @@ def test_preempted_or_timed_out_run_checkpoints_and_continues_after_requeue(
     name = ("pre" if how.startswith("scontrol") else "usr") + uuid.uuid4().hex[:8]
     expected = _reference(tmp_path, LONGER, capsys)
     path = sweep_file(tmp_path, name, config=LONGER)
-    sweep = sweep_process(path)
+    sweep, run_dir, task = sweep_in_first_epoch(path, name)
     sweep_dir = tmp_path / "out" / name
     try:
-        run_dir = wait_for(lambda: next((sweep_dir / "runs").glob("*/loss.csv"), None), 120,
-                           "the first epoch").parent  # fmt: skip
-        (task,) = array_tasks(name)
         if how.startswith("scontrol"):
             subprocess.run(["scontrol", "requeue", task], check=True)
         else:
@@ -257,12 +265,9 @@ def test_cancelled_run_resumes_from_its_checkpoint_when_the_sweep_runs_again(
     expected = _reference(tmp_path, LONGER, capsys)
     name = "can" + uuid.uuid4().hex[:8]
     path = sweep_file(tmp_path, name, config=LONGER)
-    sweep = sweep_process(path)
+    sweep, run_dir, task = sweep_in_first_epoch(path, name)
     sweep_dir = tmp_path / "out" / name
     try:
-        run_dir = wait_for(lambda: next((sweep_dir / "runs").glob("*/loss.csv"), None), 120,
-                           "the first epoch").parent  # fmt: skip
-        (task,) = array_tasks(name)
         subprocess.run(["scancel", task], check=True)
         out, _ = sweep.communicate(timeout=120)
     finally:
