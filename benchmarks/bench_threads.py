@@ -2,11 +2,12 @@
 
 For the demo's networks (64-64) and d3rlpy's default (256-256), Adam and SAM (rho 0.05), batch
 256, Hopper-sized data: each thread count is timed in interleaved rounds (one block of updates
-per configuration per round, in a rotating order). `adaptive` is samrl's
-AdaptiveThreads (`train.threads: adaptive`; the default `auto` is 1 thread outside a
-launcher), its state kept across rounds as across a run's epochs, so its column
-includes the cost of its trials. `--competing N` first starts N busy-loop processes (what
-another job on the workstation looks like to torch's threads) and stops them at the end. The
+per configuration per round, in a rotating order). `adaptive` is samrl's AdaptiveThreads: what
+the default `train.threads: auto` runs for CQL (whose updates are bitwise the same with 1 and 2
+threads; tests/test_threads.py) and `train.threads: adaptive` for any algorithm. Its state is
+kept across rounds as across a run's epochs, so its column includes the cost of its trials.
+`--competing N` first starts N busy-loop processes (what another job on the workstation looks
+like to torch's threads) and stops them at the end. The
 load average is printed before and after. No assertion: the table is for choosing
 `train.threads` (samrl/threads.py) and for the README.
 
@@ -82,8 +83,7 @@ def main() -> None:
                     if tuner is None:
                         torch.set_num_threads(int(variant))
                     else:
-                        tuner.restart_clock()
-                        torch.set_num_threads(tuner.threads)
+                        tuner.resume()
                     start = time.perf_counter()
                     for _ in range(args.block):
                         algo.update(sampler.transition_batch(BATCH_SIZE))

@@ -59,24 +59,37 @@ def train_steps(
     """Updates until `n_steps` are done in this epoch (continuing `partial`), then every metric
     value goes to d3rlpy's logger and the means are returned. When `stop` is requested, stops
     at a step boundary and returns {} with `partial` holding the epoch so far. `threads`
-    (train.threads: adaptive) is told of every step and may change the thread count between
-    steps."""
+    (an adapting run's, samrl/threads.py) is told of every step and may change the thread count
+    between steps; between epochs the run has 1 thread."""
     progress = partial if partial is not None else EpochProgress()
+    if threads is not None:
+        threads.resume()
+    try:
+        return _steps(algo, sampler, transformer, n_steps, logger, bar, progress, stop, threads)
+    finally:
+        if threads is not None:
+            threads.pause()  # the work between epochs never depends on the chosen count
+
+
+def _steps(
+    algo: Any,
+    sampler: Sampler,
+    transformer: bool,
+    n_steps: int,
+    logger: D3RLPyLogger,
+    bar: tqdm,
+    progress: EpochProgress,
+    stop: StopFlag | None,
+    threads: AdaptiveThreads | None,
+) -> dict[str, float]:
     values = progress.values
     # Running sums, added in step order from 0.0 as the epoch means always were: the progress
     # bar shows means without re-summing the epoch every few steps (quadratic in its length).
     sums = {k: _sum(v) for k, v in values.items()}
-    batch_size = algo.config.batch_size
-    if threads is not None:
-        threads.restart_clock()
     for i in range(progress.steps, n_steps):
         if stop is not None and stop.requested:
             return {}
-        if transformer:
-            batch = sampler.trajectory_batch(batch_size, algo.config.context_size)
-        else:
-            batch = sampler.transition_batch(batch_size)
-        for name, value in algo.update(batch).items():
+        for name, value in algo.update(next_batch(algo, sampler, transformer)).items():
             series = values.get(name)
             if series is None:
                 values[name] = series = []
@@ -94,6 +107,14 @@ def train_steps(
         for value in series:
             logger.add_metric(name, value)
     return {k: sums[k] / len(v) for k, v in values.items()}
+
+
+def next_batch(algo: Any, sampler: Sampler, transformer: bool) -> Any:
+    """The algorithm's next minibatch: trajectories of its context size for a decision
+    transformer, else transitions; of its batch size."""
+    if transformer:
+        return sampler.trajectory_batch(algo.config.batch_size, algo.config.context_size)
+    return sampler.transition_batch(algo.config.batch_size)
 
 
 def _sum(series: list[float]) -> float:

@@ -4,33 +4,45 @@ torch defaults to one intra-op thread per core. Its threads meet at every operat
 another process takes one of the cores the whole update waits for the descheduled thread:
 measured on 2 shared cores (README "Threads", benchmarks/bench_threads.py) a second thread
 makes an update up to 30x slower as soon as anything else runs, while one thread degrades only
-by the share of the core it loses.
+by the share of the core it loses. On idle cores, a second thread makes 256-256 networks 1.5x
+faster. No fixed count is right for both, so a run measures (`AdaptiveThreads`).
 
-- `auto` (the default): the count a launcher chose in OMP_NUM_THREADS (samrl's sweeps set
-  cores // jobs, Slurm --cpus-per-task), else 1. Fixed for the whole run.
-- `adaptive`: `AdaptiveThreads` times blocks of steps with 1 thread and with the launcher's
-  count (else every core), keeps the faster, and measures again every so often and as soon as
-  steps get markedly slower (another job started). Fastest on a workstation whose load changes,
-  but not the default, because the thread count can change the last bits of a result: torch
-  splits some reductions between threads (a decision transformer's update differs in the last
-  bits between 1 and 2 threads; the MLP algorithms at the sizes tests/test_threads.py uses do
-  not). With `auto` or N, a run's numbers depend only on its config, seed and machine.
+Measuring must not cost reproducibility: the thread count can change the last bits of a
+result, because torch splits some reductions between threads (a decision transformer's update
+differs between 1 and 2 threads; the MLP algorithms' updates do not), and RL training turns
+last bits into different learning curves. So:
+
+- `auto` (the default) first checks, on copies of the built algorithm, whether its updates
+  come out bitwise the same with 1 thread and with the most threads it may use
+  (`thread_count_changes_updates`). If they do, the run adapts its thread count between those
+  two (`AdaptiveThreads`), which cannot change its numbers. If they do not (decision
+  transformers), it keeps one fixed count for the whole run: a launcher's OMP_NUM_THREADS
+  (samrl's sweeps set cores // jobs, Slurm --cpus-per-task), else 1. The most threads is the
+  launcher's count, else every core this process may use. Off the CPU, the fixed count.
+- `adaptive`: adapts without the check (the user accepts last-bit differences).
 - N: N threads (capped to the cores this process may use).
 
 torch.set_num_threads is process-wide state: `samrl train` sets it for the run only and puts
 the previous value back when the run ends (`threads_for_run`); `AdaptiveThreads` changes it only
-between training steps, from the training thread.
+between training steps, from the training thread, and runs the work between epochs
+(evaluation, Hessian analysis, checkpoints) with 1 thread, so that work's numbers never depend
+on what it chose.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import io
 import os
 import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import numpy as np
 import torch
 
 AUTO = "auto"
@@ -45,17 +57,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def launcher_threads() -> int | None:
+    """The thread count a launcher chose in OMP_NUM_THREADS (None: none did)."""
+    launcher = os.environ.get("OMP_NUM_THREADS", "")
+    return int(launcher) if launcher.isdigit() and int(launcher) > 0 else None
+
+
 def resolve_threads(value: int | str) -> int:
-    """The thread count `train.threads: value` means in this process: for `auto` the count a
-    launcher set in OMP_NUM_THREADS, else 1; for `adaptive` its largest candidate, the
-    launcher's count, else every core; a number as given. Capped to the available cores."""
+    """The fixed thread count `train.threads: value` means in this process: for `auto` the
+    count a launcher set in OMP_NUM_THREADS, else 1 (what `auto` keeps when it cannot adapt);
+    for `adaptive` its largest candidate, the launcher's count, else every core; a number as
+    given. Capped to the available cores."""
     if value in (AUTO, ADAPTIVE):
-        launcher = os.environ.get("OMP_NUM_THREADS", "")
-        if launcher.isdigit() and int(launcher) > 0:
-            value = int(launcher)
-        else:
-            value = 1 if value == AUTO else available_cores()
+        value = launcher_threads() or (1 if value == AUTO else available_cores())
     return max(1, min(int(value), available_cores()))
+
+
+def most_threads() -> int:
+    """The largest count `auto` and `adaptive` try: the launcher's, else every core."""
+    return resolve_threads(ADAPTIVE)
 
 
 class AdaptiveThreads:
@@ -103,11 +123,16 @@ class AdaptiveThreads:
         else:
             self._set(1)
 
-    def restart_clock(self) -> None:
-        """Called when steps resume after other work (evaluation, a checkpoint): the first step
-        after it is not timed."""
+    def resume(self) -> None:
+        """Called when steps resume after other work (evaluation, a checkpoint): the count in
+        use is set again, and the first step after it is not timed."""
+        self._set(self.threads)
         self._last = self._clock()
         self._warm = False
+
+    def pause(self) -> None:
+        """Called when steps stop for other work: it runs with 1 thread, whatever was chosen."""
+        self._set(1)
 
     @property
     def threads(self) -> int:
@@ -184,18 +209,111 @@ class AdaptiveThreads:
             self._start_trial()
 
 
+def thread_count_changes_updates(
+    algo: Any,
+    draw_batch: Callable[[], Any],
+    most: int,
+    prepare: Callable[[Any], Any],
+    updates: int = 2,
+) -> bool:
+    """Whether `updates` updates of `algo` come out other than bitwise the same with `most`
+    threads as with 1: losses, and every module's and optimizer's state, byte for byte.
+
+    The updates run on deep copies of `algo`, which is left as it was, and must be a built
+    algorithm that samrl's engine is not yet installed in: the engine's closures would be shared
+    by a copy and act on the original. `prepare` (samrl.sam.install) installs it in each copy.
+    Both copies start from the same weights and draw the same batches (`draw_batch`, seeded
+    here) and random numbers; the caller's RNG states and thread count are put back.
+
+    Whether a kernel splits a reduction differently with more threads depends on the shapes,
+    not the values; these updates have the run's shapes and code paths (two updates also cover
+    algorithms whose actor steps every second update).
+    """
+    from samrl.evaluation import forked_rng
+
+    previous = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, most):
+            replica = copy.deepcopy(algo)
+            prepare(replica)
+            with forked_rng():
+                torch.manual_seed(0)
+                np.random.seed(0)
+                torch.set_num_threads(threads)
+                losses = [replica.update(draw_batch()) for _ in range(updates)]
+            results.append(_state_bytes(replica, losses))
+    finally:
+        torch.set_num_threads(previous)
+    return results[0] != results[1]
+
+
+def _state_bytes(algo: Any, losses: list[dict[str, float]]) -> bytes:
+    """`losses` and every state_dict of the algorithm's modules and optimizers, serialized."""
+    modules = algo.impl.modules
+    states = {}
+    for field in dataclasses.fields(modules):
+        value = getattr(modules, field.name)
+        if hasattr(value, "state_dict"):  # networks, optimizers (moments, steps, schedules)
+            states[field.name] = value.state_dict()
+    buffer = io.BytesIO()
+    torch.save({"losses": losses, "states": states}, buffer)
+    return buffer.getvalue()
+
+
+@dataclasses.dataclass
+class RunThreads:
+    """How a run uses threads, decided once its algorithm is built (`decide`): a fixed count,
+    or an `AdaptiveThreads` its training loop reports to. `description` says which and why
+    (status.json's `threads`)."""
+
+    value: int | str
+    adaptive: AdaptiveThreads | None = None
+    description: str = ""
+
+    def decide(
+        self,
+        algo: Any,
+        draw_batch: Callable[[], Any],
+        prepare: Callable[[Any], Any],
+        *,
+        on_cpu: bool = True,
+    ) -> AdaptiveThreads | None:
+        """Settle the run's threads (see the module docstring), with `algo` built and samrl's
+        engine not yet installed; `prepare` installs it (in the checked copies)."""
+        value, most = self.value, most_threads()
+        fixed = resolve_threads(value)
+        if value == ADAPTIVE and most > 1:
+            return self._adapt(most, "train.threads: adaptive")
+        if value != AUTO or most == 1 or not on_cpu:
+            why = "train.threads" if value != AUTO else "train.threads: auto"
+            return self._fix(fixed, why if on_cpu else f"{why}, not on the CPU")
+        if thread_count_changes_updates(algo, draw_batch, most, prepare):
+            why = f"this algorithm's updates differ in the last bits between 1 and {most} threads"
+            return self._fix(fixed, why)
+        why = f"this algorithm's updates are bitwise the same with 1 and {most} threads"
+        return self._adapt(most, why)
+
+    def _adapt(self, most: int, why: str) -> AdaptiveThreads:
+        self.adaptive = AdaptiveThreads(most)
+        self.description = f"adaptive, 1 or {most} ({why})"
+        return self.adaptive
+
+    def _fix(self, threads: int, why: str) -> None:
+        torch.set_num_threads(threads)
+        self.adaptive = None
+        self.description = f"{threads} ({why})"
+        return None
+
+
 @contextlib.contextmanager
-def threads_for_run(value: int | str) -> Iterator[AdaptiveThreads | None]:
-    """The run's intra-op threads: a fixed count (yields None), or for `adaptive` an
-    AdaptiveThreads the training loop reports its steps to. The previous count is restored
-    after the run."""
+def threads_for_run(value: int | str) -> Iterator[RunThreads]:
+    """The run's intra-op threads, to be settled with `RunThreads.decide` once the algorithm is
+    built (until then the fixed count `value` means). The previous count is restored after the
+    run."""
     previous = torch.get_num_threads()
     try:
-        threads = resolve_threads(value)
-        if value == ADAPTIVE and threads > 1:
-            yield AdaptiveThreads(threads)
-        else:
-            torch.set_num_threads(threads)
-            yield None
+        torch.set_num_threads(resolve_threads(value))
+        yield RunThreads(value)
     finally:
         torch.set_num_threads(previous)

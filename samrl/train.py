@@ -26,7 +26,7 @@ from samrl.config import Config, TrainSection
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
-from samrl.loop import EpochProgress, train_steps
+from samrl.loop import EpochProgress, next_batch, train_steps
 from samrl.progress import is_terminal
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
@@ -44,7 +44,7 @@ from samrl.sam import install
 from samrl.sampling import Sampler
 from samrl.stopping import StopRequest, stop_on_signals
 from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
-from samrl.threads import AdaptiveThreads, threads_for_run
+from samrl.threads import RunThreads, threads_for_run
 from samrl.trackers import adapter_factory
 
 # Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
@@ -241,7 +241,7 @@ def _run_locked(
         raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
     try:
         # process-wide; restored after the run
-        with threads_for_run(train_cfg.threads) as adaptive_threads:
+        with threads_for_run(train_cfg.threads) as run_threads:
             return _train(
                 config,
                 resolved,
@@ -253,7 +253,7 @@ def _run_locked(
                 clock,
                 stop,
                 lines,
-                adaptive_threads,
+                run_threads,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
         _finish(run, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
@@ -312,7 +312,7 @@ def _train(
     clock: _Clock,
     stop: StopRequest,
     lines: bool = False,
-    adaptive_threads: AdaptiveThreads | None = None,
+    run_threads: RunThreads | None = None,
 ) -> RunResult:
     from samrl.data import make_eval_env
 
@@ -326,6 +326,17 @@ def _train(
     algo_cfg = _with_action_scaler(algo_cfg, eval_env, facts.discrete)
     algo = algo_cfg.create(device=train_cfg.device)
     build_for_training(algo, dataset.train)
+    # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
+    sampler = Sampler(dataset.train)
+    adaptive_threads = None
+    if run_threads is not None:  # checks copies of the algorithm: before install()
+        adaptive_threads = run_threads.decide(
+            algo,
+            lambda: next_batch(algo, sampler, facts.transformer),
+            install,
+            on_cpu=str(train_cfg.device) == "cpu",
+        )
+        run.write_status(threads=run_threads.description)
     install(algo)
 
     if train_cfg.eval_episodes == 0:
@@ -363,8 +374,6 @@ def _train(
     # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
     logger.add_params(algo.config.serialize_to_dict())
 
-    # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
-    sampler = Sampler(dataset.train)
     bar = tqdm(
         total=train_cfg.n_steps,
         initial=step,

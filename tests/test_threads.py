@@ -3,6 +3,7 @@ what is computed, and the count put back after a run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,20 +109,122 @@ def test_one_core_means_one_thread_and_no_trials() -> None:
 def test_threads_for_run_restores_the_previous_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(1)
-    with threads_for_run(available_cores()) as adaptive:
-        assert adaptive is None and torch.get_num_threads() == available_cores()
+    with threads_for_run(available_cores()) as run_threads:
+        assert torch.get_num_threads() == available_cores()
+        assert run_threads.decide(None, _no_batch, _no_install) is None
+        assert run_threads.description == f"{available_cores()} (train.threads)"
     torch.set_num_threads(available_cores())
-    with threads_for_run("auto") as adaptive:
-        assert adaptive is None and torch.get_num_threads() == 1
+    with threads_for_run("auto"):
+        assert torch.get_num_threads() == 1  # until decided
     assert torch.get_num_threads() == available_cores()
     torch.set_num_threads(1)
-    with threads_for_run("adaptive") as adaptive:
+    with threads_for_run("adaptive") as run_threads:
+        adaptive = run_threads.decide(None, _no_batch, _no_install)
         if available_cores() > 1:
             assert isinstance(adaptive, AdaptiveThreads)
             assert adaptive.candidates == [1, available_cores()]
+            assert run_threads.description.startswith("adaptive, 1 or ")
         else:
             assert adaptive is None
     assert torch.get_num_threads() == 1
+
+
+def _no_batch() -> None:
+    raise AssertionError("a fixed count or `adaptive` never checks the algorithm")
+
+
+def _no_install(algo: object) -> None:
+    raise AssertionError("a fixed count or `adaptive` never checks the algorithm")
+
+
+def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, object]:
+    """A built algorithm (engine not installed), with SAM on every network, and a draw of
+    its minibatches from a Hopper-sized random dataset."""
+    from samrl.algos import algorithm_table, build_for_training
+    from samrl.loop import next_batch
+    from samrl.sam import SAMFactory
+    from samrl.sampling import Sampler
+    from samrl.testing import random_dataset, tiny_params
+
+    facts = algorithm_table()[name]
+    dataset = random_dataset(
+        discrete=facts.discrete, n_episodes=4, episode_length=100, observation_size=11
+    )
+    params = tiny_params(facts, hidden=hidden, batch_size=batch_size)
+    for field in facts.networks.values():
+        params[field] = SAMFactory(rho=0.05)
+    torch.manual_seed(0)
+    algo = facts.config_class(**params).create(device="cpu")
+    build_for_training(algo, dataset)
+    sampler = Sampler(dataset)
+    return algo, lambda: next_batch(algo, sampler, facts.transformer), facts
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
+@pytest.mark.parametrize(
+    ("name", "hidden", "batch_size", "differs"),
+    [
+        # MLPs big enough that torch splits their work between threads: bitwise the same
+        ("cql", 64, 256, False),
+        ("td3_plus_bc", 64, 256, False),
+        # a transformer's update differs in the last bits, even this small one
+        ("decision_transformer", 8, 16, True),
+    ],
+)
+def test_the_check_tells_which_updates_the_thread_count_changes(
+    name: str, hidden: int, batch_size: int, differs: bool
+) -> None:
+    """`auto` adapts only where the check finds 1 and 2 threads bitwise alike; the checked
+    algorithm, the RNG states and the thread count are left as they were."""
+    import copy
+
+    import numpy as np
+
+    from samrl.sam import install
+    from samrl.threads import thread_count_changes_updates
+
+    algo, draw, _ = _built(name, hidden, batch_size)
+    before = copy.deepcopy(algo)
+    torch.set_num_threads(1)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    rng = (np.random.get_state()[1].copy(), torch.get_rng_state())
+    assert thread_count_changes_updates(algo, draw, 2, install) is differs
+    assert torch.get_num_threads() == 1
+    assert (np.random.get_state()[1] == rng[0]).all() and torch.equal(torch.get_rng_state(), rng[1])
+    assert algo.grad_step == 0 and state_differences(before, algo) == []
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
+def test_auto_adapts_where_the_check_allows_and_keeps_one_thread_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from samrl.sam import install
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name, hidden, batch_size, adapts in [
+        ("cql", 64, 256, True),
+        ("decision_transformer", 8, 16, False),
+    ]:
+        algo, draw, _ = _built(name, hidden, batch_size)
+        with threads_for_run("auto") as run_threads:
+            adaptive = run_threads.decide(algo, draw, install)
+            assert (adaptive is not None) is adapts
+            if adapts:
+                assert run_threads.description == (
+                    f"adaptive, 1 or {available_cores()} (this algorithm's updates are bitwise "
+                    f"the same with 1 and {available_cores()} threads)"
+                )
+            else:
+                assert torch.get_num_threads() == 1
+                assert run_threads.description == (
+                    f"1 (this algorithm's updates differ in the last bits between 1 and "
+                    f"{available_cores()} threads)"
+                )
+        # off the CPU: the fixed count, unchecked
+        with threads_for_run("auto") as run_threads:
+            assert run_threads.decide(None, _no_batch, _no_install, on_cpu=False) is None
+            assert run_threads.description == "1 (train.threads: auto, not on the CPU)"
 
 
 @pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
@@ -173,19 +276,25 @@ def test_threads_do_not_change_the_config_hash(tmp_path: Path) -> None:
     assert len(hashes) == 1
 
 
+@pytest.mark.parametrize("mode", ["adaptive", "auto"])
 def test_train_with_adaptive_threads_gives_the_one_thread_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    mode: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`train.threads: adaptive` through samrl train: the loop reports every step, the count is
-    put back after the run, and the CSVs are those of a one-thread run (tiny networks)."""
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)  # adaptive needs 2
+    """`train.threads: adaptive`, and `auto` where its check allows, through samrl train: the
+    loop reports every step, status.json says how threads were chosen, the count is put back
+    after the run, and the CSVs are those of a one-thread run (tiny networks)."""
+    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)  # adapting needs 2
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     reported = []
     step_done = AdaptiveThreads.step_done
     monkeypatch.setattr(
         AdaptiveThreads, "step_done", lambda self: (reported.append(1), step_done(self))
     )
-    tables = {}
-    for threads in (1, "adaptive"):
+    tables, described = {}, {}
+    for threads in (1, mode):
         config = tiny_config(tmp_path, train={"threads": threads}, name=f"t{threads}")
         torch.set_num_threads(1)
         code, _, err = run_cli(["train", "--config", str(write_config(tmp_path, config))], capsys)
@@ -193,5 +302,8 @@ def test_train_with_adaptive_threads_gives_the_one_thread_run(
         assert torch.get_num_threads() == 1
         (run_dir,) = (tmp_path / "runs" / f"t{threads}").iterdir()
         tables[threads] = [(run_dir / f).read_bytes() for f in ("loss.csv", "sharpness.csv")]
-    assert tables[1] == tables["adaptive"]
+        described[threads] = json.loads((run_dir / "status.json").read_text())["threads"]
+    assert tables[1] == tables[mode]
     assert len(reported) == 30  # every step of the adaptive run, none of the fixed one
+    assert described[1] == "1 (train.threads)"
+    assert described[mode].startswith("adaptive, 1 or 2 (")

@@ -211,7 +211,8 @@ class TrainSection(Section):
     eval_episodes: int = key("environment episodes per evaluation (0: none)", 5)
     save_interval: int = key("save d3rlpy's model_<step>.d3 every this many epochs", 1)
     threads: int | str = key(
-        "torch threads: auto (a launcher's OMP_NUM_THREADS, else 1), adaptive or N",
+        "torch threads: auto (adapts between 1 and all cores when that leaves results "
+        "bitwise unchanged, else a launcher's OMP_NUM_THREADS or 1), adaptive or N",
         "auto",
         results=False,
     )
