@@ -215,6 +215,7 @@ def thread_count_changes_updates(
     most: int,
     prepare: Callable[[Any], Any],
     updates: int = 2,
+    shared: tuple[object, ...] = (),
 ) -> bool:
     """Whether `updates` updates of `algo` come out other than bitwise the same with `most`
     threads as with 1: losses, and every module's and optimizer's state, byte for byte.
@@ -223,7 +224,9 @@ def thread_count_changes_updates(
     algorithm that samrl's engine is not yet installed in: the engine's closures would be shared
     by a copy and act on the original. `prepare` (samrl.sam.install) installs it in each copy.
     Both copies start from the same weights and draw the same batches (`draw_batch`, seeded
-    here) and random numbers; the caller's RNG states and thread count are put back.
+    here) and random numbers; the caller's RNG states and thread count are put back. Objects in
+    `shared` (the dataset, which an algorithm may hold, e.g. COMBO's rollout starts) are not
+    copied: updates only read them.
 
     Whether a kernel splits a reduction differently with more threads depends on the shapes,
     not the values; these updates have the run's shapes and code paths (two updates also cover
@@ -235,7 +238,7 @@ def thread_count_changes_updates(
     results = []
     try:
         for threads in (1, most):
-            replica = copy.deepcopy(algo)
+            replica = copy.deepcopy(algo, memo={id(o): o for o in shared})
             prepare(replica)
             with forked_rng():
                 torch.manual_seed(0)
@@ -278,9 +281,11 @@ class RunThreads:
         prepare: Callable[[Any], Any],
         *,
         on_cpu: bool = True,
+        shared: tuple[object, ...] = (),
     ) -> AdaptiveThreads | None:
         """Settle the run's threads (see the module docstring), with `algo` built and samrl's
-        engine not yet installed; `prepare` installs it (in the checked copies)."""
+        engine not yet installed; `prepare` installs it and `shared` is not copied (see
+        `thread_count_changes_updates`)."""
         value, most = self.value, most_threads()
         fixed = resolve_threads(value)
         if value == ADAPTIVE and most > 1:
@@ -288,7 +293,7 @@ class RunThreads:
         if value != AUTO or most == 1 or not on_cpu:
             why = "train.threads" if value != AUTO else "train.threads: auto"
             return self._fix(fixed, why if on_cpu else f"{why}, not on the CPU")
-        if thread_count_changes_updates(algo, draw_batch, most, prepare):
+        if thread_count_changes_updates(algo, draw_batch, most, prepare, shared=shared):
             why = f"this algorithm's updates differ in the last bits between 1 and {most} threads"
             return self._fix(fixed, why)
         why = f"this algorithm's updates are bitwise the same with 1 and {most} threads"

@@ -335,6 +335,7 @@ def _train(
             lambda: next_batch(algo, sampler, facts.transformer),
             install,
             on_cpu=str(train_cfg.device) == "cpu",
+            shared=(dataset.train,),
         )
         run.write_status(threads=run_threads.description)
     install(algo)

@@ -157,7 +157,7 @@ def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, obj
     algo = facts.config_class(**params).create(device="cpu")
     build_for_training(algo, dataset)
     sampler = Sampler(dataset)
-    return algo, lambda: next_batch(algo, sampler, facts.transformer), facts
+    return algo, lambda: next_batch(algo, sampler, facts.transformer), dataset
 
 
 @pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
@@ -167,6 +167,7 @@ def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, obj
         # MLPs big enough that torch splits their work between threads: bitwise the same
         ("cql", 64, 256, False),
         ("td3_plus_bc", 64, 256, False),
+        ("combo", 8, 16, False),  # samrl's own algorithm, which holds the dataset
         # a transformer's update differs in the last bits, even this small one
         ("decision_transformer", 8, 16, True),
     ],
@@ -183,13 +184,19 @@ def test_the_check_tells_which_updates_the_thread_count_changes(
     from samrl.sam import install
     from samrl.threads import thread_count_changes_updates
 
-    algo, draw, _ = _built(name, hidden, batch_size)
+    algo, draw, dataset = _built(name, hidden, batch_size)
     before = copy.deepcopy(algo)
     torch.set_num_threads(1)
     np.random.seed(5)
     torch.manual_seed(5)
     rng = (np.random.get_state()[1].copy(), torch.get_rng_state())
-    assert thread_count_changes_updates(algo, draw, 2, install) is differs
+    replicas: list[object] = []
+    prepare = lambda replica: (replicas.append(replica), install(replica))  # noqa: E731
+    changes = thread_count_changes_updates(algo, draw, 2, prepare, shared=(dataset,))
+    assert changes is differs
+    assert len(replicas) == 2 and all(r is not algo for r in replicas)
+    if name == "combo":  # the dataset it holds is shared with the copies, not copied
+        assert all(r._rollout_dataset is dataset for r in replicas)
     assert torch.get_num_threads() == 1
     assert (np.random.get_state()[1] == rng[0]).all() and torch.equal(torch.get_rng_state(), rng[1])
     assert algo.grad_step == 0 and state_differences(before, algo) == []

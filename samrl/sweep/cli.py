@@ -146,7 +146,11 @@ def build_spec(
 )
 @click.option("--partition", help="Slurm partition.")
 @click.option("--timeout-min", type=click.IntRange(min=1), help="Slurm time limit per run.")
-@click.option("--cpus-per-task", type=click.IntRange(min=1), help="Slurm CPUs (= torch threads).")
+@click.option(
+    "--cpus-per-task",
+    type=click.IntRange(min=1),
+    help="Slurm CPUs per run (the most torch threads a run uses).",
+)
 @click.option("--gpus-per-node", type=click.IntRange(min=0), help="Slurm GPUs per run.")
 @click.option("--mem-gb", type=click.FloatRange(min=0), help="Slurm memory per run.")
 @click.option("--array-parallelism", type=click.IntRange(min=1), help="Slurm array tasks at once.")
