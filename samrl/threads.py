@@ -209,6 +209,10 @@ class AdaptiveThreads:
             self._start_trial()
 
 
+class CannotCheck(Exception):
+    """The algorithm cannot be copied for the check (the run keeps a fixed count)."""
+
+
 def thread_count_changes_updates(
     algo: Any,
     draw_batch: Callable[[], Any],
@@ -228,6 +232,8 @@ def thread_count_changes_updates(
     `shared` (the dataset, which an algorithm may hold, e.g. COMBO's rollout starts) are not
     copied: updates only read them.
 
+    Raises CannotCheck when `algo` cannot be deep-copied.
+
     Whether a kernel splits a reduction differently with more threads depends on the shapes,
     not the values; these updates have the run's shapes and code paths (two updates also cover
     algorithms whose actor steps every second update).
@@ -238,7 +244,10 @@ def thread_count_changes_updates(
     results = []
     try:
         for threads in (1, most):
-            replica = copy.deepcopy(algo, memo={id(o): o for o in shared})
+            try:
+                replica = copy.deepcopy(algo, memo={id(o): o for o in shared})
+            except Exception as exc:  # e.g. a custom network holding a lock or a file
+                raise CannotCheck(f"{type(exc).__name__}: {exc}") from exc
             prepare(replica)
             with forked_rng():
                 torch.manual_seed(0)
@@ -293,7 +302,11 @@ class RunThreads:
         if value != AUTO or most == 1 or not on_cpu:
             why = "train.threads" if value != AUTO else "train.threads: auto"
             return self._fix(fixed, why if on_cpu else f"{why}, not on the CPU")
-        if thread_count_changes_updates(algo, draw_batch, most, prepare, shared=shared):
+        try:
+            changes = thread_count_changes_updates(algo, draw_batch, most, prepare, shared=shared)
+        except CannotCheck as exc:
+            return self._fix(fixed, f"the algorithm could not be copied to check threads: {exc}")
+        if changes:
             why = f"this algorithm's updates differ in the last bits between 1 and {most} threads"
             return self._fix(fixed, why)
         why = f"this algorithm's updates are bitwise the same with 1 and {most} threads"

@@ -4,6 +4,7 @@ what is computed, and the count put back after a run."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,6 +229,14 @@ def test_auto_adapts_where_the_check_allows_and_keeps_one_thread_elsewhere(
                     f"1 (this algorithm's updates differ in the last bits between 1 and "
                     f"{available_cores()} threads)"
                 )
+        # an algorithm that cannot be copied: the fixed count, and why
+        algo.uncopyable = threading.Lock()  # type: ignore[attr-defined]
+        with threads_for_run("auto") as run_threads:
+            assert run_threads.decide(algo, draw, install) is None
+            assert torch.get_num_threads() == 1
+            assert run_threads.description.startswith(
+                "1 (the algorithm could not be copied to check threads: TypeError: "
+            )
         # off the CPU: the fixed count, unchecked
         with threads_for_run("auto") as run_threads:
             assert run_threads.decide(None, _no_batch, _no_install, on_cpu=False) is None
