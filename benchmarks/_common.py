@@ -70,10 +70,16 @@ def random_mdp_dataset(obs_dim: int, act_dim: int, seed: int = 0) -> Any:
 
 
 def build_algo(
-    name: str, dataset: Any, params: Mapping[str, Any], optimizer: Any = None, seed: int = 0
+    name: str,
+    dataset: Any,
+    params: Mapping[str, Any],
+    optimizer: Any = None,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> Any:
-    """samrl's algorithm `name` on CPU, built for training on `dataset`, with the SAM engine
-    installed; `optimizer` (an OptimizerFactory, or None for the default) on every network."""
+    """samrl's algorithm `name` on `device`, built for training on `dataset`, with the SAM
+    engine installed; `optimizer` (an OptimizerFactory, or None for the default) on every
+    network."""
     import d3rlpy
 
     from samrl.algos import algorithm_table, build_for_training
@@ -85,7 +91,7 @@ def build_algo(
     if optimizer is not None:
         for field in facts.networks.values():
             config_params[field] = optimizer
-    algo = facts.config_class(**config_params).create(device="cpu")
+    algo = facts.config_class(**config_params).create(device=device)
     build_for_training(algo, dataset)
     install(algo)
     return algo
