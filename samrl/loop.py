@@ -62,47 +62,37 @@ def train_steps(
     (an adapting run's, samrl/threads.py) is told of every step and may change the thread count
     between steps; between epochs the run has 1 thread."""
     progress = partial if partial is not None else EpochProgress()
-    if threads is not None:
-        threads.resume()
-    try:
-        return _steps(algo, sampler, transformer, n_steps, logger, bar, progress, stop, threads)
-    finally:
-        if threads is not None:
-            threads.pause()  # the work between epochs never depends on the chosen count
-
-
-def _steps(
-    algo: Any,
-    sampler: Sampler,
-    transformer: bool,
-    n_steps: int,
-    logger: D3RLPyLogger,
-    bar: tqdm,
-    progress: EpochProgress,
-    stop: StopFlag | None,
-    threads: AdaptiveThreads | None,
-) -> dict[str, float]:
     values = progress.values
     # Running sums, added in step order from 0.0 as the epoch means always were: the progress
     # bar shows means without re-summing the epoch every few steps (quadratic in its length).
     sums = {k: _sum(v) for k, v in values.items()}
-    for i in range(progress.steps, n_steps):
-        if stop is not None and stop.requested:
-            return {}
-        for name, value in algo.update(next_batch(algo, sampler, transformer)).items():
-            series = values.get(name)
-            if series is None:
-                values[name] = series = []
-                sums[name] = 0.0
-            series.append(value)
-            sums[name] += value
-        progress.steps = i + 1
+    if threads is not None:
+        threads.resume()
+    try:
+        for i in range(progress.steps, n_steps):
+            if stop is not None and stop.requested:
+                return {}
+            for name, value in algo.update(next_batch(algo, sampler, transformer)).items():
+                series = values.get(name)
+                if series is None:
+                    values[name] = series = []
+                    sums[name] = 0.0
+                series.append(value)
+                sums[name] += value
+            progress.steps = i + 1
+            if threads is not None:
+                threads.step_done()
+            bar.update(1)
+            if not getattr(bar, "disable", False) and i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
+                shown = sorted(
+                    k for k in values if k.endswith(("_loss", "_sharpness")) or k == "loss"
+                )
+                bar.set_postfix(
+                    {k: f"{sums[k] / len(values[k]):.3g}" for k in shown}, refresh=False
+                )
+    finally:
         if threads is not None:
-            threads.step_done()
-        bar.update(1)
-        if not getattr(bar, "disable", False) and i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
-            shown = sorted(k for k in values if k.endswith(("_loss", "_sharpness")) or k == "loss")
-            bar.set_postfix({k: f"{sums[k] / len(values[k]):.3g}" for k in shown}, refresh=False)
+            threads.pause()  # the work between epochs never depends on the chosen count
     for name, series in values.items():  # in first-seen order, as per-step logging would
         for value in series:
             logger.add_metric(name, value)

@@ -280,7 +280,6 @@ class RunThreads:
     (status.json's `threads`)."""
 
     value: int | str
-    adaptive: AdaptiveThreads | None = None
     description: str = ""
 
     def decide(
@@ -313,15 +312,12 @@ class RunThreads:
         return self._adapt(most, why)
 
     def _adapt(self, most: int, why: str) -> AdaptiveThreads:
-        self.adaptive = AdaptiveThreads(most)
         self.description = f"adaptive, 1 or {most} ({why})"
-        return self.adaptive
+        return AdaptiveThreads(most)
 
     def _fix(self, threads: int, why: str) -> None:
         torch.set_num_threads(threads)
-        self.adaptive = None
         self.description = f"{threads} ({why})"
-        return None
 
 
 @contextlib.contextmanager
