@@ -261,15 +261,10 @@ def thread_count_changes_updates(
 
 
 def _state_bytes(algo: Any, losses: list[dict[str, float]]) -> bytes:
-    """`losses` and every state_dict of the algorithm's modules and optimizers, serialized."""
-    modules = algo.impl.modules
-    states = {}
-    for field in dataclasses.fields(modules):
-        value = getattr(modules, field.name)
-        if hasattr(value, "state_dict"):  # networks, optimizers (moments, steps, schedules)
-            states[field.name] = value.state_dict()
+    """`losses`, then every module's and optimizer's state as d3rlpy's checkpointer saves it."""
     buffer = io.BytesIO()
-    torch.save({"losses": losses, "states": states}, buffer)
+    torch.save(losses, buffer)
+    algo.impl.save_model(buffer)
     return buffer.getvalue()
 
 

@@ -112,7 +112,7 @@ def test_threads_for_run_restores_the_previous_count(monkeypatch: pytest.MonkeyP
     torch.set_num_threads(1)
     with threads_for_run(available_cores()) as run_threads:
         assert torch.get_num_threads() == available_cores()
-        assert run_threads.decide(None, _no_batch, _no_install) is None
+        assert run_threads.decide(None, _unchecked, _unchecked) is None
         assert run_threads.description == f"{available_cores()} (train.threads)"
     torch.set_num_threads(available_cores())
     with threads_for_run("auto"):
@@ -120,7 +120,7 @@ def test_threads_for_run_restores_the_previous_count(monkeypatch: pytest.MonkeyP
     assert torch.get_num_threads() == available_cores()
     torch.set_num_threads(1)
     with threads_for_run("adaptive") as run_threads:
-        adaptive = run_threads.decide(None, _no_batch, _no_install)
+        adaptive = run_threads.decide(None, _unchecked, _unchecked)
         if available_cores() > 1:
             assert isinstance(adaptive, AdaptiveThreads)
             assert adaptive.candidates == [1, available_cores()]
@@ -130,12 +130,9 @@ def test_threads_for_run_restores_the_previous_count(monkeypatch: pytest.MonkeyP
     assert torch.get_num_threads() == 1
 
 
-def _no_batch() -> None:
-    raise AssertionError("a fixed count or `adaptive` never checks the algorithm")
-
-
-def _no_install(algo: object) -> None:
-    raise AssertionError("a fixed count or `adaptive` never checks the algorithm")
+def _unchecked(*args: object) -> None:
+    """draw_batch and prepare of a run that must not check its algorithm."""
+    raise AssertionError("a fixed count, `adaptive` or a GPU never checks the algorithm")
 
 
 def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, object]:
@@ -239,7 +236,7 @@ def test_auto_adapts_where_the_check_allows_and_keeps_one_thread_elsewhere(
             )
         # off the CPU: the fixed count, unchecked
         with threads_for_run("auto") as run_threads:
-            assert run_threads.decide(None, _no_batch, _no_install, on_cpu=False) is None
+            assert run_threads.decide(None, _unchecked, _unchecked, on_cpu=False) is None
             assert run_threads.description == "1 (train.threads: auto, not on the CPU)"
 
 
