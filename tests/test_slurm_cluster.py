@@ -174,8 +174,9 @@ def test_job_array_one_task_per_run_logs_parallelism_and_progress(
     for run_id in runs:
         log = (sweep_dir / "logs" / f"{run_id}.log").read_text()
         assert "samrl: worker starts" in log and "samrl: run completed at step 20" in log
-    # progress came from the scheduler: every run queued, then running, then done; with a
-    # parallelism of 1 never two running at once
+    # every run is queued when sbatch accepts the array (even one the scheduler starts before
+    # the first poll), then running as squeue says, then done; with a parallelism of 1 never two
+    # running at once
     running: set[str] = set()
     most = 0
     for kind, run_id in events:

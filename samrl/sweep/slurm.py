@@ -179,7 +179,11 @@ def squeue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
 
 def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
     """Poll squeue until every task has a result or has left the queue for good."""
-    shown: dict[str, str] = {}  # run_id -> queued | running
+    # sbatch has accepted every task, so each is in the queue now; a task the scheduler starts
+    # before the first poll would otherwise never be reported as queued
+    shown: dict[str, str] = {job.run_id: "queued" for job in waiting.values()}
+    for job in waiting.values():
+        _queued(monitor)(job.run_id)
     ended_at: dict[Any, float] = {}  # handle -> when squeue first showed it ended or gone
     outcomes: list[Outcome] = []
     try:
