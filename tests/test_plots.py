@@ -238,6 +238,6 @@ def test_dqn_loss_gets_its_panel() -> None:
 
     chosen = default_metrics(["loss", "q_sharpness", "q_grad_norm", "return_mean"])
     assert chosen == ["loss", "q_sharpness", "return_mean"]
-    assert metric_title("loss") == "TD loss"
+    assert metric_title("loss") == "Training loss"
     assert metric_title("q_sharpness") == "Q-function sharpness (own training rho)"
     assert metric_title("critic_rho0.05_sharpness") == "Critic sharpness (fixed rho=0.05)"

@@ -74,7 +74,7 @@ def run_metrics(run_dir: Path) -> dict[str, str]:
 
 def default_metrics(available: Sequence[str]) -> list[str]:
     """Loss terms, `<net>_sharpness` and the evaluation return / normalized score."""
-    # DQN-family algorithms report their TD loss as plain "loss".
+    # Single-network algorithms (DQN family, BC, decision transformers) report plain "loss".
     chosen = [m for m in available if m == "loss" or m.endswith(("_loss", "_sharpness"))]
     chosen += [m for m in ("return_mean", "normalized_score") if m in available]
     return chosen or list(available)
@@ -149,7 +149,7 @@ def metric_title(metric: str) -> str:
         "normalized_score": "Normalized score",
         "final_return": "Final return",
         "final_normalized_score": "Final normalized score",
-        "loss": "TD loss",
+        "loss": "Training loss",  # d3rlpy's own: TD for DQN, imitation for BC, action for DT
     }
     if name in named:
         return named[name]
