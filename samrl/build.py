@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
 from d3rlpy.base import LearnableConfig
 from d3rlpy.optimizers import (
     AdamFactory,
     AdamWFactory,
+    LRSchedulerFactory,
     OptimizerFactory,
     RMSpropFactory,
     SGDFactory,
@@ -58,6 +60,9 @@ def optimizer_factories(
         if field in factories:
             continue
         base = base_factory(optim, defaults.get(field))
+        if optim.lr_scheduler and net in optim.lr_scheduler:
+            scheduler = lr_scheduler_factory(optim.lr_scheduler[net], f"optim.lr_scheduler.{net}")
+            base = dataclasses.replace(base, lr_scheduler_factory=scheduler)
         fixed = {}
         if probe is not None and net in probed:
             fixed = {"fixed_rho": float(probe.rho), "fixed_every": int(probe.every)}
@@ -73,6 +78,24 @@ def optimizer_factories(
         else:
             factories[field] = base
     return factories
+
+
+def lr_scheduler_factory(spec: Any, key: str) -> LRSchedulerFactory | None:
+    """d3rlpy's scheduler factory from its {type, params} form, tried for two steps on a
+    throwaway optimizer: a parameter torch cannot use (T_max: 0, a string) fails here, in one
+    line naming `key`, not at the first update of a run."""
+    factory = decode_factory(OptimizerFactory, "lr_scheduler_factory", spec, key)
+    if factory is None:  # d3rlpy's {type: none}
+        return None
+    trial = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    try:
+        scheduler = factory.create(trial)
+        for _ in range(2):
+            trial.step()
+            scheduler.step()
+    except Exception as exc:  # whatever torch raises on a bad parameter
+        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
+    return factory
 
 
 def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: OptimSection) -> LearnableConfig:
@@ -122,18 +145,31 @@ def _check_ranges(kwargs: dict[str, Any]) -> None:
 
 def _decode_nested(cls: type, name: str, value: dict[str, Any]) -> Any:
     """Encoder/scaler/Q-function factories in d3rlpy's own {type, params} form."""
-    key = f"algo.params.{name}"
     what = f"parameter of {cls.__name__}"
     _CHECK.known_keys({name: value}, field_defaults(cls), "algo.params", what)
-    if set(value) - {"type", "params"} or "type" not in value:
+    return decode_factory(cls, name, value, f"algo.params.{name}")
+
+
+def decode_factory(cls: type, name: str, value: Any, key: str) -> Any:
+    """A factory in d3rlpy's own {type, params} form, decoded as d3rlpy decodes the field
+    `name` of its dataclass `cls` (a config key `key` in messages)."""
+    if not isinstance(value, dict) or set(value) - {"type", "params"} or "type" not in value:
         raise _CHECK.fail(key, "give a factory as {type: <name>, params: {...}}")
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
     decoder = field.metadata.get("dataclasses_json", {}).get("decoder")
     if decoder is None:
         raise _CHECK.fail(key, "this parameter does not take a {type, params} factory")
+    params = _CHECK.mapping(value.get("params"), f"{key}.params")
     try:
-        return decoder({"type": value["type"], "params": value.get("params") or {}})
+        factory = decoder({"type": value["type"], "params": params})
     except KeyError as exc:
-        raise _CHECK.fail(f"{key}.type", f"unknown type {exc}") from None
+        if exc.args and exc.args[0] == value["type"]:
+            raise _CHECK.fail(f"{key}.type", f"unknown type {exc}") from None
+        raise _CHECK.fail(f"{key}.params", f"{value['type']} needs parameter {exc}") from None
     except (TypeError, ValueError) as exc:
         raise _CHECK.fail(key, f"rejected by d3rlpy: {exc}") from None
+    if factory is not None:  # d3rlpy decodes an unknown parameter by dropping it: say so
+        what = f"parameter of {value['type']}"
+        names = [f.name for f in dataclasses.fields(type(factory))]
+        _CHECK.known_keys(params, names, f"{key}.params", what)
+    return factory

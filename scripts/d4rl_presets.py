@@ -72,10 +72,8 @@ ALGORITHMS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             f"d3rlpy reproductions/offline/iql.py ({D3RLPY}/"
             "d324094fd0cd3bcc5b4a9f7ba0bf50d0a70b0d73/reproductions/offline/iql.py):",
             "actor and critic lr 3e-4, batch 256, weight temperature 3, max weight 100,",
-            "expectile 0.7, ReturnBasedRewardScaler(multiplier=1000), 500k steps.",
-            "Not carried over: the script anneals the actor's learning rate with a cosine",
-            "schedule (T_max 500k); samrl's optim section gives every network one base",
-            "optimizer, so both rates stay constant here.",
+            "expectile 0.7, ReturnBasedRewardScaler(multiplier=1000), the actor's learning",
+            "rate annealed by a cosine (CosineAnnealingLRFactory(T_max=500000)), 500k steps.",
         ],
     ),
     "td3_plus_bc": (
@@ -108,6 +106,11 @@ ALGORITHMS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     ),
 }
 
+# algorithm -> optim.lr_scheduler, where the reproduction script schedules a learning rate
+LR_SCHEDULERS: dict[str, dict[str, Any]] = {
+    "iql": {"actor": {"type": "cosine_annealing", "params": {"T_max": N_STEPS}}},
+}
+
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "sam": ({"name": "sam", "rho": RHO}, f"SAM (rho {RHO}) on every network"),
     "adam_probe": (
@@ -135,7 +138,10 @@ def preset(algo: str, variant: str, dataset: str) -> tuple[str, dict[str, Any]]:
         "name": preset_name(algo, variant, dataset),
         "algo": {"name": name, "params": params},
         "dataset": {"name": dataset},
-        "optim": optim,
+        "optim": {
+            **optim,
+            **({"lr_scheduler": LR_SCHEDULERS[algo]} if algo in LR_SCHEDULERS else {}),
+        },
         "train": {
             "n_steps": N_STEPS,
             "n_steps_per_epoch": 10_000,

@@ -186,8 +186,17 @@ def test_existing_run_directory_needs_resume_or_overwrite(
         {"name": "adam", "probe": {"rho": 0.05, "every": 3}},
         # resumed at update 20 of k = 3: the stored direction of update 18 comes from the checkpoint
         {"name": "looksam", "rho": 0.05, "k": 3},
+        # the schedulers' positions come from the checkpoint (cosine periods of 14 and 6 updates)
+        {
+            "name": "sam",
+            "rho": 0.05,
+            "lr_scheduler": {
+                "actor": {"type": "cosine_annealing", "params": {"T_max": 7}},
+                "critic": {"type": "cosine_annealing", "params": {"T_max": 3}},
+            },
+        },
     ],
-    ids=["sam", "probe", "looksam"],
+    ids=["sam", "probe", "looksam", "lr_scheduler"],
 )
 def test_resume_after_a_crash_gives_the_uninterrupted_csvs(
     tmp_path: Path,

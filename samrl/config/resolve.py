@@ -228,12 +228,43 @@ def _optim(c: Checker, given: dict[str, Any], facts: Any) -> OptimSection:
             p["networks"] = list(networks)  # Adam runs: optim.networks, as before
         p["networks"] = _networks(c, p["networks"], facts, "optim.probe.networks")
         probe = ProbeSection(**p)
-    section = OptimSection(name, optim["base"], rho, networks, params, probe, variant)
+    schedulers = _lr_schedulers(c, optim["lr_scheduler"], facts)
+    section = OptimSection(
+        name, optim["base"], rho, networks, params, probe, schedulers, variant_params=variant
+    )
     # Building the factories validates base params and (in samrl.sam) variant parameters.
     from samrl.build import optimizer_factories
 
     c.rebased(lambda: optimizer_factories(section, facts, default_factories=None))
     return section
+
+
+def _lr_schedulers(c: Checker, value: Any, facts: Any) -> dict[str, Any] | None:
+    """optim.lr_scheduler: network -> d3rlpy {type, params}, under the networks' own names
+    (samrl.build decodes and checks each scheduler)."""
+    if value is None:
+        return None
+    given = c.mapping(value, "optim.lr_scheduler")
+    if not given:
+        raise c.fail("optim.lr_scheduler", "give a scheduler per network, or leave the key out")
+    schedulers: dict[str, Any] = {}
+    for name, spec in given.items():
+        key = f"optim.lr_scheduler.{name}"
+        net = facts.canonical_network(name)  # `loss`: a single network's old name
+        c.choice(net, key, facts.networks, f"network for {facts.name}")
+        if net in schedulers:
+            raise c.fail(key, f"names {net} a second time (loss is its old name)")
+        schedulers[net] = copy.deepcopy(spec)
+    # d3rlpy builds some optimizers from another network's factory (PLAS's imitator from the
+    # critic's): those two train under one scheduler, so they must be given the same one.
+    for net, owner in facts.shares_factory.items():
+        if schedulers.get(net) != schedulers.get(owner):
+            raise c.fail(
+                f"optim.lr_scheduler.{net if net in schedulers else owner}",
+                f"in {facts.name} the {net} optimizer is built from the {owner}'s factory "
+                "(d3rlpy 2.8.1); give both the same scheduler",
+            )
+    return schedulers
 
 
 def _check_algo_params(

@@ -33,7 +33,8 @@ def key(doc: Any, default: Any = _MISSING, *, factory: Any = None, **meta: Any) 
     """A config key: its meaning (`doc`: text, or a function giving it where the meaning
     comes from a registry) and default. `section=<cls>`: the key holds that
     section's keys (or None when left out); `results=False`: it does not change what a run
-    computes (left out of the result hash)."""
+    computes (left out of the result hash); `written_when_set=True`: left out of the written
+    config (and the hash) while None."""
     metadata = {"doc": doc, **meta}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -76,6 +77,8 @@ class Section:
             if results_only and f.metadata.get("results") is False:
                 continue
             value = getattr(self, f.name)
+            if value is None and f.metadata.get("written_when_set"):
+                continue
             if f.metadata.get("flatten"):
                 out.update(_plain(value))
             elif "doc" in f.metadata or "section" in f.metadata:
@@ -176,6 +179,13 @@ class OptimSection(Section):
     )
     probe: ProbeSection | None = key(
         "measure sharpness at a fixed radius without stepping with it", None, section=ProbeSection
+    )
+    lr_scheduler: dict[str, Any] | None = key(
+        "d3rlpy learning-rate schedulers by network, e.g. "
+        "{actor: {type: cosine_annealing, params: {T_max: 500000}}} (default: none)",
+        None,
+        # Added after runs were recorded: left out when unset, so their YAML and hash stay.
+        written_when_set=True,
     )
     #: The variant keys given (VARIANT_KEY_DOCS), in the order given; written beside the others.
     variant_params: dict[str, Any] = dataclasses.field(
