@@ -38,6 +38,7 @@ import io
 import os
 import statistics
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -249,7 +250,7 @@ def thread_count_changes_updates(
             except Exception as exc:  # e.g. a custom network holding a lock or a file
                 raise CannotCheck(f"{type(exc).__name__}: {exc}") from exc
             prepare(replica)
-            with forked_rng():
+            with forked_rng(), _copied_schedulers_quiet():
                 torch.manual_seed(0)
                 np.random.seed(0)
                 torch.set_num_threads(threads)
@@ -258,6 +259,26 @@ def thread_count_changes_updates(
     finally:
         torch.set_num_threads(previous)
     return results[0] != results[1]
+
+
+@contextlib.contextmanager
+def _copied_schedulers_quiet() -> Iterator[None]:
+    """Silence torch's "`optimizer.step()` has been overridden after learning rate scheduler
+    initialization" for the copies' updates. A scheduler marks its optimizer's `step`; torch
+    pickles (so deep-copies) an optimizer without that mark, so a copy's scheduler warns at
+    every update although the copy steps exactly like the original (the check compares them).
+
+    Process-wide while it lasts (the warnings filters are global in Python 3.11): a warning
+    another thread raises with this message in these few updates is dropped too, and a filter
+    another thread adds meanwhile is undone on exit. samrl checks before training starts, on
+    the thread that trains."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Seems like `optimizer.step\(\)` has been overridden",
+            category=UserWarning,
+        )
+        yield
 
 
 def _state_bytes(algo: Any, losses: list[dict[str, float]]) -> bytes:
@@ -285,10 +306,12 @@ class RunThreads:
         *,
         on_cpu: bool = True,
         shared: tuple[object, ...] = (),
+        announce: Callable[[str], object] = lambda line: None,
     ) -> AdaptiveThreads | None:
         """Settle the run's threads (see the module docstring), with `algo` built and samrl's
         engine not yet installed; `prepare` installs it and `shared` is not copied (see
-        `thread_count_changes_updates`)."""
+        `thread_count_changes_updates`). `announce` gets a line before the check, which takes
+        a few updates' time (seconds for a transformer)."""
         value, most = self.value, most_threads()
         fixed = resolve_threads(value)
         if value == ADAPTIVE and most > 1:
@@ -296,6 +319,9 @@ class RunThreads:
         if value != AUTO or most == 1 or not on_cpu:
             why = "train.threads" if value != AUTO else "train.threads: auto"
             return self._fix(fixed, why if on_cpu else f"{why}, not on the CPU")
+        announce(
+            f"samrl: train.threads auto: checking that 1 and {most} threads give the same updates"
+        )
         try:
             changes = thread_count_changes_updates(algo, draw_batch, most, prepare, shared=shared)
         except CannotCheck as exc:

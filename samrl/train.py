@@ -336,6 +336,7 @@ def _train(
             install,
             on_cpu=str(train_cfg.device) == "cpu",
             shared=(dataset.train,),
+            announce=lambda line: print(line, file=stream) if progress or lines else None,
         )
         run.write_status(threads=run_threads.description)
     install(algo)

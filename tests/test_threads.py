@@ -131,26 +131,32 @@ def test_threads_for_run_restores_the_previous_count(monkeypatch: pytest.MonkeyP
 
 
 def _unchecked(*args: object) -> None:
-    """draw_batch and prepare of a run that must not check its algorithm."""
+    """draw_batch, prepare and announce of a run that must not check its algorithm."""
     raise AssertionError("a fixed count, `adaptive` or a GPU never checks the algorithm")
 
 
 def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, object]:
     """A built algorithm (engine not installed), with SAM on every network, and a draw of
     its minibatches from a Hopper-sized random dataset."""
+    from d3rlpy.optimizers import AdamFactory, CosineAnnealingLRFactory
+
     from samrl.algos import algorithm_table, build_for_training
     from samrl.loop import next_batch
     from samrl.sam import SAMFactory
     from samrl.sampling import Sampler
     from samrl.testing import random_dataset, tiny_params
 
-    facts = algorithm_table()[name]
+    scheduled = name.endswith("_scheduled")  # every network's rate on a cosine schedule
+    facts = algorithm_table()[name.removesuffix("_scheduled")]
     dataset = random_dataset(
         discrete=facts.discrete, n_episodes=4, episode_length=100, observation_size=11
     )
     params = tiny_params(facts, hidden=hidden, batch_size=batch_size)
+    base = AdamFactory(
+        lr_scheduler_factory=CosineAnnealingLRFactory(T_max=3) if scheduled else None
+    )
     for field in facts.networks.values():
-        params[field] = SAMFactory(rho=0.05)
+        params[field] = SAMFactory(base=base, rho=0.05)
     torch.manual_seed(0)
     algo = facts.config_class(**params).create(device="cpu")
     build_for_training(algo, dataset)
@@ -166,12 +172,14 @@ def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, obj
         ("cql", 64, 256, False),
         ("td3_plus_bc", 64, 256, False),
         ("combo", 8, 16, False),  # samrl's own algorithm, which holds the dataset
+        # learning-rate schedulers in the copies: torch's warning about them is kept quiet
+        ("iql_scheduled", 8, 16, False),
         # a transformer's update differs in the last bits, even this small one
         ("decision_transformer", 8, 16, True),
     ],
 )
 def test_the_check_tells_which_updates_the_thread_count_changes(
-    name: str, hidden: int, batch_size: int, differs: bool
+    name: str, hidden: int, batch_size: int, differs: bool, recwarn: pytest.WarningsRecorder
 ) -> None:
     """`auto` adapts only where the check finds 1 and 2 threads bitwise alike; the checked
     algorithm, the RNG states and the thread count are left as they were."""
@@ -198,6 +206,7 @@ def test_the_check_tells_which_updates_the_thread_count_changes(
     assert torch.get_num_threads() == 1
     assert (np.random.get_state()[1] == rng[0]).all() and torch.equal(torch.get_rng_state(), rng[1])
     assert algo.grad_step == 0 and state_differences(before, algo) == []
+    assert [str(w.message) for w in recwarn if "optimizer.step()" in str(w.message)] == []
 
 
 @pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to run 2 threads")
@@ -212,8 +221,14 @@ def test_auto_adapts_where_the_check_allows_and_keeps_one_thread_elsewhere(
         ("decision_transformer", 8, 16, False),
     ]:
         algo, draw, _ = _built(name, hidden, batch_size)
+        said: list[str] = []
         with threads_for_run("auto") as run_threads:
-            adaptive = run_threads.decide(algo, draw, install)
+            adaptive = run_threads.decide(algo, draw, install, announce=said.append)
+            # the check takes seconds for a transformer: the user is told what is going on
+            assert said == [
+                f"samrl: train.threads auto: checking that 1 and {available_cores()} threads "
+                "give the same updates"
+            ]
             assert (adaptive is not None) is adapts
             if adapts:
                 assert run_threads.description == (
@@ -236,7 +251,10 @@ def test_auto_adapts_where_the_check_allows_and_keeps_one_thread_elsewhere(
             )
         # off the CPU: the fixed count, unchecked
         with threads_for_run("auto") as run_threads:
-            assert run_threads.decide(None, _unchecked, _unchecked, on_cpu=False) is None
+            unsaid = run_threads.decide(
+                None, _unchecked, _unchecked, on_cpu=False, announce=_unchecked
+            )
+            assert unsaid is None
             assert run_threads.description == "1 (train.threads: auto, not on the CPU)"
 
 
