@@ -75,6 +75,12 @@ CASES = [
         "algo.params.actor_encoder_factory.type",
         "unknown type",
     ),
+    (  # d3rlpy itself would drop the misspelt parameter without a word
+        "algo.params",
+        {"actor_encoder_factory": {"type": "vector", "params": {"hidden_unit": [8]}}},
+        "algo.params.actor_encoder_factory.params.hidden_unit",
+        "did you mean 'hidden_units'",
+    ),
     ("dataset.name", "pendulum-meduim", "dataset.name", "did you mean 'pendulum-medium'"),
     ("dataset.name", "cartpole-random", "algo.name", "continuous-action algorithm"),
     ("dataset.size", 0, "dataset.size", "must be >= 1"),
