@@ -33,16 +33,42 @@ _CHECK = Checker()
 
 
 def base_factory(optim: OptimSection, default: OptimizerFactory | None) -> OptimizerFactory:
-    """The base optimizer: `optim.base` with `optim.params`, else the algorithm's default."""
+    """The base optimizer: `optim.base` with `optim.params`, else the algorithm's default;
+    tried on a throwaway parameter (`tried`), so a value torch refuses is a config error."""
+    if "lr_scheduler_factory" in optim.params:
+        raise _CHECK.fail(
+            "optim.params.lr_scheduler_factory",
+            "learning-rate schedulers are set by network in optim.lr_scheduler",
+        )
     if optim.base is None and default is not None:
         kwargs = dataclass_kwargs(_CHECK, type(default), optim.params, "optim.params")
-        return dataclasses.replace(default, **kwargs)
-    cls = BASE_FACTORIES[optim.base or "adam"]
-    kwargs = dataclass_kwargs(_CHECK, cls, optim.params, "optim.params")
+        factory = dataclasses.replace(default, **kwargs)
+    else:
+        cls = BASE_FACTORIES[optim.base or "adam"]
+        kwargs = dataclass_kwargs(_CHECK, cls, optim.params, "optim.params")
+        try:
+            factory = cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise _CHECK.fail("optim.params", str(exc)) from None
+    return tried(factory, "optim.params")
+
+
+def tried(factory: OptimizerFactory, key: str) -> OptimizerFactory:
+    """`factory` after two steps of an optimizer it makes for one throwaway parameter: what
+    torch raises on a value it cannot use (eps < 0, betas of one number, T_max 0) becomes a
+    config error naming `key`, not a failed run. The parameter is made without randomness:
+    the global RNG is not touched."""
+    holder = torch.nn.Module()
+    holder.weight = torch.nn.Parameter(torch.ones(1))
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise _CHECK.fail("optim.params", str(exc)) from None
+        optimizer = factory.create([("trial", holder)], lr=1e-3, compiled=False)
+        for _ in range(2):
+            optimizer.zero_grad()
+            (holder.weight * 2.0).sum().backward()
+            optimizer.step()
+    except Exception as exc:  # whatever torch raises on a bad value
+        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
+    return factory
 
 
 def optimizer_factories(
@@ -81,20 +107,11 @@ def optimizer_factories(
 
 
 def lr_scheduler_factory(spec: Any, key: str) -> LRSchedulerFactory | None:
-    """d3rlpy's scheduler factory from its {type, params} form, tried for two steps on a
-    throwaway optimizer: a parameter torch cannot use (T_max: 0, a string) fails here, in one
-    line naming `key`, not at the first update of a run."""
+    """d3rlpy's scheduler factory from its {type, params} form, tried (`tried`) on plain SGD."""
     factory = decode_factory(OptimizerFactory, "lr_scheduler_factory", spec, key)
     if factory is None:  # d3rlpy's {type: none}
         return None
-    trial = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    try:
-        scheduler = factory.create(trial)
-        for _ in range(2):
-            trial.step()
-            scheduler.step()
-    except Exception as exc:  # whatever torch raises on a bad parameter
-        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
+    tried(SGDFactory(lr_scheduler_factory=factory), key)
     return factory
 
 

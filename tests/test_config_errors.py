@@ -51,6 +51,16 @@ CASES = [
     ("optim.networks", ["critic", "temp"], "optim.networks[1]", "base optimizer"),
     ("optim.networks", ["critc"], "optim.networks[0]", "did you mean 'critic'"),
     ("optim.params", {"betaz": [0.9, 0.99]}, "optim.params.betaz", "did you mean 'betas'"),
+    # values only torch checks, when the optimizer is made or steps: tried at once
+    ("optim.params", {"eps": -1}, "optim.params", "rejected by torch: ValueError: Invalid epsilon"),
+    ("optim.params", {"betas": [0.9]}, "optim.params", "rejected by torch: IndexError"),
+    ("optim.params", {"clip_grad_norm": "big"}, "optim.params", "rejected by torch: ValueError"),
+    (
+        "optim.params",
+        {"lr_scheduler_factory": {"type": "cosine_annealing", "params": {"T_max": 9}}},
+        "optim.params.lr_scheduler_factory",
+        "by network in optim.lr_scheduler",
+    ),
     ("optim.probe", {"networks": ["value"]}, "optim.probe.networks[0]", "network for cql"),
     ("algo.name", "cq1", "algo.name", "did you mean 'cql'"),
     ("algo.params", {"batch_sise": 3}, "algo.params.batch_sise", "did you mean 'batch_size'"),

@@ -99,6 +99,25 @@ def test_unset_the_key_is_not_written_and_set_it_changes_the_hash(tmp_path: Path
     assert load_config(write_config(tmp_path, dqn, "d.yaml")).optim.lr_scheduler == {"q": COSINE}
 
 
+def test_trying_the_optimizers_leaves_the_global_rng_alone(tmp_path: Path) -> None:
+    """Resolving tries every base optimizer and scheduler on a throwaway parameter; that
+    parameter is made without randomness, so the seeds of the run are untouched."""
+    import numpy as np
+    import torch
+
+    config = tiny_config(
+        tmp_path,
+        optim={"name": "sam", "params": {"eps": 1e-6}, "lr_scheduler": {"critic": COSINE}},
+    )
+    path = write_config(tmp_path, config)
+    torch.manual_seed(3)
+    np.random.seed(3)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy())
+    load_config(path)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert (np.random.get_state()[1] == before[1]).all()
+
+
 @pytest.mark.parametrize(
     ("algo", "schedule", "culprit", "message"),
     [
