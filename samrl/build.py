@@ -7,6 +7,12 @@ from typing import Any
 
 import torch
 from d3rlpy.base import LearnableConfig
+from d3rlpy.models import (
+    DefaultEncoderFactory,
+    EncoderFactory,
+    SimBaEncoderFactory,
+    VectorEncoderFactory,
+)
 from d3rlpy.optimizers import (
     AdamFactory,
     AdamWFactory,
@@ -146,7 +152,7 @@ AT_LEAST_ONE = (
     "num_heads",
     "num_layers",
 )
-UNIT_INTERVAL = ("gamma", "tau")
+UNIT_INTERVAL = ("gamma", "tau", "expectile")
 
 
 def _check_ranges(kwargs: dict[str, Any]) -> None:
@@ -164,7 +170,34 @@ def _decode_nested(cls: type, name: str, value: dict[str, Any]) -> Any:
     """Encoder/scaler/Q-function factories in d3rlpy's own {type, params} form."""
     what = f"parameter of {cls.__name__}"
     _CHECK.known_keys({name: value}, field_defaults(cls), "algo.params", what)
-    return decode_factory(cls, name, value, f"algo.params.{name}")
+    key = f"algo.params.{name}"
+    factory = decode_factory(cls, name, value, key)
+    if isinstance(factory, VECTOR_ENCODERS):
+        _try_vector_encoder(factory, key)
+    return factory
+
+
+# Encoders of flat observations; a pixel encoder's valid settings depend on the image size.
+VECTOR_ENCODERS = (VectorEncoderFactory, DefaultEncoderFactory, SimBaEncoderFactory)
+
+
+def _try_vector_encoder(factory: EncoderFactory, key: str) -> None:
+    """Build the encoder for a 3-number observation, with and without an action, on torch's
+    meta device (shapes only: no memory, no draw from the RNG; the device context is
+    per-thread), so a value torch refuses (activation: relux, dropout_rate: 2) is a config
+    error, not a failed run."""
+    # a layer of size 0 builds, then fails in d3rlpy's gradient statistics at the first update
+    for i, unit in enumerate(getattr(factory, "hidden_units", None) or []):
+        _CHECK.integer(unit, f"{key}.params.hidden_units[{i}]", minimum=1)
+    for field in dataclasses.fields(factory):
+        if field.name.endswith("_size"):  # feature_size, hidden_size
+            _CHECK.integer(getattr(factory, field.name), f"{key}.params.{field.name}", minimum=1)
+    try:
+        with torch.device("meta"):
+            factory.create((3,))(torch.zeros(2, 3))
+            factory.create_with_action((3,), 2)(torch.zeros(2, 3), torch.zeros(2, 2))
+    except Exception as exc:  # whatever torch or d3rlpy raises on a bad value
+        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
 
 
 def decode_factory(cls: type, name: str, value: Any, key: str) -> Any:

@@ -85,6 +85,31 @@ CASES = [
         "algo.params.actor_encoder_factory.type",
         "unknown type",
     ),
+    (  # encoders of flat observations are built on torch's meta device when resolved
+        "algo.params",
+        {"actor_encoder_factory": {"type": "vector", "params": {"activation": "relux"}}},
+        "algo.params.actor_encoder_factory",
+        "rejected by torch: ValueError: invalid activation_type",
+    ),
+    (
+        "algo.params",
+        {"critic_encoder_factory": {"type": "default", "params": {"dropout_rate": 2.0}}},
+        "algo.params.critic_encoder_factory",
+        "dropout probability has to be between 0 and 1",
+    ),
+    (
+        "algo.params",
+        {"actor_encoder_factory": {"type": "vector", "params": {"hidden_units": [8, 0]}}},
+        "algo.params.actor_encoder_factory.params.hidden_units[1]",
+        "must be >= 1, got 0",
+    ),
+    (
+        "algo.params",
+        {"critic_encoder_factory": {"type": "simba", "params": {"hidden_size": 0}}},
+        "algo.params.critic_encoder_factory.params.hidden_size",
+        "must be >= 1, got 0",
+    ),
+    ("algo", {"name": "iql", "params": {"expectile": 1.5}}, "algo.params.expectile", "(0, 1]"),
     (  # d3rlpy itself would drop the misspelt parameter without a word
         "algo.params",
         {"actor_encoder_factory": {"type": "vector", "params": {"hidden_unit": [8]}}},
