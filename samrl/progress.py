@@ -3,14 +3,16 @@
 A tqdm bar redraws itself with carriage returns; written to a file (a sweep worker's log, CI
 output, `2> log`) every redraw stays as text. So a bar is drawn only on a terminal; elsewhere
 `step_bar` writes one line when the work starts, one per tenth done (only once the work has
-taken a minute: short work stays two lines) and one when it ends. Training itself prints one
-line per epoch instead (samrl.train.epoch_line).
+taken a minute: short work stays two lines) and one when it ends; `byte_bar` (downloads)
+writes only the lines per tenth and the end, and only for a download that takes a minute.
+Training itself prints one line per epoch instead (samrl.train.epoch_line).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
 
@@ -33,32 +35,54 @@ def disable_unless_terminal(wanted: bool) -> bool | None:
 
 class LineProgress:
     """The part of tqdm's interface samrl's counted bars use (`n`, `update`, `close`, `with`),
-    written as plain lines."""
+    written as plain lines.
+
+    `silent_unless_long`: no start line, and an end line only when a line per tenth was
+    written (a download: its caller prints its own summary, and a failure stays one line)."""
 
     REPORT_AFTER_S = 60.0
 
-    def __init__(self, total: int, desc: str, unit: str, file: IO[str]):
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str,
+        file: IO[str],
+        *,
+        initial: int = 0,
+        amount: Callable[[int], str] = str,
+        silent_unless_long: bool = False,
+    ):
         self.total, self.desc, self.unit, self.file = total, desc, unit, file
-        self.n = 0
+        self.n = initial
+        self._amount = amount
         self._start = time.monotonic()
-        self._tenths = 0
+        self._tenths = self._tenth(initial)
         self._closed = False
-        self._write(f"{desc}: {total} {unit}s")
+        self._reported = not silent_unless_long
+        if self._reported:
+            self._write(f"{desc}: {amount(total)} {unit}s")
+
+    def _tenth(self, n: int) -> int:
+        return min(10, n * 10 // max(self.total, 1))
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        tenths = min(10, self.n * 10 // max(self.total, 1))
+        tenths = self._tenth(self.n)
         elapsed = time.monotonic() - self._start
         if tenths > self._tenths and tenths < 10 and elapsed >= self.REPORT_AFTER_S:
+            self._reported = True
             left = elapsed * (self.total - self.n) / max(self.n, 1)
-            self._write(f"{self.desc}: {self.n}/{self.total} ({elapsed:.0f} s, ~{left:.0f} s left)")
+            done = f"{self._amount(self.n)}/{self._amount(self.total)}"
+            self._write(f"{self.desc}: {done} ({elapsed:.0f} s, ~{left:.0f} s left)")
         self._tenths = max(self._tenths, tenths)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if not self._closed and self._reported:
             elapsed = time.monotonic() - self._start
-            self._write(f"{self.desc}: {self.n}/{self.total} {self.unit}s in {elapsed:.0f} s")
+            done = f"{self._amount(self.n)}/{self._amount(self.total)}"
+            self._write(f"{self.desc}: {done} {self.unit}s in {elapsed:.0f} s")
+        self._closed = True
 
     def _write(self, line: str) -> None:
         print(line, file=self.file, flush=True)
@@ -73,6 +97,27 @@ class LineProgress:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def byte_bar(total: int | None, desc: str, enabled: bool, initial: int = 0) -> Any:
+    """A download's bar on stderr: tqdm in bytes on a terminal (cleared when done); in a log,
+    a line per tenth once the download has taken a minute (nothing for a short one, and
+    nothing per tenth when the server sent no length); a disabled tqdm when not `enabled`."""
+    if enabled and not is_terminal(sys.stderr) and total is not None:
+        size = lambda n: tqdm.format_sizeof(n, "B", 1024)  # noqa: E731
+        return LineProgress(
+            total, desc, "byte", sys.stderr, initial=initial, amount=size, silent_unless_long=True
+        )
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not enabled or not is_terminal(sys.stderr),
+        leave=False,
+    )
 
 
 def step_bar(total: int, desc: str, unit: str, enabled: bool, file: IO[str] | None = None) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import run_cli, tiny_config, write_config
+from tqdm import tqdm
 
 from samrl.testing_server import FaultyServer
 
@@ -113,11 +114,10 @@ def leftovers(directory: pathlib.Path) -> list[str]:
 
 
 def one_line(stderr: str) -> str:
-    """The lines a terminal would show (a progress bar rewrites its line with \\r)."""
-    lines = [line.rsplit("\r", 1)[-1] for line in stderr.split("\n")]
-    lines = [line for line in lines if line.strip()]
+    """The one line written to stderr (not a terminal: no progress bar, no carriage return)."""
+    lines = [line for line in stderr.split("\n") if line.strip()]
     assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "\r" not in stderr
     return lines[0]
 
 
@@ -130,11 +130,46 @@ def test_download_then_present(
     assert (tmp_path / FILE).read_bytes() == PAYLOAD
     assert leftovers(tmp_path) == [FILE]
     assert f"d4rl:{NAME} -> {tmp_path / FILE}" in result.stdout
+    assert result.stderr.strip() == ""  # a pipe: no bar, and a short download writes no lines
     again = cli(["data", "download", f"d4rl:{NAME}"], env)
     assert again.returncode == 0 and len(server.requests) == 1  # kept, not fetched again
     listing = cli(["data", "list", "--remote"], env)
     assert f"d4rl:{NAME}" in listing.stdout and str(tmp_path / FILE) in listing.stdout
     assert "d4rl:walker2d-medium-replay-v0" in listing.stdout
+
+
+def test_a_long_download_into_a_log_is_a_line_per_tenth(
+    server: FaultyServer,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not a terminal (a batch job's log): no carriage-return redraws. A download that takes
+    a minute (here: any, REPORT_AFTER_S patched) writes a line per tenth and one at the end."""
+    import samrl.data.download
+    from samrl.progress import LineProgress
+
+    monkeypatch.delenv("SAMRL_OFFLINE", raising=False)
+    monkeypatch.setattr(samrl.data.download, "_CHUNK", len(PAYLOAD) // 25)  # 25+ updates
+    monkeypatch.setattr(LineProgress, "REPORT_AFTER_S", 0.0)
+    spec, keys = f"d4rl:{NAME}", ("observations",)
+    samrl.data.download.download(
+        server.url + REL, tmp_path / FILE, spec=spec, required_keys=keys, progress=True
+    )
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    size = tqdm.format_sizeof(len(PAYLOAD), "B", 1024)
+    assert 5 <= len(lines[:-1]) <= 9  # one per tenth passed, each once
+    assert all(line.startswith(f"{FILE}: ") and line.endswith(" s left)") for line in lines[:-1])
+    assert lines[-1].startswith(f"{FILE}: {size}/{size} bytes in ")
+    assert (tmp_path / FILE).read_bytes() == PAYLOAD
+    # a download shorter than a minute writes nothing (the command prints its own summary)
+    monkeypatch.setattr(LineProgress, "REPORT_AFTER_S", 60.0)
+    samrl.data.download.download(
+        server.url + REL, tmp_path / "again" / FILE, spec=spec, required_keys=keys, progress=True
+    )
+    assert capsys.readouterr().err == ""
 
 
 def test_dropped_connection_resumes_byte_identical(

@@ -13,16 +13,17 @@ import errno
 import os
 import pathlib
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import h5py
 import requests
 import urllib3
 from filelock import FileLock
-from tqdm import tqdm
 
 from samrl.envvars import env_number
 from samrl.errors import DatasetError
+from samrl.progress import byte_bar
 
 OFFLINE_ENV = "SAMRL_OFFLINE"
 TIMEOUT_ENV = "SAMRL_DOWNLOAD_TIMEOUT"  # seconds without data before an attempt is given up
@@ -194,17 +195,7 @@ def _attempt(
         start = have if r.status_code == 206 and _range_start(r) == have else 0
         length = r.headers.get("Content-Length")
         total = start + int(length) if length and length.isdigit() else None
-        bar = tqdm(
-            total=total,
-            initial=start,
-            desc=label,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            disable=not progress,
-            leave=False,
-        )
-        with bar:
+        with byte_bar(total, label, progress, initial=start) as bar:
             _write_body(r, part, start, bar)
     size = part.stat().st_size
     if total is not None and size < total:
@@ -220,7 +211,7 @@ def _range_start(r: requests.Response) -> int | None:
         return None
 
 
-def _write_body(r: requests.Response, part: pathlib.Path, start: int, bar: tqdm) -> None:
+def _write_body(r: requests.Response, part: pathlib.Path, start: int, bar: Any) -> None:
     # read1 hands over whatever arrived, so the bytes before a dropped connection are kept
     # (iter_content would lose the chunk that was being filled).
     raw = r.raw
