@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -66,15 +68,23 @@ def tried(factory: OptimizerFactory, key: str) -> OptimizerFactory:
     the global RNG is not touched."""
     holder = torch.nn.Module()
     holder.weight = torch.nn.Parameter(torch.ones(1))
-    try:
+    with _refusal_names(key):
         optimizer = factory.create([("trial", holder)], lr=1e-3, compiled=False)
         for _ in range(2):
             optimizer.zero_grad()
             (holder.weight * 2.0).sum().backward()
             optimizer.step()
-    except Exception as exc:  # whatever torch raises on a bad value
-        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
     return factory
+
+
+@contextlib.contextmanager
+def _refusal_names(key: str) -> Iterator[None]:
+    """Whatever torch or d3rlpy raises on a value it cannot use, as a config error naming
+    `key` (the one wording of every trial's refusal)."""
+    try:
+        yield
+    except Exception as exc:
+        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
 
 
 def optimizer_factories(
@@ -192,12 +202,9 @@ def _try_vector_encoder(factory: EncoderFactory, key: str) -> None:
     for field in dataclasses.fields(factory):
         if field.name.endswith("_size"):  # feature_size, hidden_size
             _CHECK.integer(getattr(factory, field.name), f"{key}.params.{field.name}", minimum=1)
-    try:
-        with torch.device("meta"):
-            factory.create((3,))(torch.zeros(2, 3))
-            factory.create_with_action((3,), 2)(torch.zeros(2, 3), torch.zeros(2, 2))
-    except Exception as exc:  # whatever torch or d3rlpy raises on a bad value
-        raise _CHECK.fail(key, f"rejected by torch: {type(exc).__name__}: {exc}") from None
+    with _refusal_names(key), torch.device("meta"):
+        factory.create((3,))(torch.zeros(2, 3))
+        factory.create_with_action((3,), 2)(torch.zeros(2, 3), torch.zeros(2, 2))
 
 
 def decode_factory(cls: type, name: str, value: Any, key: str) -> Any:

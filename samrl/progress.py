@@ -81,7 +81,8 @@ class LineProgress:
         if not self._closed and self._reported:
             elapsed = time.monotonic() - self._start
             done = f"{self._amount(self.n)}/{self._amount(self.total)}"
-            self._write(f"{self.desc}: {done} {self.unit}s in {elapsed:.0f} s")
+            unit = f" {self.unit}s" if self._amount is str else ""  # a formatted amount has it
+            self._write(f"{self.desc}: {done}{unit} in {elapsed:.0f} s")
         self._closed = True
 
     def _write(self, line: str) -> None:

@@ -162,7 +162,7 @@ def test_a_long_download_into_a_log_is_a_line_per_tenth(
     size = tqdm.format_sizeof(len(PAYLOAD), "B", 1024)
     assert 5 <= len(lines[:-1]) <= 9  # one per tenth passed, each once
     assert all(line.startswith(f"{FILE}: ") and line.endswith(" s left)") for line in lines[:-1])
-    assert lines[-1].startswith(f"{FILE}: {size}/{size} bytes in ")
+    assert lines[-1].startswith(f"{FILE}: {size}/{size} in ")
     assert (tmp_path / FILE).read_bytes() == PAYLOAD
     # a download shorter than a minute writes nothing (the command prints its own summary)
     monkeypatch.setattr(LineProgress, "REPORT_AFTER_S", 60.0)
