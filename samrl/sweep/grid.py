@@ -389,6 +389,9 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     sweep_dir = SweepDir(spec.directory.resolve())
     points = [p for g in (spec.grids or [spec.grid]) for p in grid_points(g)]
     labels = _labels(list(spec.grid))
+    # A key with one value in the whole sweep is a setting, not an axis (e.g. one algorithm's
+    # own parameter in its own grid): it is named in a run id only where ids would collide.
+    axes = {k for k, values in spec.grid.items() if len(values) > 1}
     drafts: list[tuple[dict[str, Any], Config, int, dict[str, Any], str, str]] = []
     for point in points:
         for seed in spec.seeds:
@@ -403,7 +406,11 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             config = _resolve(spec, raw, point, seed)
             stem = config.run_id.removesuffix(f"_s{seed}")
             sam = config.optim.sharpness_aware
-            extra = [k for k in point if k not in RUN_ID_KEYS or (k == "optim.rho" and not sam)]
+            extra = [
+                k
+                for k in point
+                if (k not in RUN_ID_KEYS and k in axes) or (k == "optim.rho" and not sam)
+            ]
             short = "_".join([stem, *(_token(k, point[k], labels) for k in extra)])
             full = "_".join([stem, *(_token(k, point[k], labels) for k in point)])
             drafts.append((raw, config, seed, point, short, full))
