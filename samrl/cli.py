@@ -145,10 +145,12 @@ def train(
             err=True,
         )
     result = run_training(config, resume=resume, overwrite=overwrite, progress=not quiet)
-    if result.status == "skipped":
+    from samrl.status import RunStatus
+
+    if result.status == RunStatus.SKIPPED:
         click.echo(f"samrl: {result.message}; nothing to do")
         return
-    if result.status == "completed":
+    if result.status == RunStatus.COMPLETED:
         from samrl.rundir import TABLE_FILES
 
         tables = [n for n in TABLE_FILES if (result.run_dir / n).exists()]
@@ -157,7 +159,7 @@ def train(
             f"in {result.run_dir}"
         )
         return
-    if result.status == "interrupted":
+    if result.status == RunStatus.INTERRUPTED:
         import shlex
         import signal
 

@@ -28,6 +28,7 @@ import yaml
 
 from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
+from samrl.status import RunStatus
 
 # ---------------------------------------------------------------- a run directory's files
 CONFIG_FILE = "config.yaml"
@@ -66,10 +67,6 @@ AGGREGATE_FILE = "aggregate.csv"
 REPORT_FILE = "report.md"
 #: Paper tables (samrl.results.paper): long-form CSV, Markdown and LaTeX.
 SCORE_FILES = ("scores.csv", "scores.md", "scores.tex")
-
-#: status.json's `status` values. `pending` and `unknown` are never written: they are what
-#: `RunDir.read_status` reports for a run without a status file, or with an unreadable one.
-RUN_STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 
 
 class RunWriteError(RunError):
@@ -299,25 +296,24 @@ class RunDir(_Directory):
     def read_status(self) -> dict[str, Any]:
         """status.json as a dict; always has a `status`.
 
-        `{"status": "pending"}` when the run has not written one yet; `{"status": "unknown",
-        "error": ...}` when it cannot be read (a crash mid-write cannot cause this: the file is
-        replaced atomically).
+        Status `pending` when the run has not written one yet; `unknown`, with an `error`, when
+        it cannot be read (a crash mid-write cannot cause this: the file is replaced atomically).
         """
         if not self.status_file.is_file():
-            return {"status": "pending"}
+            return {"status": RunStatus.PENDING}
         try:
             loaded = json.loads(self.status_file.read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-            return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
+            return {"status": RunStatus.UNKNOWN, "error": f"unreadable {STATUS_FILE}"}
         if not isinstance(loaded, dict):
-            return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
-        loaded.setdefault("status", "unknown")
+            return {"status": RunStatus.UNKNOWN, "error": f"unreadable {STATUS_FILE}"}
+        loaded.setdefault("status", RunStatus.UNKNOWN)
         return loaded
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Update status.json with `fields` (the other fields are kept)."""
         status = self.read_status() if self.status_file.is_file() else {}
-        if status.get("status") == "unknown":
+        if status.get("status") == RunStatus.UNKNOWN:
             status = {}
         status.update(fields)
         atomic_write(self.status_file, json.dumps(status, indent=2) + "\n")

@@ -42,6 +42,7 @@ from samrl.rundir import (
 )
 from samrl.sam import install
 from samrl.sampling import Sampler
+from samrl.status import Preparation, RunStatus
 from samrl.stopping import StopRequest, stop_on_signals
 from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
 from samrl.threads import RunThreads, threads_for_run
@@ -65,7 +66,7 @@ EVAL_COLUMNS = frozenset(
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    status: str  # completed | diverged | failed | interrupted | skipped
+    status: RunStatus  # completed | diverged | failed | interrupted | skipped
     message: str
     steps_done: int
     signal: str = ""  # interrupted: the signal that stopped it (SIGINT, SIGTERM, SIGUSR2)
@@ -93,16 +94,16 @@ def versions(device: str) -> dict[str, str]:
     }
 
 
-def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
-    """'new', 'resume' or 'done'; raises RunError when the directory may not be touched."""
+def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Preparation:
+    """Start afresh, resume, or nothing to do; RunError when the directory may not be touched."""
     run = RunDir(config.run_dir)
     run_dir = run.path
     if run.is_empty():
-        return "new"
+        return Preparation.NEW
     check_run_dir(run)
     if overwrite:
         run.clear()  # not the lock file this process holds
-        return "new"
+        return Preparation.NEW
     if not resume:
         raise RunError(
             f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
@@ -119,7 +120,8 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
             f"{run_dir} was made with a different config (hash {saved} != "
             f"{config.result_hash()}); use another output.run_id or --overwrite"
         )
-    return "done" if run.read_status()["status"] == "completed" else "resume"
+    done = run.read_status()["status"] == RunStatus.COMPLETED
+    return Preparation.DONE if done else Preparation.RESUME
 
 
 def check_run_dir(run: RunDir) -> None:
@@ -180,7 +182,7 @@ def run_training(
     """Train one config into its run directory; never raises for a failing run after start.
 
     User errors found before training starts (bad run directory, dataset problems) raise
-    SamrlError; anything that goes wrong during training is recorded as status 'failed'.
+    SamrlError; anything that goes wrong during training is recorded as a failed run.
     """
     stream = stream or sys.stderr
     run = RunDir(config.run_dir)
@@ -203,8 +205,10 @@ def _run_locked(
     run = RunDir(config.run_dir)
     run_dir = run.path
     state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
-    if state == "done":
-        return RunResult(run_dir, "skipped", f"{run_dir} is already completed", run.steps_done())
+    if state == Preparation.DONE:
+        return RunResult(
+            run_dir, RunStatus.SKIPPED, f"{run_dir} is already completed", run.steps_done()
+        )
     from samrl.data import load_dataset
 
     ds_cfg, train_cfg = config.dataset, config.train
@@ -222,13 +226,13 @@ def _run_locked(
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
     }
-    previous = run.read_status() if state == "resume" else {}
+    previous = run.read_status() if state == Preparation.RESUME else {}
     # Wall time accumulates over resumed sessions.
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
     try:
         run.write_config(resolved)
         run.write_status(
-            status="running",
+            status=RunStatus.RUNNING,
             started_at=previous.get("started_at", now()),
             ended_at=None,
             error=None,
@@ -247,7 +251,7 @@ def _run_locked(
                 resolved,
                 dataset,
                 run,
-                state == "resume",
+                state == Preparation.RESUME,
                 progress,
                 stream,
                 clock,
@@ -256,19 +260,19 @@ def _run_locked(
                 run_threads,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
-        _finish(run, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
+        _finish(run, clock, RunStatus.INTERRUPTED, "interrupted (SIGINT twice, mid-step)")
         raise
     except SamrlError as exc:  # disk full, unreadable checkpoint: resumable once fixed
-        _finish(run, clock, "interrupted", f"{exc.kind}: {exc}")
+        _finish(run, clock, RunStatus.INTERRUPTED, f"{exc.kind}: {exc}")
         raise
     except Exception as exc:  # a failing run is recorded, never propagated to a sweep
         if is_disk_error(exc):
             error = RunWriteError(getattr(exc, "filename", None) or run_dir, exc)
-            _finish(run, clock, "interrupted", f"{error.kind}: {error}")
+            _finish(run, clock, RunStatus.INTERRUPTED, f"{error.kind}: {error}")
             raise error from exc
         message = f"{type(exc).__name__}: {exc}"
-        _finish(run, clock, "failed", message)
-        return RunResult(run_dir, "failed", message, run.steps_done())
+        _finish(run, clock, RunStatus.FAILED, message)
+        return RunResult(run_dir, RunStatus.FAILED, message, run.steps_done())
 
 
 EPOCH_LINE_METRICS = ("return_mean", "normalized_score")
@@ -294,7 +298,7 @@ class _Clock:
         return round(self.earlier + time.time() - self.started, 3)
 
 
-def _finish(run: RunDir, clock: _Clock, status: str, error: str | None) -> None:
+def _finish(run: RunDir, clock: _Clock, status: RunStatus, error: str | None) -> None:
     """Record how the run ended; on a full disk this may fail too, and the status then stays
     `running`, which resume and sweeps treat as interrupted."""
     with contextlib.suppress(OSError):
@@ -386,7 +390,7 @@ def _train(
         dynamic_ncols=True,
         leave=False,
     )
-    status, message = "completed", ""
+    status, message = RunStatus.COMPLETED, ""
     try:
         while epoch < n_epochs:
             epoch += 1
@@ -409,9 +413,11 @@ def _train(
                 extra = {**_algorithm_state(hooks), "partial": partial.to_dict()}
                 run.save_checkpoint(algo, epoch, step, extra)
                 run.write_status(steps_done=step, epochs_done=epoch)
-                _finish(run, clock, "interrupted", f"interrupted by {stop.name} at step {step}")
+                _finish(
+                    run, clock, RunStatus.INTERRUPTED, f"interrupted by {stop.name} at step {step}"
+                )
                 message = _interrupted_message(stop.name, step, epoch, n_epochs, run_dir)
-                return RunResult(run_dir, "interrupted", message, step, stop.name, epoch)
+                return RunResult(run_dir, RunStatus.INTERRUPTED, message, step, stop.name, epoch)
             partial = EpochProgress()
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
             if not bad:
@@ -439,7 +445,7 @@ def _train(
             run.save_checkpoint(algo, epoch, step, _algorithm_state(hooks))
             run.write_status(steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
             if bad:
-                status = "diverged"
+                status = RunStatus.DIVERGED
                 message = f"non-finite {', '.join(bad)} in epoch {epoch} (step {step})"
                 break
     finally:

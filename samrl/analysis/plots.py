@@ -44,10 +44,11 @@ from samrl.results.runs import (
 )
 from samrl.rundir import METRIC_FILES, SWEEP_FILE
 from samrl.sam.variants import BASE_NAMES
+from samrl.status import RunStatus
 
 INDEX_COLUMNS = ("epoch", "step")
 #: Run statuses whose curves enter the sweep means.
-CURVE_STATUSES = ("completed", "running")
+CURVE_STATUSES = (RunStatus.COMPLETED, RunStatus.RUNNING)
 CURVE_BAND_BOOT = 1000
 CURVES_FILE = "curves.png"
 VS_RHO_FILE = "final_vs_rho.png"
@@ -499,7 +500,7 @@ def build_scatter_figure(tables: SweepTables) -> Figure | None:
     styles = point_styles(tables.aggregate, tables.keys)
     for ax, column in zip(axes, columns, strict=True):
         for (_, runs), style in zip(points, styles, strict=True):
-            done = runs[runs["status"] == "completed"]
+            done = runs[runs["status"] == RunStatus.COMPLETED]
             if len(done):
                 ax.scatter(
                     done[column],
@@ -524,7 +525,7 @@ def build_profile_figure(tables: SweepTables, n_boot: int = 1000, seed: int = 0)
 
     summary = tables.summary
     score = vs_rho_columns(tables.aggregate)[0]
-    done = summary[summary["status"] == "completed"]
+    done = summary[summary["status"] == RunStatus.COMPLETED]
     values = pd.to_numeric(done[score], errors="coerce").dropna()
     if values.empty:
         return None
@@ -532,7 +533,9 @@ def build_profile_figure(tables: SweepTables, n_boot: int = 1000, seed: int = 0)
     figure, (ax,) = new_figure(1, width=6.0, height=4.0)
     points = grid_points(summary, tables.keys)
     for (_, runs), style in zip(points, point_styles(tables.aggregate, tables.keys), strict=True):
-        scores = pd.to_numeric(runs.loc[runs["status"] == "completed", score], errors="coerce")
+        scores = pd.to_numeric(
+            runs.loc[runs["status"] == RunStatus.COMPLETED, score], errors="coerce"
+        )
         scores = scores.dropna().to_numpy(float)
         if not scores.size:
             continue

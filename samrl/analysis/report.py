@@ -21,6 +21,7 @@ from samrl.results.aggregate import (
 from samrl.results.paper import markdown, score_tables
 from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
 from samrl.rundir import AGGREGATE_FILE, REPORT_FILE, SCORE_FILES, SUMMARY_FILE, atomic_write
+from samrl.status import RunStatus
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
@@ -96,7 +97,7 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
             for p in plots
         ),
     ]
-    problems = summary[summary["status"] != "completed"]
+    problems = summary[summary["status"] != RunStatus.COMPLETED]
     if len(problems):
         sections += ["## Runs that did not complete", markdown_table(_problem_rows(problems))]
     sections += ["## How to read this", HOW_TO_READ.format(n_boot=n_boot)]

@@ -9,7 +9,7 @@ loss.csv column (last epoch), `<column>_last10` for each sharpness.csv column (m
 ceil(10%) of epochs, at least one), error, run_dir (relative to the sweep directory).
 
 Which runs enter the statistics:
-- summary.csv lists every run, whatever its status (running, failed, diverged, and "pending"
+- summary.csv lists every run, whatever its status (running, failed, diverged, and `pending`
   for runs that sweep.json lists but whose directory does not exist yet).
 - aggregate.csv computes score and sharpness statistics over *completed* runs only; `n` counts
   them. A diverged run has no meaningful final score (its losses are NaN or exploded), and
@@ -65,6 +65,7 @@ from samrl.rundir import (
     write_csv_atomic,
 )
 from samrl.sam.variants import is_base
+from samrl.status import UNFINISHED_STATUSES, RunStatus
 
 #: Grid keys for a bare directory of runs (no sweep.point): what a run_id is made of, less seed.
 DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
@@ -126,7 +127,7 @@ def summarize_run(
     seed = get_path(config, "train.seed")
     row["seed"] = entry.seed if seed is None else seed
     row["run_id"] = get_path(config, "samrl.run_id") or entry.run_id or run_dir.name
-    row["status"] = status.get("status", "unknown")
+    row["status"] = status.get("status", RunStatus.UNKNOWN)
     row["wall_time_s"] = status.get("wall_time_s")
     row["steps_done"] = status.get("steps_done")
     row["n_steps"] = status.get("n_steps", get_path(config, "train.n_steps"))
@@ -338,7 +339,7 @@ def aggregate_summary(
     ]
     points = grid_points(summary, keys)
     labels = point_labels([_point_dict(runs, keys) for _, runs in points], keys)
-    completed = summary[summary["status"] == "completed"]
+    completed = summary[summary["status"] == RunStatus.COMPLETED]
     score = (
         "final_normalized_score"
         if completed["final_normalized_score"].notna().any()
@@ -347,16 +348,15 @@ def aggregate_summary(
 
     rows = []
     for (_, runs), label in zip(points, labels, strict=True):
-        done = runs[runs["status"] == "completed"]
+        done = runs[runs["status"] == RunStatus.COMPLETED]
         # optim.name / optim.rho ride along even when not grid keys: plots and baselines use them.
         row: dict[str, Any] = _point_dict(runs, keys)
         row["label"] = label
         row["n"] = len(done)
         row["n_runs"] = len(runs)
-        row["n_diverged"] = int((runs["status"] == "diverged").sum())
-        row["n_failed"] = int(runs["status"].isin(["failed", "unknown"]).sum())
-        unfinished = ["running", "pending", "interrupted"]
-        row["n_unfinished"] = int(runs["status"].isin(unfinished).sum())
+        row["n_diverged"] = int((runs["status"] == RunStatus.DIVERGED).sum())
+        row["n_failed"] = int(runs["status"].isin([RunStatus.FAILED, RunStatus.UNKNOWN]).sum())
+        row["n_unfinished"] = int(runs["status"].isin(UNFINISHED_STATUSES).sum())
         for metric in metrics:
             row.update(_metric_stats(metric, done[metric], n_boot, seed))
         rows.append(row)
@@ -454,7 +454,7 @@ def _add_improvement(
 
 
 def _scores_by_seed(runs: pd.DataFrame, score: str) -> pd.Series:
-    done = runs[(runs["status"] == "completed") & runs[score].notna()]
+    done = runs[(runs["status"] == RunStatus.COMPLETED) & runs[score].notna()]
     return pd.Series(done[score].to_numpy(float), index=done["seed"].to_numpy())
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from samrl.rundir import RunDir, now
+from samrl.status import FAILED_STATUSES, RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -76,20 +77,20 @@ def outcome_of(job: Job, returncode: int) -> Outcome:
     status = run.read_status()
     state = status["status"]
     if returncode == 0:
-        return Outcome(job.run_id, "completed")
+        return Outcome(job.run_id, RunStatus.COMPLETED)
     if returncode < 0:
         name = signal.Signals(-returncode).name
         message = f"worker process killed by {name} (log: {job.log_file})"
-        if state == "running":
-            run.write_status(status="failed", ended_at=now(), error=message)
-        return Outcome(job.run_id, "failed", message)
-    if state == "interrupted":  # it stopped on a signal and checkpointed: resumable
-        return Outcome(job.run_id, "interrupted", str(status.get("error") or "interrupted"))
-    if returncode == 1 and state in ("failed", "diverged"):
-        return Outcome(job.run_id, state, str(status.get("error") or ""))
+        if state == RunStatus.RUNNING:
+            run.write_status(status=RunStatus.FAILED, ended_at=now(), error=message)
+        return Outcome(job.run_id, RunStatus.FAILED, message)
+    if state == RunStatus.INTERRUPTED:  # it stopped on a signal and checkpointed: resumable
+        return Outcome(job.run_id, RunStatus.INTERRUPTED, str(status.get("error") or state))
+    if returncode == 1 and state in FAILED_STATUSES:
+        return Outcome(job.run_id, RunStatus(state), str(status.get("error") or ""))
     text = job.log_file.read_text(errors="replace") if job.log_file.exists() else ""
     detail = last_line(text) or f"exit status {returncode}"
-    return Outcome(job.run_id, "failed", f"{detail} (log: {job.log_file})")
+    return Outcome(job.run_id, RunStatus.FAILED, f"{detail} (log: {job.log_file})")
 
 
 def run_local(
@@ -165,8 +166,8 @@ def timed_out(job: Job, timeout_s: float) -> Outcome:
         f"(log: {job.log_file})"
     )
     if job.run_dir.is_dir():
-        RunDir(job.run_dir).write_status(status="failed", ended_at=now(), error=message)
-    return Outcome(job.run_id, "failed", message)
+        RunDir(job.run_dir).write_status(status=RunStatus.FAILED, ended_at=now(), error=message)
+    return Outcome(job.run_id, RunStatus.FAILED, message)
 
 
 def stop(processes: list[subprocess.Popen[bytes]], how: int = signal.SIGINT) -> None:

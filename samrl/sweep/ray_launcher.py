@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from samrl.errors import SamrlError
+from samrl.status import RunStatus
 from samrl.sweep.local import available_cores
 from samrl.sweep.worker import (
     Job,
@@ -67,7 +68,7 @@ def run_ray(
                     outcome = outcome_from_result(job.run_id, ray.get(ref))
                 except Exception as exc:  # worker crashed or was killed
                     detail = last_line(str(exc)) or type(exc).__name__
-                    outcome = Outcome(job.run_id, "failed", f"Ray task failed: {detail}")
+                    outcome = Outcome(job.run_id, RunStatus.FAILED, f"Ray task failed: {detail}")
                 outcomes.append(outcome)
                 monitor.finished(outcome)
     except BaseException:

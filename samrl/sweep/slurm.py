@@ -27,6 +27,7 @@ from typing import Any
 
 from samrl.errors import LauncherError
 from samrl.rundir import RunDir, now
+from samrl.status import FAILED_STATUSES, RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -181,7 +182,7 @@ def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
     """Poll squeue until every task has a result or has left the queue for good."""
     # sbatch has accepted every task, so each is in the queue now; a task the scheduler starts
     # before the first poll would otherwise never be reported as queued
-    shown: dict[str, str] = {job.run_id: "queued" for job in waiting.values()}
+    shown_running = {job.run_id: False for job in waiting.values()}  # else shown as queued
     for job in waiting.values():
         _queued(monitor)(job.run_id)
     ended_at: dict[Any, float] = {}  # handle -> when squeue first showed it ended or gone
@@ -196,10 +197,10 @@ def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
                     outcome = _result_outcome(handle, job)
                 elif state is None or state in QUEUED or state in RUNNING:
                     ended_at.pop(handle, None)
-                    view = "running" if state in RUNNING else "queued"
-                    if state is not None and shown.get(job.run_id) != view:
-                        shown[job.run_id] = view
-                        (monitor.started if view == "running" else _queued(monitor))(job.run_id)
+                    running = state in RUNNING
+                    if state is not None and shown_running[job.run_id] != running:
+                        shown_running[job.run_id] = running
+                        (monitor.started if running else _queued(monitor))(job.run_id)
                     continue
                 else:  # ended or gone, no result (yet: give the file system a moment)
                     first = ended_at.setdefault(handle, time.monotonic())
@@ -207,7 +208,7 @@ def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
                         continue
                     outcome = _no_result_outcome(handle, job, state)
                 waiting.pop(handle)
-                if shown.get(job.run_id) != "running":
+                if not shown_running[job.run_id]:
                     monitor.started(job.run_id)
                 outcomes.append(outcome)
                 monitor.finished(outcome)
@@ -229,7 +230,7 @@ def _result_outcome(handle: Any, job: Job) -> Outcome:
         return outcome_from_result(job.run_id, handle.result())
     except Exception as exc:  # the function raised inside the task: the run is recorded failed
         detail = last_line(str(exc)) or type(exc).__name__
-        return Outcome(job.run_id, "failed", f"job {handle.job_id} failed: {detail}")
+        return Outcome(job.run_id, RunStatus.FAILED, f"job {handle.job_id} failed: {detail}")
 
 
 def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:
@@ -239,22 +240,22 @@ def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:
     run = RunDir(job.run_dir)
     status = run.read_status()
     steps = status.get("steps_done", 0)
-    if status["status"] == "running":  # killed before it could record anything
+    if status["status"] == RunStatus.RUNNING:  # killed before it could record anything
         run.write_status(
-            status="interrupted",
+            status=RunStatus.INTERRUPTED,
             ended_at=now(),
             error=f"Slurm job {handle.job_id} {where}",
         )
         status = run.read_status()
-    if status["status"] in ("interrupted", "running", "pending", "unknown"):
+    if status["status"] not in (*FAILED_STATUSES, RunStatus.COMPLETED):  # resumable
         return Outcome(
             job.run_id,
-            "interrupted",
+            RunStatus.INTERRUPTED,
             f"Slurm job {handle.job_id} {where} at step {steps}; its checkpoint is kept and "
             f"the sweep resumes it when started again (log: {job.log_file})",
         )
     detail = status.get("error") or f"Slurm job {handle.job_id} {where} without a result"
-    return Outcome(job.run_id, str(status.get("status")), f"{detail} (log: {job.log_file})")
+    return Outcome(job.run_id, RunStatus(status["status"]), f"{detail} (log: {job.log_file})")
 
 
 # ---------------------------------------------------------------- local executor

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from samrl.status import OUTCOME_STATUSES, RunStatus
+
 #: Environment variables a remote worker needs to see the same data as the driver.
 FORWARDED_ENV = ("SAMRL_DATA_DIR", "D4RL_DATASET_DIR", "MINARI_DATASETS_PATH")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -32,10 +34,10 @@ class Job:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How a launched run ended: completed | diverged | failed, and why."""
+    """How a launched run ended (one of OUTCOME_STATUSES), and why."""
 
     run_id: str
-    status: str
+    status: RunStatus
     message: str = ""
 
 
@@ -88,26 +90,25 @@ def run_config_file(
     try:
         result = run_training(load_config(path), resume=True, progress=False)
     except SamrlError as exc:
-        return {"status": "failed", "message": f"{exc.kind}: {exc}", "steps_done": 0}
+        return {"status": RunStatus.FAILED, "message": f"{exc.kind}: {exc}", "steps_done": 0}
     except Exception as exc:  # a crash before training started; the sweep goes on
-        return {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "steps_done": 0}
-    if result.status == "interrupted" and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        return {
+            "status": RunStatus.FAILED,
+            "message": f"{type(exc).__name__}: {exc}",
+            "steps_done": 0,
+        }
+    if result.status == RunStatus.INTERRUPTED and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
         _leave_to_slurm(result.message, result.signal)
-    status = "completed" if result.status == "skipped" else result.status
+    status = RunStatus.COMPLETED if result.status == RunStatus.SKIPPED else result.status
     print(f"samrl: run {status} at step {result.steps_done} {result.message}".rstrip(), flush=True)
     return {"status": status, "message": result.message, "steps_done": result.steps_done}
 
 
 def outcome_from_result(run_id: str, result: Any) -> Outcome:
     """An Outcome from run_config_file's dict (or anything a remote framework returned)."""
-    if not isinstance(result, dict) or result.get("status") not in (
-        "completed",
-        "diverged",
-        "failed",
-        "interrupted",
-    ):
-        return Outcome(run_id, "failed", f"unexpected worker result {result!r}")
-    return Outcome(run_id, str(result["status"]), str(result.get("message") or ""))
+    if not isinstance(result, dict) or result.get("status") not in OUTCOME_STATUSES:
+        return Outcome(run_id, RunStatus.FAILED, f"unexpected worker result {result!r}")
+    return Outcome(run_id, RunStatus(result["status"]), str(result.get("message") or ""))
 
 
 def result_file(job: Job) -> Path:
@@ -141,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run_config_file(args.config, threads=args.threads)
     atomic_write(Path(args.result), json.dumps(result) + "\n")
-    if result["status"] != "completed":
+    if result["status"] != RunStatus.COMPLETED:
         print(f"samrl: run {result['status']}: {result['message']}", flush=True)
-    return 0 if result["status"] == "completed" else 1
+    return 0 if result["status"] == RunStatus.COMPLETED else 1
 
 
 def last_line(text: str) -> str:
