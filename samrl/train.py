@@ -27,6 +27,7 @@ from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
 from samrl.loop import EpochProgress, next_batch, train_steps
+from samrl.metrics import is_headline, is_sam_metric
 from samrl.progress import is_terminal
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
@@ -44,7 +45,7 @@ from samrl.sam import install
 from samrl.sampling import Sampler
 from samrl.status import Preparation, RunStatus
 from samrl.stopping import StopRequest, stop_on_signals
-from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
+from samrl.tables import CsvTable, truncate_epoch_rows
 from samrl.threads import RunThreads, threads_for_run
 from samrl.trackers import adapter_factory
 
@@ -71,10 +72,6 @@ class RunResult:
     steps_done: int
     signal: str = ""  # interrupted: the signal that stopped it (SIGINT, SIGTERM, SIGUSR2)
     epochs_done: int = 0
-
-
-def is_sharpness_metric(name: str) -> bool:
-    return name.endswith(SHARPNESS_SUFFIXES)
 
 
 def seed_everything(seed: int) -> None:
@@ -152,11 +149,9 @@ class _Tables:
         }
         metrics = {k: v for k, v in metrics.items() if not k.startswith(HESSIAN_PREFIX)}
         loss = {
-            k: v
-            for k, v in metrics.items()
-            if not is_sharpness_metric(k) and k not in self.eval_columns
+            k: v for k, v in metrics.items() if not is_sam_metric(k) and k not in self.eval_columns
         }
-        sharp = {k: v for k, v in metrics.items() if is_sharpness_metric(k)}
+        sharp = {k: v for k, v in metrics.items() if is_sam_metric(k)}
         evals = {k: v for k, v in metrics.items() if k in self.eval_columns}
         self.loss.append({**head, **dict(sorted(loss.items()))})
         if sharp:
@@ -282,7 +277,7 @@ def epoch_line(
     run_id: str, epoch: int, n_epochs: int, step: int, metrics: dict[str, float], wall: float
 ) -> str:
     """The one line per epoch printed when output is not a terminal."""
-    shown = sorted(k for k in metrics if k == "loss" or k.endswith(("_loss", "_sharpness"))) + [
+    shown = sorted(k for k in metrics if is_headline(k)) + [
         k for k in EPOCH_LINE_METRICS if k in metrics
     ]
     values = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)

@@ -298,7 +298,9 @@ def sharpness_cmd(
             f"each run of {run_dir} (samrl summarize/report pick them up)"
         )
         return
-    values = ", ".join(f"{r['net']} {r['worst_case']:.4g}" for r in rows)
+    from samrl.metrics import WORST_CASE
+
+    values = ", ".join(f"{r['net']} {r[WORST_CASE]:.4g}" for r in rows)
     click.echo(
         f"samrl: sharpness of step {run.step} at rho={rho:g} ({values}) written to "
         f"{path.name} in {run.run_dir}"

@@ -39,6 +39,7 @@ from samrl.analysis.network_loss import (
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
 from samrl.errors import RunError, SamrlError
+from samrl.metrics import AVERAGE_CASE, WORST_CASE
 from samrl.progress import disable_unless_terminal
 from samrl.rundir import (
     CONFIG_FILE,
@@ -442,12 +443,12 @@ def sharpness(
                 "n_batches": n_batches,
                 "sigma": s,
                 "seed": seed,
-                "worst_case": worst["sharpness"],
-                "worst_case_se": worst["standard_error"],
+                WORST_CASE: worst["sharpness"],
+                f"{WORST_CASE}_se": worst["standard_error"],
                 "loss": worst["loss"],
                 "loss_perturbed": worst["loss_perturbed"],
-                "average_case": float(np.mean(avg)),
-                "average_case_se": avg_se,
+                AVERAGE_CASE: float(np.mean(avg)),
+                f"{AVERAGE_CASE}_se": avg_se,
                 "n_params": n_params,
             }
         )

@@ -12,6 +12,7 @@ import pandas as pd
 from samrl import stats
 from samrl.analysis.plots import plot_sweep, vs_rho_columns
 from samrl.errors import RunError
+from samrl.metrics import without_last10
 from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
@@ -257,7 +258,7 @@ def _result_rows(aggregate: pd.DataFrame) -> list[dict[str, str]]:
             "P(improvement) [95% CI]": improvement,
         }
         for column in sharpness:
-            cells[f"{column.removesuffix('_last10')} IQM [95% CI]"] = _interval(row, column)
+            cells[f"{without_last10(column)} IQM [95% CI]"] = _interval(row, column)
         cells["diverged / failed / unfinished"] = (
             f"{row['n_diverged']} / {row['n_failed']} / {row['n_unfinished']}"
         )

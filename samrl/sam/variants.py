@@ -311,12 +311,6 @@ def is_base(name: object) -> bool:
     return name in BASE_NAMES
 
 
-def fixed_radius_name(net: str, rho: float) -> str:
-    """Metric prefix of sharpness measured at one fixed radius (`critic_rho0.05`), the same in
-    every run of a rho sweep, whatever radius (if any) the run trains with."""
-    return f"{net}_rho{rho:g}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Documentation, from the registry: `samrl config keys` and the README's tables.
 
