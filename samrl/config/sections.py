@@ -152,17 +152,6 @@ def _names_doc() -> str:
     return names_doc()  # the variant registry (samrl/sam/variants.py)
 
 
-#: optim keys every SAM variant accepts (`samrl.sam.variants.COMMON_KEYS`); the parameters of
-#: one variant (k, alpha, m) are documented by their variant classes (`param_docs`). Each is
-#: validated by samrl.sam when the factory is built.
-VARIANT_KEY_DOCS: dict[str, str] = {
-    "rho_schedule": "constant, linear_warmup or lr_proportional",
-    "warmup_steps": "linear_warmup: updates until rho is reached",
-    "rho_min": "the schedule's smallest rho",
-    "weight_decay_mode": "decoupled (after the SAM gradient) or loss (inside the loss)",
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class OptimSection(Section):
     name: str = key(_names_doc, "adam")
@@ -187,7 +176,8 @@ class OptimSection(Section):
         # Added after runs were recorded: left out when unset, so their YAML and hash stay.
         written_when_set=True,
     )
-    #: The variant keys given (VARIANT_KEY_DOCS), in the order given; written beside the others.
+    #: The SAM variant keys given (declared in samrl.sam.variants: each variant's `params` and
+    #: COMMON_PARAMS), in the order given; written beside the others.
     variant_params: dict[str, Any] = dataclasses.field(
         default_factory=dict, metadata={"flatten": True}
     )
@@ -362,6 +352,6 @@ def key_table() -> list[tuple[str, Any, str]]:
 
     variant_keys = dict.fromkeys(k for spec in OPTIMIZER_NAMES.values() for k in spec.keys)
     ordered = [*(k for k in variant_keys if k not in COMMON_KEYS), *COMMON_KEYS]
-    docs = {**{f"optim.{k}": d for k, d in VARIANT_KEY_DOCS.items()}, **param_docs()}
+    docs = param_docs()
     variant_rows = [(f"optim.{k}", None, docs.get(f"optim.{k}", "")) for k in ordered]
     return [*_rows(Config, ""), *variant_rows]

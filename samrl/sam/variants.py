@@ -58,7 +58,20 @@ if TYPE_CHECKING:
 
     from samrl.sam.tape import RecordedCall
 
-COMMON_KEYS = ("rho_schedule", "warmup_steps", "rho_min", "weight_decay_mode")
+#: The optim keys every SAM variant takes, declared like a variant's own parameters (their
+#: rules across keys are SAMFactory's `_check_common`); a variant's own parameters are its
+#: `params`. `samrl config keys` and the README table read both from here.
+COMMON_PARAMS = (
+    Param("rho_schedule", "constant, linear_warmup or lr_proportional", "constant"),
+    Param("warmup_steps", "linear_warmup: updates until rho is reached", 0),
+    Param("rho_min", "the schedule's smallest rho", 0.0),
+    Param(
+        "weight_decay_mode",
+        "decoupled (after the SAM gradient) or loss (inside the loss)",
+        "decoupled",
+    ),
+)
+COMMON_KEYS = tuple(p.name for p in COMMON_PARAMS)
 
 
 def _check_k(value: Any) -> None:
@@ -321,7 +334,8 @@ def names_doc() -> str:
 
 
 def param_docs() -> dict[str, str]:
-    """optim.<key> -> its meaning, for every variant parameter (`looksam: ... (0.7); gsam: ...`)."""
+    """optim.<key> -> its meaning, for every variant parameter (`looksam: ... (0.7); gsam: ...`)
+    and then for the keys every variant takes."""
     docs: dict[str, str] = {}
     for key in dict.fromkeys(p.name for n in variant_names() for p in variant_class(n).params):
         by_doc: dict[str, list[str]] = {}
@@ -330,6 +344,7 @@ def param_docs() -> dict[str, str]:
             default = "" if param.default is None else f" (default {param.default})"
             by_doc.setdefault(param.doc + default, []).append(name)
         docs[f"optim.{key}"] = "; ".join(f"{'/'.join(n)}: {d}" for d, n in by_doc.items())
+    docs.update({f"optim.{p.name}": p.doc for p in COMMON_PARAMS})
     return docs
 
 
