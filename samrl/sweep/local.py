@@ -35,14 +35,9 @@ POLL_S = 0.2
 GRACE_S = 15.0
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def threads_per_job(n_jobs: int, cores: int | None = None) -> int:
+    from samrl.threads import available_cores  # samrl.threads imports torch: only when needed
+
     return max(1, (cores or available_cores()) // n_jobs)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from samrl.config.launchers import LocalLauncher, SlurmLauncher
 from samrl.rundir import AGGREGATE_FILE, SUMMARY_FILE, SWEEP_RUNS_DIR, SweepDir
 from samrl.status import FAILED_STATUSES, RunState, RunStatus
 from samrl.sweep import state
@@ -212,18 +213,17 @@ def launch(
 ) -> list[Outcome]:
     jobs = _jobs(sweep_dir, plans)
     launcher = spec.launcher
-    kind = launcher.get("type", "local")
-    if kind == "local":
+    if isinstance(launcher, LocalLauncher):
         from samrl.sweep.local import run_local
 
-        timeout = launcher.get("timeout_min")
+        timeout = launcher.timeout_min
         return run_local(
             jobs,
             n_jobs=options.jobs,
             monitor=progress,
             timeout_s=None if timeout is None else 60.0 * timeout,
         )
-    if kind == "slurm":
+    if isinstance(launcher, SlurmLauncher):
         from samrl.sweep.slurm import run_slurm
 
         return run_slurm(
@@ -258,7 +258,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
         echo(
             f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
             f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
-            f"in {sweep_dir} with the {spec.launcher['type']} launcher"
+            f"in {sweep_dir} with the {spec.launcher.type} launcher"
         )
         return SweepReport(sweep_dir, states, {}, 0, False)
 

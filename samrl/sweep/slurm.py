@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from samrl.config.launchers import SlurmLauncher
 from samrl.errors import LauncherError
 from samrl.rundir import RunDir, now
 from samrl.status import FAILED_STATUSES, RunStatus
@@ -52,9 +53,9 @@ def slurm_available() -> bool:
     return shutil.which("sbatch") is not None
 
 
-def resolve_executor(options: dict[str, Any]) -> str:
+def resolve_executor(options: SlurmLauncher) -> str:
     """'slurm' or 'local' from the launcher's `executor` (auto | slurm | local)."""
-    wanted = options.get("executor") or "auto"
+    wanted = options.executor or "auto"
     if wanted == "local":
         return "local"
     if slurm_available():
@@ -64,20 +65,20 @@ def resolve_executor(options: dict[str, Any]) -> str:
     return "local"
 
 
-def make_executor(folder: Path, options: dict[str, Any], name: str, n_jobs: int) -> Any:
+def make_executor(folder: Path, options: SlurmLauncher, name: str, n_jobs: int) -> Any:
     import submitit
 
     cluster = resolve_executor(options)
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     params: dict[str, Any] = {
         "name": f"samrl-{name}",
-        "timeout_min": options.get("timeout_min") or DEFAULT_TIMEOUT_MIN,
-        "cpus_per_task": options.get("cpus_per_task") or 1,
-        "gpus_per_node": options.get("gpus_per_node") or 0,
-        "mem_gb": options.get("mem_gb"),
-        "slurm_partition": options.get("partition"),
-        "slurm_array_parallelism": options.get("array_parallelism") or n_jobs,
-        "slurm_signal_delay_s": options.get("signal_delay_s"),
+        "timeout_min": options.timeout_min or DEFAULT_TIMEOUT_MIN,
+        "cpus_per_task": options.cpus_per_task or 1,
+        "gpus_per_node": options.gpus_per_node or 0,
+        "mem_gb": options.mem_gb,
+        "slurm_partition": options.partition,
+        "slurm_array_parallelism": options.array_parallelism or n_jobs,
+        "slurm_signal_delay_s": options.signal_delay_s,
     }
     if cluster == "slurm":
         # requeueable whatever the cluster's JobRequeue default is
@@ -90,7 +91,7 @@ def run_slurm(
     jobs: Sequence[Job],
     *,
     folder: Path,
-    options: dict[str, Any],
+    options: SlurmLauncher,
     name: str,
     n_jobs: int,
     monitor: Monitor,
@@ -100,10 +101,10 @@ def run_slurm(
     """Submit `jobs` as one array (local fallback: waves) and wait for every outcome."""
     executor = make_executor(folder, options, name, n_jobs)
     cluster = executor.cluster
-    threads = options.get("cpus_per_task") or 1
-    parallel = options.get("array_parallelism") or n_jobs
+    threads = options.cpus_per_task or 1
+    parallel = options.array_parallelism or n_jobs
     if cluster != "slurm":
-        why = "executor: local" if options.get("executor") == "local" else "sbatch not found"
+        why = "executor: local" if options.executor == "local" else "sbatch not found"
         echo(
             f"samrl: no Slurm used ({why}); submitit's local executor runs the jobs on this "
             f"machine, {parallel} at a time"
@@ -127,7 +128,7 @@ def run_slurm(
 
 
 def _submit(
-    executor: Any, chunk: list[Job], threads: int, env: dict[str, str], options: dict[str, Any]
+    executor: Any, chunk: list[Job], threads: int, env: dict[str, str], options: SlurmLauncher
 ) -> list[Any]:
     """map_array, with sbatch's refusal as one line (submitit prints sbatch's stderr itself;
     it is captured here and its last line reported)."""
@@ -145,7 +146,7 @@ def _submit(
             )
     except Exception as exc:
         detail = last_line(str(exc)) or last_line(captured.getvalue()) or type(exc).__name__
-        where = f" (partition {options['partition']})" if options.get("partition") else ""
+        where = f" (partition {options.partition})" if options.partition else ""
         raise LauncherError(f"Slurm refused the job array{where}: {detail}") from None
 
 
