@@ -10,7 +10,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import d3rlpy
 import numpy as np
@@ -20,9 +20,9 @@ from d3rlpy.preprocessing import MinMaxActionScaler
 from tqdm import tqdm
 
 import samrl
-from samrl.algos import algo_facts, build_for_training
+from samrl.algos import AlgoFacts, algo_facts, build_for_training
 from samrl.build import algo_config
-from samrl.config import Config, TrainSection
+from samrl.config import Config
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
@@ -46,8 +46,11 @@ from samrl.sampling import Sampler
 from samrl.status import Preparation, RunStatus
 from samrl.stopping import StopRequest, stop_on_signals
 from samrl.tables import CsvTable, truncate_epoch_rows
-from samrl.threads import RunThreads, threads_for_run
+from samrl.threads import AdaptiveThreads, RunThreads, threads_for_run
 from samrl.trackers import adapter_factory
+
+if TYPE_CHECKING:  # samrl.data imports gymnasium: loaded when a run loads its dataset
+    from samrl.data.info import LoadedDataset
 
 # Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
 HESSIAN_PREFIX = "hessian_"
@@ -206,7 +209,7 @@ def _run_locked(
         )
     from samrl.data import load_dataset
 
-    ds_cfg, train_cfg = config.dataset, config.train
+    ds_cfg = config.dataset
     dataset = load_dataset(
         ds_cfg.name,
         size=ds_cfg.size,
@@ -214,45 +217,22 @@ def _run_locked(
         test_fraction=ds_cfg.test_fraction,
         progress=progress,
     )
-    resolved = config.to_dict()
-    resolved["samrl"] = {
-        **versions(train_cfg.device),
-        "run_id": config.run_id,
-        "config_hash": config.result_hash(),
-        "notes": list(dataset.info.notes),
-    }
-    previous = run.read_status() if state == Preparation.RESUME else {}
-    # Wall time accumulates over resumed sessions.
-    clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
-    try:
-        run.write_config(resolved)
-        run.write_status(
-            status=RunStatus.RUNNING,
-            started_at=previous.get("started_at", now()),
-            ended_at=None,
-            error=None,
-            n_steps=train_cfg.n_steps,
-            steps_done=previous.get("steps_done", 0),
-            epochs_done=previous.get("epochs_done", 0),
-            wall_time_s=clock.total(),
-        )
-    except OSError as exc:
-        raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
+    resolved, clock = _record_start(config, run, dataset, state)
     try:
         # process-wide; restored after the run
-        with threads_for_run(train_cfg.threads) as run_threads:
+        with threads_for_run(config.train.threads) as run_threads:
+            out = _Output(stream, bars=progress, lines=lines)
+            resuming = state == Preparation.RESUME
             return _train(
                 config,
                 resolved,
                 dataset,
                 run,
-                state == Preparation.RESUME,
-                progress,
-                stream,
-                clock,
-                stop,
-                lines,
-                run_threads,
+                resuming=resuming,
+                out=out,
+                clock=clock,
+                stop=stop,
+                run_threads=run_threads,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
         _finish(run, clock, RunStatus.INTERRUPTED, "interrupted (SIGINT twice, mid-step)")
@@ -268,6 +248,37 @@ def _run_locked(
         message = f"{type(exc).__name__}: {exc}"
         _finish(run, clock, RunStatus.FAILED, message)
         return RunResult(run_dir, RunStatus.FAILED, message, run.steps_done())
+
+
+def _record_start(
+    config: Config, run: RunDir, dataset: LoadedDataset, state: Preparation
+) -> tuple[dict[str, Any], _Clock]:
+    """config.yaml (the resolved config, versions, dataset notes) and status.json `running`;
+    (that config, the run's clock: wall time accumulates over resumed sessions)."""
+    resolved = config.to_dict()
+    resolved["samrl"] = {
+        **versions(config.train.device),
+        "run_id": config.run_id,
+        "config_hash": config.result_hash(),
+        "notes": list(dataset.info.notes),
+    }
+    previous = run.read_status() if state == Preparation.RESUME else {}
+    clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
+    try:
+        run.write_config(resolved)
+        run.write_status(
+            status=RunStatus.RUNNING,
+            started_at=previous.get("started_at", now()),
+            ended_at=None,
+            error=None,
+            n_steps=config.train.n_steps,
+            steps_done=previous.get("steps_done", 0),
+            epochs_done=previous.get("epochs_done", 0),
+            wall_time_s=clock.total(),
+        )
+    except OSError as exc:
+        raise RunWriteError(getattr(exc, "filename", None) or run.path, exc) from exc
+    return resolved, clock
 
 
 EPOCH_LINE_METRICS = ("return_mean", "normalized_score")
@@ -300,25 +311,97 @@ def _finish(run: RunDir, clock: _Clock, status: RunStatus, error: str | None) ->
         run.write_status(status=status, ended_at=now(), error=error, wall_time_s=clock.total())
 
 
+@dataclasses.dataclass(frozen=True)
+class _Output:
+    """Where a run reports: `stream`, with progress bars (a terminal) or one line per epoch (a
+    log file, a pipe), or quietly (neither)."""
+
+    stream: IO[str]
+    bars: bool
+    lines: bool
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Live:
+    """A run's working parts, made by `_build` and used by every later stage."""
+
+    config: Config
+    run: RunDir
+    dataset: LoadedDataset
+    facts: AlgoFacts
+    algo: Any  # the d3rlpy algorithm, SAM installed
+    sampler: Sampler
+    eval_env: Any  # None: no rollouts (no environment, or eval_episodes 0)
+    threads: AdaptiveThreads | None
+    hooks: TrainingHooks
+    out: _Output
+    clock: _Clock
+
+    @property
+    def n_epochs(self) -> int:
+        train = self.config.train
+        return math.ceil(train.n_steps / train.n_steps_per_epoch)
+
+
+@dataclasses.dataclass
+class _Position:
+    """Where training stands: the last complete epoch, the step, and the epoch in progress's
+    metric values (a checkpoint taken on a signal mid-epoch carries them, so the resumed
+    epoch's means are those of an uninterrupted run)."""
+
+    epoch: int = 0
+    step: int = 0
+    partial: EpochProgress = dataclasses.field(default_factory=EpochProgress)
+
+
 def _train(
     config: Config,
     resolved: dict[str, Any],
-    dataset: Any,
+    dataset: LoadedDataset,
     run: RunDir,
+    *,
     resuming: bool,
-    progress: bool,
-    stream: IO[str],
+    out: _Output,
     clock: _Clock,
     stop: StopRequest,
-    lines: bool = False,
     run_threads: RunThreads | None = None,
 ) -> RunResult:
+    """One run's stages, in order: build the algorithm (SAM installed), open its logs,
+    restore its checkpoint (or pretrain), then train epoch by epoch."""
+    live = _build(config, dataset, run, out, clock, run_threads)
+    tables = _Tables(run, EVAL_COLUMNS)
+    logger = D3RLPyLogger(
+        algo=live.algo,
+        adapter_factory=adapter_factory(list(config.output.loggers), run.path, resolved),
+        experiment_name=D3RLPY_LOG_DIR,
+        n_steps_per_epoch=config.train.n_steps_per_epoch,
+        with_timestamp=False,
+    )
+    position = _restore(live, tables, resuming)
+    # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
+    logger.add_params(live.algo.config.serialize_to_dict())
+    return _epochs(live, position, tables, logger, stop)
+
+
+def _build(
+    config: Config,
+    dataset: LoadedDataset,
+    run: RunDir,
+    out: _Output,
+    clock: _Clock,
+    run_threads: RunThreads | None,
+) -> _Live:
+    """Seed, the evaluation environment, the algorithm (action scaler, networks built on the
+    dataset), the sampler, the thread count (process-wide), then the SAM engine."""
     from samrl.data import make_eval_env
 
     train_cfg = config.train
     facts = algo_facts(config.algo.name)
     seed_everything(train_cfg.seed)
-    algo_cfg = algo_config(facts, config.algo.params, config.optim)
+    algo_cfg = config.algo_config or algo_config(facts, config.algo.params, config.optim)
     eval_env = None
     if dataset.info.env_id is not None and (train_cfg.eval_episodes > 0 or not facts.discrete):
         eval_env = make_eval_env(dataset.info, seed=train_cfg.seed)
@@ -335,119 +418,135 @@ def _train(
             install,
             on_cpu=str(train_cfg.device) == "cpu",
             shared=(dataset.train,),
-            announce=lambda line: print(line, file=stream) if progress or lines else None,
+            announce=out.say if out.bars or out.lines else lambda line: None,
         )
         run.write_status(threads=run_threads.description)
     install(algo)
-
     if train_cfg.eval_episodes == 0:
         eval_env = None
-    run_dir = run.path
-    tables = _Tables(run, EVAL_COLUMNS)
-    logger = D3RLPyLogger(
-        algo=algo,
-        adapter_factory=adapter_factory(list(config.output.loggers), run_dir, resolved),
-        experiment_name=D3RLPY_LOG_DIR,
-        n_steps_per_epoch=train_cfg.n_steps_per_epoch,
-        with_timestamp=False,
-    )
-    n_epochs = math.ceil(train_cfg.n_steps / train_cfg.n_steps_per_epoch)
-    epoch, step = 0, 0
-    # Metric values of the epoch in progress; a checkpoint taken on a signal mid-epoch
-    # carries them, so the resumed epoch's means are those of an uninterrupted run.
-    partial = EpochProgress()
-    warn = lambda line: print(line, file=stream)  # noqa: E731
     hooks = training_hooks(algo)  # samrl's own algorithms' extras (samrl/extensions.py)
-    checkpoint = run.load_checkpoint(algo, warn) if resuming else None
+    return _Live(
+        config, run, dataset, facts, algo, sampler, eval_env, adaptive_threads, hooks, out, clock
+    )
+
+
+def _restore(live: _Live, tables: _Tables, resuming: bool) -> _Position:
+    """Resume: the checkpoint's algorithm, RNG and position, and the tables cut back to its
+    epoch. A new run (or a resumed one without a checkpoint yet) pretrains instead."""
+    run, out = live.run, live.out
+    checkpoint = run.load_checkpoint(live.algo, out.say) if resuming else None
     if checkpoint is None:
         # after install(), so SAM applies to it too; a resumed run has its result checkpointed
-        hooks.samrl_pretrain(dataset.train, run_dir=run_dir, progress=progress, stream=stream)
+        live.hooks.samrl_pretrain(
+            live.dataset.train, run_dir=run.path, progress=out.bars, stream=out.stream
+        )
+    position = _Position()
     if resuming:
         if checkpoint is not None:
-            epoch, step = checkpoint["epoch"], checkpoint["step"]
+            position = _Position(
+                checkpoint["epoch"],
+                checkpoint["step"],
+                EpochProgress.from_dict(checkpoint.get("partial")),
+            )
             set_rng_state(checkpoint["rng"])
             if "algorithm" in checkpoint:
-                hooks.samrl_restore_checkpoint_state(checkpoint["algorithm"])
-            partial = EpochProgress.from_dict(checkpoint.get("partial"))
-        tables.truncate_after(epoch)
+                live.hooks.samrl_restore_checkpoint_state(checkpoint["algorithm"])
+        tables.truncate_after(position.epoch)
         for path in run.d3rlpy_dir.glob("*.csv"):
-            truncate_epoch_rows(path, epoch)
-    # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
-    logger.add_params(algo.config.serialize_to_dict())
+            truncate_epoch_rows(path, position.epoch)
+    return position
 
+
+def _epochs(
+    live: _Live, at: _Position, tables: _Tables, logger: D3RLPyLogger, stop: StopRequest
+) -> RunResult:
+    """Train epoch by epoch up to train.n_steps; a non-finite metric ends the run diverged, a
+    signal ends it interrupted (checkpointed at that step)."""
+    train_cfg = live.config.train
     bar = tqdm(
         total=train_cfg.n_steps,
-        initial=step,
-        disable=not progress,
-        file=stream,
-        desc=f"{config.run_id}",
+        initial=at.step,
+        disable=not live.out.bars,
+        file=live.out.stream,
+        desc=f"{live.config.run_id}",
         unit="step",
         dynamic_ncols=True,
         leave=False,
     )
     status, message = RunStatus.COMPLETED, ""
     try:
-        while epoch < n_epochs:
-            epoch += 1
-            n = min(train_cfg.n_steps_per_epoch, train_cfg.n_steps - step + partial.steps)
-            start = partial.steps
+        while at.epoch < live.n_epochs:
+            at.epoch += 1
+            n = min(train_cfg.n_steps_per_epoch, train_cfg.n_steps - at.step + at.partial.steps)
+            start = at.partial.steps
             epoch_metrics = train_steps(
-                algo,
-                sampler,
-                facts.transformer,
+                live.algo,
+                live.sampler,
+                live.facts.transformer,
                 n,
                 logger,
                 bar,
-                partial=partial,
+                partial=at.partial,
                 stop=stop,
-                threads=adaptive_threads,
+                threads=live.threads,
             )
-            step += partial.steps - start
-            if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
-                epoch -= 1
-                extra = {**_algorithm_state(hooks), "partial": partial.to_dict()}
-                run.save_checkpoint(algo, epoch, step, extra)
-                run.write_status(steps_done=step, epochs_done=epoch)
-                _finish(
-                    run, clock, RunStatus.INTERRUPTED, f"interrupted by {stop.name} at step {step}"
-                )
-                message = _interrupted_message(stop.name, step, epoch, n_epochs, run_dir)
-                return RunResult(run_dir, RunStatus.INTERRUPTED, message, step, stop.name, epoch)
-            partial = EpochProgress()
+            at.step += at.partial.steps - start
+            if at.partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
+                at.epoch -= 1
+                return _interrupted(live, at, stop.name)
+            at.partial = EpochProgress()
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
-            if not bad:
-                evaluation = _evaluate(algo, dataset, facts, eval_env, train_cfg, epoch)
-                for name, value in evaluation.items():
-                    logger.add_metric(name, value)
-            hessian = config.analysis.hessian
-            if hessian is not None and not bad and epoch % hessian.every_epochs == 0:
-                from samrl.analysis.during_training import hessian_row
-
-                with forked_rng():
-                    row = hessian_row(algo, dataset.train, hessian, seed=train_cfg.seed)
-                for name, value in row.items():
-                    logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
-            committed = logger.commit(epoch, step)
-            tables.write(epoch, step, committed)
-            if lines:
-                print(
-                    epoch_line(config.run_id, epoch, n_epochs, step, committed, clock.total()),
-                    file=stream,
-                    flush=True,
-                )
-            if epoch % train_cfg.save_interval == 0 or epoch == n_epochs:
-                logger.save_model(step, algo)
-            run.save_checkpoint(algo, epoch, step, _algorithm_state(hooks))
-            run.write_status(steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
+            _end_epoch(live, at, tables, logger, diverged=bool(bad))
             if bad:
                 status = RunStatus.DIVERGED
-                message = f"non-finite {', '.join(bad)} in epoch {epoch} (step {step})"
+                message = f"non-finite {', '.join(bad)} in epoch {at.epoch} (step {at.step})"
                 break
     finally:
         bar.close()
         logger.close()
-    _finish(run, clock, status, message or None)
-    return RunResult(run_dir, status, message, step, epochs_done=epoch)
+    _finish(live.run, live.clock, status, message or None)
+    return RunResult(live.run.path, status, message, at.step, epochs_done=at.epoch)
+
+
+def _end_epoch(
+    live: _Live, at: _Position, tables: _Tables, logger: D3RLPyLogger, *, diverged: bool
+) -> None:
+    """An epoch's end: evaluation and the Hessian (unless it diverged), its rows in the
+    tables, the epoch line, the model file and the checkpoint."""
+    config, run = live.config, live.run
+    if not diverged:
+        evaluation = _evaluate(live, at.epoch)
+        for name, value in evaluation.items():
+            logger.add_metric(name, value)
+    hessian = config.analysis.hessian
+    if hessian is not None and not diverged and at.epoch % hessian.every_epochs == 0:
+        from samrl.analysis.during_training import hessian_row
+
+        with forked_rng():
+            row = hessian_row(live.algo, live.dataset.train, hessian, seed=config.train.seed)
+        for name, value in row.items():
+            logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
+    committed = logger.commit(at.epoch, at.step)
+    tables.write(at.epoch, at.step, committed)
+    if live.out.lines:
+        wall = live.clock.total()
+        live.out.say(epoch_line(config.run_id, at.epoch, live.n_epochs, at.step, committed, wall))
+    if at.epoch % config.train.save_interval == 0 or at.epoch == live.n_epochs:
+        logger.save_model(at.step, live.algo)
+    run.save_checkpoint(live.algo, at.epoch, at.step, _algorithm_state(live.hooks))
+    run.write_status(steps_done=at.step, epochs_done=at.epoch, wall_time_s=live.clock.total())
+
+
+def _interrupted(live: _Live, at: _Position, signal_name: str) -> RunResult:
+    """Stopped by a signal mid-epoch: checkpoint this step with the epoch so far."""
+    run = live.run
+    extra = {**_algorithm_state(live.hooks), "partial": at.partial.to_dict()}
+    run.save_checkpoint(live.algo, at.epoch, at.step, extra)
+    run.write_status(steps_done=at.step, epochs_done=at.epoch)
+    error = f"interrupted by {signal_name} at step {at.step}"
+    _finish(run, live.clock, RunStatus.INTERRUPTED, error)
+    message = _interrupted_message(signal_name, at.step, at.epoch, live.n_epochs, run.path)
+    return RunResult(run.path, RunStatus.INTERRUPTED, message, at.step, signal_name, at.epoch)
 
 
 def _interrupted_message(
@@ -460,18 +559,17 @@ def _interrupted_message(
     )
 
 
-def _evaluate(
-    algo: Any, dataset: Any, facts: Any, env: Any, train_cfg: TrainSection, epoch: int
-) -> dict[str, float]:
+def _evaluate(live: _Live, epoch: int) -> dict[str, float]:
     """Rollout returns (and normalized score) and held-out TD metrics for this epoch."""
     from samrl.data import normalized_score
 
+    algo, dataset, facts, env = live.algo, live.dataset, live.facts, live.eval_env
     out: dict[str, float] = {}
     if env is not None:
         returns = rollout_returns(
             algo,
             env,
-            train_cfg.eval_episodes,
+            live.config.train.eval_episodes,
             seed=10_000 * epoch,
             transformer=facts.transformer,
             discrete=facts.discrete,

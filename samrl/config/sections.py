@@ -266,6 +266,9 @@ class Config(Section):
     sweep: dict[str, Any] | None = dataclasses.field(default=None, metadata={"results": False})
     #: Where the config came from (a file, a sweep's grid point), for messages; not written.
     source: str = dataclasses.field(default="", compare=False)
+    #: d3rlpy's <Algo>Config (optimizer factories included) as the resolver built it to
+    #: validate the config; the run creates its algorithm from it. Not written.
+    algo_config: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self, *, results_only: bool = False) -> dict[str, Any]:
         out = super().to_dict(results_only=results_only)
