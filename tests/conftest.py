@@ -26,7 +26,7 @@ from samrl.metrics import is_sam_metric
 from samrl.sam import install
 from samrl.sam.engine import _make_evaluate
 from samrl.sam.tape import Tape
-from samrl.testing import random_dataset, tiny_params
+from samrl.testing.data import random_dataset, tiny_params
 
 FactoryFor = Callable[[str], OptimizerFactory | None]
 

@@ -20,7 +20,7 @@ import yaml
 from conftest import run_cli, tiny_config, write_config
 from tqdm import tqdm
 
-from samrl.testing_server import FaultyServer
+from samrl.testing.server import FaultyServer
 
 NAME = "hopper-medium-v2"
 REL = "/gym_mujoco_v2/hopper_medium-v2.hdf5"

@@ -21,7 +21,7 @@ from d3rlpy.dataset import (
 )
 
 from samrl.sampling import Sampler
-from samrl.testing import random_dataset
+from samrl.testing.data import random_dataset
 
 SEEDS = range(6)
 

@@ -93,7 +93,6 @@ def run_local(
     *,
     n_jobs: int,
     monitor: Monitor,
-    threads: int | None = None,
     command: Callable[[Job], list[str]] = worker_command,
     timeout_s: float | None = None,
 ) -> list[Outcome]:
@@ -106,7 +105,9 @@ def run_local(
     On KeyboardInterrupt the running children get SIGINT (samrl train marks them
     interrupted, so the next sweep resumes them), then SIGKILL after a grace period.
     """
-    env = {**os.environ, **thread_env(threads or threads_per_job(n_jobs))}
+    from samrl.data.download import offline_env  # `samrl --offline`: the runs inherit it
+
+    env = {**os.environ, **thread_env(threads_per_job(n_jobs)), **offline_env()}
     pending = list(jobs)
     running: dict[subprocess.Popen[bytes], Job] = {}
     started: dict[subprocess.Popen[bytes], float] = {}

@@ -128,8 +128,9 @@ def read_result(path: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m samrl.sweep.worker CONFIG [--threads N] --result FILE`: exit 0 when the run
-    completed, 1 otherwise (the result file says how)."""
+    """`python -m samrl.sweep.worker CONFIG --result FILE`: exit 0 when the run completed, 1
+    otherwise (the result file says how). The local launcher sets the thread count in the
+    environment (OMP_NUM_THREADS)."""
     import argparse
     import json
 
@@ -137,10 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m samrl.sweep.worker")
     parser.add_argument("config")
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
-    result = run_config_file(args.config, threads=args.threads)
+    result = run_config_file(args.config)
     atomic_write(Path(args.result), json.dumps(result) + "\n")
     if result["status"] != RunStatus.COMPLETED:
         print(f"samrl: run {result['status']}: {result['message']}", flush=True)
