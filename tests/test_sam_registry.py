@@ -22,7 +22,7 @@ import pytest
 import torch
 from conftest import build, run_cli, tiny_config, train, write_config
 
-import samrl  # noqa: F401  (registers the SAM factory for load_learnable)
+import samrl
 from samrl.config import resolve
 from samrl.errors import ConfigError
 from samrl.metrics import GRAD_COSINE
@@ -46,6 +46,8 @@ from samrl.sam.variants import (
     display_name,
     markdown_table,
 )
+
+samrl.register()  # d3rlpy.load_learnable of samrl models below
 
 DATA = Path(__file__).resolve().parent / "data"
 README = Path(__file__).resolve().parents[1] / "README.md"

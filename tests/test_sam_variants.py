@@ -27,7 +27,7 @@ from conftest import (
 )
 from d3rlpy.optimizers import CosineAnnealingLRFactory, SGDFactory
 
-import samrl  # noqa: F401  (registers the SAM factory for load_learnable)
+import samrl
 from samrl.algos import algo_facts
 from samrl.build import algo_config
 from samrl.config import resolve
@@ -41,6 +41,8 @@ from samrl.sam.schedules import RhoSchedule
 from samrl.sam.tape import RecordedCall, RngState
 from samrl.sam.variants import OPTIMIZER_NAMES
 from samrl.threads import available_cores
+
+samrl.register()  # d3rlpy.load_learnable of samrl models below
 
 ALGOS = ["cql", "iql", "td3_plus_bc", "bc", "dqn", "sac"]
 N_UPDATES = 20

@@ -128,7 +128,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
             f"{run_dir} has no checkpoint for step {step}; available steps: "
             f"{', '.join(map(str, steps))}"
         )
-    samrl.register_with_d3rlpy()  # d3rlpy.load_learnable must know samrl's factory and COMBO
+    samrl.register()  # d3rlpy.load_learnable must know samrl's factory and COMBO
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them

@@ -1,4 +1,4 @@
-"""COMBO on d3rlpy 2.x: its config (COMBOConfig, registered so d3rlpy.load_learnable finds it)
+"""COMBO on d3rlpy 2.x: its config (COMBOConfig; samrl.register() lets load_learnable find it)
 and the algorithm (COMBO, a QLearningAlgoBase around COMBOImpl, plus dynamics pretraining).
 
 Config and algorithm share one module, as in every d3rlpy algorithm module: each names the
@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
-from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
+from d3rlpy.base import DeviceArg, LearnableConfig
 from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import ReplayBufferBase, TransitionMiniBatch
 from d3rlpy.models.builders import (
@@ -171,9 +171,6 @@ class COMBOConfig(LearnableConfig):
 def _check(ok: bool, name: str, requirement: str, value: object) -> None:
     if not ok:
         raise ValueError(f"{name} {requirement}, got {value!r}")
-
-
-register_learnable(COMBOConfig)
 
 
 class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from d3rlpy.optimizers import OptimizerFactory, register_optimizer_factory
+from d3rlpy.optimizers import OptimizerFactory
 from d3rlpy.optimizers.optimizers import make_optimizer_field
 from torch import nn
 
@@ -179,5 +179,3 @@ _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SAMFactory)}
 #: own: k, alpha and m, as saved models and params.json store them; a variant's other
 #: parameters live in `options`. A field's default means "not set": the Param's default applies.
 PARAM_FIELDS = tuple(name for name in _FIELD_DEFAULTS if name in param_keys())
-
-register_optimizer_factory(SAMFactory)
