@@ -247,21 +247,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
     sweep_dir = spec.directory
     record = state.sweep_record(spec, plans)
     if options.dry_run:
-        if not options.overwrite:
-            state.check_compatible(sweep_dir, record)
-        states = {
-            p.run_id: RunState.NEW if options.overwrite else state.run_state(p) for p in plans
-        }
-        for line in describe_states(plans, states):
-            echo(line)
-        todo = selected(states, options.retry_failed)
-        echo(
-            f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
-            f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
-            f"in {sweep_dir} with the {spec.launcher.type} launcher"
-        )
-        return SweepReport(sweep_dir, states, {}, 0, False)
-
+        return _dry_run(spec, plans, record, options, echo)
     with state.sweep_lock(sweep_dir):
         if options.overwrite:
             state.clear_sweep(sweep_dir)
@@ -269,34 +255,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
             state.check_compatible(sweep_dir, record)
         state.write_sweep(sweep_dir, record, plans)
         states = {p.run_id: state.run_state(p) for p in plans}
-        messages = {
-            p.run_id: state.run_error(p) for p in plans if states[p.run_id] in FAILED_STATUSES
-        }
-        for plan in plans:
-            if states[plan.run_id] == RunState.CHANGED:
-                messages[plan.run_id] = (
-                    f"{plan.run_dir} was made with a different config; not resumed "
-                    "(--overwrite starts the sweep again)"
-                )
-        todo_ids = selected(states, options.retry_failed)
-        todo = [p for p in plans if p.run_id in todo_ids]
-        for plan in todo:
-            if states[plan.run_id] in FAILED_STATUSES:
-                state.clear_run(plan)  # retried from the start
-        skipped = ", ".join(
-            f"{n} {SKIP_WORDS.get(s, s)}"
-            for s, n in collections.Counter(
-                s for r, s in states.items() if r not in todo_ids
-            ).most_common()
-        )
-        echo(
-            f"samrl: sweep {spec.name}: {len(plans)} runs, {len(todo)} to run"
-            + (f"; {skipped}" if skipped else "")
-            + f" in {sweep_dir}"
-        )
-        for run_id in sorted(r for r, s in states.items() if s in FAILED_STATUSES):
-            if run_id not in todo_ids:
-                echo(f"samrl: run {run_id} {states[run_id]} earlier (--retry-failed runs it again)")
+        messages = _earlier_messages(plans, states)
+        todo = _to_run(spec, plans, states, options.retry_failed, echo)
         interrupted = False
         if todo:
             prepare_datasets(todo, echo, options.progress)
@@ -322,6 +282,72 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
             echo(final_line(spec.name, report, prefix="interrupted; "))
             raise KeyboardInterrupt
         return report
+
+
+def _dry_run(
+    spec: SweepSpec,
+    plans: list[RunPlan],
+    record: dict[str, Any],
+    options: SweepOptions,
+    echo: Echo,
+) -> SweepReport:
+    """List every run and its state, and what a real run would do; change nothing."""
+    sweep_dir = spec.directory
+    if not options.overwrite:
+        state.check_compatible(sweep_dir, record)
+    states = {p.run_id: RunState.NEW if options.overwrite else state.run_state(p) for p in plans}
+    for line in describe_states(plans, states):
+        echo(line)
+    todo = selected(states, options.retry_failed)
+    echo(
+        f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
+        f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
+        f"in {sweep_dir} with the {spec.launcher.type} launcher"
+    )
+    return SweepReport(sweep_dir, states, {}, 0, False)
+
+
+def _earlier_messages(plans: list[RunPlan], states: dict[str, str]) -> dict[str, str]:
+    """Why runs that will not run again stopped earlier (failed, diverged, changed config)."""
+    messages = {p.run_id: state.run_error(p) for p in plans if states[p.run_id] in FAILED_STATUSES}
+    for plan in plans:
+        if states[plan.run_id] == RunState.CHANGED:
+            messages[plan.run_id] = (
+                f"{plan.run_dir} was made with a different config; not resumed "
+                "(--overwrite starts the sweep again)"
+            )
+    return messages
+
+
+def _to_run(
+    spec: SweepSpec,
+    plans: list[RunPlan],
+    states: dict[str, str],
+    retry_failed: bool,
+    echo: Echo,
+) -> list[RunPlan]:
+    """The runs to launch (failed ones retried are cleared first), said in one line, and a
+    line for each failed run left alone."""
+    todo_ids = selected(states, retry_failed)
+    todo = [p for p in plans if p.run_id in todo_ids]
+    for plan in todo:
+        if states[plan.run_id] in FAILED_STATUSES:
+            state.clear_run(plan)  # retried from the start
+    skipped = ", ".join(
+        f"{n} {SKIP_WORDS.get(s, s)}"
+        for s, n in collections.Counter(
+            s for r, s in states.items() if r not in todo_ids
+        ).most_common()
+    )
+    echo(
+        f"samrl: sweep {spec.name}: {len(plans)} runs, {len(todo)} to run"
+        + (f"; {skipped}" if skipped else "")
+        + f" in {spec.directory}"
+    )
+    for run_id in sorted(r for r, s in states.items() if s in FAILED_STATUSES):
+        if run_id not in todo_ids:
+            echo(f"samrl: run {run_id} {states[run_id]} earlier (--retry-failed runs it again)")
+    return todo
 
 
 def _summarize(sweep_dir: Path, echo: Echo) -> bool:
