@@ -76,6 +76,9 @@ def run_config_file(
         _redirect_output(Path(log))
         print(f"samrl: worker starts {path} ({_where()})", flush=True)
     os.environ.update(env or {})
+    import samrl
+
+    samrl.register()  # as the CLI: before d3rlpy is imported (gym's notice stays out of logs)
     if threads:
         import torch
 
