@@ -226,7 +226,8 @@ def test_a_list_grid_is_the_union_of_its_products(tmp_path: Path) -> None:
 def test_the_shipped_study_measures_every_run_at_one_radius() -> None:
     study = load_sweep_file(Path(__file__).parent.parent / "configs/sweeps/study.yaml")
     plans = expand(study)
-    assert len(plans) == (3 * 3 + 1) * 2 * 2 * 5
+    assert len(plans) == (3 * 3 + 1) * 3 * 5
+    assert {p.config.algo.name for p in plans} == {"td3_plus_bc", "iql", "cql"}
     for plan in plans:
         probe = plan.config.optim.probe
         assert probe.rho == 0.05 and set(probe.networks) == {"critic", "actor"}
