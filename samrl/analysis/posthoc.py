@@ -104,12 +104,11 @@ def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     """Load the checkpoint of ``step`` (default: the latest) on the CPU, with the SAM engine
     installed, and the run's training split (regenerated from the config if not cached)."""
-    import d3rlpy
-
     import samrl
     from samrl.algos import algo_facts
     from samrl.config import DatasetSection
     from samrl.data import load_dataset
+    from samrl.safeload import load_learnable
     from samrl.sam import install
 
     run_dir = Path(run_dir)
@@ -127,13 +126,14 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
             f"{run_dir} has no checkpoint for step {step}; available steps: "
             f"{', '.join(map(str, steps))}"
         )
-    samrl.register_with_d3rlpy()  # d3rlpy.load_learnable must know samrl's factory and COMBO
+    samrl.register_with_d3rlpy()  # load_learnable must know samrl's factory and COMBO
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
     ds = DatasetSection.from_mapping(config["dataset"])
     dataset = load_dataset(ds.name, size=ds.size, seed=ds.seed, test_fraction=ds.test_fraction)
-    algo = d3rlpy.load_learnable(str(steps[step]), device="cpu:0")
+    # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
+    algo = load_learnable(steps[step], device="cpu:0")
     install(algo)
     run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name
     return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)
