@@ -206,6 +206,7 @@ def _run_locked(
     if state == "done":
         return RunResult(run_dir, "skipped", f"{run_dir} is already completed", run.steps_done())
     from samrl.data import load_dataset
+    from samrl.data.provenance import provenance
 
     ds_cfg, train_cfg = config.dataset, config.train
     dataset = load_dataset(
@@ -214,6 +215,7 @@ def _run_locked(
         seed=ds_cfg.seed,
         test_fraction=ds_cfg.test_fraction,
         progress=progress,
+        sha256=ds_cfg.sha256,
     )
     resolved = config.to_dict()
     resolved["samrl"] = {
@@ -222,6 +224,10 @@ def _run_locked(
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
     }
+    # which bytes the run trained on (hashed once per file: samrl/data/provenance.py)
+    dataset_file = provenance(ds_cfg.name, dataset.path)
+    if dataset_file is not None:
+        resolved["samrl"]["dataset_file"] = dataset_file
     previous = run.read_status() if state == "resume" else {}
     # Wall time accumulates over resumed sessions.
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))

@@ -169,7 +169,12 @@ def _read_api(
     if not parts:
         raise DatasetError(f"minari:{dataset_id}: the dataset holds no episodes")
     meta = {**_plain_metadata(dataset.storage.metadata), "minari_episodes": len(parts)}
-    return concatenate(parts), meta, minari_root() / dataset_id
+    data_file, _ = minari_paths(dataset_id)  # the file read (HDF5 storage), for its sha256
+    return (
+        concatenate(parts),
+        meta,
+        data_file if data_file.is_file() else minari_root() / dataset_id,
+    )
 
 
 def _plain_metadata(meta: dict[str, Any]) -> dict[str, Any]:
