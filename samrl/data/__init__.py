@@ -62,11 +62,11 @@ def load_dataset(
     if info.kind == "builtin":
         path = ensure_builtin(BUILTINS[spec], size=size, seed=seed, progress=progress)
         verify_pin(spec, path, sha256)
-        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
+        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete, next_observations=False)
     else:
         if sha256 is not None:
             verify_pin(spec, local_file(spec, progress=progress), sha256)
-        data, metadata, path = read_user_data(info, progress=progress)
+        data, metadata, path = read_user_data(info, progress=progress, next_observations=False)
         if size is not None:
             data = data.head(size)
     if data.notes:

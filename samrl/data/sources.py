@@ -257,16 +257,17 @@ def describe(spec: str) -> DatasetInfo:
 
 
 def read_user_data(
-    info: DatasetInfo, *, progress: bool = False
+    info: DatasetInfo, *, progress: bool = False, next_observations: bool = True
 ) -> tuple[Transitions, dict[str, Any], pathlib.Path]:
     """Transitions of a d4rl:/minari:/d3rlpy:/file: spec (builtins go through
-    builtin.ensure_builtin); named datasets are downloaded on first use unless offline."""
+    builtin.ensure_builtin); named datasets are downloaded on first use unless offline.
+    `next_observations=False`: a D4RL-layout file's next observations are not read."""
     kind, rest = split_spec(info.spec)
     if kind == "d3rlpy":
         return read_d3rlpy(rest, progress=progress)
     if kind == "d4rl":
         path = resolve_d4rl(rest, progress=progress)
-        data, meta = read_d4rl_hdf5(path, discrete=False)
+        data, meta = read_d4rl_hdf5(path, discrete=False, next_observations=next_observations)
         return data, meta, path
     if kind == "minari":
         return read_minari(rest, discrete=info.discrete)
@@ -274,7 +275,7 @@ def read_user_data(
     layout, _ = _peek_file(path)
     if layout == "d3rlpy":
         return read_d3rlpy_h5(path), {}, path
-    data, meta = read_d4rl_hdf5(path, discrete=info.discrete)
+    data, meta = read_d4rl_hdf5(path, discrete=info.discrete, next_observations=next_observations)
     return data, meta, path
 
 

@@ -134,7 +134,7 @@ def validated(
             raise DatasetError(
                 f"{source}: 'actions' must be 2-D (steps, dim), got shape {actions.shape}"
             )
-        actions = actions.astype(np.float32)
+        actions = actions.astype(np.float32, copy=False)
     for key in ("observations", "rewards", "next_observations"):
         if key in arrays:
             if not np.issubdtype(arrays[key].dtype, np.number):
@@ -158,13 +158,15 @@ def validated(
         timeouts[-1] = True
         notes.append("the last episode had no end flag and was marked as a timeout")
     next_obs = arrays.get("next_observations")
+    # copy=False: float32 data (D4RL's) are kept, not copied (a second copy of a 2M-step
+    # dataset in memory at once)
     return Transitions(
-        observations=obs.astype(np.float32),
+        observations=obs.astype(np.float32, copy=False),
         actions=actions,
-        rewards=arrays["rewards"].astype(np.float32),
+        rewards=arrays["rewards"].astype(np.float32, copy=False),
         terminals=terminals,
         timeouts=timeouts,
-        next_observations=None if next_obs is None else next_obs.astype(np.float32),
+        next_observations=None if next_obs is None else next_obs.astype(np.float32, copy=False),
         notes=notes,
     )
 
