@@ -382,9 +382,12 @@ class RunDir(_Directory):
         refuses: nothing in it runs) is reported in one line and the one before it is used;
         when none is readable, RunError says so.
         """
-        import pickle
-
-        from samrl.safeload import UnsafeFileError, decode_state, load_torch, refusal_reason
+        from samrl.safeload import (
+            UnsafeFileError,
+            check_torch_bytes,
+            decode_state,
+            load_torch,
+        )
 
         folder = self.checkpoint_dir
         steps = self.checkpoint_steps()
@@ -394,12 +397,11 @@ class RunDir(_Directory):
             try:
                 state = decode_state(load_torch(path))
                 model = folder / Path(str(state["model"])).name  # never a path outside
-                algo.load_model(str(model))  # d3rlpy's load: torch's weights-only default
+                check_torch_bytes(model, model.read_bytes())  # before d3rlpy's torch.load
+                algo.load_model(str(model))
             except Exception as exc:  # any damage: bad zip, short file, missing model, pickle
                 if isinstance(exc, UnsafeFileError):
-                    reason = exc.reason
-                elif isinstance(exc, pickle.UnpicklingError):
-                    reason = f"{model.name}: {refusal_reason(exc)}"
+                    reason = exc.reason if exc.path == path else f"{model.name}: {exc.reason}"
                 else:
                     reason = " ".join(str(exc).split())[:120] or type(exc).__name__
                 if i + 1 == len(steps):

@@ -43,6 +43,7 @@ class UnsafeFileError(SamrlError):
 
     def __init__(self, path: Path | str, reason: str):
         super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
         self.reason = reason
 
 
@@ -172,8 +173,21 @@ def load_learnable(path: Path | str, device: Any = None) -> Any:
         and isinstance(obj.get("config"), str)
     ):
         raise UnsafeFileError(path, "not a d3rlpy model file (no config and torch state)")
+    check_torch_bytes(path, obj["torch"])
     config = LearnableConfigWithShape.deserialize(obj["config"])
     algo = config.create(device)
     assert algo.impl is not None
     algo.impl.load_model(io.BytesIO(obj["torch"]))
     return algo
+
+
+def check_torch_bytes(path: Path | str, data: bytes) -> None:
+    """UnsafeFileError unless torch's weights-only load reads `data` (what d3rlpy's load_model
+    is about to read: its torch.load leaves weights_only to torch's default, which the
+    environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns off)."""
+    import torch
+
+    try:
+        torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise UnsafeFileError(path, refusal_reason(exc)) from None

@@ -112,6 +112,8 @@ def test_resume_refuses_a_tampered_checkpoint_and_falls_back_identically(
     else:
         bad = run_dir / "checkpoint" / "model_step60.pt"
         torch.save({"critic": Touch(marker)}, bad)
+        # d3rlpy's own torch.load leaves weights_only to torch's default, which this turns off
+        monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     prepared = keep(bad)
     code, _, err = run_cli(["train", "--config", str(path), "--quiet", "--resume"], capsys)
     assert code == 0, err
