@@ -90,7 +90,7 @@ def read_d4rl_hdf5(
     path: pathlib.Path, *, discrete: bool | None = None, next_observations: bool = True
 ) -> tuple[Transitions, dict[str, Any]]:
     """The file's transitions and metadata. `next_observations=False` leaves that array on
-    disk (its shape is still checked): training reads the next step's row, and a 2M-step
+    disk: training reads the next step's row, and a 2M-step
     file's next observations would be a second copy of the observations in memory."""
     try:
         f = h5py.File(path, "r")
@@ -119,10 +119,11 @@ def _read_arrays(
             if not isinstance(f[key], h5py.Dataset):
                 raise DatasetError(f"{path}: '{key}' is a group, expected a dataset")
             if key == "next_observations" and not next_observations:
-                if f[key].shape != f["observations"].shape:
+                shape, obs_shape = f[key].shape, f["observations"].shape
+                if len(obs_shape) == 2 and shape != obs_shape:  # left on disk, shape checked
                     raise DatasetError(
-                        f"{path}: 'next_observations' has shape {f[key].shape}, "
-                        f"'observations' has {f['observations'].shape}"
+                        f"{path}: 'next_observations' has shape {shape}, 'observations' has "
+                        f"{obs_shape}"
                     )
                 continue
             raw[key] = f[key][()]
