@@ -334,16 +334,24 @@ class RunDir(_Directory):
         """
         import torch
 
+        from samrl.safeload import encode_state
+
         folder = self.checkpoint_dir
         model_name, state_name = f"model_step{step}.pt", f"state_step{step}.pt"
-        state = {
-            "epoch": epoch,
-            "step": step,
-            "grad_step": algo.grad_step,
-            "rng": rng_state(),
-            "model": model_name,
-            **extra,
-        }
+        # Only what torch's weights-only load reads back (samrl/safeload.py): a run directory
+        # may come from someone else, and resuming it must not run anything in it. Refused
+        # here, before any file is written, when an extension's state holds something else.
+        state = encode_state(
+            {
+                "epoch": epoch,
+                "step": step,
+                "grad_step": algo.grad_step,
+                "rng": rng_state(),
+                "model": model_name,
+                **extra,
+            },
+            "checkpoint state",
+        )
         try:
             folder.mkdir(exist_ok=True)
             with atomic_path(folder / model_name) as temporary:
@@ -366,20 +374,32 @@ class RunDir(_Directory):
     ) -> dict[str, Any] | None:
         """The newest readable checkpoint, loaded into `algo`; None if there is none.
 
-        An unreadable one (truncated, corrupt) is reported in one line and the one before it
-        is used; when none is readable, RunError says so.
+        An unreadable one (truncated, corrupt, or holding a pickled object that the safe load
+        refuses: nothing in it runs) is reported in one line and the one before it is used;
+        when none is readable, RunError says so.
         """
-        import torch
+        from samrl.safeload import (
+            UnsafeFileError,
+            check_torch_bytes,
+            decode_state,
+            load_torch,
+        )
 
         folder = self.checkpoint_dir
         steps = self.checkpoint_steps()
         for i, step in enumerate(steps):
             path = folder / f"state_step{step}.pt"
+            model = folder / f"model_step{step}.pt"
             try:
-                state = torch.load(path, weights_only=False)
-                algo.load_model(str(folder / state["model"]))
+                state = decode_state(load_torch(path))
+                model = folder / Path(str(state["model"])).name  # never a path outside
+                check_torch_bytes(model, model.read_bytes())  # before d3rlpy's torch.load
+                algo.load_model(str(model))
             except Exception as exc:  # any damage: bad zip, short file, missing model, pickle
-                reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+                if isinstance(exc, UnsafeFileError):
+                    reason = exc.reason if exc.path == path else f"{model.name}: {exc.reason}"
+                else:
+                    reason = " ".join(str(exc).split())[:120] or type(exc).__name__
                 if i + 1 == len(steps):
                     kept = "no earlier checkpoint is kept" if i == 0 else "nor is any earlier one"
                     raise RunError(

@@ -23,6 +23,7 @@ import samrl
 from samrl.algos import AlgoFacts, algo_facts, build_for_training
 from samrl.build import algo_config
 from samrl.config import Config
+from samrl.data.provenance import provenance
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
@@ -216,6 +217,7 @@ def _run_locked(
         seed=ds_cfg.seed,
         test_fraction=ds_cfg.test_fraction,
         progress=progress,
+        sha256=ds_cfg.sha256,
     )
     resolved, clock = _record_start(config, run, dataset, state)
     try:
@@ -262,6 +264,10 @@ def _record_start(
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
     }
+    # which bytes the run trained on (hashed once per file: samrl/data/provenance.py)
+    dataset_file = provenance(config.dataset.name, dataset.path)
+    if dataset_file is not None:
+        resolved["samrl"]["dataset_file"] = dataset_file
     previous = run.read_status() if state == Preparation.RESUME else {}
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
     try:

@@ -105,12 +105,11 @@ def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     """Load the checkpoint of ``step`` (default: the latest) on the CPU, with the SAM engine
     installed, and the run's training split (regenerated from the config if not cached)."""
-    import d3rlpy
-
     import samrl
     from samrl.algos import algo_facts
     from samrl.config import DatasetSection
     from samrl.data import load_dataset
+    from samrl.safeload import load_learnable
     from samrl.sam import install
 
     run_dir = Path(run_dir)
@@ -134,7 +133,8 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
     ds = DatasetSection.from_mapping(config["dataset"])
     dataset = load_dataset(ds.name, size=ds.size, seed=ds.seed, test_fraction=ds.test_fraction)
-    algo = d3rlpy.load_learnable(str(steps[step]), device="cpu:0")
+    # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
+    algo = load_learnable(steps[step], device="cpu:0")
     install(algo)
     run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name
     return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)

@@ -33,6 +33,7 @@ from d3rlpy.types import Shape
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
 from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
+from samrl.combo.rollout import Transitions as RolloutTransitions
 from samrl.extensions import TrainingHooks
 
 
@@ -310,14 +311,20 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
     # --- resume -------------------------------------------------------------------------------
 
     def samrl_checkpoint_state(self) -> dict[str, Any]:
-        """The model buffer is not a module: samrl's resume checkpoint carries it."""
+        """The model buffer is not a module: samrl's resume checkpoint carries it, as a dict of
+        its tensors (checkpoint state holds plain containers only: samrl/extensions.py)."""
         assert self._impl is not None
-        return {"model_buffer": self._impl.model_buffer.data}
+        data = self._impl.model_buffer.data
+        if data is None:
+            return {"model_buffer": None}
+        return {"model_buffer": {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}}
 
     def samrl_restore_checkpoint_state(self, state: dict[str, Any]) -> None:
         assert self._impl is not None
         data = state["model_buffer"]
-        self._impl.model_buffer.data = None if data is None else data.to(self._device)
+        self._impl.model_buffer.data = (
+            None if data is None else RolloutTransitions(**data).to(self._device)
+        )
 
     # --- training -----------------------------------------------------------------------------
 

@@ -109,10 +109,24 @@ def _dataset(c: Checker, given: dict[str, Any], facts: Any, check: bool) -> Data
         c.integer(ds["size"], "dataset.size", minimum=1)
     c.integer(ds["seed"], "dataset.seed", minimum=0)
     ds["test_fraction"] = c.number(ds["test_fraction"], "dataset.test_fraction", 0.0, 0.9)
+    if ds["sha256"] is not None:
+        ds["sha256"] = _sha256(c, ds["sha256"])
     section = DatasetSection(**ds)
     if check:
         _check_dataset_exists(c, section, facts)
     return section
+
+
+def _sha256(c: Checker, value: Any) -> str:
+    from samrl.data.provenance import SHA256_PATTERN
+
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None or not SHA256_PATTERN.fullmatch(text):
+        raise c.fail(
+            "dataset.sha256",
+            f"must be 64 hexadecimal digits in quotes (what sha256sum prints), got {value!r}",
+        )
+    return text
 
 
 def _check_dataset_exists(c: Checker, ds: DatasetSection, facts: Any) -> None:

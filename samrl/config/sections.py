@@ -135,6 +135,15 @@ class DatasetSection(Section):
     size: int | None = key("transitions to generate (built-in datasets; default per dataset)", None)
     seed: int = key("seed of the generated data (built-in datasets)", 0)
     test_fraction: float = key("share of episodes held out for TD-error evaluation (0-0.9)", 0.0)
+    sha256: str | None = key(
+        "pins the dataset file: its sha256 (64 hex digits, `samrl data info` shows it); a "
+        "different file is refused before training (default: not pinned)",
+        None,
+        # Added after runs were recorded: left out when unset, so their YAML and hash stay; a
+        # pin does not change what a run computes (a pinned run is the unpinned run).
+        written_when_set=True,
+        results=False,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache
 from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.minari_source import INSTALL_HINT
+from samrl.data.provenance import provenance
 from samrl.data.remote import D3RLPY_DATASETS, D4RL_PATHS, D4RL_URL_ENV, d4rl_base_url, d4rl_remote
 from samrl.data.sources import (
     d4rl_dir,
@@ -159,7 +160,7 @@ def info_command(name: str, size: int | None, seed: int | None) -> None:
         data, metadata, path = read_user_data(info, progress=True)
         for note in (*info.notes, *data.notes):
             click.echo(f"note:        {note}")
-        _echo_statistics(data, metadata, path)
+        _echo_statistics(data, metadata, path, info.spec)
         return
     for note in info.notes:
         click.echo(f"note:        {note}")
@@ -185,13 +186,21 @@ def info_command(name: str, size: int | None, seed: int | None) -> None:
         data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
         for note in data.notes:
             click.echo(f"note:        {note}")
-        _echo_statistics(data, metadata, path)
+        _echo_statistics(data, metadata, path, info.spec)
 
 
-def _echo_statistics(data: Transitions, metadata: dict[str, Any], path: pathlib.Path) -> None:
+def _echo_statistics(
+    data: Transitions, metadata: dict[str, Any], path: pathlib.Path, spec: str
+) -> None:
     returns = data.episode_returns()
     stats = return_statistics(returns)
     click.echo(f"file:        {path}")
+    record = provenance(spec, path)
+    if record is not None:  # what a run's config.yaml records, and dataset.sha256 pins
+        click.echo(f"size:        {record['size']} bytes")
+        click.echo(f"sha256:      {record['sha256']}")
+        if "url" in record:
+            click.echo(f"source:      {record['url']}")
     click.echo(f"episodes:    {len(returns)} ({int(data.terminals.sum())} terminated)")
     click.echo(f"{'transitions:':<13}{len(data)}")
     if stats:

@@ -24,6 +24,7 @@ import requests
 import urllib3
 from filelock import FileLock
 
+from samrl.data.provenance import record_download
 from samrl.envvars import env_number
 from samrl.errors import DatasetError
 from samrl.progress import byte_bar
@@ -140,6 +141,7 @@ def download(
                 f"{spec}: the file downloaded from {url} was rejected: {exc}; it was deleted"
             ) from None
         os.replace(part, target)
+        record_download(target, spec, url)  # its sha256 and source, beside it
     finally:
         lock.release()
     return target

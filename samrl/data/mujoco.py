@@ -346,7 +346,7 @@ def collect(
     on_steps: StepCallback | None = None,
 ) -> tuple[Transitions, np.ndarray]:
     """Roll `policy_path` out for `size` steps, resuming from chunks already in `work_dir`."""
-    import d3rlpy
+    from samrl.safeload import load_learnable
 
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path = work_dir / "state.json"
@@ -376,14 +376,14 @@ def collect(
         path = work_dir / f"chunk_{index:05d}.npz"
         steps = min(chunk_size, size - index * chunk_size)
         if index < state["chunks_done"] and path.exists():
-            with np.load(path) as saved:
+            with np.load(path, allow_pickle=False) as saved:
                 parts.append(Transitions(*(saved[k] for k in _CHUNK_KEYS)))
                 returns.append(saved["episode_returns"])
             if on_steps is not None:
                 on_steps(steps)
             continue
         if algo is None:
-            algo = d3rlpy.load_learnable(str(policy_path), device="cpu:0")
+            algo = load_learnable(policy_path, device="cpu:0")  # no unpickling of objects
         with _single_torch_thread():
             chunk, chunk_returns = _collect_chunk(
                 algo, env_id, steps, [seed, stream_word, index], on_steps

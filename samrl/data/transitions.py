@@ -124,13 +124,15 @@ def validated(
 
     terminals, timeouts, notes = _episode_ends(arrays["terminals"], arrays["timeouts"])
     next_obs = arrays.get("next_observations")
+    # copy=False: float32 data (D4RL's) are kept, not copied (a second copy of a 2M-step
+    # dataset in memory at once)
     return Transitions(
-        observations=obs.astype(np.float32),
+        observations=obs.astype(np.float32, copy=False),
         actions=actions,
-        rewards=arrays["rewards"].astype(np.float32),
+        rewards=arrays["rewards"].astype(np.float32, copy=False),
         terminals=terminals,
         timeouts=timeouts,
-        next_observations=None if next_obs is None else next_obs.astype(np.float32),
+        next_observations=None if next_obs is None else next_obs.astype(np.float32, copy=False),
         notes=notes,
     )
 
@@ -158,7 +160,7 @@ def _actions(actions: np.ndarray, source: str, discrete: bool | None) -> tuple[n
         raise DatasetError(
             f"{source}: 'actions' must be 2-D (steps, dim), got shape {actions.shape}"
         )
-    return actions.astype(np.float32), False
+    return actions.astype(np.float32, copy=False), False
 
 
 def _episode_ends(
