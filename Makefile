@@ -54,9 +54,9 @@ pilot: install   ## 24 Adam runs x 10k updates (9 algorithms, pendulum-replay/-m
 	-$(BIN)/samrl sweep configs/sweeps/pilot.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl report results/pilot
 
-seed-table: install   ## 170 runs x 5000 updates (8 algorithms x optimizer per network, 5 seeds)
+seed-table: study   ## 135 runs x 5000 updates (6 algorithms x optimizer per network, 5 seeds); IQL, CQL from the study
 	-$(BIN)/samrl sweep configs/sweeps/seed_table.yaml --jobs $(JOBS) $(SWEEP_ARGS)
-	$(BIN)/samrl seed-table results/seed-table
+	$(BIN)/samrl seed-table results/seed-table --also results/study
 	$(BIN)/samrl report results/seed-table
 
 study: install   ## 150 runs x 5000 updates (TD3+BC, IQL, CQL x SAM per network x rho + Adam, 5 seeds)

@@ -257,3 +257,29 @@ def test_a_key_with_one_value_is_a_setting_named_only_where_ids_collide(tmp_path
         "td3_plus_bc_pendulum-random_sam-rho0.05_batch_size16_s0",
         "td3_plus_bc_pendulum-random_sam-rho0.05_base-sgd_s0",
     ]
+
+
+def test_the_seed_tables_iql_and_cql_cells_are_the_studys_rho_005_runs(tmp_path: Path) -> None:
+    # configs/sweeps/seed_table.yaml leaves IQL and CQL out and `samrl seed-table --also
+    # results/study` takes them from the study: that is only sound while the seed table's
+    # settings, given the study's IQL and CQL grids at rho 0.05, make the very same runs.
+    root = Path(__file__).parent.parent / "configs/sweeps"
+    study_raw = yaml.safe_load((root / "study.yaml").read_text())
+    seed_raw = yaml.safe_load((root / "seed_table.yaml").read_text())
+    grids = [
+        {k: v for k, v in g.items() if k != "optim.rho"}
+        for g in study_raw["grid"]
+        if g["algo.name"][0] in ("iql", "cql")
+    ]
+    assert {a for g in seed_raw["grid"] for a in g["algo.name"]}.isdisjoint({"iql", "cql"})
+    path = tmp_path / "seed_iql_cql.yaml"
+    path.write_text(yaml.safe_dump({**seed_raw, "grid": grids}))
+    seed_hashes = {p.config.result_hash() for p in expand(load_sweep_file(path))}
+    study_hashes = {
+        p.config.result_hash()
+        for p in expand(load_sweep_file(root / "study.yaml"))
+        if p.config.algo.name in ("iql", "cql")
+        and (p.config.optim.name == "adam" or p.config.optim.rho == 0.05)
+    }
+    assert len(seed_hashes) == 2 * 4 * 5
+    assert seed_hashes == study_hashes
