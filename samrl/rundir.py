@@ -66,6 +66,10 @@ AGGREGATE_FILE = "aggregate.csv"
 REPORT_FILE = "report.md"
 #: Paper tables (samrl.results.paper): long-form CSV, Markdown and LaTeX.
 SCORE_FILES = ("scores.csv", "scores.md", "scores.tex")
+#: The Adam baseline level of each algorithm and dataset (samrl.results.baselines).
+BASELINES_FILE = "baselines.csv"
+#: The seed table (samrl.results.seed_table): CSV, Markdown and LaTeX.
+SEED_TABLE_FILES = ("seed_table.csv", "seed_table.md", "seed_table.tex")
 
 #: status.json's `status` values. `pending` and `unknown` are never written: they are what
 #: `RunDir.read_status` reports for a run without a status file, or with an unreadable one.

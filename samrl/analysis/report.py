@@ -18,9 +18,17 @@ from samrl.results.aggregate import (
     format_number,
     write_sweep_tables,
 )
+from samrl.results.baselines import LEVEL_RULE, level_rows
 from samrl.results.paper import markdown, score_tables
 from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
-from samrl.rundir import AGGREGATE_FILE, REPORT_FILE, SCORE_FILES, SUMMARY_FILE, atomic_write
+from samrl.rundir import (
+    AGGREGATE_FILE,
+    BASELINES_FILE,
+    REPORT_FILE,
+    SCORE_FILES,
+    SUMMARY_FILE,
+    atomic_write,
+)
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
@@ -85,6 +93,11 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
         "## Results",
         _results_intro(aggregate),
         markdown_table(_result_rows(aggregate)),
+        "## Adam baselines: do they learn?",
+        LEVEL_RULE + f" Per algorithm and dataset (also `{BASELINES_FILE}`):",
+        markdown_table(level_rows(tables.baselines))
+        if len(tables.baselines)
+        else "_No Adam runs in this sweep: no baseline level._",
         "## Paper tables",
         "Final and best score per algorithm, optimizer and dataset (CORL / d3rlpy convention; "
         f"also as {', '.join(f'`{n}`' for n in SCORE_FILES)}, the LaTeX with booktabs).",

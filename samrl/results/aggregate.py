@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ import pandas as pd
 
 from samrl import stats
 from samrl.errors import RunError
+from samrl.results.baselines import adam_levels
 from samrl.results.labels import group_key, point_labels
 from samrl.results.paper import write_tables as write_paper_tables
 from samrl.results.runs import (
@@ -54,6 +55,7 @@ from samrl.results.runs import (
     read_sweep_spec,
 )
 from samrl.rundir import (
+    BASELINES_FILE,
     EVAL_FILE,
     LOSS_FILE,
     POSTHOC_HESSIAN_FILE,
@@ -204,11 +206,13 @@ def _relative(path: Path, root: Path | None) -> str:
 
 @dataclass
 class SweepTables:
-    """summary (one row per run), aggregate (one row per grid point) and the grid keys."""
+    """summary (one row per run), aggregate (one row per grid point), the grid keys, and the
+    Adam baseline level per algorithm and dataset (samrl.results.baselines)."""
 
     summary: pd.DataFrame
     aggregate: pd.DataFrame
     keys: list[str]
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def build_summary(
@@ -288,11 +292,12 @@ def summarize_sweep(
 
 
 def write_sweep_tables(sweep_dir: Path | str, tables: SweepTables) -> list[Path]:
-    """summary.csv, aggregate.csv and the paper tables (scores.*), each written atomically;
-    returns the paper tables' paths."""
+    """summary.csv, aggregate.csv, baselines.csv and the paper tables (scores.*), each written
+    atomically; returns the paper tables' paths."""
     folder = SweepDir(sweep_dir)
     write_csv_atomic(tables.summary, folder.summary_file)
     write_csv_atomic(tables.aggregate, folder.aggregate_file)
+    write_csv_atomic(tables.baselines, folder.path / BASELINES_FILE)
     return write_paper_tables(tables.summary, tables.keys, folder.path)
 
 
@@ -305,7 +310,8 @@ def _tables(
 ) -> SweepTables:
     summary, keys = build_summary(entries, root, keys)
     aggregate = aggregate_summary(summary, keys, n_boot=n_boot, seed=seed)
-    return SweepTables(summary, aggregate, keys)
+    baselines = adam_levels(summary, root, n_boot=n_boot, seed=seed)
+    return SweepTables(summary, aggregate, keys, baselines)
 
 
 def grid_points(

@@ -10,7 +10,13 @@ import click
 import pandas as pd
 
 from samrl import stats
-from samrl.results.aggregate import format_number, score_column, summarize_sweep
+from samrl.results.aggregate import (
+    compute_sweep_tables,
+    format_number,
+    score_column,
+    write_sweep_tables,
+)
+from samrl.results.baselines import level_text
 from samrl.rundir import SweepDir
 
 
@@ -44,14 +50,17 @@ def bootstrap_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
 @bootstrap_options
 def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
-    """Write summary.csv (one row per run) and aggregate.csv (one row per grid point).
+    """Write summary.csv (one row per run), aggregate.csv (one row per grid point) and
+    baselines.csv (the Adam baseline level per algorithm and dataset).
 
     SWEEP_DIR is a sweep directory (with sweep.json) or any directory holding run directories
     one or two levels below it. Unfinished runs are listed with their status; statistics use
     completed runs (IQM with a stratified bootstrap 95% CI, probability of improvement over
     the rho=0 or Adam point).
     """
-    summary, aggregate = summarize_sweep(sweep_dir, n_boot=n_boot, seed=seed)
+    tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
+    write_sweep_tables(sweep_dir, tables)
+    summary, aggregate = tables.summary, tables.aggregate
     score = score_column(aggregate)
     for _, row in aggregate.iterrows():
         improvement = row.get("prob_improvement")
@@ -63,6 +72,11 @@ def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
             f"{format_number(row[f'{score}_iqm'])} "
             f"[{format_number(row[f'{score}_ci_low'])}, {format_number(row[f'{score}_ci_high'])}]"
             f"{improvement_text}"
+        )
+    for _, level in tables.baselines.iterrows():
+        click.echo(
+            f"  Adam baseline {level['algo.name']} on {level['dataset.name']}: "
+            f"{level_text(level.to_dict())}; {level['reason']}"
         )
     runs = f"{plural(len(summary), 'run')}: {_status_counts(summary)}"
     points = plural(len(aggregate), "grid point")
