@@ -16,18 +16,22 @@ from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
     format_number,
+    score_column,
     write_sweep_tables,
 )
 from samrl.results.baselines import LEVEL_RULE, level_rows
 from samrl.results.paper import markdown, score_tables
+from samrl.results.rank_correlation import correlation_rows, rank_correlations
 from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
 from samrl.rundir import (
     AGGREGATE_FILE,
     BASELINES_FILE,
+    RANK_CORRELATION_FILE,
     REPORT_FILE,
     SCORE_FILES,
     SUMMARY_FILE,
     atomic_write,
+    write_csv_atomic,
 )
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
@@ -74,13 +78,23 @@ def write_report(sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed
         plots = plot_sweep(sweep_dir, tables=tables, seed=seed)
     except RunError:
         plots = []  # no run has written a CSV row yet: the report still lists what is planned
-    text = render_report(sweep_dir, tables, plots, n_boot=n_boot)
+    correlations = rank_correlations(
+        tables.summary, sweep_dir, score_column(tables.aggregate), n_boot=n_boot, seed=seed
+    )
+    write_csv_atomic(correlations, sweep_dir / RANK_CORRELATION_FILE)
+    text = render_report(sweep_dir, tables, plots, n_boot=n_boot, correlations=correlations)
     out = sweep_dir / REPORT_FILE
     atomic_write(out, text)
     return out
 
 
-def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n_boot: int) -> str:
+def render_report(
+    sweep_dir: Path,
+    tables: SweepTables,
+    plots: Sequence[Path],
+    n_boot: int,
+    correlations: pd.DataFrame | None = None,
+) -> str:
     """The report's markdown text."""
     spec = read_sweep_spec(sweep_dir) or {}
     summary, aggregate = tables.summary, tables.aggregate
@@ -98,6 +112,7 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
         markdown_table(level_rows(tables.baselines))
         if len(tables.baselines)
         else "_No Adam runs in this sweep: no baseline level._",
+        *_correlation_section(correlations, n_boot),
         "## Paper tables",
         "Final and best score per algorithm, optimizer and dataset (CORL / d3rlpy convention; "
         f"also as {', '.join(f'`{n}`' for n in SCORE_FILES)}, the LaTeX with booktabs).",
@@ -117,6 +132,22 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
 
 
 # --------------------------------------------------------------------------- sections
+
+
+def _correlation_section(correlations: pd.DataFrame | None, n_boot: int) -> list[str]:
+    if correlations is None or correlations.empty:
+        return []
+    score = str(correlations["score"].iloc[0])
+    return [
+        "## Does sharpness rank runs as their scores do?",
+        f"Spearman rank correlation over completed runs between each sharpness measure taken "
+        f"without the environment and `{score}`, with a bootstrap 95% CI resampling runs "
+        f"({n_boot} resamples, seeded); also `{RANK_CORRELATION_FILE}`. The fixed-radius probe "
+        "is its value at the last epoch that measured it; `posthoc_*_worst_case` is the "
+        "worst-case sharpness of the last checkpoint. Negative: flatter runs score higher. "
+        "The pooled row mixes algorithms and datasets; read the per-algorithm rows first.",
+        markdown_table(correlation_rows(correlations)),
+    ]
 
 
 def _first_config(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, Any]:
