@@ -65,6 +65,12 @@ def test_choice_labels() -> None:
 def test_cells_by_hand(sweep: Path) -> None:
     tables = compute_sweep_tables(sweep, n_boot=N_BOOT)
     cells = compute_seed_table(tables, n_boot=N_BOOT).set_index(["algo.name", "choice"])
+    # aggregate.csv: Adam is the baseline of SAM on any network set (optim.networks varies)
+    sam = tables.aggregate[tables.aggregate["optim.name"] == "sam"]
+    assert sam["prob_improvement"].notna().all()
+    assert set(sam["baseline"]) == set(
+        tables.aggregate.loc[tables.aggregate["optim.name"] == "adam", "label"]
+    )
     assert list(dict.fromkeys(cells.index.get_level_values(0))) == ["ddpg", "td3", "bcq"]
     adam = scipy_stats.trim_mean(ADAM_TD3, 0.25)
     for nets, scores in SEED_TD3.items():

@@ -37,15 +37,28 @@ from samrl.rundir import (
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
 VERSION_KEYS = ("version", "d3rlpy", "torch", "python", "device")
+#: Figure file stem (prefix) -> section title; the rest of a stem names the metric and, in a
+#: study split by dataset, the dataset.
 PLOT_TITLES = {
-    "curves.png": "Learning curves (mean over seeds, 95% bootstrap band)",
-    "final_vs_rho.png": "Final score and sharpness against rho (IQM, 95% CI)",
-    "sharpness_vs_score.png": "Sharpness against score, one point per run",
-    "score_vs_steps.png": "Score against training steps, by optimizer variant",
-    "sharpness_vs_steps.png": "Sharpness against training steps, per network",
-    "performance_profile.png": "Performance profiles: fraction of runs above each score",
-    "prob_improvement.png": "Probability of improvement over the baseline (95% CI)",
+    "score_vs_steps": "Score against training steps (mean over seeds, 95% bootstrap band)",
+    "curves": "Against training steps (mean over seeds, 95% bootstrap band)",
+    "final_vs_rho": "Final value per optimizer variant (IQM, 95% CI)",
+    "sharpness_vs_score": "Sharpness against score, one point per run",
+    "performance_profile": "Performance profiles: fraction of runs above each score",
+    "prob_improvement": "Probability of improvement over the baseline (95% CI)",
 }
+
+
+def plot_title(path: Path) -> str:
+    """ "Against training steps (...): critic_loss" for plots/curves_critic_loss.png."""
+    stem = path.stem
+    for prefix, title in PLOT_TITLES.items():
+        if stem == prefix:
+            return title
+        if stem.startswith(prefix + "_"):
+            return f"{title}: {stem.removeprefix(prefix + '_')}"
+    return stem
+
 
 HOW_TO_READ = """\
 - **IQM** (interquartile mean): the mean of the middle half of the runs' scores
@@ -119,10 +132,7 @@ def render_report(
         markdown(score_tables(summary, tables.keys)),
         "## Plots",
         "" if plots else "_No plots yet: no run has written a CSV row._",
-        *(
-            f"### {PLOT_TITLES.get(p.name, p.stem)}\n\n![{p.stem}]({_relative(p, sweep_dir)})"
-            for p in plots
-        ),
+        *(f"### {plot_title(p)}\n\n![{p.stem}]({_relative(p, sweep_dir)})" for p in plots),
     ]
     problems = summary[summary["status"] != "completed"]
     if len(problems):

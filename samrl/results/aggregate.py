@@ -395,7 +395,9 @@ def _point_dict(runs: pd.DataFrame, keys: Sequence[str]) -> dict[str, Any]:
 
 def _find_baseline(index: int, points: list[dict[str, Any]], keys: Sequence[str]) -> int | None:
     """Index of the baseline of points[index] (see the module docstring), or None."""
-    others = [k for k in keys if k not in OPTIM_KEYS]
+    # Which networks SAM steps is part of the optimizer too: Adam is the baseline of SAM on
+    # the actor, on the critic and on both alike.
+    others = [k for k in keys if k not in (*OPTIM_KEYS, "optim.networks")]
     this = points[index]
     same = [
         i

@@ -1,0 +1,390 @@
+"""A sweep's figures on the facet layout of samrl.analysis.facets: rows = algorithm, columns =
+dataset or network set, at most MAX_LINES lines per panel and legend entries per figure.
+
+- `build_metric_figure`: one metric against training steps, mean over seeds per grid point
+  with a 95% bootstrap band (completed and running runs, as in aggregate.csv);
+- `build_final_figure`: a final metric's IQM with its 95% CI against rho (Adam a horizontal
+  black line), or per variant where rho does not vary;
+- `build_scatter_figure`: a sharpness measure against the final score, one point per run,
+  colour = the networks SAM steps, marker = dataset; columns = sharpness measures;
+- `build_profile_figure`: performance profiles of the final score;
+- `build_improvement_figure`: P(improvement) over the baseline with its 95% CI.
+Error bars have no caps, so that each series is one line object.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from samrl import stats
+from samrl.analysis.facets import MARKERS, MAX_LINES, FacetFigure
+from samrl.analysis.styles import ADAM_COLOUR, network_colour, network_label
+from samrl.results.aggregate import SweepTables, grid_points
+from samrl.results.paper import algo_name
+from samrl.results.runs import run_path
+from samrl.sam.variants import is_base
+
+PANEL_W, PANEL_H = 3.6, 2.6
+MIN_WIDTH = 7.5  # room for a legend of three columns below the panels
+WRAP_AFTER, WRAP_COLUMNS = 3, 4
+STEP_LABEL = "training step"
+
+
+def _grid(facet: FacetFigure, columns: Sequence[str] | None = None) -> tuple[Figure, dict]:
+    """Axes by (row, column): rows = algorithms, columns as given. A single column of more
+    than WRAP_AFTER algorithms is wrapped into a grid of up to WRAP_COLUMNS columns instead of
+    one tall strip. Each panel's title names its algorithm (when there are several) and its
+    column; the panels of one algorithm share their y scale."""
+    columns = list(columns if columns is not None else facet.columns)
+    cells = [(row, column) for row in facet.rows for column in columns]
+    wrap = len(columns) == 1 and len(facet.rows) > WRAP_AFTER
+    n_cols = min(WRAP_COLUMNS, len(cells)) if wrap else len(columns)
+    n_rows = math.ceil(len(cells) / n_cols) if wrap else len(facet.rows)
+    figure = Figure(
+        figsize=(max(MIN_WIDTH, PANEL_W * n_cols + 0.6), PANEL_H * n_rows + 1.3),
+        layout="constrained",
+    )
+    FigureCanvasAgg(figure)
+    axes: dict[tuple[str, str], Axes] = {}
+    for k, (row, column) in enumerate(cells):
+        r, c = divmod(k, n_cols) if wrap else (facet.rows.index(row), columns.index(column))
+        first = axes.get((row, columns[0]))
+        ax = figure.add_subplot(n_rows, n_cols, r * n_cols + c + 1, sharey=first)
+        axes[(row, column)] = ax
+        several = len(facet.rows) > 1
+        title = " · ".join(t for t in (row if several else "", column) if t)
+        ax.set_title(title, fontsize="medium", fontweight="bold" if several else "normal")
+        ax.grid(alpha=0.3)
+    return figure, axes
+
+
+def _legend(figure: Figure, axes: dict, handles: dict[str, Line2D] | None = None) -> None:
+    """One legend below the panels when it has at most MAX_LINES entries, else one legend per
+    column (in its top panel), each then holding that column's lines only."""
+    if handles is None:
+        handles = {}
+        for ax in axes.values():
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if not label.startswith("_"):
+                    handles.setdefault(label, handle)
+    if not handles:
+        return
+    if len(handles) <= MAX_LINES:
+        figure.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(3, len(handles)),
+            fontsize="small",
+        )
+        return
+    seen: set[str] = set()
+    for (_, column), ax in axes.items():
+        if column in seen:
+            continue
+        seen.add(column)
+        column_handles = {
+            label: handle
+            for a in (a for (_, c), a in axes.items() if c == column)
+            for handle, label in zip(*a.get_legend_handles_labels(), strict=True)
+        }
+        ax.legend(list(column_handles.values()), list(column_handles), fontsize="x-small")
+
+
+def _runs_of(tables: SweepTables) -> list[pd.DataFrame]:
+    return [runs for _, runs in grid_points(tables.summary, tables.keys)]
+
+
+def build_metric_figure(
+    sweep_dir: Path,
+    tables: SweepTables,
+    metric: str,
+    file_name: str,
+    facet: FacetFigure,
+    seed: int = 0,
+) -> Figure:
+    """`metric` against training steps; one line (mean over seeds) and band per grid point."""
+    from samrl.analysis.plots import (
+        CURVE_STATUSES,
+        mean_with_band,
+        metric_title,
+        metric_unit,
+        read_curve,
+    )
+
+    figure, axes = _grid(facet)
+    runs_by_point = _runs_of(tables)
+    for (row, column), ax in axes.items():
+        panel = facet.panel(row, column)
+        for i in panel.points if panel else []:
+            style = facet.styles[i]
+            curves = [
+                read_curve(run_path(sweep_dir, r.run_dir), metric, file_name)
+                for r in runs_by_point[i].itertuples()
+                if r.status in CURVE_STATUSES
+            ]
+            curves = [c for c in curves if len(c)]
+            if not curves:
+                continue
+            matrix = pd.concat(curves, axis=1).sort_index()
+            mean, low, high = mean_with_band(matrix.to_numpy(dtype=float).T, seed=seed)
+            ax.plot(
+                matrix.index,
+                mean,
+                color=style.colour,
+                linestyle=style.linestyle,
+                label=style.label,
+                linewidth=1.4,
+            )
+            if len(curves) > 1:
+                ax.fill_between(matrix.index, low, high, color=style.colour, alpha=0.15)
+        ax.set_xlabel(STEP_LABEL)
+        ax.set_ylabel(metric_unit(metric), fontsize="small")
+    _legend(figure, axes)
+    figure.suptitle(
+        f"{facet.title}{metric_title(metric)}: mean over seeds, 95% bootstrap band",
+        fontsize="medium",
+    )
+    return figure
+
+
+def _yerr(rows: pd.DataFrame, column: str) -> np.ndarray:
+    centre = rows[f"{column}_iqm"].to_numpy(float)
+    below = centre - rows[f"{column}_ci_low"].to_numpy(float)
+    above = rows[f"{column}_ci_high"].to_numpy(float) - centre
+    return np.clip(np.vstack([below, above]), 0.0, None)
+
+
+def build_final_figure(tables: SweepTables, column: str, facet: FacetFigure) -> Figure:
+    """IQM [95% CI] of `column` (an aggregate metric) per grid point: against rho where the
+    panel's SAM points differ in rho (one series per line style, Adam a black line), else one
+    point per variant."""
+    from samrl.analysis.plots import metric_title, metric_unit
+
+    aggregate = tables.aggregate
+    figure, axes = _grid(facet)
+    for (row, col), ax in axes.items():
+        panel = facet.panel(row, col)
+        if panel is None:
+            continue
+        rows = aggregate.iloc[panel.points]
+        sam = [i for i in panel.points if not is_base(aggregate.iloc[i]["optim.name"])]
+        rhos = pd.to_numeric(aggregate.iloc[sam]["optim.rho"], errors="coerce")
+        if rhos.nunique() > 1:
+            _against_rho(ax, aggregate, panel.points, facet.styles, column)
+        else:
+            for x, i in enumerate(panel.points):
+                style = facet.styles[i]
+                ax.errorbar(
+                    [x],
+                    aggregate.iloc[[i]][f"{column}_iqm"],
+                    yerr=_yerr(aggregate.iloc[[i]], column),
+                    fmt=style.marker,
+                    color=style.colour,
+                    label=style.label,
+                )
+            ax.set_xticks(range(len(rows)), [facet.styles[i].label for i in panel.points])
+            ax.tick_params(axis="x", labelrotation=30, labelsize="small")
+        ax.set_ylabel(metric_unit(column), fontsize="small")
+    _legend(figure, axes)
+    figure.suptitle(
+        f"{facet.title}{metric_title(column)} (IQM over seeds, 95% CI)", fontsize="medium"
+    )
+    return figure
+
+
+def _against_rho(
+    ax: Axes, aggregate: pd.DataFrame, points: list[int], styles: dict, column: str
+) -> None:
+    series: dict[tuple[str, str], list[int]] = {}
+    for i in points:
+        style = styles[i]
+        if is_base(aggregate.iloc[i]["optim.name"]):
+            ax.axhline(
+                aggregate.iloc[i][f"{column}_iqm"],
+                color=ADAM_COLOUR,
+                linestyle=style.linestyle if style.linestyle != "-" else "--",
+                label=style.label,
+                linewidth=1.2,
+            )
+        else:
+            series.setdefault((style.linestyle, style.marker), []).append(i)
+    for (linestyle, marker), members in series.items():
+        rows = aggregate.iloc[members].assign(_rho=lambda f: f["optim.rho"].astype(float))
+        order = np.argsort(rows["_rho"].to_numpy())
+        rows = rows.iloc[order]
+        ax.errorbar(
+            rows["_rho"],
+            rows[f"{column}_iqm"],
+            yerr=_yerr(rows, column),
+            color="dimgrey",
+            linestyle=linestyle,
+            marker="none",
+            zorder=1,
+        )
+        for index, (_, r) in zip(np.asarray(members)[order], rows.iterrows(), strict=True):
+            style = styles[int(index)]
+            ax.scatter(
+                [r["_rho"]],
+                [r[f"{column}_iqm"]],
+                color=style.colour,
+                marker=marker,
+                zorder=3,
+                label=style.label,
+            )
+    sam_rows = [i for i in points if not is_base(aggregate.iloc[i]["optim.name"])]
+    rhos = sorted({float(v) for v in aggregate.iloc[sam_rows]["optim.rho"] if not pd.isna(v)})
+    positive = [r for r in rhos if r > 0]
+    if positive:
+        ax.set_xscale("symlog", linthresh=min(positive))
+        ax.set_xticks(rhos, [f"{r:g}" for r in rhos])
+        ax.minorticks_off()
+    ax.set_xlabel("rho (SAM radius)")
+
+
+def _point_networks(aggregate: pd.DataFrame, i: int) -> list[str]:
+    from samrl.analysis.facets import _networks
+
+    row = aggregate.iloc[i]
+    if is_base(row["optim.name"]):
+        return []
+    return list(_networks(row.get("optim.networks")) or ("actor", "critic"))
+
+
+def build_scatter_figure(tables: SweepTables, columns: Sequence[str], score: str) -> Figure | None:
+    """Each sharpness column against the final score, one point per completed run: rows =
+    algorithm, columns = sharpness measure; colour = the networks SAM steps (Adam black),
+    marker = dataset."""
+    from samrl.analysis.plots import metric_title, metric_unit
+
+    aggregate = tables.aggregate
+    if not columns:
+        return None
+    algos = list(dict.fromkeys(aggregate["algo.name"])) if "algo.name" in aggregate else [""]
+    datasets = (
+        list(dict.fromkeys(aggregate["dataset.name"])) if "dataset.name" in aggregate else [""]
+    )
+    facet = FacetFigure(
+        "", "", [algo_name(a) for a in algos], [metric_title(c) for c in columns], {}, {}
+    )
+    figure, axes = _grid(facet)
+    handles: dict[str, Line2D] = {}
+    for i, runs in enumerate(_runs_of(tables)):
+        done = runs[runs["status"] == "completed"]
+        if done.empty:
+            continue
+        nets = _point_networks(aggregate, i)
+        colour = network_colour(nets)
+        row = aggregate.iloc[i]
+        d = datasets.index(row["dataset.name"]) if "dataset.name" in row else 0
+        marker = MARKERS[d % len(MARKERS)]
+        label = network_label(nets)
+        handles.setdefault(
+            label, Line2D([], [], color=colour, marker="o", linestyle="none", label=label)
+        )
+        if len(datasets) > 1:
+            name = str(datasets[d])
+            handles.setdefault(
+                name, Line2D([], [], color="grey", marker=marker, linestyle="none", label=name)
+            )
+        for column in columns:
+            ax = axes[(algo_name(row.get("algo.name", "")), metric_title(column))]
+            ax.scatter(done[column], done[score], color=colour, marker=marker, s=22, alpha=0.8)
+    for (_, title), ax in axes.items():
+        column = columns[[metric_title(c) for c in columns].index(title)]
+        ax.set_xlabel(metric_unit(column), fontsize="small")
+        ax.set_ylabel(metric_unit(score), fontsize="small")
+    _legend(figure, axes, handles)
+    figure.suptitle(
+        f"Sharpness against {metric_title(score).lower()}, one point per run", fontsize="medium"
+    )
+    return figure
+
+
+def build_profile_figure(
+    tables: SweepTables, score: str, facet: FacetFigure, n_boot: int = 1000, seed: int = 0
+) -> Figure | None:
+    """Performance profiles of the final score per grid point (fraction of completed runs above
+    each threshold, 95% bootstrap band)."""
+    from samrl.analysis.plots import metric_title, metric_unit
+
+    summary = tables.summary
+    done = summary[summary["status"] == "completed"]
+    values = pd.to_numeric(done[score], errors="coerce").dropna()
+    if values.empty:
+        return None
+    taus = np.linspace(float(values.min()), float(values.max()), 101)
+    figure, axes = _grid(facet)
+    runs_by_point = _runs_of(tables)
+    for (row, column), ax in axes.items():
+        panel = facet.panel(row, column)
+        for i in panel.points if panel else []:
+            runs = runs_by_point[i]
+            scores = pd.to_numeric(runs.loc[runs["status"] == "completed", score], errors="coerce")
+            scores = scores.dropna().to_numpy(float)
+            if not scores.size:
+                continue
+            style = facet.styles[i]
+            fraction, low, high = stats.performance_profile(scores, taus, n_boot=n_boot, seed=seed)
+            ax.plot(
+                taus, fraction, color=style.colour, linestyle=style.linestyle, label=style.label
+            )
+            ax.fill_between(taus, low, high, color=style.colour, alpha=0.12)
+        ax.set_xlabel(f"threshold: {metric_unit(score)}", fontsize="small")
+        ax.set_ylabel("fraction of runs above", fontsize="small")
+    _legend(figure, axes)
+    figure.suptitle(
+        f"{facet.title}Performance profile of the {metric_title(score).lower()} (95% CI)",
+        fontsize="medium",
+    )
+    return figure
+
+
+def build_improvement_figure(tables: SweepTables, facet: FacetFigure) -> Figure | None:
+    """P(improvement) of each grid point over its baseline with its 95% CI; 0.5 = no
+    difference."""
+    from samrl.analysis.plots import metric_title
+
+    aggregate = tables.aggregate
+    if "prob_improvement" not in aggregate or aggregate["prob_improvement"].isna().all():
+        return None
+    figure, axes = _grid(facet)
+    for (row, column), ax in axes.items():
+        panel = facet.panel(row, column)
+        shown = [
+            i
+            for i in (panel.points if panel else [])
+            if not pd.isna(aggregate.iloc[i]["prob_improvement"])
+        ]
+        for y, i in enumerate(shown):
+            r = aggregate.iloc[i]
+            centre = float(r["prob_improvement"])
+            low, high = float(r["prob_improvement_ci_low"]), float(r["prob_improvement_ci_high"])
+            xerr = None
+            if math.isfinite(low) and math.isfinite(high):
+                xerr = [[max(0.0, centre - low)], [max(0.0, high - centre)]]
+            style = facet.styles[i]
+            ax.errorbar(
+                centre, y, xerr=xerr, fmt=style.marker, color=style.colour, label=style.label
+            )
+        ax.set_yticks(range(len(shown)), [facet.styles[i].label for i in shown], fontsize="small")
+        ax.set_ylim(-0.6, max(len(shown), 1) - 0.4)
+        ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_xlabel("P(better than the baseline)", fontsize="small")
+    score = str(aggregate["prob_improvement_metric"].iloc[0])
+    figure.suptitle(
+        f"{facet.title}Probability of improvement over the baseline, "
+        f"{metric_title(score).lower()} (95% CI)",
+        fontsize="medium",
+    )
+    return figure
