@@ -16,6 +16,7 @@ or one SAM variant, by radius when the lines are radii; the same everywhere in a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -84,15 +85,32 @@ class _Point:
     sam: tuple[str, ...]  # networks SAM steps; () for Adam
     rho: float
     other: str  # other varying grid values, as text
+    hidden: bool = False  # nothing to plot (a run not started: its dataset is unknown)
 
     @property
     def adam(self) -> bool:
         return not self.sam
 
 
+def _text(value: Any) -> str | None:
+    return None if is_missing(value) else str(value)
+
+
 def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
+    # Other grid keys name a line only where they vary within one algorithm and dataset (a
+    # key that only differs between algorithms, such as an algorithm's own encoder, does not)
+    cell = [
+        (_text(row.get("algo.name")), _text(row.get("dataset.name")))
+        for _, row in aggregate.iterrows()
+    ]
     others = [
-        k for k in keys if k not in PLACED and len({group_key([v]) for v in aggregate[k]}) > 1
+        k
+        for k in keys
+        if k not in PLACED
+        and any(
+            len({group_key([v]) for v, c in zip(aggregate[k], cell, strict=True) if c == here}) > 1
+            for here in set(cell)
+        )
     ]
     points = []
     for _, row in aggregate.iterrows():
@@ -101,8 +119,8 @@ def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
         rho = pd.to_numeric(pd.Series([row.get("optim.rho")]), errors="coerce").iloc[0]
         points.append(
             _Point(
-                algo=str(row.get("algo.name", "")) if "algo.name" in row else "",
-                dataset=str(row.get("dataset.name", "")) if "dataset.name" in row else "",
+                algo=_text(row.get("algo.name")) or "",
+                dataset=_text(row.get("dataset.name")) or "",
                 sam=() if base else networks,
                 rho=float(rho) if not base and pd.notna(rho) else math.nan,
                 other=" ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in others),
@@ -123,11 +141,15 @@ def facet_layout(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[FacetFigu
     """The figures (usually one) a sweep's grid points are laid out in; see the module
     docstring."""
     points = _points(aggregate, keys)
-    sam_points = [p for p in points if not p.adam]
+    if any(p.dataset for p in points):
+        # a run not started yet has no config to say its dataset: it has nothing to plot
+        points = [p if p.dataset else dataclasses.replace(p, hidden=True) for p in points]
+    visible = [p for p in points if not p.hidden]
+    sam_points = [p for p in visible if not p.adam]
     network_sets = list(dict.fromkeys(p.sam for p in sam_points))
     rhos = sorted({p.rho for p in sam_points if not math.isnan(p.rho)})
-    datasets = list(dict.fromkeys(p.dataset for p in points))
-    algos = list(dict.fromkeys(p.algo for p in points))
+    datasets = list(dict.fromkeys(p.dataset for p in visible))
+    algos = list(dict.fromkeys(p.algo for p in visible))
     network_study = len(network_sets) > 1 and len(rhos) > 1
     if network_study:
         lines_per_dataset = len(rhos) + any(p.adam for p in points)
@@ -152,7 +174,7 @@ def _network_figure(
     styles: dict[int, LineStyle] = {}
     panels: dict[tuple[str, str], Panel] = {}
     for i, p in enumerate(points):
-        if p.dataset not in datasets:
+        if p.hidden or p.dataset not in datasets:
             continue
         d = datasets.index(p.dataset)
         where = f"{p.dataset} " if len(datasets) > 1 else ""
@@ -189,6 +211,8 @@ def _dataset_figure(
     styles: dict[int, LineStyle] = {}
     variants: list[str] = []
     for i, p in enumerate(points):
+        if p.hidden:
+            continue
         if p.adam:
             label, colour = "Adam", ADAM_COLOUR
         else:
@@ -220,7 +244,7 @@ def _dataset_figure(
             column = dataset if len(chunks) == 1 else f"{dataset} ({c + 1}/{len(chunks)})"
             columns.append(column)
             for i, p in enumerate(points):
-                if p.dataset == dataset and styles[i].label in members:
+                if not p.hidden and p.dataset == dataset and styles[i].label in members:
                     row = algo_name(p.algo)
                     panels.setdefault((row, column), Panel(row, column)).points.append(i)
     if len(chunks) > 1:  # distinct colours within each chunk; the legend is per column then

@@ -55,9 +55,11 @@ def _grid(facet: FacetFigure, columns: Sequence[str] | None = None) -> tuple[Fig
     )
     FigureCanvasAgg(figure)
     axes: dict[tuple[str, str], Axes] = {}
+    if facet.panels and not wrap:  # no panel where an algorithm has no run on a dataset
+        cells = [cell for cell in cells if cell in facet.panels]
     for k, (row, column) in enumerate(cells):
         r, c = divmod(k, n_cols) if wrap else (facet.rows.index(row), columns.index(column))
-        first = axes.get((row, columns[0]))
+        first = next((a for (r_, _), a in axes.items() if r_ == row), None)
         ax = figure.add_subplot(n_rows, n_cols, r * n_cols + c + 1, sharey=first)
         axes[(row, column)] = ax
         several = len(facet.rows) > 1
@@ -147,6 +149,16 @@ def build_metric_figure(
             )
             if len(curves) > 1:
                 ax.fill_between(matrix.index, low, high, color=style.colour, alpha=0.15)
+        if not ax.lines:
+            ax.text(
+                0.5,
+                0.5,
+                "no run has\nthis metric yet",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="grey",
+            )
         ax.set_xlabel(STEP_LABEL)
         ax.set_ylabel(metric_unit(metric), fontsize="small")
     _legend(figure, axes)
