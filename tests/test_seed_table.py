@@ -126,7 +126,10 @@ def test_command_writes_tables_and_figure(sweep: Path) -> None:
     assert "no claim: agrees (SAM higher)" in text
     assert "TD3 on pendulum-replay: learns" in text
     frame = pd.read_csv(sweep / "seed_table.csv")
-    assert len(frame) == 4 + 2 + 3
+    assert len(frame) == 4 + 4 + 3  # DDPG: SAM/Adam and SAM/SAM are rows of the seed's, not run
+    not_run = frame[frame["agreement"] == "not run"]
+    assert list(not_run["choice"]) == ["SAM/Adam", "SAM/SAM"] and (not_run["n"] == 0).all()
+    assert list(not_run["seed_return"]) == [-1331, -1037]
     assert "\\begin{tabular}" in (sweep / "seed_table.tex").read_text()
 
 

@@ -13,7 +13,8 @@ all-Adam whatever its `optim.networks`. Per (algorithm, dataset, choice), over c
 - the seed's one-seed return and its difference from the seed's all-Adam;
 - the direction: ours is "higher" / "lower" only when the CI of the difference excludes 0,
   else "none"; the seed's is the sign of its difference. `agreement` is agrees / disagrees /
-  indistinguishable (ours "none"), blank where the seed reported nothing;
+  indistinguishable (ours "none"), blank where the seed reported nothing, "not run" for a
+  choice the seed reported that has no completed run (a row with n = 0);
 - the row's Adam level (samrl.results.baselines): in a row whose baseline does not learn,
   `claim` is False and the SAM differences count as no claim.
 
@@ -43,6 +44,7 @@ from samrl.sam.variants import is_base
 SCORE = "final_normalized_score"
 HIGHER, LOWER, NONE = "higher", "lower", "none"
 AGREES, DISAGREES, INDISTINGUISHABLE = "agrees", "disagrees", "indistinguishable"
+NOT_RUN = "not run"  # a choice the seed reported that the sweep has no completed run of
 COLUMNS = (
     "algo.name",
     "dataset.name",
@@ -174,13 +176,19 @@ def _row_cells(
     order = choice_order(algo)
     all_adam = order[0]
     present = list(dict.fromkeys(runs["choice"]))
-    choices = [c for c in order if c in present] + [c for c in present if c not in order]
+    # a choice the seed reported but the sweep did not run is a row too: "not run"
+    reported = set(SEED_RETURNS.get(algo, {}))
+    choices = [c for c in order if c in present or c in reported]
+    choices += [c for c in present if c not in order]
     level = level_of(levels, algo, dataset)
     verdict = None if level is None else level["verdict"]
     adam = _scores(runs[runs["choice"] == all_adam])
     seed_adam = seed_return(algo, all_adam)
     cells = []
     for choice in choices:
+        if choice not in present:
+            cells.append(_not_run(algo, dataset, choice, verdict))
+            continue
         x = _scores(runs[runs["choice"] == choice])
         values = x.to_numpy(float)
         low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
@@ -209,6 +217,23 @@ def _row_cells(
             cell["agreement"] = _agreement(cell["direction"], cell["seed_direction"])
         cells.append(cell)
     return cells
+
+
+def _not_run(algo: str, dataset: str, choice: str, verdict: str | None) -> dict[str, Any]:
+    theirs, seed_adam = seed_return(algo, choice), seed_return(algo, choice_order(algo)[0])
+    sam = {n for n, c in zip(choice_networks(algo), choice.split("/"), strict=True) if c == "SAM"}
+    return {
+        "algo.name": algo,
+        "dataset.name": dataset,
+        "choice": choice,
+        "sam_networks": "+".join(n for n in NETWORK_ORDER if n in sam),
+        "n": 0,
+        "seed_return": theirs,
+        "seed_diff": None if theirs is None or seed_adam is None else theirs - seed_adam,
+        "agreement": NOT_RUN,
+        "adam_level": verdict,
+        "claim": False,
+    }
 
 
 def _versus(x: pd.Series, y: pd.Series, n_boot: int, seed: int) -> dict[str, Any]:
@@ -251,6 +276,8 @@ def _interval(row: pd.Series, prefix: str, digits: int = 1, signed: bool = False
 
 
 def _direction_text(row: pd.Series) -> str:
+    if row.get("agreement") == NOT_RUN:
+        return NOT_RUN
     if pd.isna(row.get("direction")):
         return ""
     ours = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[row["direction"]]
