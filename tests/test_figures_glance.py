@@ -107,3 +107,23 @@ def test_network_study_columns_and_colours(tmp_path: Path, monkeypatch: pytest.M
     for ax in figure.axes:
         colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
         assert colours["Adam"] == "black" and len(colours) == 4
+
+
+def test_adam_only_pilot_final_scores_in_one_panel_per_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    algos = ["td3_plus_bc", "cql", "ddpg", "td3", "sac", "awac", "iql", "bcq"]
+    points = [Point(a, [50.0 + k, 60.0 + k]) for k, a in enumerate(algos)]
+    points.append(Point("cql", [70.0, 71.0], dataset="pendulum-medium"))
+    made = figures_of(write_point_sweep(tmp_path / "pilot", points), monkeypatch)
+    final = made["final_vs_rho.png"]
+    assert [ax.get_title() for ax in final.axes] == ["pendulum-replay", "pendulum-medium"]
+    replay = final.axes[0]
+    labels = [t.get_text() for t in replay.get_xticklabels()]
+    assert labels == ["TD3+BC", "CQL", "DDPG", "TD3", "SAC", "AWAC", "IQL", "BCQ"]
+    assert len(replay.get_lines()) <= MAX
+    # the points are the IQMs (two seeds: the mean), algorithm by algorithm
+    from matplotlib.collections import PathCollection
+
+    centres = [c.get_offsets()[0][1] for c in replay.collections if isinstance(c, PathCollection)]
+    assert centres == pytest.approx([55.0 + k for k in range(len(algos))])

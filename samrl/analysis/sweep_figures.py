@@ -183,6 +183,8 @@ def build_final_figure(tables: SweepTables, column: str, facet: FacetFigure) -> 
     from samrl.analysis.plots import metric_title, metric_unit
 
     aggregate = tables.aggregate
+    if facet.panels and all(len(p.points) == 1 for p in facet.panels.values()):
+        return _final_by_algorithm(tables, column, facet)
     figure, axes = _grid(facet)
     for (row, col), ax in axes.items():
         panel = facet.panel(row, col)
@@ -210,6 +212,46 @@ def build_final_figure(tables: SweepTables, column: str, facet: FacetFigure) -> 
     _legend(figure, axes)
     figure.suptitle(
         f"{facet.title}{metric_title(column)} (IQM over seeds, 95% CI)", fontsize="medium"
+    )
+    return figure
+
+
+def _final_by_algorithm(tables: SweepTables, column: str, facet: FacetFigure) -> Figure:
+    """One point per algorithm (a sweep of one optimizer variant, e.g. a pilot of Adam
+    baselines): one panel per column with the algorithms along x, rather than a panel each."""
+    from samrl.analysis.plots import metric_title, metric_unit
+
+    aggregate = tables.aggregate
+    width = max(MIN_WIDTH / max(1, len(facet.columns)), 0.7 * len(facet.rows) + 1.5)
+    figure = Figure(figsize=(width * len(facet.columns), PANEL_H + 1.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    first = None
+    for c, col in enumerate(facet.columns):
+        ax = figure.add_subplot(1, len(facet.columns), c + 1, sharey=first)
+        first = first or ax
+        rows = [r for r in facet.rows if facet.panel(r, col) is not None]
+        index = [facet.panels[(r, col)].points[0] for r in rows]
+        values = aggregate.iloc[index]
+        # one errorbar call for the whole panel: one line object, whatever the algorithms
+        ax.errorbar(
+            range(len(rows)),
+            values[f"{column}_iqm"],
+            yerr=_yerr(values, column),
+            fmt="none",
+            ecolor="dimgrey",
+        )
+        for x, i in enumerate(index):
+            style = facet.styles[i]
+            ax.scatter([x], [aggregate.iloc[i][f"{column}_iqm"]], color=style.colour, zorder=3)
+        ax.set_xticks(range(len(rows)), rows, rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        ax.set_title(col, fontsize="medium")
+        ax.set_ylabel(metric_unit(column), fontsize="small")
+        ax.grid(alpha=0.3)
+    labels = list(dict.fromkeys(s.label for s in facet.styles.values()))
+    figure.suptitle(
+        f"{facet.title}{metric_title(column)} (IQM over seeds, 95% CI): {', '.join(labels)}",
+        fontsize="medium",
     )
     return figure
 
