@@ -50,7 +50,8 @@ def build_seed_table_figure(cells: pd.DataFrame) -> Figure:
             ax.set_title(f"{dataset}: choices written {'/'.join(nets)}", fontsize="medium")
     figure.suptitle(
         "SAM vs all-Adam: Δ final normalized score (IQM, 95% CI, n seeds)\n"
-        "filled: CI excludes 0; grey rows: Adam does not learn (no claim)",
+        "filled: CI excludes 0; grey rows: no claim "
+        "(the Adam baseline does not learn or is unassessed)",
         fontsize="medium",
     )
     return figure
