@@ -98,3 +98,5 @@ def test_rank_correlations_of_a_sweep(tmp_path: Path) -> None:
     assert "## Does sharpness rank runs as their scores do?" in text
     assert "`critic_rho0.05_sharpness` | TD3 | 12 |" in text
     assert (sweep / "rank_correlation.csv").is_file()
+    assert "Each final score averages the returns of 10 episodes (24 runs)" in text
+    assert "## Adam baselines: do they learn?" in text

@@ -118,7 +118,7 @@ def render_report(
         "## What was run",
         _what_was_run(sweep_dir, spec, first_config, summary, tables.keys),
         "## Results",
-        _results_intro(aggregate),
+        _results_intro(aggregate) + " " + _episodes_text(sweep_dir, summary),
         markdown_table(_result_rows(aggregate)),
         "## Adam baselines: do they learn?",
         LEVEL_RULE + f" Per algorithm and dataset (also `{BASELINES_FILE}`):",
@@ -281,6 +281,25 @@ def _results_intro(aggregate: pd.DataFrame) -> str:
         f"Score: `{score}` at the last evaluation. IQM [95% CI] over completed runs; "
         "P(improvement) is against the baseline named beside it. Full numbers: "
         f"`{AGGREGATE_FILE}` (one row per grid point) and `{SUMMARY_FILE}` (one row per run)."
+    )
+
+
+def _episodes_text(sweep_dir: Path, summary: pd.DataFrame) -> str:
+    """How many episodes each run's final evaluation averaged (train.eval_episodes)."""
+    from samrl.results.baselines import MIN_EVAL_EPISODES
+    from samrl.results.runs import get_path
+
+    counts: dict[int, int] = {}
+    for relative in summary["run_dir"]:
+        episodes = get_path(read_config(run_path(sweep_dir, relative)), "train.eval_episodes")
+        if isinstance(episodes, int):
+            counts[episodes] = counts.get(episodes, 0) + 1
+    if not counts:
+        return "The number of evaluation episodes is not recorded (no config.yaml yet)."
+    text = ", ".join(f"{e} episodes ({n} runs)" for e, n in sorted(counts.items()))
+    few = min(counts) < MIN_EVAL_EPISODES
+    return f"Each final score averages the returns of {text} (train.eval_episodes)" + (
+        f"; fewer than {MIN_EVAL_EPISODES} episodes make a noisy score." if few else "."
     )
 
 
