@@ -17,7 +17,6 @@ or one SAM variant, by radius when the lines are radii; the same everywhere in a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import pandas as pd
 from samrl.analysis.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
 from samrl.results.labels import group_key, is_missing
 from samrl.results.paper import algo_name
+from samrl.results.seed_table import sam_networks
 from samrl.sam.variants import is_base
 
 MAX_LINES = 6
@@ -67,15 +67,11 @@ class FacetFigure:
         return self.panels.get((row, column))
 
 
-def _networks(value: Any) -> tuple[str, ...]:
+def networks_of(value: Any) -> tuple[str, ...]:
+    """An optim.networks value (a list, or its JSON text in summary tables) as sorted names."""
     if is_missing(value):
         return ()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return (value,)
-    return tuple(sorted(str(v) for v in value)) if isinstance(value, list | tuple) else ()
+    return tuple(sorted(sam_networks("sam", value)))
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
     points = []
     for _, row in aggregate.iterrows():
         base = is_base(row.get("optim.name"))
-        networks = _networks(row.get("optim.networks")) or ("all",)
+        networks = networks_of(row.get("optim.networks")) or ("all",)
         rho = pd.to_numeric(pd.Series([row.get("optim.rho")]), errors="coerce").iloc[0]
         points.append(
             _Point(

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from samrl import stats
-from samrl.analysis.facets import MARKERS, MAX_LINES, FacetFigure
+from samrl.analysis.facets import MARKERS, MAX_LINES, FacetFigure, networks_of
 from samrl.analysis.styles import ADAM_COLOUR, network_colour, network_label
 from samrl.results.aggregate import SweepTables, grid_points
 from samrl.results.paper import algo_name
@@ -306,12 +306,10 @@ def _against_rho(
 
 
 def _point_networks(aggregate: pd.DataFrame, i: int) -> list[str]:
-    from samrl.analysis.facets import _networks
-
     row = aggregate.iloc[i]
     if is_base(row["optim.name"]):
         return []
-    return list(_networks(row.get("optim.networks")) or ("actor", "critic"))
+    return list(networks_of(row.get("optim.networks")) or ("actor", "critic"))
 
 
 def build_scatter_figure(tables: SweepTables, columns: Sequence[str], score: str) -> Figure | None:
