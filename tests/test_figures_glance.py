@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from sweep_factory import Point, write_point_sweep
 
 from samrl.analysis import plots
+from samrl.analysis.sweep_figures import plot_sweep
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.seed_reference import SEED_RETURNS
 from samrl.results.seed_table import choice_networks
@@ -66,7 +67,7 @@ def figures_of(sweep: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Figure
         return Path(out)
 
     monkeypatch.setattr(plots, "save", keep)
-    plots.plot_sweep(sweep, tables=compute_sweep_tables(sweep, n_boot=50))
+    plot_sweep(sweep, tables=compute_sweep_tables(sweep, n_boot=50))
     return made
 
 

@@ -16,13 +16,13 @@ from samrl.analysis.plots import (
     build_run_figure,
     mean_with_band,
     plot_run,
-    plot_sweep,
 )
 from samrl.analysis.report import write_report
 from samrl.analysis.sweep_figures import (
     build_final_figure,
     build_metric_figure,
     build_scatter_figure,
+    plot_sweep,
 )
 from samrl.errors import RunError, SamrlError
 from samrl.results.aggregate import compute_sweep_tables
@@ -235,8 +235,9 @@ def test_final_figure_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: 
     tables = compute_sweep_tables(tmp_path / "one", n_boot=N_BOOT)
     figure = build_final_figure(tables, "final_normalized_score", _facet(tables))
     for ax in figure.axes:
-        assert ax.containers, ax.get_title()  # an errorbar point, not just a baseline line
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["Adam"]
+        assert ax.containers and ax.collections, ax.get_title()  # a point with its CI
+        # one point per panel: the algorithm along x (the compact final figure)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["CQL"]
 
 
 def test_dqn_loss_gets_its_panel() -> None:

@@ -25,9 +25,8 @@ from typing import Any
 import pandas as pd
 
 from samrl.analysis.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
-from samrl.results.labels import group_key, is_missing
+from samrl.results.labels import group_key, is_missing, sam_networks
 from samrl.results.paper import algo_name
-from samrl.results.seed_table import sam_networks
 from samrl.sam.variants import is_base
 
 MAX_LINES = 6

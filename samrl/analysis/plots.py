@@ -28,7 +28,6 @@ from samrl.networks import TITLES
 from samrl.results.aggregate import (
     SHARPNESS_SUFFIX,
     SweepTables,
-    compute_sweep_tables,
 )
 from samrl.results.runs import (
     find_runs,
@@ -262,75 +261,6 @@ def vs_rho_columns(aggregate: pd.DataFrame) -> list[str]:
         and aggregate[c].notna().any()
     ]
     return [score, *_comparable(sharpness)]
-
-
-def plot_sweep(
-    sweep_dir: Path,
-    metrics: Sequence[str] | None = None,
-    out_dir: Path | None = None,
-    tables: SweepTables | None = None,
-    seed: int = 0,
-) -> list[Path]:
-    """Save a sweep's figures into `out_dir` (default `<sweep_dir>/plots`), each on the facet
-    layout of samrl.analysis.facets (rows = algorithm, columns = dataset or network set, at
-    most 6 lines per panel and legend entries per figure), per layout figure (a study whose
-    datasets do not fit one figure gets one per dataset, `_<dataset>` in the name):
-    score_vs_steps, curves_<metric> (each other metric; with `metrics`, those only),
-    final_vs_rho (the score) and final_vs_rho_<sharpness> (fixed-radius sharpness when
-    measured), performance_profile, prob_improvement; then sharpness_vs_score. Returns the
-    PNG files (each has a PDF beside it)."""
-    from samrl.analysis import sweep_figures as figures
-    from samrl.analysis.facets import facet_layout
-
-    sweep_dir = Path(sweep_dir)
-    tables = tables if tables is not None else compute_sweep_tables(sweep_dir, seed=seed)
-    out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "plots"
-    available = sweep_metrics(sweep_dir, tables)
-    chosen = resolve_metrics(metrics, list(available))
-    score_curve = [m for m in ("normalized_score", "return_mean") if m in available][:1]
-    if metrics is None:
-        chosen = [*score_curve, *(m for m in chosen if m not in score_curve)]
-    score, *sharpness = vs_rho_columns(tables.aggregate)
-    written: list[Path] = []
-    for facet in facet_layout(tables.aggregate, tables.keys):
-        end = f"{facet.suffix}.png"
-        for metric in chosen:
-            name = (
-                "score_vs_steps"
-                if metrics is None and [metric] == score_curve
-                else f"curves_{metric}"
-            )
-            figure = figures.build_metric_figure(
-                sweep_dir, tables, metric, available[metric], facet, seed
-            )
-            written.append(save(figure, out_dir / f"{name}{end}"))
-        written.append(
-            save(figures.build_final_figure(tables, score, facet), out_dir / f"final_vs_rho{end}")
-        )
-        for column in sharpness:
-            figure = figures.build_final_figure(tables, column, facet)
-            written.append(
-                save(figure, out_dir / f"final_vs_rho_{column.removesuffix('_last10')}{end}")
-            )
-        profile = figures.build_profile_figure(tables, score, facet, seed=seed)
-        if profile is not None:
-            written.append(save(profile, out_dir / f"{PROFILE_FILE.removesuffix('.png')}{end}"))
-        improvement = figures.build_improvement_figure(tables, facet)
-        if improvement is not None:
-            name = f"{IMPROVEMENT_FILE.removesuffix('.png')}{end}"
-            written.append(save(improvement, out_dir / name))
-    scatter_columns = _comparable(
-        [
-            c
-            for c in tables.summary
-            if (c.endswith(SHARPNESS_SUFFIX) or c.endswith("_worst_case"))
-            and tables.summary[c].notna().any()
-        ]
-    )
-    scatter = figures.build_scatter_figure(tables, scatter_columns, score)
-    if scatter is not None:
-        written.append(save(scatter, out_dir / SCATTER_FILE))
-    return written
 
 
 def is_sweep_dir(path: Path) -> bool:

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from samrl import stats
-from samrl.analysis.plots import plot_sweep, vs_rho_columns
+from samrl.analysis.plots import vs_rho_columns
+from samrl.analysis.sweep_figures import plot_sweep
 from samrl.errors import RunError
 from samrl.results.aggregate import (
     SweepTables,

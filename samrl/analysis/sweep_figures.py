@@ -15,6 +15,7 @@ Error bars have no caps, so that each series is one line object.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,9 +27,26 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from samrl import stats
-from samrl.analysis.facets import MARKERS, MAX_LINES, FacetFigure, networks_of
+from samrl.analysis import plots
+from samrl.analysis.facets import MARKERS, MAX_LINES, FacetFigure, facet_layout, networks_of
+from samrl.analysis.plots import (
+    CURVE_STATUSES,
+    IMPROVEMENT_FILE,
+    PROFILE_FILE,
+    SCATTER_FILE,
+    SHARPNESS_SUFFIX,
+    VS_RHO_FILE,
+    _comparable,
+    mean_with_band,
+    metric_title,
+    metric_unit,
+    read_curve,
+    resolve_metrics,
+    sweep_metrics,
+    vs_rho_columns,
+)
 from samrl.analysis.styles import ADAM_COLOUR, network_colour, network_label
-from samrl.results.aggregate import SweepTables, grid_points
+from samrl.results.aggregate import SweepTables, compute_sweep_tables, grid_points
 from samrl.results.paper import algo_name
 from samrl.results.runs import run_path
 from samrl.sam.variants import is_base
@@ -115,13 +133,6 @@ def build_metric_figure(
     seed: int = 0,
 ) -> Figure:
     """`metric` against training steps; one line (mean over seeds) and band per grid point."""
-    from samrl.analysis.plots import (
-        CURVE_STATUSES,
-        mean_with_band,
-        metric_title,
-        metric_unit,
-        read_curve,
-    )
 
     figure, axes = _grid(facet)
     runs_by_point = _runs_of(tables)
@@ -180,7 +191,6 @@ def build_final_figure(tables: SweepTables, column: str, facet: FacetFigure) -> 
     """IQM [95% CI] of `column` (an aggregate metric) per grid point: against rho where the
     panel's SAM points differ in rho (one series per line style, Adam a black line), else one
     point per variant."""
-    from samrl.analysis.plots import metric_title, metric_unit
 
     aggregate = tables.aggregate
     if facet.panels and all(len(p.points) == 1 for p in facet.panels.values()):
@@ -219,7 +229,6 @@ def build_final_figure(tables: SweepTables, column: str, facet: FacetFigure) -> 
 def _final_by_algorithm(tables: SweepTables, column: str, facet: FacetFigure) -> Figure:
     """One point per algorithm (a sweep of one optimizer variant, e.g. a pilot of Adam
     baselines): one panel per column with the algorithms along x, rather than a panel each."""
-    from samrl.analysis.plots import metric_title, metric_unit
 
     aggregate = tables.aggregate
     width = max(MIN_WIDTH / max(1, len(facet.columns)), 0.7 * len(facet.rows) + 1.5)
@@ -316,7 +325,6 @@ def build_scatter_figure(tables: SweepTables, columns: Sequence[str], score: str
     """Each sharpness column against the final score, one point per completed run: rows =
     algorithm, columns = sharpness measure; colour = the networks SAM steps (Adam black),
     marker = dataset."""
-    from samrl.analysis.plots import metric_title, metric_unit
 
     aggregate = tables.aggregate
     if not columns:
@@ -367,7 +375,6 @@ def build_profile_figure(
 ) -> Figure | None:
     """Performance profiles of the final score per grid point (fraction of completed runs above
     each threshold, 95% bootstrap band)."""
-    from samrl.analysis.plots import metric_title, metric_unit
 
     summary = tables.summary
     done = summary[summary["status"] == "completed"]
@@ -404,7 +411,6 @@ def build_profile_figure(
 def build_improvement_figure(tables: SweepTables, facet: FacetFigure) -> Figure | None:
     """P(improvement) of each grid point over its baseline with its 95% CI; 0.5 = no
     difference."""
-    from samrl.analysis.plots import metric_title
 
     aggregate = tables.aggregate
     if "prob_improvement" not in aggregate or aggregate["prob_improvement"].isna().all():
@@ -440,3 +446,70 @@ def build_improvement_figure(tables: SweepTables, facet: FacetFigure) -> Figure 
         fontsize="medium",
     )
     return figure
+
+
+def plot_sweep(
+    sweep_dir: Path,
+    metrics: Sequence[str] | None = None,
+    out_dir: Path | None = None,
+    tables: SweepTables | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Save a sweep's figures into `out_dir` (default `<sweep_dir>/plots`), each on the facet
+    layout of samrl.analysis.facets (rows = algorithm, columns = dataset or network set, at
+    most 6 lines per panel and legend entries per figure), per layout figure (a study whose
+    datasets do not fit one figure gets one per dataset, `_<dataset>` in the name):
+    score_vs_steps, curves_<metric> (each other metric; with `metrics`, those only),
+    final_vs_rho (the score) and final_vs_rho_<sharpness> (fixed-radius sharpness when
+    measured), performance_profile, prob_improvement; then sharpness_vs_score. Returns the
+    PNG files (each has a PDF beside it)."""
+    figures = sys.modules[__name__]
+    sweep_dir = Path(sweep_dir)
+    tables = tables if tables is not None else compute_sweep_tables(sweep_dir, seed=seed)
+    out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "plots"
+    available = sweep_metrics(sweep_dir, tables)
+    chosen = resolve_metrics(metrics, list(available))
+    score_curve = [m for m in ("normalized_score", "return_mean") if m in available][:1]
+    if metrics is None:
+        chosen = [*score_curve, *(m for m in chosen if m not in score_curve)]
+    score, *sharpness = vs_rho_columns(tables.aggregate)
+    written: list[Path] = []
+    for facet in facet_layout(tables.aggregate, tables.keys):
+        end = f"{facet.suffix}.png"
+        for metric in chosen:
+            name = (
+                "score_vs_steps"
+                if metrics is None and [metric] == score_curve
+                else f"curves_{metric}"
+            )
+            figure = figures.build_metric_figure(
+                sweep_dir, tables, metric, available[metric], facet, seed
+            )
+            written.append(plots.save(figure, out_dir / f"{name}{end}"))
+        figure = figures.build_final_figure(tables, score, facet)
+        written.append(plots.save(figure, out_dir / f"{VS_RHO_FILE.removesuffix('.png')}{end}"))
+        for column in sharpness:
+            figure = figures.build_final_figure(tables, column, facet)
+            written.append(
+                plots.save(figure, out_dir / f"final_vs_rho_{column.removesuffix('_last10')}{end}")
+            )
+        profile = figures.build_profile_figure(tables, score, facet, seed=seed)
+        if profile is not None:
+            name = f"{PROFILE_FILE.removesuffix('.png')}{end}"
+            written.append(plots.save(profile, out_dir / name))
+        improvement = figures.build_improvement_figure(tables, facet)
+        if improvement is not None:
+            name = f"{IMPROVEMENT_FILE.removesuffix('.png')}{end}"
+            written.append(plots.save(improvement, out_dir / name))
+    scatter_columns = _comparable(
+        [
+            c
+            for c in tables.summary
+            if (c.endswith(SHARPNESS_SUFFIX) or c.endswith("_worst_case"))
+            and tables.summary[c].notna().any()
+        ]
+    )
+    scatter = figures.build_scatter_figure(tables, scatter_columns, score)
+    if scatter is not None:
+        written.append(plots.save(scatter, out_dir / SCATTER_FILE))
+    return written

@@ -24,7 +24,6 @@ normalized scores, so only directions are compared, never values.
 
 from __future__ import annotations
 
-import json
 import math
 from functools import cache
 from pathlib import Path
@@ -36,10 +35,10 @@ from samrl import stats
 from samrl.errors import RunError
 from samrl.results.aggregate import SweepTables
 from samrl.results.baselines import LEARNS, NOT_LEARNING, level_of, level_text
+from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, latex_escape
 from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
 from samrl.rundir import SEED_TABLE_FILES, atomic_write, write_csv_atomic
-from samrl.sam.variants import is_base
 
 SCORE = "final_normalized_score"
 HIGHER, LOWER, NONE = "higher", "lower", "none"
@@ -80,18 +79,6 @@ def choice_networks(algo: str) -> tuple[str, ...]:
     facts = algorithm_table().get(algo)
     present = set(facts.networks) if facts is not None else {"actor", "critic"}
     return tuple(n for n in NETWORK_ORDER if n in present)
-
-
-def sam_networks(optim_name: Any, networks: Any) -> frozenset[str]:
-    """The networks SAM steps in a run (none for a base optimizer)."""
-    if is_base(optim_name):
-        return frozenset()
-    if isinstance(networks, str):
-        try:
-            networks = json.loads(networks)
-        except ValueError:
-            networks = [networks]
-    return frozenset(str(n) for n in networks or ())
 
 
 def choice_label(algo: str, sam: frozenset[str]) -> str:
