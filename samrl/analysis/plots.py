@@ -12,7 +12,6 @@ aggregate.csv) with a percentile bootstrap 95% band for the mean over seeds.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from samrl.errors import RunError, SamrlError, unknown_name
+from samrl.metrics import (
+    SHARPNESS,
+    WORST_CASE,
+    fixed_radius_parts,
+    is_fixed_radius,
+    is_headline,
+    is_sharpness_summary,
+    sam_metric_of,
+    without_last10,
+)
 from samrl.networks import TITLES
 from samrl.results.aggregate import (
-    SHARPNESS_SUFFIX,
     SweepTables,
 )
 from samrl.results.runs import (
@@ -37,10 +45,11 @@ from samrl.results.runs import (
     run_path,
 )
 from samrl.rundir import METRIC_FILES, SWEEP_FILE
+from samrl.status import RunStatus
 
 INDEX_COLUMNS = ("epoch", "step")
 #: Run statuses whose curves enter the sweep means.
-CURVE_STATUSES = ("completed", "running")
+CURVE_STATUSES = (RunStatus.COMPLETED, RunStatus.RUNNING)
 CURVE_BAND_BOOT = 1000
 CURVES_FILE = "curves.png"
 VS_RHO_FILE = "final_vs_rho.png"
@@ -67,7 +76,7 @@ def run_metrics(run_dir: Path) -> dict[str, str]:
 def default_metrics(available: Sequence[str]) -> list[str]:
     """Loss terms, `<net>_sharpness` and the evaluation return / normalized score."""
     # Single-network algorithms (DQN family, BC, decision transformers) report plain "loss".
-    chosen = [m for m in available if m == "loss" or m.endswith(("_loss", "_sharpness"))]
+    chosen = [m for m in available if is_headline(m)]
     chosen += [m for m in ("return_mean", "normalized_score") if m in available]
     return chosen or list(available)
 
@@ -121,20 +130,16 @@ STEP_LABEL = "training step (gradient updates)"
 
 def metric_title(metric: str) -> str:
     """Readable panel title: "Critic sharpness at rho=0.05", "Return", "Critic loss"."""
-    name = metric.removesuffix("_last10")
-    fixed = re.fullmatch(r"(?:posthoc_)?(\w+?)_rho([\d.e+-]+)_(sharpness|worst_case)", name)
+    name = without_last10(metric)
+    fixed = fixed_radius_parts(name)
     if fixed:
-        net, rho, _ = fixed.groups()
-        where = "post hoc, " if name.startswith("posthoc_") else ""
+        net, rho, posthoc = fixed
+        where = "post hoc, " if posthoc else ""
         return f"{TITLES.get(net, net)} sharpness ({where}fixed rho={rho})"
-    for suffix, what in (
-        ("_sharpness", "sharpness (own training rho)"),
-        ("_loss_perturbed", "loss at w+eps"),
-        ("_grad_norm", "gradient norm"),
-    ):
-        if name.endswith(suffix):
-            net = name.removesuffix(suffix)
-            return f"{TITLES.get(net, net)} {what}"
+    found = sam_metric_of(name)
+    if found:
+        net, what = found
+        return f"{TITLES.get(net, net)} {what.title}"
     named = {
         "return_mean": "Return",
         "normalized_score": "Normalized score",
@@ -151,15 +156,16 @@ def metric_title(metric: str) -> str:
 
 def metric_unit(metric: str) -> str:
     """The y-axis label, with units."""
-    name = metric.removesuffix("_last10")
+    name = without_last10(metric)
     if "normalized_score" in name:
         return "normalized score (0-100)"
     if "return" in name:
         return "return per episode"
-    if "sharpness" in name or "worst_case" in name:
-        return "L(w+eps) - L(w)"
-    if name.endswith("grad_norm"):
-        return "||grad L(w)||"
+    if SHARPNESS.suffix in name or WORST_CASE in name:
+        return SHARPNESS.unit
+    found = sam_metric_of(name)
+    if found:
+        return found[1].unit
     return "loss (per minibatch, epoch mean)"
 
 
@@ -241,7 +247,7 @@ def _comparable(columns: Sequence[str]) -> list[str]:
     """Sharpness measured at one fixed radius (probe columns, post-hoc worst case) when a sweep
     has it: sharpness at each run's own training rho is 0 at rho = 0 and grows with rho by
     construction, so it only stands in when nothing else was measured."""
-    fixed = [c for c in columns if re.search(r"_rho[\d.e+-]+_(sharpness|worst_case)", c)]
+    fixed = [c for c in columns if is_fixed_radius(c)]
     return fixed or list(columns)
 
 
@@ -257,7 +263,7 @@ def vs_rho_columns(aggregate: pd.DataFrame) -> list[str]:
         c.removesuffix("_iqm")
         for c in aggregate
         if c.endswith("_iqm")
-        and (c.endswith(SHARPNESS_SUFFIX + "_iqm") or c.endswith("_worst_case_iqm"))
+        and is_sharpness_summary(c.removesuffix("_iqm"))
         and aggregate[c].notna().any()
     ]
     return [score, *_comparable(sharpness)]

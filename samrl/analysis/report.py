@@ -13,6 +13,7 @@ from samrl import stats
 from samrl.analysis.plots import vs_rho_columns
 from samrl.analysis.sweep_figures import plot_sweep
 from samrl.errors import RunError
+from samrl.metrics import without_last10
 from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
@@ -34,6 +35,7 @@ from samrl.rundir import (
     atomic_write,
     write_csv_atomic,
 )
+from samrl.status import RunStatus
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
@@ -135,7 +137,7 @@ def render_report(
         "" if plots else "_No plots yet: no run has written a CSV row._",
         *(f"### {plot_title(p)}\n\n![{p.stem}]({_relative(p, sweep_dir)})" for p in plots),
     ]
-    problems = summary[summary["status"] != "completed"]
+    problems = summary[summary["status"] != RunStatus.COMPLETED]
     if len(problems):
         sections += ["## Runs that did not complete", markdown_table(_problem_rows(problems))]
     sections += ["## How to read this", HOW_TO_READ.format(n_boot=n_boot)]
@@ -330,7 +332,7 @@ def _result_rows(aggregate: pd.DataFrame) -> list[dict[str, str]]:
             "P(improvement) [95% CI]": improvement,
         }
         for column in sharpness:
-            cells[f"{column.removesuffix('_last10')} IQM [95% CI]"] = _interval(row, column)
+            cells[f"{without_last10(column)} IQM [95% CI]"] = _interval(row, column)
         cells["diverged / failed / unfinished"] = (
             f"{row['n_diverged']} / {row['n_failed']} / {row['n_unfinished']}"
         )

@@ -34,7 +34,6 @@ from samrl.analysis.plots import (
     IMPROVEMENT_FILE,
     PROFILE_FILE,
     SCATTER_FILE,
-    SHARPNESS_SUFFIX,
     VS_RHO_FILE,
     _comparable,
     mean_with_band,
@@ -46,10 +45,12 @@ from samrl.analysis.plots import (
     vs_rho_columns,
 )
 from samrl.analysis.styles import ADAM_COLOUR, network_colour, network_label
+from samrl.metrics import is_sharpness_summary, without_last10
 from samrl.results.aggregate import SweepTables, compute_sweep_tables, grid_points
 from samrl.results.paper import algo_name
 from samrl.results.runs import run_path
 from samrl.sam.variants import is_base
+from samrl.status import RunStatus
 
 PANEL_W, PANEL_H = 3.6, 2.6
 MIN_WIDTH = 7.5  # room for a legend of three columns below the panels
@@ -339,7 +340,7 @@ def build_scatter_figure(tables: SweepTables, columns: Sequence[str], score: str
     figure, axes = _grid(facet)
     handles: dict[str, Line2D] = {}
     for i, runs in enumerate(_runs_of(tables)):
-        done = runs[runs["status"] == "completed"]
+        done = runs[runs["status"] == RunStatus.COMPLETED]
         if done.empty:
             continue
         nets = _point_networks(aggregate, i)
@@ -377,7 +378,7 @@ def build_profile_figure(
     each threshold, 95% bootstrap band)."""
 
     summary = tables.summary
-    done = summary[summary["status"] == "completed"]
+    done = summary[summary["status"] == RunStatus.COMPLETED]
     values = pd.to_numeric(done[score], errors="coerce").dropna()
     if values.empty:
         return None
@@ -388,7 +389,9 @@ def build_profile_figure(
         panel = facet.panel(row, column)
         for i in panel.points if panel else []:
             runs = runs_by_point[i]
-            scores = pd.to_numeric(runs.loc[runs["status"] == "completed", score], errors="coerce")
+            scores = pd.to_numeric(
+                runs.loc[runs["status"] == RunStatus.COMPLETED, score], errors="coerce"
+            )
             scores = scores.dropna().to_numpy(float)
             if not scores.size:
                 continue
@@ -491,7 +494,7 @@ def plot_sweep(
         for column in sharpness:
             figure = figures.build_final_figure(tables, column, facet)
             written.append(
-                plots.save(figure, out_dir / f"final_vs_rho_{column.removesuffix('_last10')}{end}")
+                plots.save(figure, out_dir / f"final_vs_rho_{without_last10(column)}{end}")
             )
         profile = figures.build_profile_figure(tables, score, facet, seed=seed)
         if profile is not None:
@@ -502,12 +505,7 @@ def plot_sweep(
             name = f"{IMPROVEMENT_FILE.removesuffix('.png')}{end}"
             written.append(plots.save(improvement, out_dir / name))
     scatter_columns = _comparable(
-        [
-            c
-            for c in tables.summary
-            if (c.endswith(SHARPNESS_SUFFIX) or c.endswith("_worst_case"))
-            and tables.summary[c].notna().any()
-        ]
+        [c for c in tables.summary if is_sharpness_summary(c) and tables.summary[c].notna().any()]
     )
     scatter = figures.build_scatter_figure(tables, scatter_columns, score)
     if scatter is not None:

@@ -14,8 +14,9 @@ import gymnasium as gym
 from samrl.data.builtin import BUILTINS, dataset_cache_dir, ensure_builtin
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.info import DatasetInfo, LoadedDataset
+from samrl.data.provenance import verify_pin
 from samrl.data.references import normalized
-from samrl.data.sources import describe, read_user_data
+from samrl.data.sources import describe, local_file, read_user_data
 from samrl.data.split import build_split
 from samrl.errors import DatasetError
 
@@ -47,20 +48,25 @@ def load_dataset(
     seed: int = 0,
     test_fraction: float = 0.0,
     progress: bool = False,
+    sha256: str | None = None,
 ) -> LoadedDataset:
     """Load (built-ins: generate and cache on first use) and split by episodes.
 
     `size`: for built-ins the number of generated transitions; for users' files the first
-    `size` transitions are kept. `seed` seeds generation and the split.
+    `size` transitions are kept. `seed` seeds generation and the split. `sha256` pins the
+    file: a different one is a DatasetError before it is read.
     """
     if size is not None and size < 1:
         raise DatasetError(f"dataset.size: must be >= 1, got {size}")
     info = describe(spec)
     if info.kind == "builtin":
         path = ensure_builtin(BUILTINS[spec], size=size, seed=seed, progress=progress)
-        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
+        verify_pin(spec, path, sha256)
+        data, metadata = read_d4rl_hdf5(path, discrete=info.discrete, next_observations=False)
     else:
-        data, metadata, path = read_user_data(info, progress=progress)
+        if sha256 is not None:
+            verify_pin(spec, local_file(spec, progress=progress), sha256)
+        data, metadata, path = read_user_data(info, progress=progress, next_observations=False)
         if size is not None:
             data = data.head(size)
     if data.notes:

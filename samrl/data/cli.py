@@ -13,6 +13,7 @@ from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.info import DatasetInfo
 from samrl.data.minari_source import INSTALL_HINT
+from samrl.data.provenance import provenance
 from samrl.data.references import normalized, normalized_statistics
 from samrl.data.remote import D3RLPY_DATASETS, D4RL_PATHS, D4RL_URL_ENV, d4rl_base_url, d4rl_remote
 from samrl.data.sources import (
@@ -200,6 +201,12 @@ def _echo_statistics(
     returns = data.episode_returns()
     stats = return_statistics(returns)
     click.echo(f"file:        {path}")
+    record = provenance(info.spec, path)
+    if record is not None:  # what a run's config.yaml records, and dataset.sha256 pins
+        click.echo(f"size:        {record['size']} bytes")
+        click.echo(f"sha256:      {record['sha256']}")
+        if "url" in record:
+            click.echo(f"source:      {record['url']}")
     click.echo(f"episodes:    {len(returns)} ({int(data.terminals.sum())} terminated)")
     click.echo(f"{'transitions:':<13}{len(data)}")
     if stats:

@@ -32,6 +32,7 @@ from samrl import stats
 from samrl.errors import SamrlError
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.sam.variants import is_base
+from samrl.status import RunStatus
 
 #: The normalized score an Adam baseline must reach (issue 20).
 LEVEL = 50.0
@@ -120,7 +121,7 @@ def adam_levels(
         ["algo.name", "dataset.name"], sort=False, dropna=False
     ):
         configs = [read_config(_run_dir(sweep_dir, r)) for r in runs["run_dir"]]
-        done = runs[runs["status"] == "completed"]
+        done = runs[runs["status"] == RunStatus.COMPLETED]
         scores = pd.to_numeric(done[SCORE], errors="coerce").dropna().to_numpy(float)
         low, high = stats.stratified_bootstrap_ci(scores, stats.iqm, n_boot=n_boot, seed=seed)
         episodes = sorted(

@@ -17,19 +17,30 @@ per-algorithm rows are the ones to read when the pooled one disagrees with them.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from samrl import stats
+from samrl.metrics import SHARPNESS, WORST_CASE, fixed_radius_parts, is_last10, is_posthoc
 from samrl.results.runs import read_run_table, run_path
 from samrl.rundir import SHARPNESS_FILE
+from samrl.status import RunStatus
 
-PROBE = re.compile(r"^\w+?_rho[\d.e+-]+_sharpness$")
-POSTHOC = re.compile(r"^posthoc_\w+?_rho[\d.e+-]+_worst_case$")
 ALL_RUNS = "all runs"
 COLUMNS = ("measure", "scope", "n", "spearman", "ci_low", "ci_high", "score")
+
+
+def _is_probe(column: str) -> bool:
+    """`<net>_rho<r>_sharpness`: a fixed-radius probe column of sharpness.csv."""
+    parts = fixed_radius_parts(column)
+    return parts is not None and not parts[2] and column.endswith(SHARPNESS.suffix)
+
+
+def _is_posthoc_worst_case(column: str) -> bool:
+    """`posthoc_<net>_rho<r>_worst_case` in the summary (not its `_last10` kin)."""
+    parts = fixed_radius_parts(column)
+    return parts is not None and parts[2] and not is_last10(column) and column.endswith(WORST_CASE)
 
 
 def final_probe_values(summary: pd.DataFrame, sweep_dir: Path | None) -> pd.DataFrame:
@@ -40,7 +51,7 @@ def final_probe_values(summary: pd.DataFrame, sweep_dir: Path | None) -> pd.Data
         frame = read_run_table(run_dir, SHARPNESS_FILE)
         values = {}
         for column in frame.columns:
-            if PROBE.match(column):
+            if _is_probe(column):
                 measured = pd.to_numeric(frame[column], errors="coerce").dropna()
                 values[column] = float(measured.iloc[-1]) if len(measured) else float("nan")
         rows.append(values)
@@ -55,16 +66,16 @@ def rank_correlations(
     seed: int = 0,
 ) -> pd.DataFrame:
     """One row per (measure, scope) with at least one completed run measured (COLUMNS)."""
-    done = summary[summary["status"] == "completed"]
+    done = summary[summary["status"] == RunStatus.COMPLETED]
     if done.empty:
         return pd.DataFrame(columns=list(COLUMNS))
     measures = final_probe_values(done, sweep_dir)
     for column in done.columns:
-        if POSTHOC.match(column):
+        if _is_posthoc_worst_case(column):
             measures[column] = pd.to_numeric(done[column], errors="coerce")
     scores = pd.to_numeric(done[score], errors="coerce")
     rows = []
-    for measure in sorted(measures.columns, key=lambda c: (c.startswith("posthoc_"), c)):
+    for measure in sorted(measures.columns, key=lambda c: (is_posthoc(c), c)):
         scopes = [(ALL_RUNS, done.index)]
         scopes += [(str(algo), runs.index) for algo, runs in done.groupby("algo.name", sort=False)]
         for scope, index in scopes:

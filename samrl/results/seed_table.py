@@ -39,6 +39,7 @@ from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, latex_escape
 from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
 from samrl.rundir import SEED_TABLE_FILES, atomic_write, write_csv_atomic
+from samrl.status import RunStatus
 
 SCORE = "final_normalized_score"
 HIGHER, LOWER, NONE = "higher", "lower", "none"
@@ -127,7 +128,7 @@ def compute_seed_table(
 ) -> pd.DataFrame:
     """One row per (algorithm, dataset, optimizer choice) with completed runs (COLUMNS)."""
     summary = tables.summary
-    done = summary[(summary["status"] == "completed")].copy()
+    done = summary[(summary["status"] == RunStatus.COMPLETED)].copy()
     done[SCORE] = pd.to_numeric(done[SCORE], errors="coerce")
     done = done[done[SCORE].notna()]
     if done.empty:
