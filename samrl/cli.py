@@ -17,6 +17,11 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("samrl.data.cli", "data_group", "Datasets: list, make, download, inspect."),
     "sweep": ("samrl.sweep.cli", "sweep", "Run a grid of configs x seeds into one sweep."),
     "summarize": ("samrl.results.cli", "summarize_cmd", "Write summary.csv and aggregate.csv."),
+    "seed-table": (
+        "samrl.results.cli",
+        "seed_table_cmd",
+        "The seed experiment's table with seeds and CIs.",
+    ),
     "plot": ("samrl.analysis.plot_cli", "plot_cmd", "Plot curves of a run or a sweep (PNG)."),
     "report": ("samrl.analysis.plot_cli", "report_cmd", "Write report.md of a sweep."),
     "hessian": ("samrl.analysis.cli", "hessian_cmd", "Hessian eigenvalues of a saved model."),

@@ -67,6 +67,12 @@ AGGREGATE_FILE = "aggregate.csv"
 REPORT_FILE = "report.md"
 #: Paper tables (samrl.results.paper): long-form CSV, Markdown and LaTeX.
 SCORE_FILES = ("scores.csv", "scores.md", "scores.tex")
+#: The Adam baseline level of each algorithm and dataset (samrl.results.baselines).
+BASELINES_FILE = "baselines.csv"
+#: Spearman correlation of sharpness and score over runs (samrl.results.rank_correlation).
+RANK_CORRELATION_FILE = "rank_correlation.csv"
+#: The seed table (samrl.results.seed_table): CSV, Markdown and LaTeX.
+SEED_TABLE_FILES = ("seed_table.csv", "seed_table.md", "seed_table.tex")
 
 
 class RunWriteError(RunError):

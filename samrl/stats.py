@@ -246,3 +246,85 @@ def performance_profile(
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(replicates, [tail, 100.0 - tail], axis=0)
     return fraction, low, high
+
+
+def difference_ci(
+    x: np.ndarray,
+    y: np.ndarray,
+    statistic: Statistic = iqm,
+    n_boot: int = DEFAULT_N_BOOT,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+    paired: bool = False,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI (low, high) of `statistic(x) - statistic(y)` for one task.
+
+    Unpaired: x's and y's runs are resampled independently. Paired: x[i] and y[i] share a seed
+    (same length, no NaN) and one resample of seed indices is applied to both sides, which keeps
+    the correlation shared seeds create (as in `probability_of_improvement_ci`). (NaN, NaN)
+    when either side has no run.
+    """
+    _check(n_boot, confidence)
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if paired and x.size != y.size:
+        raise ValueError("paired bootstrap needs the same number of runs of x and y")
+    if not paired:
+        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if x.size == 0 or y.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    x_index = rng.integers(0, x.size, size=(n_boot, x.size))
+    y_index = x_index if paired else rng.integers(0, y.size, size=(n_boot, y.size))
+    rowwise = _ROWWISE.get(statistic)
+    if rowwise is not None:
+        replicates = rowwise(x[x_index]) - rowwise(y[y_index])
+    else:
+        replicates = np.array(
+            [statistic(x[i]) - statistic(y[j]) for i, j in zip(x_index, y_index, strict=True)]
+        )
+    return _percentile_interval(replicates, confidence)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation: the Pearson correlation of the ranks (ties get their mean
+    rank). NaN with fewer than 3 pairs or when either side is constant."""
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.size != y.size:
+        raise ValueError(f"x has {x.size} values but y has {y.size}")
+    if x.size < 3:
+        return float("nan")
+    return float(_rank_correlations(x[None, :], y[None, :])[0])
+
+
+def _rank_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Row-wise Spearman correlation of two (rows, n) matrices; NaN for a constant row."""
+    rx = _scipy_stats.rankdata(x, axis=1)
+    ry = _scipy_stats.rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
+
+
+def spearman_ci(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_boot: int = DEFAULT_N_BOOT,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of `spearman(x, y)`, resampling (x, y) pairs (runs) with
+    replacement; replicates with a constant side (undefined correlation) are dropped."""
+    _check(n_boot, confidence)
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.size != y.size:
+        raise ValueError(f"x has {x.size} values but y has {y.size}")
+    if x.size < 3:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, x.size, size=(n_boot, x.size))
+    return _percentile_interval(_rank_correlations(x[index], y[index]), confidence)

@@ -131,3 +131,51 @@ def test_config_accepts_ungenerated_random_mujoco_only(
     load_config(config("hopper-random"))
     with pytest.raises(ConfigError, match="samrl data make hopper-medium --size 300"):
         load_config(config("hopper-medium"))
+
+
+def test_info_return_statistics_match_the_hdf5(cache: pathlib.Path) -> None:
+    """Episodes, return spread and normalized scores printed by `data info`, recomputed from
+    the HDF5 file's own arrays with h5py and a plain loop over steps."""
+    import json
+    import re
+
+    import h5py
+    import numpy as np
+
+    from samrl.data.references import CLASSIC_REFERENCES
+
+    runner = CliRunner()
+    made = runner.invoke(data_group, ["make", "pendulum-replay", "--size", "700", "--seed", "2"])
+    assert made.exit_code == 0, made.output
+    info = runner.invoke(data_group, ["info", "pendulum-replay", "--size", "700", "--seed", "2"])
+    assert info.exit_code == 0, info.output
+
+    with h5py.File(cache / "pendulum-replay_n700_s2_g1.hdf5", "r") as f:
+        rewards = f["rewards"][()]
+        ends = np.logical_or(f["terminals"][()], f["timeouts"][()])
+        metadata = json.loads(f["metadata"].attrs["samrl_json"])
+    returns, total = [], 0.0
+    for reward, end in zip(rewards, ends, strict=True):
+        total += float(reward)
+        if end:
+            returns.append(total)
+            total = 0.0
+    if not ends[-1]:
+        returns.append(total)
+    returns_array = np.array(returns)
+    low, high = CLASSIC_REFERENCES["pendulum"]
+
+    def numbers(label: str) -> list[float]:
+        line = next(ln for ln in info.output.splitlines() if ln.startswith(label))
+        return [float(x) for x in re.findall(r"-?\d+\.\d+", line)]
+
+    assert f"episodes:    {len(returns)} " in info.output
+    expected = [returns_array.mean(), returns_array.std(), returns_array.min(), returns_array.max()]
+    assert numbers("returns:") == pytest.approx(expected, abs=0.006)
+    scaled = [100 * (v - low) / (high - low) for v in expected]
+    scaled[1] = 100 * expected[1] / (high - low)
+    assert numbers("normalized:") == pytest.approx(scaled, abs=0.006)
+    behaviour = metadata["behaviour_return_mean"]
+    assert numbers("behaviour normalized:") == pytest.approx(
+        [100 * (behaviour - low) / (high - low)], abs=0.006
+    )

@@ -10,17 +10,20 @@ import pytest
 from click.testing import CliRunner
 from test_aggregate import write_run, write_sweep
 
+from samrl.analysis.facets import facet_layout
 from samrl.analysis.plot_cli import plot_cmd, report_cmd
 from samrl.analysis.plots import (
-    build_curves_figure,
     build_run_figure,
-    build_scatter_figure,
-    build_vs_rho_figure,
     mean_with_band,
     plot_run,
-    plot_sweep,
 )
 from samrl.analysis.report import write_report
+from samrl.analysis.sweep_figures import (
+    build_final_figure,
+    build_metric_figure,
+    build_scatter_figure,
+    plot_sweep,
+)
 from samrl.errors import RunError, SamrlError
 from samrl.results.aggregate import compute_sweep_tables
 
@@ -52,28 +55,30 @@ def test_unknown_metric_suggests(tmp_path: Path) -> None:
         build_run_figure(run, ["critic_sharpnes"])
 
 
+def _facet(tables: object) -> object:
+    (facet,) = facet_layout(tables.aggregate, tables.keys)  # type: ignore[attr-defined]
+    return facet
+
+
 def test_sweep_figures_count_lines_and_axes(sweep: Path) -> None:
     tables = compute_sweep_tables(sweep, n_boot=N_BOOT)
-    curves = build_curves_figure(sweep, tables, ["critic_loss", "return_mean"])
-    assert len(curves.axes) == 2
-    assert all(len(ax.get_lines()) == 3 for ax in curves.axes)  # one per rho
-    assert all(len(ax.collections) == 3 for ax in curves.axes)  # one CI band per rho
-    labels = [line.get_label() for line in curves.axes[0].get_lines()]
-    assert labels == ["SAM rho=0 (n=3)", "SAM rho=0.05 (n=3)", "SAM rho=0.1 (n=3)"]
+    facet = _facet(tables)
+    curves = build_metric_figure(sweep, tables, "return_mean", "eval.csv", facet)
+    (ax,) = curves.axes  # one algorithm, one dataset: one panel
+    assert len(ax.get_lines()) == 3 and len(ax.collections) == 3  # a line and band per rho
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["SAM rho=0", "SAM rho=0.05", "SAM rho=0.1"]
     # mean over seeds of the last return = mean of the final scores
-    last_mean = curves.axes[1].get_lines()[1].get_ydata()[-1]
-    assert last_mean == pytest.approx(np.mean(SCORES[0.05]))
+    assert ax.get_lines()[1].get_ydata()[-1] == pytest.approx(np.mean(SCORES[0.05]))
 
-    vs_rho = build_vs_rho_figure(tables.aggregate, tables.keys)
-    assert [ax.get_title() for ax in vs_rho.axes] == [
-        "Final normalized score\n(IQM, 95% CI)",
-        "Critic sharpness (own training rho)\n(IQM, 95% CI)",
-    ]
-    assert all(ax.get_ylabel() and ax.get_xlabel() for ax in vs_rho.axes)
-    x, _ = vs_rho.axes[0].get_lines()[0].get_data()
+    final = build_final_figure(tables, "final_normalized_score", facet)
+    (ax,) = final.axes
+    assert ax.get_xlabel() == "rho (SAM radius)" and ax.get_ylabel()
+    x, _ = ax.get_lines()[0].get_data()
     assert list(x) == [0.0, 0.05, 0.1]
+    assert "Final normalized score" in final.get_suptitle()
 
-    scatter = build_scatter_figure(tables)
+    scatter = build_scatter_figure(tables, ["critic_sharpness_last10"], "final_normalized_score")
     assert scatter is not None and len(scatter.axes) == 1
     assert sum(len(c.get_offsets()) for c in scatter.axes[0].collections) == 9  # one per run
 
@@ -81,13 +86,16 @@ def test_sweep_figures_count_lines_and_axes(sweep: Path) -> None:
 def test_plot_sweep_writes_files(sweep: Path) -> None:
     written = plot_sweep(sweep)
     assert [p.name for p in written] == [
-        "curves.png",
         "score_vs_steps.png",
-        "sharpness_vs_steps.png",
+        "curves_critic_loss.png",
+        "curves_actor_loss.png",
+        "curves_critic_sharpness.png",
+        "curves_return_mean.png",
         "final_vs_rho.png",
-        "sharpness_vs_score.png",
+        "final_vs_rho_critic_sharpness.png",
         "performance_profile.png",
         "prob_improvement.png",
+        "sharpness_vs_score.png",
     ]
     for png in written:
         assert png.parent == sweep / "plots" and png.stat().st_size > 10_000, png
@@ -112,21 +120,23 @@ def test_adam_point_is_a_horizontal_line(tmp_path: Path) -> None:
                 sweep_point={"optim.name": "sam", "optim.rho": rho},
             )
     tables = compute_sweep_tables(root, n_boot=N_BOOT)
-    figure = build_vs_rho_figure(tables.aggregate, tables.keys)
-    labels = [line.get_label() for line in figure.axes[0].get_lines()]
-    assert "Adam" in labels  # axhline
-    assert len(figure.axes[0].containers) == 1  # one errorbar series: sam over rho
+    figure = build_final_figure(tables, "final_normalized_score", _facet(tables))
+    (ax,) = figure.axes
+    adam = [line for line in ax.get_lines() if line.get_label() == "Adam"]
+    assert len(adam) == 1 and adam[0].get_color() == "black"  # axhline
+    assert len(ax.containers) == 1  # one errorbar series: sam over rho
 
 
-def test_one_series_per_other_grid_value(tmp_path: Path) -> None:
+def test_one_column_per_dataset(tmp_path: Path) -> None:
     root = tmp_path / "sw"
     for dataset in ("a", "b"):
         for rho in (0.0, 0.05):
             point = {"dataset.name": dataset, "optim.rho": rho}
             write_run(root / f"{dataset}_{rho}", rho=rho, seed=0, sweep_point=point)
     tables = compute_sweep_tables(root, n_boot=N_BOOT)
-    figure = build_vs_rho_figure(tables.aggregate, tables.keys)
-    assert [c.get_label() for c in figure.axes[0].containers] == ["a", "b"]
+    figure = build_final_figure(tables, "final_normalized_score", _facet(tables))
+    assert [ax.get_title() for ax in figure.axes] == ["a", "b"]
+    assert all(len(ax.containers) == 1 for ax in figure.axes)
 
 
 def test_mean_with_band() -> None:
@@ -189,12 +199,13 @@ def test_report_command_writes_aggregate_table(sweep: Path) -> None:
     text = report.read_text()
     assert "| point | n | final_normalized_score IQM [95% CI] | mean ± std |" in text
     assert "| rho=0.05 | 3 |" in text and "vs rho=0" in text
-    assert "![curves](plots/curves.png)" in text
+    assert "![score_vs_steps](plots/score_vs_steps.png)" in text
     assert "`optim.rho`: 0.0, 0.05, 0.1" in text
     assert "Seeds: 0, 1, 2" in text
     assert "d3rlpy 2.8.1" in text and "Runs: 9 (9 completed)" in text
     assert "## How to read this" in text and "interquartile mean" in text
-    assert (sweep / "aggregate.csv").is_file() and (sweep / "plots" / "curves.png").is_file()
+    assert (sweep / "aggregate.csv").is_file()
+    assert (sweep / "plots" / "score_vs_steps.png").is_file()
     assert "Example" in CliRunner().invoke(report_cmd, ["--help"]).output
 
 
@@ -204,33 +215,29 @@ def test_sweep_figures_without_warnings_and_one_colour_per_point(
     tables = compute_sweep_tables(sweep, n_boot=N_BOOT)
     written = plot_sweep(sweep, tables=tables)
     assert not [w for w in recwarn if "samrl" in str(w.filename) or "matplotlib" in str(w.filename)]
-    curves = build_curves_figure(sweep, tables, ["critic_loss", "return_mean"])
-    scatter = build_scatter_figure(tables)
-    assert scatter is not None and len(written) == 7
+    assert len(written) == 10
+    facet = _facet(tables)
+    from matplotlib.colors import to_rgba
 
-    def colours(pairs: list[tuple[str, object]]) -> dict[str, tuple[float, ...]]:
-        from matplotlib.colors import to_rgba
-
-        return {label.split(" (n=")[0]: to_rgba(c) for label, c in pairs}
-
-    by_curve = [
-        colours([(line.get_label(), line.get_color()) for line in ax.get_lines()])
-        for ax in curves.axes
-    ]
-    by_scatter = colours(
-        [(c.get_label(), tuple(c.get_facecolor()[0])) for c in scatter.axes[0].collections]
-    )
-    assert by_curve[0] == by_curve[1] == by_scatter
-    assert len(set(by_scatter.values())) == len(by_scatter) == 3
+    curves = build_metric_figure(sweep, tables, "critic_loss", "loss.csv", facet)
+    final = build_final_figure(tables, "final_normalized_score", facet)
+    by_curve = {line.get_label(): to_rgba(line.get_color()) for line in curves.axes[0].get_lines()}
+    by_final = {
+        c.get_label(): to_rgba(tuple(c.get_facecolor()[0]))
+        for c in final.axes[0].collections
+        if c.get_label() in by_curve
+    }
+    assert by_curve == by_final and len(set(by_curve.values())) == 3
 
 
-def test_vs_rho_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: Path) -> None:
+def test_final_figure_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: Path) -> None:
     write_run(tmp_path / "one" / "run", rho=0.0, seed=0, optim="adam", sweep_point={})
     tables = compute_sweep_tables(tmp_path / "one", n_boot=N_BOOT)
-    figure = build_vs_rho_figure(tables.aggregate, tables.keys)
+    figure = build_final_figure(tables, "final_normalized_score", _facet(tables))
     for ax in figure.axes:
-        assert ax.containers, ax.get_title()  # an errorbar point, not just a baseline line
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["Adam"]
+        assert ax.containers and ax.collections, ax.get_title()  # a point with its CI
+        # one point per panel: the algorithm along x (the compact final figure)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["CQL"]
 
 
 def test_dqn_loss_gets_its_panel() -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from samrl.analysis.plots import is_sweep_dir, plot_run, plot_sweep
+from samrl.analysis.plots import is_sweep_dir, plot_run
 from samrl.analysis.report import write_report
+from samrl.analysis.sweep_figures import plot_sweep
 from samrl.errors import RunError, SamrlError
 from samrl.results.cli import bootstrap_options
 from samrl.results.runs import is_run_dir

@@ -11,13 +11,10 @@ aggregate.csv) with a percentile bootstrap 95% band for the mean over seeds.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,17 +29,13 @@ from samrl.metrics import (
     fixed_radius_parts,
     is_fixed_radius,
     is_headline,
-    is_sharpness,
     is_sharpness_summary,
     sam_metric_of,
     without_last10,
 )
 from samrl.networks import TITLES
 from samrl.results.aggregate import (
-    OPTIM_KEYS,
     SweepTables,
-    compute_sweep_tables,
-    grid_points,
 )
 from samrl.results.runs import (
     find_runs,
@@ -52,7 +45,6 @@ from samrl.results.runs import (
     run_path,
 )
 from samrl.rundir import METRIC_FILES, SWEEP_FILE
-from samrl.sam.variants import BASE_NAMES
 from samrl.status import RunStatus
 
 INDEX_COLUMNS = ("epoch", "step")
@@ -65,7 +57,6 @@ SCATTER_FILE = "sharpness_vs_score.png"
 SCORE_CURVES_FILE = "score_vs_steps.png"
 PROFILE_FILE = "performance_profile.png"
 IMPROVEMENT_FILE = "prob_improvement.png"
-SHARPNESS_CURVES_FILE = "sharpness_vs_steps.png"
 
 
 # --------------------------------------------------------------------------- metrics
@@ -135,7 +126,6 @@ def save(figure: Figure, out: Path) -> Path:
 
 
 STEP_LABEL = "training step (gradient updates)"
-LEGEND_COLUMN_IN = 4.4  # width of one legend column of grid-point labels at the small font
 
 
 def metric_title(metric: str) -> str:
@@ -177,74 +167,6 @@ def metric_unit(metric: str) -> str:
     if found:
         return found[1].unit
     return "loss (per minibatch, epoch mean)"
-
-
-LINESTYLES = ("-", "--", ":", "-.")
-MARKERS = ("o", "s", "^", "D", "v", "P")
-
-
-@dataclasses.dataclass(frozen=True)
-class PointStyle:
-    label: str  # legend text
-    color: str  # by optimizer variant: Adam black, SAM variants tab10 (same in every figure)
-    linestyle: str  # by algorithm and dataset
-    marker: str
-
-
-def point_styles(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[PointStyle]:
-    """One style per grid point (aggregate row order). The colour says which optimizer
-    variant (Adam, SAM actor rho=0.05, ...), the line style and marker which algorithm and
-    dataset, so a variant has the same colour in every panel and every figure of a sweep."""
-    from samrl.results.paper import algo_name, variant_labels
-
-    variants = variant_labels(aggregate, keys)
-    sam_variants = list(dict.fromkeys(v for v in variants if v != "Adam"))
-    others = [
-        k
-        for k in ("algo.name", "dataset.name")
-        if k in aggregate and aggregate[k].nunique(dropna=False) > 1
-    ]
-    groups = [tuple(row[k] for k in others) for _, row in aggregate.iterrows()]
-    order = list(dict.fromkeys(groups))
-    styles = []
-    for variant, group in zip(variants, groups, strict=True):
-        color = "black" if variant == "Adam" else f"C{sam_variants.index(variant) % 10}"
-        where = " ".join(
-            algo_name(v) if k == "algo.name" else str(v) for k, v in zip(others, group, strict=True)
-        )
-        i = order.index(group)
-        styles.append(
-            PointStyle(
-                f"{where} | {variant}" if where else variant,
-                color,
-                LINESTYLES[i % len(LINESTYLES)],
-                MARKERS[i % len(MARKERS)],
-            )
-        )
-    return styles
-
-
-def _legend_outside(figure: Figure, axes: Sequence[Axes]) -> None:
-    """One legend for the whole figure, right of the panels (never over the data)."""
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if not label.startswith("_"):
-                handles.setdefault(label, handle)
-    if handles:
-        n_cols = min(3, len(handles))
-        # The legend takes its room below the panels instead of squeezing them: a sweep with
-        # 40 grid points needs ~14 rows, which collapsed a one-panel figure to nothing.
-        width, height = figure.get_size_inches()
-        rows = math.ceil(len(handles) / n_cols)
-        figure.set_size_inches(max(width, LEGEND_COLUMN_IN * n_cols), height + 0.2 * rows + 0.2)
-        figure.legend(
-            list(handles.values()),
-            list(handles),
-            loc="outside lower center",
-            ncols=n_cols,
-            fontsize="small",
-        )
 
 
 # --------------------------------------------------------------------------- one run
@@ -321,43 +243,6 @@ def sweep_metrics(sweep_dir: Path, tables: SweepTables) -> dict[str, str]:
     return found
 
 
-def build_curves_figure(
-    sweep_dir: Path, tables: SweepTables, metrics: Sequence[str] | None = None, seed: int = 0
-) -> Figure:
-    """One axes per metric; one line per grid point (mean over seeds) with a CI band."""
-    available = sweep_metrics(sweep_dir, tables)
-    chosen = resolve_metrics(metrics, list(available))
-    figure, axes = new_figure(len(chosen))
-    points = grid_points(tables.summary, tables.keys)
-    # One style per grid point in every panel and figure, even where a point lacks the metric.
-    styles = point_styles(tables.aggregate, tables.keys)
-    for ax, metric in zip(axes, chosen, strict=True):
-        for (_, runs), style in zip(points, styles, strict=True):
-            curves = [
-                read_curve(run_path(sweep_dir, r.run_dir), metric, available[metric])
-                for r in runs.itertuples()
-                if r.status in CURVE_STATUSES
-            ]
-            curves = [c for c in curves if len(c)]
-            if not curves:
-                continue
-            matrix = pd.concat(curves, axis=1).sort_index()
-            mean, low, high = mean_with_band(matrix.to_numpy(dtype=float).T, seed=seed)
-            ax.plot(
-                matrix.index,
-                mean,
-                color=style.color,
-                linestyle=style.linestyle,
-                label=f"{style.label} (n={len(curves)})",
-            )
-            if len(curves) > 1:
-                ax.fill_between(matrix.index, low, high, color=style.color, alpha=0.2)
-        _decorate(ax, metric)
-    _legend_outside(figure, axes)
-    figure.suptitle("Mean over seeds, 95% bootstrap band")
-    return figure
-
-
 def _comparable(columns: Sequence[str]) -> list[str]:
     """Sharpness measured at one fixed radius (probe columns, post-hoc worst case) when a sweep
     has it: sharpness at each run's own training rho is 0 at rho = 0 and grows with rho by
@@ -382,239 +267,6 @@ def vs_rho_columns(aggregate: pd.DataFrame) -> list[str]:
         and aggregate[c].notna().any()
     ]
     return [score, *_comparable(sharpness)]
-
-
-def build_vs_rho_figure(aggregate: pd.DataFrame, keys: Sequence[str]) -> Figure:
-    """IQM with 95% CI error bars of the final score and final sharpness against rho.
-
-    Adam points are dashed horizontal lines; several series when other grid keys vary. Without
-    a rho grid key the x axis lists the grid points instead.
-    """
-    columns = vs_rho_columns(aggregate)
-    figure, axes = new_figure(len(columns))
-    sam = aggregate[~aggregate["optim.name"].eq("adam")]
-    # A rho axis needs at least two radii to compare; otherwise (one run, only Adam, one rho)
-    # the grid points are categories with their IQM and CI, never an empty axis.
-    has_rho = "optim.rho" in keys and sam["optim.rho"].astype(float).nunique() >= 2
-    for ax, column in zip(axes, columns, strict=True):
-        if has_rho:
-            _errorbars_vs_rho(ax, aggregate, keys, column)
-            ax.set_xlabel("rho (SAM radius, symlog axis)")
-        else:
-            x = np.arange(len(aggregate))
-            styles = point_styles(aggregate, keys)
-            for xi, (_, row), style in zip(x, aggregate.iterrows(), styles, strict=True):
-                ax.errorbar(
-                    [xi],
-                    [row[f"{column}_iqm"]],
-                    yerr=_yerr(aggregate.loc[[row.name]], column),
-                    fmt=style.marker,
-                    color=style.color,
-                    capsize=3,
-                )
-            ax.set_xticks(x, [s.label for s in styles], rotation=30, ha="right")
-            ax.set_xlim(-0.5, len(aggregate) - 0.5)
-        ax.set_title(f"{metric_title(column)}\n(IQM, 95% CI)", fontsize="medium")
-        ax.set_ylabel(metric_unit(column))
-        ax.grid(alpha=0.3)
-    if sum(len(ax.get_legend_handles_labels()[0]) for ax in axes) > len(axes):
-        _legend_outside(figure, axes)  # one series needs no legend
-    return figure
-
-
-def _yerr(rows: pd.DataFrame, column: str) -> np.ndarray:
-    centre = rows[f"{column}_iqm"].to_numpy(float)
-    below = centre - rows[f"{column}_ci_low"].to_numpy(float)
-    above = rows[f"{column}_ci_high"].to_numpy(float) - centre
-    # A percentile interval can miss the point estimate by a hair; bars cannot be negative.
-    return np.clip(np.vstack([below, above]), 0.0, None)
-
-
-def _errorbars_vs_rho(ax: Axes, aggregate: pd.DataFrame, keys: Sequence[str], column: str) -> None:
-    series_keys = [k for k in keys if k not in OPTIM_KEYS]
-    if "optim.name" in keys:
-        series_keys.append("optim.name")
-    is_adam = aggregate["optim.name"].isin(BASE_NAMES)
-    others = aggregate[~is_adam]
-    groups = (
-        list(others.groupby(series_keys, dropna=False, sort=False))
-        if series_keys
-        else [((), others)]
-    )
-    for i, (values, rows) in enumerate(groups):
-        rows = rows.sort_values("optim.rho")
-        names = [
-            _series_name(k, v) for k, v in zip(series_keys, np.atleast_1d(values), strict=True)
-        ]
-        label = " ".join(names) if len(groups) > 1 else str(rows["optim.name"].iloc[0])
-        ax.errorbar(
-            rows["optim.rho"].astype(float),
-            rows[f"{column}_iqm"],
-            yerr=_yerr(rows, column),
-            marker="o",
-            capsize=3,
-            label=label,
-            color=f"C{i % 10}",
-        )
-    adam = aggregate[is_adam]
-    for j, (_, row) in enumerate(adam.iterrows()):
-        where = [_series_name(k, row[k]) for k in series_keys if k in ("algo.name", "dataset.name")]
-        label = " ".join([*where, "Adam"]) if len(adam) > 1 else "Adam"
-        style = LINESTYLES[1 + j % (len(LINESTYLES) - 1)]
-        ax.axhline(row[f"{column}_iqm"], linestyle=style, color="black", label=label)
-    rhos = aggregate.loc[~is_adam, "optim.rho"].astype(float)
-    positive = rhos[rhos > 0]
-    if len(positive):
-        # Geometric rho grids (0, 0.01, 0.05, 0.1): a linear axis squashes 0.01 against 0.
-        ax.set_xscale("symlog", linthresh=float(positive.min()))
-        ticks = sorted(set(rhos))
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.minorticks_off()
-
-
-def _series_name(key: str, value: Any) -> str:
-    from samrl.results.paper import algo_name
-
-    if key == "algo.name":
-        return algo_name(str(value))
-    if key == "optim.networks":
-        nets = json.loads(value) if isinstance(value, str) else value
-        return "SAM " + "+".join(nets) if isinstance(nets, list) else str(nets)
-    if key == "optim.name":
-        return str(value).upper()
-    return str(value)
-
-
-def build_scatter_figure(tables: SweepTables) -> Figure | None:
-    """Final sharpness (at the fixed radius when measured) against final score, one point per
-    completed run, one colour per grid point and one axes per network; None when no run
-    measured sharpness."""
-    summary = tables.summary
-    score = vs_rho_columns(tables.aggregate)[0]
-    columns = _comparable(
-        [c for c in summary if is_sharpness_summary(c) and summary[c].notna().any()]
-    )
-    if not columns:
-        return None
-    figure, axes = new_figure(len(columns))
-    points = grid_points(summary, tables.keys)
-    styles = point_styles(tables.aggregate, tables.keys)
-    for ax, column in zip(axes, columns, strict=True):
-        for (_, runs), style in zip(points, styles, strict=True):
-            done = runs[runs["status"] == RunStatus.COMPLETED]
-            if len(done):
-                ax.scatter(
-                    done[column],
-                    done[score],
-                    label=style.label,
-                    s=28,
-                    color=style.color,
-                    marker=style.marker,
-                )
-        ax.set_xlabel(f"{metric_title(column)}: {metric_unit(column)}")
-        ax.set_ylabel(metric_unit(score))
-        ax.set_title(f"{metric_title(column)} vs {metric_title(score).lower()}")
-        ax.grid(alpha=0.3)
-    _legend_outside(figure, axes)
-    return figure
-
-
-def build_profile_figure(tables: SweepTables, n_boot: int = 1000, seed: int = 0) -> Figure | None:
-    """Performance profiles (rliable's run-score distributions) of the final score: per grid
-    point, the fraction of completed runs above each threshold, with a 95% bootstrap band."""
-    from samrl import stats
-
-    summary = tables.summary
-    score = vs_rho_columns(tables.aggregate)[0]
-    done = summary[summary["status"] == RunStatus.COMPLETED]
-    values = pd.to_numeric(done[score], errors="coerce").dropna()
-    if values.empty:
-        return None
-    taus = np.linspace(float(values.min()), float(values.max()), 101)
-    figure, (ax,) = new_figure(1, width=6.0, height=4.0)
-    points = grid_points(summary, tables.keys)
-    for (_, runs), style in zip(points, point_styles(tables.aggregate, tables.keys), strict=True):
-        scores = pd.to_numeric(
-            runs.loc[runs["status"] == RunStatus.COMPLETED, score], errors="coerce"
-        )
-        scores = scores.dropna().to_numpy(float)
-        if not scores.size:
-            continue
-        fraction, low, high = stats.performance_profile(scores, taus, n_boot=n_boot, seed=seed)
-        ax.plot(taus, fraction, color=style.color, linestyle=style.linestyle, label=style.label)
-        ax.fill_between(taus, low, high, color=style.color, alpha=0.15)
-    ax.set_xlabel(f"threshold tau: {metric_unit(score)}")
-    ax.set_ylabel("fraction of runs with score > tau")
-    ax.set_title(f"Performance profile of the {metric_title(score).lower()} (95% CI)")
-    ax.grid(alpha=0.3)
-    _legend_outside(figure, [ax])
-    return figure
-
-
-def build_improvement_figure(tables: SweepTables) -> Figure | None:
-    """P(improvement) of each grid point over its baseline (rho = 0 or Adam) with its 95% CI,
-    rliable style: 0.5 means no difference."""
-    aggregate = tables.aggregate
-    if "prob_improvement" not in aggregate:
-        return None
-    rows = aggregate[aggregate["prob_improvement"].notna()]
-    if rows.empty:
-        return None
-    styles = dict(zip(aggregate.index, point_styles(aggregate, tables.keys), strict=True))
-    figure, (ax,) = new_figure(1, width=8.0, height=0.45 * len(rows) + 1.6)
-    y = np.arange(len(rows))[::-1]
-    for yi, (index, row) in zip(y, rows.iterrows(), strict=True):
-        centre = float(row["prob_improvement"])
-        low = float(row.get("prob_improvement_ci_low", np.nan))
-        high = float(row.get("prob_improvement_ci_high", np.nan))
-        xerr = None
-        if np.isfinite(low) and np.isfinite(high):
-            xerr = [[max(0.0, centre - low)], [max(0.0, high - centre)]]
-        ax.errorbar(centre, yi, xerr=xerr, fmt="o", color=styles[index].color, capsize=3)
-    ax.set_yticks(y, [f"{styles[i].label} vs {row['baseline']}" for i, row in rows.iterrows()])
-    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlim(-0.03, 1.03)
-    score = str(aggregate["prob_improvement_metric"].iloc[0])
-    ax.set_xlabel(f"P(better than the baseline), {metric_title(score).lower()}")
-    ax.set_title("Probability of improvement (95% CI)")
-    ax.grid(alpha=0.3, axis="x")
-    return figure
-
-
-def plot_sweep(
-    sweep_dir: Path,
-    metrics: Sequence[str] | None = None,
-    out_dir: Path | None = None,
-    tables: SweepTables | None = None,
-    seed: int = 0,
-) -> list[Path]:
-    """Save curves.png, final_vs_rho.png and (when sharpness was measured)
-    sharpness_vs_score.png into `out_dir` (default `<sweep_dir>/plots`); returns the files."""
-    sweep_dir = Path(sweep_dir)
-    tables = tables if tables is not None else compute_sweep_tables(sweep_dir, seed=seed)
-    out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "plots"
-    written = [save(build_curves_figure(sweep_dir, tables, metrics, seed), out_dir / CURVES_FILE)]
-    if metrics is None:  # one figure per question, beside the all-metrics overview
-        available = sweep_metrics(sweep_dir, tables)
-        score = [m for m in ("normalized_score", "return_mean") if m in available][:1]
-        if score:
-            figure = build_curves_figure(sweep_dir, tables, score, seed)
-            written.append(save(figure, out_dir / SCORE_CURVES_FILE))
-        sharp = _comparable([m for m in available if is_sharpness(m)])
-        if sharp:
-            figure = build_curves_figure(sweep_dir, tables, sharp, seed)
-            written.append(save(figure, out_dir / SHARPNESS_CURVES_FILE))
-    written.append(save(build_vs_rho_figure(tables.aggregate, tables.keys), out_dir / VS_RHO_FILE))
-    scatter = build_scatter_figure(tables)
-    if scatter is not None:
-        written.append(save(scatter, out_dir / SCATTER_FILE))
-    profile = build_profile_figure(tables, seed=seed)
-    if profile is not None:
-        written.append(save(profile, out_dir / PROFILE_FILE))
-    improvement = build_improvement_figure(tables)
-    if improvement is not None:
-        written.append(save(improvement, out_dir / IMPROVEMENT_FILE))
-    return written
 
 
 def is_sweep_dir(path: Path) -> bool:

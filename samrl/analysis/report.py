@@ -10,32 +10,58 @@ from typing import Any
 import pandas as pd
 
 from samrl import stats
-from samrl.analysis.plots import plot_sweep, vs_rho_columns
+from samrl.analysis.plots import vs_rho_columns
+from samrl.analysis.sweep_figures import plot_sweep
 from samrl.errors import RunError
 from samrl.metrics import without_last10
 from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
     format_number,
+    score_column,
     write_sweep_tables,
 )
+from samrl.results.baselines import LEVEL_RULE, level_rows
 from samrl.results.paper import markdown, score_tables
+from samrl.results.rank_correlation import correlation_rows, rank_correlations
 from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
-from samrl.rundir import AGGREGATE_FILE, REPORT_FILE, SCORE_FILES, SUMMARY_FILE, atomic_write
+from samrl.rundir import (
+    AGGREGATE_FILE,
+    BASELINES_FILE,
+    RANK_CORRELATION_FILE,
+    REPORT_FILE,
+    SCORE_FILES,
+    SUMMARY_FILE,
+    atomic_write,
+    write_csv_atomic,
+)
 from samrl.status import RunStatus
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
 VERSION_KEYS = ("version", "d3rlpy", "torch", "python", "device")
+#: Figure file stem (prefix) -> section title; the rest of a stem names the metric and, in a
+#: study split by dataset, the dataset.
 PLOT_TITLES = {
-    "curves.png": "Learning curves (mean over seeds, 95% bootstrap band)",
-    "final_vs_rho.png": "Final score and sharpness against rho (IQM, 95% CI)",
-    "sharpness_vs_score.png": "Sharpness against score, one point per run",
-    "score_vs_steps.png": "Score against training steps, by optimizer variant",
-    "sharpness_vs_steps.png": "Sharpness against training steps, per network",
-    "performance_profile.png": "Performance profiles: fraction of runs above each score",
-    "prob_improvement.png": "Probability of improvement over the baseline (95% CI)",
+    "score_vs_steps": "Score against training steps (mean over seeds, 95% bootstrap band)",
+    "curves": "Against training steps (mean over seeds, 95% bootstrap band)",
+    "final_vs_rho": "Final value per optimizer variant (IQM, 95% CI)",
+    "sharpness_vs_score": "Sharpness against score, one point per run",
+    "performance_profile": "Performance profiles: fraction of runs above each score",
+    "prob_improvement": "Probability of improvement over the baseline (95% CI)",
 }
+
+
+def plot_title(path: Path) -> str:
+    """ "Against training steps (...): critic_loss" for plots/curves_critic_loss.png."""
+    stem = path.stem
+    for prefix, title in PLOT_TITLES.items():
+        if stem == prefix:
+            return title
+        if stem.startswith(prefix + "_"):
+            return f"{title}: {stem.removeprefix(prefix + '_')}"
+    return stem
+
 
 HOW_TO_READ = """\
 - **IQM** (interquartile mean): the mean of the middle half of the runs' scores
@@ -68,13 +94,23 @@ def write_report(sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed
         plots = plot_sweep(sweep_dir, tables=tables, seed=seed)
     except RunError:
         plots = []  # no run has written a CSV row yet: the report still lists what is planned
-    text = render_report(sweep_dir, tables, plots, n_boot=n_boot)
+    correlations = rank_correlations(
+        tables.summary, sweep_dir, score_column(tables.aggregate), n_boot=n_boot, seed=seed
+    )
+    write_csv_atomic(correlations, sweep_dir / RANK_CORRELATION_FILE)
+    text = render_report(sweep_dir, tables, plots, n_boot=n_boot, correlations=correlations)
     out = sweep_dir / REPORT_FILE
     atomic_write(out, text)
     return out
 
 
-def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n_boot: int) -> str:
+def render_report(
+    sweep_dir: Path,
+    tables: SweepTables,
+    plots: Sequence[Path],
+    n_boot: int,
+    correlations: pd.DataFrame | None = None,
+) -> str:
     """The report's markdown text."""
     spec = read_sweep_spec(sweep_dir) or {}
     summary, aggregate = tables.summary, tables.aggregate
@@ -85,18 +121,21 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
         "## What was run",
         _what_was_run(sweep_dir, spec, first_config, summary, tables.keys),
         "## Results",
-        _results_intro(aggregate),
+        _results_intro(aggregate) + " " + _episodes_text(sweep_dir, summary),
         markdown_table(_result_rows(aggregate)),
+        "## Adam baselines: do they learn?",
+        LEVEL_RULE + f" Per algorithm and dataset (also `{BASELINES_FILE}`):",
+        markdown_table(level_rows(tables.baselines))
+        if len(tables.baselines)
+        else "_No Adam runs in this sweep: no baseline level._",
+        *_correlation_section(correlations, n_boot),
         "## Paper tables",
         "Final and best score per algorithm, optimizer and dataset (CORL / d3rlpy convention; "
         f"also as {', '.join(f'`{n}`' for n in SCORE_FILES)}, the LaTeX with booktabs).",
         markdown(score_tables(summary, tables.keys)),
         "## Plots",
         "" if plots else "_No plots yet: no run has written a CSV row._",
-        *(
-            f"### {PLOT_TITLES.get(p.name, p.stem)}\n\n![{p.stem}]({_relative(p, sweep_dir)})"
-            for p in plots
-        ),
+        *(f"### {plot_title(p)}\n\n![{p.stem}]({_relative(p, sweep_dir)})" for p in plots),
     ]
     problems = summary[summary["status"] != RunStatus.COMPLETED]
     if len(problems):
@@ -106,6 +145,22 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
 
 
 # --------------------------------------------------------------------------- sections
+
+
+def _correlation_section(correlations: pd.DataFrame | None, n_boot: int) -> list[str]:
+    if correlations is None or correlations.empty:
+        return []
+    score = str(correlations["score"].iloc[0])
+    return [
+        "## Does sharpness rank runs as their scores do?",
+        f"Spearman rank correlation over completed runs between each sharpness measure taken "
+        f"without the environment and `{score}`, with a bootstrap 95% CI resampling runs "
+        f"({n_boot} resamples, seeded); also `{RANK_CORRELATION_FILE}`. The fixed-radius probe "
+        "is its value at the last epoch that measured it; `posthoc_*_worst_case` is the "
+        "worst-case sharpness of the last checkpoint. Negative: flatter runs score higher. "
+        "The pooled row mixes algorithms and datasets; read the per-algorithm rows first.",
+        markdown_table(correlation_rows(correlations)),
+    ]
 
 
 def _first_config(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, Any]:
@@ -229,6 +284,25 @@ def _results_intro(aggregate: pd.DataFrame) -> str:
         f"Score: `{score}` at the last evaluation. IQM [95% CI] over completed runs; "
         "P(improvement) is against the baseline named beside it. Full numbers: "
         f"`{AGGREGATE_FILE}` (one row per grid point) and `{SUMMARY_FILE}` (one row per run)."
+    )
+
+
+def _episodes_text(sweep_dir: Path, summary: pd.DataFrame) -> str:
+    """How many episodes each run's final evaluation averaged (train.eval_episodes)."""
+    from samrl.results.baselines import MIN_EVAL_EPISODES
+    from samrl.results.runs import get_path
+
+    counts: dict[int, int] = {}
+    for relative in summary["run_dir"]:
+        episodes = get_path(read_config(run_path(sweep_dir, relative)), "train.eval_episodes")
+        if isinstance(episodes, int):
+            counts[episodes] = counts.get(episodes, 0) + 1
+    if not counts:
+        return "The number of evaluation episodes is not recorded (no config.yaml yet)."
+    text = ", ".join(f"{e} episodes ({n} runs)" for e, n in sorted(counts.items()))
+    few = min(counts) < MIN_EVAL_EPISODES
+    return f"Each final score averages the returns of {text} (train.eval_episodes)" + (
+        f"; fewer than {MIN_EVAL_EPISODES} episodes make a noisy score." if few else "."
     )
 
 

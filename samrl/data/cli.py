@@ -11,8 +11,10 @@ from samrl.data import mujoco
 from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache_dir, ensure_builtin
 from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5
+from samrl.data.info import DatasetInfo
 from samrl.data.minari_source import INSTALL_HINT
 from samrl.data.provenance import provenance
+from samrl.data.references import normalized, normalized_statistics
 from samrl.data.remote import D3RLPY_DATASETS, D4RL_PATHS, D4RL_URL_ENV, d4rl_base_url, d4rl_remote
 from samrl.data.sources import (
     d4rl_dir,
@@ -160,7 +162,7 @@ def info_command(name: str, size: int | None, seed: int | None) -> None:
         data, metadata, path = read_user_data(info, progress=True)
         for note in (*info.notes, *data.notes):
             click.echo(f"note:        {note}")
-        _echo_statistics(data, metadata, path, info.spec)
+        _echo_statistics(data, metadata, path, info)
         return
     for note in info.notes:
         click.echo(f"note:        {note}")
@@ -186,16 +188,20 @@ def info_command(name: str, size: int | None, seed: int | None) -> None:
         data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
         for note in data.notes:
             click.echo(f"note:        {note}")
-        _echo_statistics(data, metadata, path, info.spec)
+        _echo_statistics(data, metadata, path, info)
 
 
 def _echo_statistics(
-    data: Transitions, metadata: dict[str, Any], path: pathlib.Path, spec: str
+    data: Transitions, metadata: dict[str, Any], path: pathlib.Path, info: DatasetInfo
 ) -> None:
+    """What D4RL users read off a dataset: episodes, the spread of the episode return, and
+    both in normalized-score units (100 * (R - random) / (expert - random), the dataset's
+    references). An episode is cut at each terminal or timeout; a last unfinished one counts
+    with the return it has."""
     returns = data.episode_returns()
     stats = return_statistics(returns)
     click.echo(f"file:        {path}")
-    record = provenance(spec, path)
+    record = provenance(info.spec, path)
     if record is not None:  # what a run's config.yaml records, and dataset.sha256 pins
         click.echo(f"size:        {record['size']} bytes")
         click.echo(f"sha256:      {record['sha256']}")
@@ -204,13 +210,25 @@ def _echo_statistics(
     click.echo(f"episodes:    {len(returns)} ({int(data.terminals.sum())} terminated)")
     click.echo(f"{'transitions:':<13}{len(data)}")
     if stats:
-        click.echo(
-            f"returns:     mean {stats['mean']:.2f}, std {stats['std']:.2f}, "
-            f"min {stats['min']:.2f}, max {stats['max']:.2f}"
-        )
+        click.echo(f"returns:     {_spread(stats)}")
+    scores = normalized_statistics(stats, info.ref_min_return, info.ref_max_return)
+    if scores:
+        click.echo(f"normalized:  {_spread(scores)}")
     for key in ("behaviour_policy", "behaviour_return_mean", "generator_version", "seed"):
         if key in metadata:
             click.echo(f"{key + ':':<12} {metadata[key]}")
+    behaviour = metadata.get("behaviour_return_mean")
+    if isinstance(behaviour, int | float) and scores:
+        assert info.ref_min_return is not None and info.ref_max_return is not None
+        score = normalized(behaviour, info.ref_min_return, info.ref_max_return)
+        click.echo(f"behaviour normalized: {score:.2f} (behaviour_return_mean, whole episodes)")
+
+
+def _spread(stats: dict[str, float]) -> str:
+    return (
+        f"mean {stats['mean']:.2f}, std {stats['std']:.2f}, "
+        f"min {stats['min']:.2f}, max {stats['max']:.2f}"
+    )
 
 
 def _num(value: float | None) -> str:

@@ -29,3 +29,16 @@ CLASSIC_REFERENCES: dict[str, tuple[float, float]] = {
 
 def normalized(mean_return: float, ref_min: float, ref_max: float) -> float:
     return 100.0 * (mean_return - ref_min) / (ref_max - ref_min)
+
+
+def normalized_statistics(
+    statistics: dict[str, float], ref_min: float | None, ref_max: float | None
+) -> dict[str, float]:
+    """`return_statistics` (mean, std, min, max of episode returns) in normalized-score units:
+    the mean, min and max through `normalized`, the std scaled by 100 / (max - min) (a spread
+    has no offset); {} without usable references."""
+    if not statistics or ref_min is None or ref_max is None or ref_max == ref_min:
+        return {}
+    out = {k: normalized(statistics[k], ref_min, ref_max) for k in ("mean", "min", "max")}
+    out["std"] = 100.0 * statistics["std"] / abs(ref_max - ref_min)
+    return out

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from samrl.metrics import (
     last10_name,
     posthoc_name,
 )
+from samrl.results.baselines import adam_levels
 from samrl.results.labels import group_key, point_labels
 from samrl.results.paper import write_tables as write_paper_tables
 from samrl.results.runs import (
@@ -64,6 +65,7 @@ from samrl.results.runs import (
     read_sweep_spec,
 )
 from samrl.rundir import (
+    BASELINES_FILE,
     EVAL_FILE,
     LOSS_FILE,
     POSTHOC_HESSIAN_FILE,
@@ -208,11 +210,13 @@ def _relative(path: Path, root: Path | None) -> str:
 
 @dataclass
 class SweepTables:
-    """summary (one row per run), aggregate (one row per grid point) and the grid keys."""
+    """summary (one row per run), aggregate (one row per grid point), the grid keys, and the
+    Adam baseline level per algorithm and dataset (samrl.results.baselines)."""
 
     summary: pd.DataFrame
     aggregate: pd.DataFrame
     keys: list[str]
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def build_summary(
@@ -292,11 +296,12 @@ def summarize_sweep(
 
 
 def write_sweep_tables(sweep_dir: Path | str, tables: SweepTables) -> list[Path]:
-    """summary.csv, aggregate.csv and the paper tables (scores.*), each written atomically;
-    returns the paper tables' paths."""
+    """summary.csv, aggregate.csv, baselines.csv and the paper tables (scores.*), each written
+    atomically; returns the paper tables' paths."""
     folder = SweepDir(sweep_dir)
     write_csv_atomic(tables.summary, folder.summary_file)
     write_csv_atomic(tables.aggregate, folder.aggregate_file)
+    write_csv_atomic(tables.baselines, folder.path / BASELINES_FILE)
     return write_paper_tables(tables.summary, tables.keys, folder.path)
 
 
@@ -309,7 +314,8 @@ def _tables(
 ) -> SweepTables:
     summary, keys = build_summary(entries, root, keys)
     aggregate = aggregate_summary(summary, keys, n_boot=n_boot, seed=seed)
-    return SweepTables(summary, aggregate, keys)
+    baselines = adam_levels(summary, root, n_boot=n_boot, seed=seed)
+    return SweepTables(summary, aggregate, keys, baselines)
 
 
 def grid_points(
@@ -392,7 +398,9 @@ def _point_dict(runs: pd.DataFrame, keys: Sequence[str]) -> dict[str, Any]:
 
 def _find_baseline(index: int, points: list[dict[str, Any]], keys: Sequence[str]) -> int | None:
     """Index of the baseline of points[index] (see the module docstring), or None."""
-    others = [k for k in keys if k not in OPTIM_KEYS]
+    # Which networks SAM steps is part of the optimizer too: Adam is the baseline of SAM on
+    # the actor, on the critic and on both alike.
+    others = [k for k in keys if k not in (*OPTIM_KEYS, "optim.networks")]
     this = points[index]
     same = [
         i

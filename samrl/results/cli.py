@@ -10,8 +10,16 @@ import click
 import pandas as pd
 
 from samrl import stats
-from samrl.results.aggregate import format_number, score_column, summarize_sweep
+from samrl.results.aggregate import (
+    compute_sweep_tables,
+    format_number,
+    score_column,
+    write_sweep_tables,
+)
+from samrl.results.baselines import level_text
 from samrl.rundir import SweepDir
+
+SEED_TABLE_PLOT = "seed_table.png"
 
 
 def plural(count: int, noun: str) -> str:
@@ -44,14 +52,17 @@ def bootstrap_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
 @bootstrap_options
 def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
-    """Write summary.csv (one row per run) and aggregate.csv (one row per grid point).
+    """Write summary.csv (one row per run), aggregate.csv (one row per grid point) and
+    baselines.csv (the Adam baseline level per algorithm and dataset).
 
     SWEEP_DIR is a sweep directory (with sweep.json) or any directory holding run directories
     one or two levels below it. Unfinished runs are listed with their status; statistics use
     completed runs (IQM with a stratified bootstrap 95% CI, probability of improvement over
     the rho=0 or Adam point).
     """
-    summary, aggregate = summarize_sweep(sweep_dir, n_boot=n_boot, seed=seed)
+    tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
+    write_sweep_tables(sweep_dir, tables)
+    summary, aggregate = tables.summary, tables.aggregate
     score = score_column(aggregate)
     for _, row in aggregate.iterrows():
         improvement = row.get("prob_improvement")
@@ -64,9 +75,54 @@ def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
             f"[{format_number(row[f'{score}_ci_low'])}, {format_number(row[f'{score}_ci_high'])}]"
             f"{improvement_text}"
         )
+    for _, level in tables.baselines.iterrows():
+        click.echo(
+            f"  Adam baseline {level['algo.name']} on {level['dataset.name']}: "
+            f"{level_text(level.to_dict())}; {level['reason']}"
+        )
     runs = f"{plural(len(summary), 'run')}: {_status_counts(summary)}"
     points = plural(len(aggregate), "grid point")
     click.echo(
         f"wrote {SweepDir(sweep_dir).summary_file} ({runs}) and "
         f"{SweepDir(sweep_dir).aggregate_file} ({points})"
+    )
+
+
+@click.command(
+    "seed-table",
+    epilog="""\b
+Example:
+  samrl sweep configs/sweeps/seed_table.yaml       # runs into results/seed-table
+  samrl seed-table results/seed-table --n-boot 5000
+  # -> results/seed-table/seed_table.{md,csv,tex} and plots/seed_table.png (+ .pdf)""",
+)
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@bootstrap_options
+def seed_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
+    """The seed experiment redone with seeds: per algorithm and optimizer choice
+    (actor/critic[/imitator]: Adam or SAM), the final normalized score's IQM [95% CI], its
+    difference from the row's all-Adam [95% CI], P(improvement) over all-Adam, the seed
+    notebook's one-seed return beside it, and whether the directions agree. Each row is marked
+    with its Adam baseline level; a row whose baseline does not learn makes no claim.
+
+    SWEEP_DIR is a sweep directory (with sweep.json) or a directory holding run directories.
+    Writes SWEEP_DIR/seed_table.{md,csv,tex}, plots/seed_table.png (+ .pdf), and rebuilds
+    summary.csv, aggregate.csv and baselines.csv.
+    """
+    from samrl.analysis.plots import save
+    from samrl.analysis.seed_table_plot import build_seed_table_figure
+    from samrl.results.seed_table import compute_seed_table, tally, write_seed_table
+
+    tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
+    cells = compute_seed_table(tables, n_boot=n_boot, seed=seed)
+    write_sweep_tables(sweep_dir, tables)
+    written = write_seed_table(cells, tables.baselines, sweep_dir, n_boot)
+    figure = save(build_seed_table_figure(cells), sweep_dir / "plots" / SEED_TABLE_PLOT)
+    counts = tally(cells)
+    rows = cells.drop_duplicates(["algo.name", "dataset.name"])
+    click.echo(
+        f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "
+        f"{plural(len(rows), 'algorithm row')}, {plural(len(cells), 'cell')}; "
+        f"{int(rows['claim'].sum())} rows with a learning baseline; against the seed: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
     )

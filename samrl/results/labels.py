@@ -3,6 +3,7 @@ aggregate table, the paper tables and the plots."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,3 +56,15 @@ def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> li
     if len(set(labels)) < len(labels):
         labels = [" ".join(f"{k}={_format_value(p.get(k))}" for k in varying) for p in points]
     return labels
+
+
+def sam_networks(optim_name: Any, networks: Any) -> frozenset[str]:
+    """The networks SAM steps in a run (none for a base optimizer)."""
+    if is_base(optim_name):
+        return frozenset()
+    if isinstance(networks, str):
+        try:
+            networks = json.loads(networks)
+        except ValueError:
+            networks = [networks]
+    return frozenset(str(n) for n in networks or ())

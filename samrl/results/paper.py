@@ -36,6 +36,12 @@ ALGO_NAMES = {
     "dqn": "DQN",
     "rebrac": "ReBRAC",
     "calql": "Cal-QL",
+    "ddpg": "DDPG",
+    "td3": "TD3",
+    "bcq": "BCQ",
+    "bear": "BEAR",
+    "crr": "CRR",
+    "plas": "PLAS",
 }
 
 

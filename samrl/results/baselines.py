@@ -1,0 +1,225 @@
+"""The Adam baseline level of each (algorithm, dataset): does the plain optimizer learn there?
+
+A SAM difference means something only over a baseline that learns: around an untrained network
+"SAM lowers the score" describes noise. Every table that compares SAM with Adam marks its rows
+with this level.
+
+Per (algorithm, dataset), over the *completed* Adam runs (optim.name a base optimizer):
+- the final normalized score's IQM with its stratified-bootstrap 95% CI and n (samrl.stats);
+- the behaviour policy's normalized return on that dataset: for built-ins the recorded
+  `behaviour_return_mean` of the cached file's metadata, for other datasets the mean episode
+  return in the file, normalized with the dataset's references;
+- how many episodes the final evaluation used (train.eval_episodes of the runs' configs).
+
+Verdict "learns" iff the final score was evaluated on at least MIN_EVAL_EPISODES episodes,
+IQM >= LEVEL and IQM >= the behaviour policy's normalized return; "does not learn" when the IQM
+misses either bar; "unknown" when there is no completed Adam run, no normalized score, too few
+evaluation episodes, or (with IQM >= LEVEL) no behaviour return to compare with. `reason` says
+which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from samrl import stats
+from samrl.errors import SamrlError
+from samrl.results.runs import get_path, read_config, run_path
+from samrl.sam.variants import is_base
+from samrl.status import RunStatus
+
+#: The normalized score an Adam baseline must reach (issue 20).
+LEVEL = 50.0
+#: Episodes the final evaluation must average over for a verdict.
+MIN_EVAL_EPISODES = 10
+LEARNS, NOT_LEARNING, UNKNOWN = "learns", "does not learn", "unknown"
+SCORE = "final_normalized_score"
+COLUMNS = (
+    "algo.name",
+    "dataset.name",
+    "n",
+    "iqm",
+    "ci_low",
+    "ci_high",
+    "eval_episodes",
+    "behaviour_return",
+    "behaviour_normalized",
+    "verdict",
+    "reason",
+)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The behaviour policy's mean episode return on a dataset, raw and normalized (NaN when
+    unknown, with `note` saying why)."""
+
+    mean_return: float
+    normalized: float
+    note: str
+
+
+def behaviour_of(dataset: Mapping[str, Any]) -> Behaviour:
+    """The behaviour policy's return on the dataset a run's `dataset` config section names.
+
+    Nothing is generated: a built-in that is not cached says how to make it."""
+    from samrl.data import normalized_score
+    from samrl.data.builtin import BUILTINS, cache_path
+    from samrl.data.hdf5 import read_metadata
+    from samrl.data.sources import describe, read_user_data
+
+    name = str(dataset.get("name"))
+    size, seed = dataset.get("size"), int(dataset.get("seed") or 0)
+    nan = float("nan")
+    try:
+        info = describe(name)
+        if info.kind == "builtin":
+            builtin = BUILTINS[name]
+            path = cache_path(builtin, int(size or builtin.default_size), seed)
+            if not path.is_file():
+                return Behaviour(
+                    nan,
+                    nan,
+                    f"not cached (samrl data make {name} --size "
+                    f"{size or builtin.default_size} --seed {seed})",
+                )
+            value = read_metadata(path).get("behaviour_return_mean")
+            if not isinstance(value, int | float):
+                return Behaviour(nan, nan, f"{path.name}: no behaviour_return_mean")
+            mean_return, note = float(value), "behaviour_return_mean of the built-in"
+        else:
+            data, _, _ = read_user_data(info, progress=False)
+            if size is not None:
+                data = data.head(int(size))
+            returns = data.episode_returns()
+            if not len(returns):
+                return Behaviour(nan, nan, "no episodes in the file")
+            mean_return, note = float(np.mean(returns)), "mean episode return in the file"
+    except SamrlError as exc:
+        return Behaviour(nan, nan, str(exc).splitlines()[0])
+    score = normalized_score(mean_return, info)
+    return Behaviour(mean_return, nan if score is None else score, note)
+
+
+def adam_levels(
+    summary: pd.DataFrame,
+    sweep_dir: Path | None,
+    n_boot: int = stats.DEFAULT_N_BOOT,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (algorithm, dataset) with Adam runs (COLUMNS; see the module docstring)."""
+    base = summary[[is_base(name) for name in summary["optim.name"]]]
+    rows = []
+    behaviours: dict[str, Behaviour] = {}
+    for (algo, dataset), runs in base.groupby(
+        ["algo.name", "dataset.name"], sort=False, dropna=False
+    ):
+        configs = [read_config(_run_dir(sweep_dir, r)) for r in runs["run_dir"]]
+        done = runs[runs["status"] == RunStatus.COMPLETED]
+        scores = pd.to_numeric(done[SCORE], errors="coerce").dropna().to_numpy(float)
+        low, high = stats.stratified_bootstrap_ci(scores, stats.iqm, n_boot=n_boot, seed=seed)
+        episodes = sorted(
+            {int(e) for e in (get_path(c, "train.eval_episodes") for c in configs) if e}
+        )
+        section = next((get_path(c, "dataset") for c in configs if get_path(c, "dataset")), None)
+        key = repr(sorted((section or {"name": dataset}).items()))
+        if key not in behaviours:
+            behaviours[key] = behaviour_of(section or {"name": dataset})
+        behaviour = behaviours[key]
+        iqm = stats.iqm(scores)
+        verdict, reason = _verdict(iqm, len(scores), episodes, behaviour)
+        rows.append(
+            {
+                "algo.name": algo,
+                "dataset.name": dataset,
+                "n": len(scores),
+                "iqm": iqm,
+                "ci_low": low,
+                "ci_high": high,
+                "eval_episodes": "/".join(str(e) for e in episodes) or None,
+                "behaviour_return": behaviour.mean_return,
+                "behaviour_normalized": behaviour.normalized,
+                "verdict": verdict,
+                "reason": reason,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _run_dir(sweep_dir: Path | None, relative: str) -> Path:
+    return run_path(sweep_dir, relative) if sweep_dir is not None else Path(relative)
+
+
+def _verdict(iqm: float, n: int, episodes: list[int], behaviour: Behaviour) -> tuple[str, str]:
+    if n == 0 or np.isnan(iqm):
+        return UNKNOWN, "no completed Adam run with a normalized score"
+    if not episodes or min(episodes) < MIN_EVAL_EPISODES:
+        used = "/".join(map(str, episodes)) or "an unknown number of"
+        return UNKNOWN, f"final score on {used} episodes (< {MIN_EVAL_EPISODES})"
+    if iqm < LEVEL:
+        return NOT_LEARNING, f"IQM {iqm:.1f} < {LEVEL:g}"
+    if np.isnan(behaviour.normalized):
+        return UNKNOWN, f"IQM {iqm:.1f} >= {LEVEL:g}; behaviour return unknown: {behaviour.note}"
+    if iqm < behaviour.normalized:
+        return NOT_LEARNING, f"IQM {iqm:.1f} < behaviour policy {behaviour.normalized:.1f}"
+    return LEARNS, f"IQM {iqm:.1f} >= {LEVEL:g} and >= behaviour policy {behaviour.normalized:.1f}"
+
+
+def level_of(levels: pd.DataFrame, algo: str, dataset: str) -> Mapping[str, Any] | None:
+    """The level row of (algo, dataset), or None when it has no Adam runs."""
+    rows = levels[(levels["algo.name"] == algo) & (levels["dataset.name"] == dataset)]
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def level_text(level: Mapping[str, Any] | None) -> str:
+    """ "learns (Adam IQM 64.9 [55.1, 80.2], n=5)" for a table row's mark."""
+    if level is None:
+        return "no Adam runs"
+    if not level["n"]:
+        return f"{level['verdict']} (no completed Adam run)"
+    return (
+        f"{level['verdict']} (Adam IQM {level['iqm']:.1f} "
+        f"[{level['ci_low']:.1f}, {level['ci_high']:.1f}], n={level['n']})"
+    )
+
+
+def level_rows(levels: pd.DataFrame) -> list[dict[str, str]]:
+    """The levels as markdown table rows (report.md, seed_table.md)."""
+    from samrl.results.paper import algo_name
+
+    rows = []
+    for _, level in levels.iterrows():
+        interval = (
+            "–"
+            if not level["n"]
+            else f"{level['iqm']:.1f} [{level['ci_low']:.1f}, {level['ci_high']:.1f}]"
+        )
+        behaviour = level["behaviour_normalized"]
+        rows.append(
+            {
+                "algorithm": algo_name(level["algo.name"]),
+                "dataset": str(level["dataset.name"]),
+                "Adam final normalized IQM [95% CI]": interval,
+                "n": str(level["n"]),
+                "eval episodes": str(level["eval_episodes"] or "?"),
+                "behaviour policy (normalized)": "?" if pd.isna(behaviour) else f"{behaviour:.1f}",
+                "verdict": f"**{level['verdict']}**",
+                "why": str(level["reason"]),
+            }
+        )
+    return rows
+
+
+LEVEL_RULE = (
+    f"An Adam baseline **learns** when, over its completed runs, the final normalized score's "
+    f"IQM reaches {LEVEL:g} and the behaviour policy's own normalized return on that dataset, "
+    f"with the final evaluation averaged over at least {MIN_EVAL_EPISODES} episodes. A SAM "
+    "difference over a baseline that does not learn describes noise around an untrained "
+    "network: it is reported, labelled, and makes no claim."
+)

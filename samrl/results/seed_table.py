@@ -1,0 +1,391 @@
+"""The seed table: the seed experiment (samrl.results.seed_reference) redone with seeds and
+confidence intervals, from a sweep of algorithms x optimizer choices.
+
+An optimizer choice says, per network in the order actor/critic[/imitator], whether SAM or Adam
+steps it: "SAM/Adam" is SAM on the actor, Adam on the critic; an `optim.name: adam` run is
+all-Adam whatever its `optim.networks`. Per (algorithm, dataset, choice), over completed runs:
+
+- n and the final normalized score's IQM with its stratified-bootstrap 95% CI;
+- the difference of IQMs from the row's all-Adam choice, with a bootstrap 95% CI;
+- P(improvement) over all-Adam with its CI (samrl.stats);
+  both bootstraps pair seeds when the two choices completed the same seeds (a seed fixes the
+  data order and the initial weights), else resample each side independently (`paired`);
+- the seed's one-seed return and its difference from the seed's all-Adam;
+- the direction: ours is "higher" / "lower" only when the CI of the difference excludes 0,
+  else "none"; the seed's is the sign of its difference. `agreement` is agrees / disagrees /
+  indistinguishable (ours "none"), blank where the seed reported nothing, "not run" for a
+  choice the seed reported that has no completed run (a row with n = 0);
+- the row's Adam level (samrl.results.baselines): in a row whose baseline does not learn,
+  `claim` is False and the SAM differences count as no claim.
+
+The seed used d3rlpy's own pendulum replay data and returns; samrl uses its built-in data and
+normalized scores, so only directions are compared, never values.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from samrl import stats
+from samrl.errors import RunError
+from samrl.results.aggregate import SweepTables
+from samrl.results.baselines import LEARNS, NOT_LEARNING, level_of, level_text
+from samrl.results.labels import sam_networks
+from samrl.results.paper import algo_name, latex_escape
+from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
+from samrl.rundir import SEED_TABLE_FILES, atomic_write, write_csv_atomic
+from samrl.status import RunStatus
+
+SCORE = "final_normalized_score"
+HIGHER, LOWER, NONE = "higher", "lower", "none"
+AGREES, DISAGREES, INDISTINGUISHABLE = "agrees", "disagrees", "indistinguishable"
+NOT_RUN = "not run"  # a choice the seed reported that the sweep has no completed run of
+COLUMNS = (
+    "algo.name",
+    "dataset.name",
+    "choice",
+    "sam_networks",
+    "n",
+    "iqm",
+    "ci_low",
+    "ci_high",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "prob_improvement",
+    "prob_improvement_ci_low",
+    "prob_improvement_ci_high",
+    "paired",
+    "seed_return",
+    "seed_diff",
+    "direction",
+    "seed_direction",
+    "agreement",
+    "adam_level",
+    "claim",
+)
+
+
+@cache
+def choice_networks(algo: str) -> tuple[str, ...]:
+    """The networks an optimizer choice of `algo` names, in NETWORK_ORDER (actor, critic and,
+    in BCQ and BEAR, the imitator)."""
+    from samrl.algos import algorithm_table
+
+    facts = algorithm_table().get(algo)
+    present = set(facts.networks) if facts is not None else {"actor", "critic"}
+    return tuple(n for n in NETWORK_ORDER if n in present)
+
+
+def choice_label(algo: str, sam: frozenset[str]) -> str:
+    """ "SAM/Adam" (SAM on the actor) for actor/critic; "Adam/Adam/SAM" for BCQ's imitator."""
+    return "/".join("SAM" if n in sam else "Adam" for n in choice_networks(algo))
+
+
+def choice_order(algo: str) -> list[str]:
+    """All-Adam first, then SAM on one network (in NETWORK_ORDER from the last), two, ..."""
+    nets = choice_networks(algo)
+    subsets = [
+        frozenset(n for i, n in enumerate(nets) if mask >> i & 1) for mask in range(2 ** len(nets))
+    ]
+    subsets.sort(key=lambda s: (len(s), [-nets.index(n) for n in sorted(s, key=nets.index)]))
+    return [choice_label(algo, s) for s in subsets]
+
+
+def _direction(low: float, high: float) -> str:
+    if low > 0:
+        return HIGHER
+    if high < 0:
+        return LOWER
+    return NONE
+
+
+def _sign(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return HIGHER if value > 0 else LOWER if value < 0 else NONE
+
+
+def _agreement(ours: str, theirs: str | None) -> str | None:
+    if theirs is None:
+        return None
+    if ours == NONE:
+        return INDISTINGUISHABLE
+    return AGREES if ours == theirs else DISAGREES
+
+
+def _scores(runs: pd.DataFrame) -> pd.Series:
+    return pd.Series(runs[SCORE].to_numpy(float), index=runs["seed"].to_numpy())
+
+
+def compute_seed_table(
+    tables: SweepTables, n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (algorithm, dataset, optimizer choice) with completed runs (COLUMNS)."""
+    summary = tables.summary
+    done = summary[(summary["status"] == RunStatus.COMPLETED)].copy()
+    done[SCORE] = pd.to_numeric(done[SCORE], errors="coerce")
+    done = done[done[SCORE].notna()]
+    if done.empty:
+        raise RunError("no completed run with a final normalized score: no seed table yet")
+    networks = done["optim.networks"] if "optim.networks" in done else pd.Series(None, done.index)
+    rhos = pd.to_numeric(done["optim.rho"], errors="coerce")
+    done["sam"] = [sam_networks(o, n) for o, n in zip(done["optim.name"], networks, strict=True)]
+    done["choice"] = [
+        choice_label(a, s) + ("" if not s or math.isclose(r, RHO) else f" rho={r:g}")
+        for a, s, r in zip(done["algo.name"], done["sam"], rhos, strict=True)
+    ]
+    known = list(SEED_RETURNS)
+    algos = sorted(
+        done["algo.name"].unique(),
+        key=lambda a: (a not in known, known.index(a) if a in known else 0, a),
+    )
+    rows = []
+    for algo in algos:
+        for dataset in dict.fromkeys(done.loc[done["algo.name"] == algo, "dataset.name"]):
+            runs = done[(done["algo.name"] == algo) & (done["dataset.name"] == dataset)]
+            rows += _row_cells(algo, dataset, runs, tables.baselines, n_boot, seed)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _row_cells(
+    algo: str,
+    dataset: str,
+    runs: pd.DataFrame,
+    levels: pd.DataFrame,
+    n_boot: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    order = choice_order(algo)
+    all_adam = order[0]
+    present = list(dict.fromkeys(runs["choice"]))
+    # a choice the seed reported but the sweep did not run is a row too: "not run"
+    reported = set(SEED_RETURNS.get(algo, {}))
+    choices = [c for c in order if c in present or c in reported]
+    choices += [c for c in present if c not in order]
+    level = level_of(levels, algo, dataset)
+    verdict = None if level is None else level["verdict"]
+    adam = _scores(runs[runs["choice"] == all_adam])
+    seed_adam = seed_return(algo, all_adam)
+    cells = []
+    for choice in choices:
+        if choice not in present:
+            cells.append(_not_run(algo, dataset, choice, verdict))
+            continue
+        x = _scores(runs[runs["choice"] == choice])
+        values = x.to_numpy(float)
+        low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
+        cell: dict[str, Any] = {
+            "algo.name": algo,
+            "dataset.name": dataset,
+            "choice": choice,
+            "sam_networks": "+".join(
+                n for n in NETWORK_ORDER if n in runs.loc[runs["choice"] == choice, "sam"].iloc[0]
+            ),
+            "n": len(values),
+            "iqm": stats.iqm(values),
+            "ci_low": low,
+            "ci_high": high,
+            "adam_level": verdict,
+            "claim": verdict == LEARNS,
+        }
+        theirs = seed_return(algo, choice)
+        cell["seed_return"] = theirs
+        if choice != all_adam and len(adam):
+            cell.update(_versus(x, adam, n_boot, seed))
+            seed_diff = None if theirs is None or seed_adam is None else theirs - seed_adam
+            cell["seed_diff"] = seed_diff
+            cell["direction"] = _direction(cell["diff_ci_low"], cell["diff_ci_high"])
+            cell["seed_direction"] = _sign(seed_diff)
+            cell["agreement"] = _agreement(cell["direction"], cell["seed_direction"])
+        cells.append(cell)
+    return cells
+
+
+def _not_run(algo: str, dataset: str, choice: str, verdict: str | None) -> dict[str, Any]:
+    theirs, seed_adam = seed_return(algo, choice), seed_return(algo, choice_order(algo)[0])
+    sam = {n for n, c in zip(choice_networks(algo), choice.split("/"), strict=True) if c == "SAM"}
+    return {
+        "algo.name": algo,
+        "dataset.name": dataset,
+        "choice": choice,
+        "sam_networks": "+".join(n for n in NETWORK_ORDER if n in sam),
+        "n": 0,
+        "seed_return": theirs,
+        "seed_diff": None if theirs is None or seed_adam is None else theirs - seed_adam,
+        "agreement": NOT_RUN,
+        "adam_level": verdict,
+        "claim": False,
+    }
+
+
+def _versus(x: pd.Series, y: pd.Series, n_boot: int, seed: int) -> dict[str, Any]:
+    paired = set(x.index) == set(y.index) and x.index.is_unique and y.index.is_unique
+    if paired:
+        y = y.loc[x.index]
+    xv, yv = x.to_numpy(float), y.to_numpy(float)
+    low, high = stats.difference_ci(xv, yv, stats.iqm, n_boot=n_boot, seed=seed, paired=paired)
+    p_low, p_high = stats.probability_of_improvement_ci(
+        xv, yv, n_boot=n_boot, seed=seed, paired=paired
+    )
+    return {
+        "diff": stats.iqm(xv) - stats.iqm(yv),
+        "diff_ci_low": low,
+        "diff_ci_high": high,
+        "prob_improvement": stats.probability_of_improvement(xv, yv),
+        "prob_improvement_ci_low": p_low,
+        "prob_improvement_ci_high": p_high,
+        "paired": paired,
+    }
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _num(value: Any, digits: int = 1, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _interval(row: pd.Series, prefix: str, digits: int = 1, signed: bool = False) -> str:
+    centre = row[prefix] if prefix else row["iqm"]
+    low = row[f"{prefix}_ci_low" if prefix else "ci_low"]
+    high = row[f"{prefix}_ci_high" if prefix else "ci_high"]
+    if pd.isna(centre):
+        return ""
+    centre_text, low_text, high_text = (_num(v, digits, signed) for v in (centre, low, high))
+    return f"{centre_text} [{low_text}, {high_text}]"
+
+
+def _direction_text(row: pd.Series) -> str:
+    if row.get("agreement") == NOT_RUN:
+        return NOT_RUN
+    if pd.isna(row.get("direction")):
+        return ""
+    ours = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[row["direction"]]
+    agreement = row["agreement"]
+    text = ours if pd.isna(agreement) else f"{agreement} ({ours})"
+    return text if row["claim"] else f"no claim: {text}"
+
+
+def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
+    """The table's cells as text, one row per (algorithm, dataset, choice)."""
+    rows = []
+    first = ~cells.duplicated(["algo.name", "dataset.name"])
+    for is_first, (_, row) in zip(first, cells.iterrows(), strict=True):
+        rows.append(
+            {
+                "algorithm": algo_name(row["algo.name"]) if is_first else "",
+                "dataset": str(row["dataset.name"]) if is_first else "",
+                "Adam level": (str(row["adam_level"] or "no Adam runs") if is_first else ""),
+                "choice": str(row["choice"]),
+                "n": str(row["n"]),
+                "IQM [95% CI]": _interval(row, ""),
+                "Δ vs all-Adam [95% CI]": _interval(row, "diff", signed=True),
+                "P(improvement) [95% CI]": _interval(row, "prob_improvement", digits=2),
+                "seed return": _num(row["seed_return"], 0),
+                "seed Δ": _num(row.get("seed_diff"), 0, signed=True),
+                "direction vs seed": _direction_text(row),
+            }
+        )
+    return rows
+
+
+def tally(cells: pd.DataFrame) -> dict[str, int]:
+    """agrees / disagrees / indistinguishable over the cells that make a claim."""
+    claims = cells[cells["claim"] & cells["agreement"].notna()]
+    return {
+        k: int((claims["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)
+    }
+
+
+def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
+    from samrl.analysis.report import markdown_table
+    from samrl.results.baselines import LEVEL_RULE, level_rows
+
+    counts = tally(cells)
+    lines = [
+        "# Seed table: SAM vs Adam per network, with seeds and confidence intervals",
+        "",
+        f"Seed numbers: {SOURCE}. Here: final normalized score (last evaluation), IQM over "
+        f"seeds with a stratified-bootstrap 95% CI ({n_boot} resamples); Δ is the IQM minus the "
+        "row's all-Adam IQM, its CI a bootstrap over seeds (paired when both completed the "
+        "same seeds). Choices are written actor/critic (BCQ, BEAR: actor/critic/imitator). "
+        "The data differ (samrl's built-in pendulum replay vs d3rlpy's download), so only "
+        "directions are compared: ours is a direction only when the CI of Δ excludes 0; the "
+        "seed's is the sign of its cell minus its all-Adam cell. Blank seed cells: the seed did "
+        "not report them.",
+        "",
+        "## Adam levels",
+        "",
+        LEVEL_RULE,
+        "",
+        markdown_table(level_rows(levels)) if len(levels) else "_No Adam runs._",
+        "",
+        "## Rows",
+        "",
+    ]
+    for (algo, dataset), row in cells.groupby(["algo.name", "dataset.name"], sort=False):
+        level = level_of(levels, algo, dataset)
+        if row["claim"].iloc[0]:
+            verdict = "the SAM differences below are claims"
+        elif level is not None and level["verdict"] == NOT_LEARNING:
+            verdict = "the baseline does not learn: its SAM differences are no claim"
+        else:
+            verdict = "the baseline's level is unknown: its SAM differences are no claim"
+        lines.append(f"- {algo_name(algo)} on {dataset}: {level_text(level)}; {verdict}.")
+    lines += [
+        "",
+        "## Table",
+        "",
+        markdown_table(display_rows(cells)),
+        "",
+        f"Over the cells with a seed number and a learning baseline: {counts[AGREES]} agree, "
+        f"{counts[DISAGREES]} disagree, {counts[INDISTINGUISHABLE]} indistinguishable.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def latex(cells: pd.DataFrame) -> str:
+    """One booktabs table (needs \\usepackage{booktabs})."""
+    rows = display_rows(cells)
+    header = list(rows[0]) if rows else []
+    out = [
+        "% samrl seed table; needs \\usepackage{booktabs}",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{SAM vs Adam per network: final normalized score, IQM [95\% CI] over seeds; "
+        r"seed: one-seed return of the d3rlpy 1.x notebook}",
+        r"\label{tab:samrl-seed-table}",
+        r"\begin{tabular}{" + "l" * 4 + "r" * (len(header) - 5) + "l}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    for row in rows:
+        out.append(" & ".join(latex_escape(v) for v in row.values()) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def headline_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells the headline figure shows: every non-all-Adam choice with a difference."""
+    return cells[cells["diff"].notna()]
+
+
+def write_seed_table(
+    cells: pd.DataFrame, levels: pd.DataFrame, out_dir: Path, n_boot: int
+) -> list[Path]:
+    """seed_table.csv, .md and .tex in `out_dir`, each written atomically."""
+    csv_path, md_path, tex_path = (Path(out_dir) / name for name in SEED_TABLE_FILES)
+    write_csv_atomic(cells, csv_path)
+    atomic_write(md_path, markdown(cells, levels, n_boot))
+    atomic_write(tex_path, latex(cells))
+    return [csv_path, md_path, tex_path]

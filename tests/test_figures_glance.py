@@ -1,0 +1,130 @@
+"""Every figure `samrl plot` makes for a sweep reads at a glance: at most 6 legend entries per
+legend and 6 lines per panel, on the two layouts the studies use (matplotlib objects
+inspected, on hand-made sweeps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from sweep_factory import Point, write_point_sweep
+
+from samrl.analysis import plots
+from samrl.analysis.sweep_figures import plot_sweep
+from samrl.results.aggregate import compute_sweep_tables
+from samrl.results.seed_reference import SEED_RETURNS
+from samrl.results.seed_table import choice_networks
+
+MAX = 6
+
+
+def network_study(root: Path) -> Path:
+    """SAM on actor / critic / both x rho 0.01 / 0.05 / 0.1, plus Adam; 2 algorithms x 2
+    datasets x 2 seeds, with the fixed-radius probe and a post-hoc worst case."""
+    rng = np.random.default_rng(0)
+    points = []
+    for algo in ("td3_plus_bc", "cql"):
+        for dataset in ("pendulum-medium", "pendulum-replay"):
+            for nets in (None, ["actor"], ["critic"], ["critic", "actor"]):
+                for rho in (0.01, 0.05, 0.1) if nets else (0.05,):
+                    probe = {
+                        f"{n}_rho0.05_sharpness": list(rng.uniform(size=2))
+                        for n in ("actor", "critic")
+                    }
+                    points.append(
+                        Point(
+                            algo,
+                            list(rng.uniform(40, 90, size=2)),
+                            networks=nets,
+                            rho=rho,
+                            dataset=dataset,
+                            sharpness=probe,
+                            posthoc={("critic", 0.05): list(rng.uniform(size=2))},
+                        )
+                    )
+    return write_point_sweep(root, points)
+
+
+def seed_table_sweep(root: Path) -> Path:
+    """Eight algorithms x their optimizer choices at one rho, one dataset, 2 seeds."""
+    rng = np.random.default_rng(1)
+    points = []
+    for algo in SEED_RETURNS:
+        nets = choice_networks(algo)
+        choices = [None, *([n] for n in nets), list(nets)]
+        for choice in choices:
+            points.append(Point(algo, list(rng.uniform(20, 90, size=2)), networks=choice))
+    return write_point_sweep(root, points)
+
+
+def figures_of(sweep: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Figure]:
+    made: dict[str, Figure] = {}
+
+    def keep(figure: Figure, out: Path) -> Path:
+        made[Path(out).name] = figure
+        return Path(out)
+
+    monkeypatch.setattr(plots, "save", keep)
+    plot_sweep(sweep, tables=compute_sweep_tables(sweep, n_boot=50))
+    return made
+
+
+@pytest.mark.parametrize("layout", [network_study, seed_table_sweep])
+def test_every_sweep_figure_reads_at_a_glance(
+    layout: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = layout(tmp_path / "sweep")  # type: ignore[operator]
+    made = figures_of(sweep, monkeypatch)
+    names = set(made)
+    assert {"sharpness_vs_score.png"} <= names and any(n.startswith("final_vs_rho") for n in names)
+    assert any(n.startswith("score_vs_steps") for n in names)
+    for name, figure in made.items():
+        legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes if ax.get_legend())]
+        for legend in legends:
+            assert len(legend.get_texts()) <= MAX, (
+                name,
+                [t.get_text() for t in legend.get_texts()],
+            )
+        for ax in figure.axes:
+            assert len(ax.get_lines()) <= MAX, (name, ax.get_title(), len(ax.get_lines()))
+        # the facet grid: every panel names its algorithm; each algorithm has its panels
+        algos = {ax.get_title().split(" · ")[0] for ax in figure.axes}
+        assert len(algos) == (2 if layout is network_study else len(SEED_RETURNS)), name
+
+
+def test_network_study_columns_and_colours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = figures_of(network_study(tmp_path / "sweep"), monkeypatch)
+    # 3 radii + Adam per dataset: two datasets would be 8 lines, so one figure per dataset
+    assert {"score_vs_steps_pendulum-medium.png", "score_vs_steps_pendulum-replay.png"} <= set(made)
+    figure = made["score_vs_steps_pendulum-medium.png"]
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:3] == [
+        "TD3+BC · SAM on actor",
+        "TD3+BC · SAM on critic",
+        "TD3+BC · SAM on actor+critic",
+    ]
+    for ax in figure.axes:
+        colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+        assert colours["Adam"] == "black" and len(colours) == 4
+
+
+def test_adam_only_pilot_final_scores_in_one_panel_per_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    algos = ["td3_plus_bc", "cql", "ddpg", "td3", "sac", "awac", "iql", "bcq"]
+    points = [Point(a, [50.0 + k, 60.0 + k]) for k, a in enumerate(algos)]
+    points.append(Point("cql", [70.0, 71.0], dataset="pendulum-medium"))
+    made = figures_of(write_point_sweep(tmp_path / "pilot", points), monkeypatch)
+    final = made["final_vs_rho.png"]
+    assert [ax.get_title() for ax in final.axes] == ["pendulum-replay", "pendulum-medium"]
+    replay = final.axes[0]
+    labels = [t.get_text() for t in replay.get_xticklabels()]
+    assert labels == ["TD3+BC", "CQL", "DDPG", "TD3", "SAC", "AWAC", "IQL", "BCQ"]
+    assert len(replay.get_lines()) <= MAX
+    # the points are the IQMs (two seeds: the mean), algorithm by algorithm
+    from matplotlib.collections import PathCollection
+
+    centres = [c.get_offsets()[0][1] for c in replay.collections if isinstance(c, PathCollection)]
+    assert centres == pytest.approx([55.0 + k for k in range(len(algos))])
