@@ -133,6 +133,37 @@ def test_command_writes_tables_and_figure(sweep: Path) -> None:
     assert "\\begin{tabular}" in (sweep / "seed_table.tex").read_text()
 
 
+def test_also_fills_missing_rows_from_another_sweep_at_the_seeds_rho(sweep: Path) -> None:
+    # A study-like sweep: IQL at rho 0.01 and 0.05 plus Adam, and TD3 (which the seed table
+    # already has, so it must not be taken twice).
+    iql_adam = [70.0, 72.0, 74.0, 76.0, 78.0]
+    study = write_point_sweep(
+        sweep.parent / "study",
+        [
+            Point("iql", iql_adam),
+            Point("iql", [s - 20.0 for s in iql_adam], networks=["critic"]),
+            Point("iql", [s + 50.0 for s in iql_adam], networks=["critic"], rho=0.01),
+            Point("td3", [0.0] * 5),
+        ],
+    )
+    args = [str(sweep), "--also", str(study), "--n-boot", str(N_BOOT)]
+    result = CliRunner().invoke(seed_table_cmd, args)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(sweep / "seed_table.csv")
+    iql = frame[frame["algo.name"] == "iql"].set_index("choice")
+    # rho 0.01 stays out; the seed's other IQL cells are rows "not run"
+    assert iql.loc["Adam/SAM", "n"] == 5 and "rho" not in " ".join(iql.index)
+    assert iql.loc["Adam/SAM", "diff"] == pytest.approx(-20.0)
+    assert iql.loc["Adam/Adam", "adam_level"] == "learns"
+    td3 = frame[(frame["algo.name"] == "td3") & (frame["choice"] == "Adam/Adam")]
+    assert td3["iqm"].iloc[0] == pytest.approx(scipy_stats.trim_mean(ADAM_TD3, 0.25))
+    text = (sweep / "seed_table.md").read_text()
+    assert f"IQL on pendulum-replay: 10 runs from {study}" in text
+    assert "TD3 on pendulum-replay" not in text.split("## Adam levels")[0]
+    # the seed table's own summary stays its own
+    assert set(pd.read_csv(sweep / "summary.csv")["algo.name"]) == {"td3", "ddpg", "bcq"}
+
+
 def test_figure_marks_cells_whose_ci_excludes_zero(sweep: Path) -> None:
     tables = compute_sweep_tables(sweep, n_boot=N_BOOT)
     cells = compute_seed_table(tables, n_boot=N_BOOT)

@@ -93,12 +93,21 @@ def summarize_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     epilog="""\b
 Example:
   samrl sweep configs/sweeps/seed_table.yaml       # runs into results/seed-table
-  samrl seed-table results/seed-table --n-boot 5000
-  # -> results/seed-table/seed_table.{md,csv,tex} and plots/seed_table.png (+ .pdf)""",
+  samrl seed-table results/seed-table --also results/study --n-boot 5000
+  # -> results/seed-table/seed_table.{md,csv,tex} and plots/seed_table.png (+ .pdf);
+  #    IQL and CQL rows from the study's Adam and rho-0.05 runs""",
 )
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--also",
+    "also",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Another sweep whose Adam and rho-0.05 runs fill the rows (algorithm, dataset) that "
+    "SWEEP_DIR lacks (repeatable; the table says which rows came from where).",
+)
 @bootstrap_options
-def seed_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
+def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: int) -> None:
     """The seed experiment redone with seeds: per algorithm and optimizer choice
     (actor/critic[/imitator]: Adam or SAM), the final normalized score's IQM [95% CI], its
     difference from the row's all-Adam [95% CI], P(improvement) over all-Adam, the seed
@@ -111,12 +120,19 @@ def seed_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     """
     from samrl.analysis.plots import save
     from samrl.analysis.seed_table_plot import build_seed_table_figure
-    from samrl.results.seed_table import compute_seed_table, tally, write_seed_table
+    from samrl.results.seed_table import (
+        borrow_rows,
+        compute_seed_table,
+        tally,
+        write_seed_table,
+    )
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
-    cells = compute_seed_table(tables, n_boot=n_boot, seed=seed)
+    others = [(str(d), compute_sweep_tables(d, n_boot=n_boot, seed=seed)) for d in also]
+    combined, borrowed = borrow_rows(tables, others)
+    cells = compute_seed_table(combined, n_boot=n_boot, seed=seed)
     write_sweep_tables(sweep_dir, tables)
-    written = write_seed_table(cells, tables.baselines, sweep_dir, n_boot)
+    written = write_seed_table(cells, combined.baselines, sweep_dir, n_boot, borrowed)
     figure = save(build_seed_table_figure(cells), sweep_dir / "plots" / SEED_TABLE_PLOT)
     counts = tally(cells)
     rows = cells.drop_duplicates(["algo.name", "dataset.name"])

@@ -25,6 +25,8 @@ normalized scores, so only directions are compared, never values.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, latex_escape
 from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
 from samrl.rundir import SEED_TABLE_FILES, atomic_write, write_csv_atomic
+from samrl.sam.variants import is_base
 from samrl.status import RunStatus
 
 SCORE = "final_normalized_score"
@@ -121,6 +124,40 @@ def _agreement(ours: str, theirs: str | None) -> str | None:
 
 def _scores(runs: pd.DataFrame) -> pd.Series:
     return pd.Series(runs[SCORE].to_numpy(float), index=runs["seed"].to_numpy())
+
+
+def borrow_rows(
+    tables: SweepTables, others: Sequence[tuple[str, SweepTables]]
+) -> tuple[SweepTables, list[str]]:
+    """`tables` plus, from each (name, tables) of another sweep, the runs of every (algorithm,
+    dataset) that `tables` lacks, Adam and SAM at the seed's rho only, with their Adam levels;
+    and one line per borrowed row saying where it came from.
+
+    The shipped seed table takes IQL and CQL from the study this way: the study's rho-0.05 runs
+    are the seed table's configs (tests/test_sweep_grid.py), so training them twice would only
+    cost time. The first sweep to have a row wins."""
+    summary, levels = tables.summary, tables.baselines
+    notes = []
+    for name, other in others:
+        have = set(zip(summary["algo.name"], summary["dataset.name"], strict=True))
+        rows = other.summary
+        rhos = pd.to_numeric(rows["optim.rho"], errors="coerce")
+        names = rows["optim.name"]
+        at_rho = [is_base(o) or math.isclose(r, RHO) for o, r in zip(names, rhos, strict=True)]
+        new = [key not in have for key in zip(rows["algo.name"], rows["dataset.name"], strict=True)]
+        taken = rows[pd.Series(at_rho, index=rows.index) & pd.Series(new, index=rows.index)]
+        if taken.empty:
+            continue
+        for (algo, dataset), runs in taken.groupby(["algo.name", "dataset.name"], sort=False):
+            notes.append(f"{algo_name(algo)} on {dataset}: {len(runs)} runs from {name}")
+            if len(other.baselines):
+                own = other.baselines[
+                    (other.baselines["algo.name"] == algo)
+                    & (other.baselines["dataset.name"] == dataset)
+                ]
+                levels = pd.concat([levels, own], ignore_index=True)
+        summary = pd.concat([summary, taken], ignore_index=True)
+    return replace(tables, summary=summary, baselines=levels), notes
 
 
 def compute_seed_table(
@@ -305,7 +342,9 @@ def tally(cells: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
+def markdown(
+    cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int, borrowed: Sequence[str] = ()
+) -> str:
     from samrl.analysis.report import markdown_table
     from samrl.results.baselines import LEVEL_RULE, level_rows
 
@@ -322,6 +361,11 @@ def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
         "seed's is the sign of its cell minus its all-Adam cell. Blank seed cells: the seed did "
         "not report them.",
         "",
+        *(
+            ["## Rows from other sweeps", "", *(f"- {line}" for line in borrowed), ""]
+            if borrowed
+            else []
+        ),
         "## Adam levels",
         "",
         LEVEL_RULE,
@@ -381,11 +425,15 @@ def headline_cells(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_seed_table(
-    cells: pd.DataFrame, levels: pd.DataFrame, out_dir: Path, n_boot: int
+    cells: pd.DataFrame,
+    levels: pd.DataFrame,
+    out_dir: Path,
+    n_boot: int,
+    borrowed: Sequence[str] = (),
 ) -> list[Path]:
     """seed_table.csv, .md and .tex in `out_dir`, each written atomically."""
     csv_path, md_path, tex_path = (Path(out_dir) / name for name in SEED_TABLE_FILES)
     write_csv_atomic(cells, csv_path)
-    atomic_write(md_path, markdown(cells, levels, n_boot))
+    atomic_write(md_path, markdown(cells, levels, n_boot, borrowed))
     atomic_write(tex_path, latex(cells))
     return [csv_path, md_path, tex_path]
