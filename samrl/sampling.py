@@ -14,8 +14,14 @@ are drawn in that one call, and the batch is gathered by indexing:
   front, with returns-to-go, timesteps and masks computed as the slicer does.
 
 Other pickers/slicers, tuple observations, or rewards of mixed dtypes fall back to d3rlpy's own
-sampling (`Sampler.vectorized` says which one is used). The arrays stay in CPU numpy memory;
-d3rlpy converts each batch to tensors on the algorithm's device, as it does for its own batches.
+sampling (`Sampler.vectorized` says which one is used).
+
+`next_observations` (optional, one row per stacked row, i.e. per row of the buffer's episodes in
+order): next observations served instead of the next row's observation (corrupted data keep
+them apart, samrl/data/corruption.py); there is no d3rlpy path to fall back to then.
+
+The arrays stay in CPU numpy memory; d3rlpy converts each batch to tensors on the algorithm's
+device, as it does for its own batches.
 """
 
 from __future__ import annotations
@@ -37,24 +43,35 @@ from d3rlpy.dataset import (
 class Sampler:
     """Transition and trajectory minibatches of one replay buffer (which must not grow)."""
 
-    def __init__(self, buffer: ReplayBufferBase):
+    def __init__(self, buffer: ReplayBufferBase, next_observations: np.ndarray | None = None):
         self.buffer = buffer
         self._arrays: _Arrays | None = None
+        self._next_observations = next_observations
         self.vectorized = _supported(buffer)
+        if next_observations is not None and not self.vectorized:
+            raise ValueError("separate next observations need the vectorized sampler")
         if self.vectorized:
-            self._arrays = _Arrays(buffer)
+            self._arrays = _Arrays(buffer, next_observations)
 
     def transition_batch(self, batch_size: int) -> TransitionMiniBatch:
         a = self._current()
         if a is None or type(self.buffer.transition_picker) is not BasicTransitionPicker:
+            if self._next_observations is not None:
+                raise ValueError("separate next observations need BasicTransitionPicker")
             return self.buffer.sample_transition_batch(batch_size)
         index = np.random.randint(a.n, size=batch_size)
         row, next_row = a.row[index], a.next_row[index]
+        if a.next_observations is None:
+            next_observations = a.observations[next_row]
+        else:  # zeros on a terminal step, as d3rlpy's picker gives
+            next_observations = a.next_observations[
+                np.where(next_row == a.zero_row, a.zero_row, row)
+            ]
         return TransitionMiniBatch(
             observations=a.observations[row],
             actions=a.actions[row],
             rewards=a.rewards32[row],
-            next_observations=a.observations[next_row],
+            next_observations=next_observations,
             next_actions=a.actions[next_row],
             terminals=a.terminal[index][:, None],
             intervals=np.ones((batch_size, 1), dtype=np.float32),
@@ -87,7 +104,7 @@ class Sampler:
     def _current(self) -> _Arrays | None:
         a = self._arrays
         if a is not None and a.n != self.buffer.transition_count:
-            self._arrays = a = _Arrays(self.buffer)  # the buffer grew: stack it again
+            self._arrays = a = _Arrays(self.buffer, self._next_observations)  # it grew
         return a
 
     @staticmethod
@@ -116,7 +133,7 @@ class Sampler:
 class _Arrays:
     """The buffer's episodes stacked once (float32, one zero row at the end for padding)."""
 
-    def __init__(self, buffer: ReplayBufferBase):
+    def __init__(self, buffer: ReplayBufferBase, next_observations: np.ndarray | None = None):
         episodes: list[Any] = []
         first_row: dict[int, int] = {}
         rows = 0
@@ -137,6 +154,11 @@ class _Arrays:
         self.row, self.step = row, step
         self.zero_row = rows
         self.observations = _stack([e.observations for e in episodes], np.float32)
+        self.next_observations = None
+        if next_observations is not None:
+            if len(next_observations) != rows:
+                raise ValueError(f"{len(next_observations)} next observations for {rows} rows")
+            self.next_observations = _stack([next_observations], np.float32)
         self.actions = _stack([e.actions for e in episodes], np.float32)
         reward_dtype = episodes[0].rewards.dtype
         self.rewards = _stack([e.rewards for e in episodes], reward_dtype)

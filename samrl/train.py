@@ -214,6 +214,7 @@ def _run_locked(
         seed=ds_cfg.seed,
         test_fraction=ds_cfg.test_fraction,
         progress=progress,
+        corruption=ds_cfg.corruption,
     )
     resolved = config.to_dict()
     resolved["samrl"] = {
@@ -222,6 +223,8 @@ def _run_locked(
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),
     }
+    if dataset.corruption is not None:  # its cache file and attacker (samrl/data/corruption.py)
+        resolved["samrl"]["corruption"] = dataset.corruption
     previous = run.read_status() if state == "resume" else {}
     # Wall time accumulates over resumed sessions.
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
@@ -327,7 +330,7 @@ def _train(
     algo = algo_cfg.create(device=train_cfg.device)
     build_for_training(algo, dataset.train)
     # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
-    sampler = Sampler(dataset.train)
+    sampler = Sampler(dataset.train, next_observations=dataset.next_observations)
     adaptive_threads = None
     if run_threads is not None:  # checks copies of the algorithm: before install()
         adaptive_threads = run_threads.decide(

@@ -132,7 +132,13 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
     ds = DatasetSection.from_mapping(config["dataset"])
-    dataset = load_dataset(ds.name, size=ds.size, seed=ds.seed, test_fraction=ds.test_fraction)
+    dataset = load_dataset(
+        ds.name,
+        size=ds.size,
+        seed=ds.seed,
+        test_fraction=ds.test_fraction,
+        corruption=ds.corruption,
+    )
     algo = d3rlpy.load_learnable(str(steps[step]), device="cpu:0")
     install(algo)
     run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name

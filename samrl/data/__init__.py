@@ -8,15 +8,19 @@ ds.train                                          # d3rlpy MDPDataset of trainin
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+from typing import Any
 
 import gymnasium as gym
 
 from samrl.data.builtin import BUILTINS, dataset_cache_dir, ensure_builtin
+from samrl.data.corruption import corrupted_cached
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.info import DatasetInfo, LoadedDataset
 from samrl.data.references import normalized
 from samrl.data.sources import describe, read_user_data
-from samrl.data.split import build_split
+from samrl.data.split import build_split, held_out_mask
+from samrl.data.transitions import Transitions
 from samrl.errors import DatasetError
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "dataset_cache_dir",
     "describe_dataset",
     "load_dataset",
+    "load_transitions",
     "make_eval_env",
     "normalized_score",
 ]
@@ -47,12 +52,38 @@ def load_dataset(
     seed: int = 0,
     test_fraction: float = 0.0,
     progress: bool = False,
+    corruption: Any = None,
 ) -> LoadedDataset:
     """Load (built-ins: generate and cache on first use) and split by episodes.
 
     `size`: for built-ins the number of generated transitions; for users' files the first
-    `size` transitions are kept. `seed` seeds generation and the split.
+    `size` transitions are kept. `seed` seeds generation and the split. `corruption`: a
+    resolved dataset.corruption section; its training rows are corrupted as RIQL does
+    (samrl/data/corruption.py), held-out episodes stay clean.
     """
+    info, data, metadata, path = load_transitions(spec, size=size, seed=seed, progress=progress)
+    next_observations = None
+    record = None
+    if corruption is not None:
+        is_test = held_out_mask(data, test_fraction, seed)
+        data, record = corrupted_cached(
+            data, corruption, ~is_test, discrete=info.discrete, source=spec
+        )
+        if {"observations", "next_observations"} & set(corruption.fields):
+            # d3rlpy would derive next observations from the (corrupted) next row
+            next_observations = data.next_observations[~is_test]  # type: ignore[index]
+    train, test_episodes = build_split(
+        data, discrete=info.discrete, test_fraction=test_fraction, seed=seed, metadata=metadata
+    )
+    return LoadedDataset(
+        info, train, test_episodes, metadata, path, next_observations, record, data
+    )
+
+
+def load_transitions(
+    spec: str, *, size: int | None = None, seed: int = 0, progress: bool = False
+) -> tuple[DatasetInfo, Transitions, dict[str, Any], pathlib.Path | None]:
+    """The clean transitions of a dataset (built-ins generated and cached on first use)."""
     if size is not None and size < 1:
         raise DatasetError(f"dataset.size: must be >= 1, got {size}")
     info = describe(spec)
@@ -65,10 +96,7 @@ def load_dataset(
             data = data.head(size)
     if data.notes:
         info = dataclasses.replace(info, notes=info.notes + tuple(data.notes))
-    train, test_episodes = build_split(
-        data, discrete=info.discrete, test_fraction=test_fraction, seed=seed, metadata=metadata
-    )
-    return LoadedDataset(info, train, test_episodes, metadata, path)
+    return info, data, metadata, path
 
 
 def make_eval_env(info: DatasetInfo, seed: int) -> gym.Env:
