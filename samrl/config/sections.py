@@ -151,7 +151,11 @@ class CorruptionSection(Section):
         None,
     )
     rate: float = key("probability that a transition's field is corrupted (0-1)", 0.3)
-    scale: float = key("epsilon: noise in units of the field's std (rewards: see docs)", 1.0)
+    scale: float = key(
+        "epsilon: noise U(-eps, eps) * std; random rewards are replaced by "
+        "U(-30 eps, 30 eps), adversarial ones become -eps * r",
+        1.0,
+    )
     seed: int | None = key("seed of the corruption (default: dataset.seed)", None)
     attack_steps: int = key("adversarial: Adam steps of the attack", 100)
     attacker: AttackerSection | None = key(

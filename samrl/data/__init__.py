@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 
 from samrl.data.builtin import BUILTINS, dataset_cache_dir, ensure_builtin
-from samrl.data.corruption import corrupted_cached
+from samrl.data.corruption import clean_next_observations, corrupted_cached
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.info import DatasetInfo, LoadedDataset
 from samrl.data.references import normalized
@@ -33,6 +33,7 @@ __all__ = [
     "load_transitions",
     "make_eval_env",
     "normalized_score",
+    "training_transitions",
 ]
 
 
@@ -78,6 +79,28 @@ def load_dataset(
     return LoadedDataset(
         info, train, test_episodes, metadata, path, next_observations, record, data
     )
+
+
+def training_transitions(
+    spec: str,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.0,
+    corruption: Any = None,
+) -> tuple[DatasetInfo, Transitions, Transitions, dict[str, Any] | None]:
+    """(info, clean, as trained on) training rows of a dataset, next observations always
+    set, and the corruption's record (None when clean): what `samrl data export` writes and
+    `samrl data info --config` describes."""
+    info, data, _, _ = load_transitions(spec, size=size, seed=seed, progress=True)
+    is_test = held_out_mask(data, test_fraction, seed)
+    clean = dataclasses.replace(data, next_observations=clean_next_observations(data))
+    trained, record = clean, None
+    if corruption is not None:
+        trained, record = corrupted_cached(
+            data, corruption, ~is_test, discrete=info.discrete, source=spec
+        )
+    return info, clean.select(~is_test), trained.select(~is_test), record
 
 
 def load_transitions(
