@@ -39,10 +39,11 @@ def _started_as_command() -> bool:
 
 
 def register_with_d3rlpy() -> None:
-    """Register samrl's optimizer factory and COMBO with d3rlpy (idempotent), so
+    """Register samrl's optimizer factory, COMBO and RIQL with d3rlpy (idempotent), so
     `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr."""
     import_gym_quietly()
     from samrl import combo as _combo  # noqa: F401
+    from samrl import riql as _riql  # noqa: F401
     from samrl.sam import factory as _factory  # noqa: F401
 
 

@@ -328,6 +328,7 @@ def _train(
         eval_env = make_eval_env(dataset.info, seed=train_cfg.seed)
     algo_cfg = _with_action_scaler(algo_cfg, eval_env, facts.discrete)
     algo = algo_cfg.create(device=train_cfg.device)
+    training_hooks(algo).samrl_prepare(dataset.train, dataset.next_observations)
     build_for_training(algo, dataset.train)
     # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
     sampler = Sampler(dataset.train, next_observations=dataset.next_observations)

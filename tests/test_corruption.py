@@ -204,7 +204,7 @@ def test_sampler_serves_the_separate_next_observations() -> None:
 @pytest.fixture(scope="module")
 def attacked() -> dict[str, Any]:
     from samrl.data.attacker import trained_attacker
-    from samrl.data.corruption import digest
+    from samrl.data.corruption import cache_dir, digest
 
     data = _data(n=600, episode=50)
     attacker_settings = AttackerSection(n_critics=3, n_steps=30, hidden_units=(16,), batch_size=32)
@@ -216,7 +216,7 @@ def attacked() -> dict[str, Any]:
         attacker=attacker_settings,
         attack_steps=20,
     )
-    attacker, record = trained_attacker(data, spec, digest(data))
+    attacker, record = trained_attacker(data, spec, digest(data), cache_dir())
     return {"data": data, "spec": spec, "attacker": attacker, "record": record}
 
 

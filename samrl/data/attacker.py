@@ -21,6 +21,7 @@ import hashlib
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ import torch
 from samrl.data.transitions import Transitions
 
 ATTACKER_VERSION = 1
+#: The attack's Adam learning rate is ATTACK_LR * eps (RIQL's step_size 0.01).
+ATTACK_LR = 0.01
 _CHUNK = 65536  # rows per forward pass (memory only: results do not depend on it)
 
 
@@ -82,7 +85,9 @@ def build_attacker_config(settings: Any, data: Transitions) -> Any:
     return d3rlpy.algos.SACConfig(**common)
 
 
-def trained_attacker(data: Transitions, spec: Any, data_digest: str) -> tuple[Any, dict[str, Any]]:
+def trained_attacker(
+    data: Transitions, spec: Any, data_digest: str, directory: Path
+) -> tuple[Any, dict[str, Any]]:
     """The attacker of `spec.attacker` trained on the clean `data`, from the cache when there;
     and its record (algorithm, critics, steps, file) for the run directory."""
     import d3rlpy
@@ -90,12 +95,11 @@ def trained_attacker(data: Transitions, spec: Any, data_digest: str) -> tuple[An
     from d3rlpy.dataset import MDPDataset
     from d3rlpy.logging import NoopAdapterFactory
 
-    from samrl.data.corruption import cache_dir
     from samrl.rundir import atomic_path, atomic_write
 
     settings = spec.attacker
     key = attacker_key(data_digest, spec)
-    path = cache_dir() / f"attacker_{key}.d3"
+    path = directory / f"attacker_{key}.d3"
     record = {
         "algo": settings.algo,
         "n_critics": int(settings.n_critics),
@@ -182,8 +186,6 @@ def attack(
     """The perturbation (raw units, float64) of each row of `field`: `start` (in std units,
     within [-eps, eps]) moved by `steps` fresh-Adam steps of lr ATTACK_LR * eps down the
     attacker's mean Q, clamped to [-eps, eps] after each, times std."""
-    from samrl.data.corruption import ATTACK_LR
-
     for module in (attacker.impl.q_function, attacker.impl.policy):
         module.requires_grad_(False)
         module.eval()

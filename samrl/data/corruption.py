@@ -49,8 +49,6 @@ MODES = ("random", "adversarial")
 ATTACKER_ALGOS = ("sac", "td3")
 #: Random rewards are replaced by U(-REWARD_RANGE * eps, REWARD_RANGE * eps) (RIQL's 30).
 REWARD_RANGE = 30.0
-#: The attack's Adam learning rate is ATTACK_LR * eps (RIQL's step_size 0.01).
-ATTACK_LR = 0.01
 #: Bump when the corrupted bytes for the same inputs change: old cache entries are not reused.
 CORRUPTION_VERSION = 1
 
@@ -243,7 +241,7 @@ def corrupted_cached(
     if needs_attacker(spec.mode, spec.fields):
         from samrl.data.attacker import trained_attacker
 
-        attacker, record["attacker"] = trained_attacker(data, spec, data_digest)
+        attacker, record["attacker"] = trained_attacker(data, spec, data_digest, cache_dir())
     corrupted = corrupt(data, spec, eligible, attacker=attacker)
     meta = {"source": source, "corruption": spec.to_dict(), "attacker": record.get("attacker")}
     write_d4rl_hdf5(path, corrupted, meta)

@@ -1,0 +1,174 @@
+"""RIQL (samrl/riql): d3rlpy's IQL at its corner, RIQL's losses recomputed by hand, its
+normalisation, and a corrupted SAM run through `samrl train` that resumes byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import build, run_cli, state_differences, train
+from d3rlpy.torch_utility import TorchMiniBatch
+
+from samrl.config import load_config
+from samrl.riql import observation_statistics
+from samrl.rundir import RunDir
+from samrl.train import run_training
+
+IQL_CORNER = {"quantile": 0.0, "q_loss": "squared", "normalize_observations": False}
+
+
+def test_riql_at_iqls_corner_is_d3rlpys_iql_bitwise() -> None:
+    iql, dataset = build("iql", n_critics=2, installed=False)
+    riql, _ = build("riql", n_critics=2, installed=False, **IQL_CORNER)
+    assert state_differences(iql, riql) == []  # the same initial weights
+    assert train(iql, dataset, "iql") == train(riql, dataset, "riql")
+    assert state_differences(iql, riql) == []
+
+
+@pytest.mark.parametrize(
+    "change", [{"quantile": 0.5}, {"q_loss": "huber", "huber_sigma": 3.0}, {"n_critics": 3}]
+)
+def test_away_from_the_corner_riql_is_not_iql(change: dict[str, Any]) -> None:
+    iql, dataset = build("iql", n_critics=2, installed=False)
+    riql, _ = build("riql", installed=False, **{"n_critics": 2, **IQL_CORNER, **change})
+    train(iql, dataset, "iql")
+    train(riql, dataset, "riql")
+    assert state_differences(iql, riql) != []
+
+
+def _riql_huber(diff: torch.Tensor, sigma: float) -> torch.Tensor:
+    """RIQL.py's huber_loss, written as there."""
+    beta = 1.0 / sigma**2
+    diff = torch.abs(diff)
+    return torch.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta)
+
+
+@pytest.mark.parametrize(("quantile", "sigma"), [(0.25, 3.0), (0.1, 0.1), (0.5, 1.0)])
+def test_losses_recomputed_as_riql_writes_them(quantile: float, sigma: float) -> None:
+    algo, dataset = build(
+        "riql",
+        n_critics=3,
+        quantile=quantile,
+        huber_sigma=sigma,
+        installed=False,
+        target_min=-0.5,  # some targets clipped
+        target_max=0.5,
+    )
+    np.random.seed(0)
+    batch = TorchMiniBatch.from_batch(
+        dataset.sample_transition_batch(16),
+        gamma=algo.config.gamma,
+        compute_returns_to_go=False,
+        device="cpu",
+    )
+    impl = algo.impl
+    mods = impl.modules
+    with torch.no_grad():
+        obs, act = batch.observations, batch.actions
+        q = torch.stack([qf(obs, act).q_value for qf in mods.q_funcs])
+        targ = torch.stack([qf(obs, act).q_value for qf in mods.targ_q_funcs])[..., 0]
+        target_q = torch.from_numpy(np.quantile(targ.numpy(), quantile, axis=0))[:, None]
+        next_v = mods.value_func(batch.next_observations)
+        y = batch.rewards + algo.config.gamma * (1 - batch.terminals) * next_v
+        y = y.clamp(-0.5, 0.5)
+        q_loss = sum(_riql_huber(y - q[k], sigma).mean() for k in range(3))
+        v = mods.value_func(obs)
+        u = target_q - v
+        v_loss = torch.mean(torch.abs(0.7 - (u < 0).float()) * u**2)
+        weight = torch.exp(3.0 * u).clamp(max=100.0)
+        loss = impl.compute_critic_loss(batch, impl.compute_target(batch))
+        assert torch.allclose(loss.q_loss, q_loss, rtol=1e-5)
+        assert torch.allclose(loss.v_loss, v_loss.float(), rtol=1e-5)
+        assert torch.allclose(impl._compute_weight(batch), weight.float(), rtol=1e-5)
+
+
+def test_normalisation_uses_observations_and_next_observations() -> None:
+    algo, dataset = build("riql", installed=False)
+    nxt = np.concatenate([e.observations for e in dataset.episodes]) * 3.0 + 7.0
+    algo.samrl_prepare(dataset, nxt)  # before a build, as the trainer calls it
+    scaler = algo.config.observation_scaler
+    both = np.concatenate([np.concatenate([e.observations for e in dataset.episodes]), nxt])
+    assert np.allclose(scaler.mean, both.mean(axis=0), rtol=1e-6)
+    assert np.allclose(scaler.std, both.std(axis=0), rtol=1e-6)
+    assert scaler.eps == 1e-3
+    mean, std = observation_statistics(dataset)  # without a separate array: d3rlpy's rows
+    assert mean.shape == (3,) and np.all(std > 0)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"quantile": 1.5}, "quantile must be in [0, 1]"),
+        ({"q_loss": "l1"}, "q_loss must be huber or squared"),
+        ({"huber_sigma": 0}, "huber_sigma must be > 0"),
+    ],
+)
+def test_bad_riql_parameters_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], params: dict[str, Any], message: str
+) -> None:
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    config = {"algo": {"name": "riql", "params": params}, "dataset": {"name": "pendulum-random"}}
+    path.write_text(yaml.safe_dump(config))
+    code, _, err = run_cli(["train", "--config", str(path), "--dry-run"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert message in err
+
+
+CONFIG = """
+algo:
+  name: riql
+  params:
+    batch_size: 16
+    n_critics: 3
+    quantile: 0.25
+    huber_sigma: 0.5
+    actor_encoder_factory: {type: vector, params: {hidden_units: [8]}}
+    critic_encoder_factory: {type: vector, params: {hidden_units: [8]}}
+    value_encoder_factory: {type: vector, params: {hidden_units: [8]}}
+dataset:
+  name: pendulum-random
+  size: 1000
+  test_fraction: 0.2
+  corruption: {fields: [observations, next_observations, rewards], rate: 0.3, scale: 1.0}
+optim: {name: sam, rho: 0.05, networks: [critic]}
+train: {n_steps: 30, n_steps_per_epoch: 10, eval_episodes: 1}
+output: {dir: OUT}
+"""
+NAMES = ("loss.csv", "sharpness.csv", "eval.csv")
+
+
+def test_corrupted_riql_with_sam_resumes_to_the_same_csvs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    path = tmp_path / "riql.yaml"
+    path.write_text(CONFIG.replace("OUT", str(tmp_path / "runs")))
+    config = load_config(path)
+    reference = run_training(config, progress=False)
+    assert reference.status == "completed", reference.message
+    sharpness = pd.read_csv(reference.run_dir / "sharpness.csv")
+    assert "critic_sharpness" in sharpness.columns and sharpness["critic_sharpness"].notna().all()
+    evals = pd.read_csv(reference.run_dir / "eval.csv")
+    assert evals["td_error"].notna().all()  # on the clean held-out episodes
+    expected = {n: (reference.run_dir / n).read_bytes() for n in NAMES}
+
+    real = RunDir.save_checkpoint
+
+    def crash_at_epoch_2(run: RunDir, algo: Any, epoch: int, step: int, extra: Any) -> None:
+        if epoch == 2:
+            raise RuntimeError("simulated crash")
+        real(run, algo, epoch, step, extra)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDir, "save_checkpoint", crash_at_epoch_2)
+        crashed = run_training(config, overwrite=True, progress=False)
+    assert crashed.status == "failed"
+    resumed = run_training(config, resume=True, progress=False)
+    assert resumed.status == "completed", resumed.message
+    assert {n: (resumed.run_dir / n).read_bytes() for n in NAMES} == expected
