@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl study study-smoke clean
+.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,17 +47,27 @@ reproduce-smoke: install   ## 12 runs (td3_plus_bc, cql x rho 0/0.01/0.05 x 2 se
 reproduce-pendulum: install   ## 60 runs (cql, iql, td3_plus_bc x 4 rho x 5 seeds): ~15 h, 2 cores (estimate)
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/pendulum.yaml runs/sweeps/pendulum --jobs $(JOBS) $(SWEEP_ARGS)
 
-# The shipped study (results/study, committed): SAM per network x rho + Adam, TD3+BC and CQL,
-# pendulum-medium/-replay, 5 seeds, every run measured at the fixed radius 0.05.
-study: install   ## 200 runs x 2000 steps: 64 min measured on 2 shared cores, load 5-13 (README)
+# The evidence (issue 20), committed under results/: the pilot that chose the budgets, the seed's
+# experiment with statistics, and the per-network rho study. Sweeps resume: run a target again
+# to continue. Costs are measured on this 2-core machine (see README "The shipped evidence").
+pilot: install   ## 24 Adam runs x 10k updates (9 algorithms, pendulum-replay/-medium, 2 seeds)
+	-$(BIN)/samrl sweep configs/sweeps/pilot.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl report results/pilot
+
+seed-table: install   ## 170 runs x 5000 updates (8 algorithms x optimizer per network, 5 seeds)
+	-$(BIN)/samrl sweep configs/sweeps/seed_table.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl seed-table results/seed-table
+	$(BIN)/samrl report results/seed-table
+
+study: install   ## 150 runs x 5000 updates (TD3+BC, IQL, CQL x SAM per network x rho + Adam, 5 seeds)
 	-$(BIN)/samrl sweep configs/sweeps/study.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl sharpness results/study --rho 0.05 --n-batches 4 --batch-size 64
 	$(BIN)/samrl report results/study
 
-# The same sweep, tiny (8 runs x 20 steps, one dataset, one rho, one seed): checks the pipeline.
-STUDY_SMOKE = --name study-smoke --out runs/sweeps --seeds 0 --grid dataset.name=pendulum-medium \
-	--grid optim.rho=0.05 --set train.n_steps=20 --set train.n_steps_per_epoch=10 \
-	--set dataset.size=2000 --set train.eval_episodes=1
+# The same study, tiny (12 runs x 20 steps, rho 0.05, one seed): checks the pipeline in minutes.
+STUDY_SMOKE = --name study-smoke --out runs/sweeps --seeds 0 --grid optim.rho=0.05 \
+	--set train.n_steps=20 --set train.n_steps_per_epoch=10 --set dataset.size=2000 \
+	--set train.eval_episodes=1
 study-smoke: install
 	-$(BIN)/samrl sweep configs/sweeps/study.yaml $(STUDY_SMOKE) --jobs $(JOBS)
 	$(BIN)/samrl sharpness runs/sweeps/study-smoke --rho 0.05 --n-batches 1 --batch-size 16

@@ -12,7 +12,7 @@ from samrl.config import SECTIONS, Config, OptimSection, resolve
 from samrl.config.sections import Section
 from samrl.rundir import RunDir
 
-STUDY_RUNS = Path(__file__).resolve().parents[1] / "results" / "study" / "runs"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def _raw(**optim: object) -> dict:
@@ -28,8 +28,8 @@ def _raw(**optim: object) -> dict:
 def test_committed_runs_re_resolve_to_their_recorded_hash_and_yaml() -> None:
     """A sweep compares a run's recorded config_hash with the one its config resolves to now;
     a change to the schema, a default or the hash must not make finished runs look foreign."""
-    runs = sorted(p for p in STUDY_RUNS.iterdir() if (p / "config.yaml").is_file())
-    assert len(runs) == 200
+    runs = sorted(p.parent for p in RESULTS.glob("*/runs/*/config.yaml"))
+    assert len(runs) >= 24  # at least the pilot's
     for path in runs:
         run = RunDir(path)
         raw = run.read_config()

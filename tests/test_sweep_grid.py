@@ -11,6 +11,7 @@ import yaml
 from samrl.errors import ConfigError
 from samrl.sweep.grid import (
     SweepSpec,
+    check_grids,
     expand,
     grid_points,
     load_sweep_file,
@@ -223,7 +224,8 @@ def test_a_list_grid_is_the_union_of_its_products(tmp_path: Path) -> None:
 def test_the_shipped_study_measures_every_run_at_one_radius() -> None:
     study = load_sweep_file(Path(__file__).parent.parent / "configs/sweeps/study.yaml")
     plans = expand(study)
-    assert len(plans) == (3 * 3 + 1) * 2 * 2 * 5
+    assert len(plans) == (3 * 3 + 1) * 3 * 5
+    assert {p.config.algo.name for p in plans} == {"td3_plus_bc", "iql", "cql"}
     for plan in plans:
         probe = plan.config.optim.probe
         assert probe.rho == 0.05 and set(probe.networks) == {"critic", "actor"}
@@ -234,3 +236,22 @@ def test_the_shipped_study_measures_every_run_at_one_radius() -> None:
         ("sam", ("critic", "actor")),
         ("adam", ("actor", "critic")),
     }
+
+
+def test_a_key_with_one_value_is_a_setting_named_only_where_ids_collide(tmp_path: Path) -> None:
+    # One algorithm's own parameter, set in that algorithm's grid: not an axis of the sweep.
+    bear = {"algo.name": ["bear"], "algo.params.warmup_steps": [5]}
+    merged, grids = check_grids([{"algo.name": ["td3_plus_bc"]}, bear])
+    plans = expand(spec(tmp_path, grid=merged, grids=grids))
+    assert [p.run_id for p in plans] == [
+        "td3_plus_bc_pendulum-random_sam-rho0.05_s0",
+        "bear_pendulum-random_sam-rho0.05_s0",
+    ]
+    assert plans[1].config.algo.params["warmup_steps"] == 5
+    # Two grids whose points differ only in such settings would collide: then they are named.
+    merged, grids = check_grids([{"algo.params.batch_size": [16]}, {"optim.base": ["sgd"]}])
+    plans = expand(spec(tmp_path, grid=merged, grids=grids))
+    assert [p.run_id for p in plans] == [
+        "td3_plus_bc_pendulum-random_sam-rho0.05_batch_size16_s0",
+        "td3_plus_bc_pendulum-random_sam-rho0.05_base-sgd_s0",
+    ]
