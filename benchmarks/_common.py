@@ -43,7 +43,7 @@ def cpu_banner(threads: int, batch_size: int) -> str:
 def hopper_dataset(*, discrete: bool = False) -> Any:
     """20 random episodes of 100 steps, Hopper-sized (11-dim observations, 3-dim actions), or
     for discrete algorithms 4-dim observations and 2 actions."""
-    from samrl.testing import random_dataset
+    from samrl.testing.data import random_dataset
 
     if discrete:
         return random_dataset(

@@ -32,7 +32,7 @@ from _common import (
 
 from samrl.combo import COMBOConfig
 from samrl.sam import SAMFactory
-from samrl.testing import random_dataset
+from samrl.testing.data import random_dataset
 
 BATCH_SIZE = 256
 

@@ -2,7 +2,7 @@
 
 python benchmarks/bench_download.py [--mb 200] [--rounds 3]
 
-A D4RL-layout HDF5 file of about --mb MiB is served by samrl.testing_server (a real HTTP server
+A D4RL-layout HDF5 file of about --mb MiB is served by samrl.testing.server (a real HTTP server
 on 127.0.0.1); each round downloads it once with `curl -o` and once with samrl's downloader
 (resumable writer, lock, HDF5 validation and atomic rename included), interleaved, and the
 table shows MiB/s of each and their ratio, with the load average (the machine is shared).
@@ -27,7 +27,7 @@ from _common import load_average
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from samrl.data.download import download
-from samrl.testing_server import FaultyServer
+from samrl.testing.server import FaultyServer
 
 
 def payload(mib: int) -> bytes:

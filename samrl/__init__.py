@@ -20,33 +20,30 @@ def import_gym_quietly() -> None:
         import gym  # noqa: F401
 
 
-def _started_as_command() -> bool:
-    """Whether this process is the `samrl` command (`samrl ...` or `python -m samrl ...`).
+_registered = False
 
-    The command imports each subsystem when a command needs it (`samrl --help` stays fast);
-    everything that trains or loads a model imports `samrl.sam` / `samrl.algos`, which register
-    with d3rlpy on their own.
+
+def register() -> None:
+    """Register samrl's SAM optimizer factory, COMBO and RIQL with d3rlpy, so
+    `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr.
+    Idempotent.
+
+    Importing samrl registers nothing (it changes nothing outside samrl): `samrl.sam.install`
+    and the commands that load a model call this; a library user calls it before
+    `d3rlpy.load_learnable` of a model samrl saved.
     """
-    args = iter(list(getattr(sys, "orig_argv", []))[1:])
-    for arg in args:
-        if arg == "-m":
-            return next(args, "") == "samrl"
-        if arg in ("-X", "-W"):  # interpreter options with a value
-            next(args, "")
-        elif not arg.startswith("-"):  # the script: the `samrl` console entry point
-            return arg.rsplit("/", 1)[-1] == "samrl"
-    return False
-
-
-def register_with_d3rlpy() -> None:
-    """Register samrl's optimizer factory, COMBO and RIQL with d3rlpy (idempotent), so
-    `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr."""
+    global _registered
+    if _registered:
+        return
     import_gym_quietly()
-    from samrl import combo as _combo  # noqa: F401
-    from samrl import riql as _riql  # noqa: F401
-    from samrl.sam import factory as _factory  # noqa: F401
+    from d3rlpy.base import register_learnable
+    from d3rlpy.optimizers import register_optimizer_factory
 
+    from samrl.combo import COMBOConfig
+    from samrl.riql import RIQLConfig
+    from samrl.sam.factory import SAMFactory
 
-# A plain `import samrl` registers at once (library users then call d3rlpy.load_learnable).
-if not _started_as_command():
-    register_with_d3rlpy()
+    register_optimizer_factory(SAMFactory)
+    register_learnable(COMBOConfig)
+    register_learnable(RIQLConfig)
+    _registered = True

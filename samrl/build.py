@@ -131,8 +131,14 @@ def lr_scheduler_factory(spec: Any, key: str) -> LRSchedulerFactory | None:
     return factory
 
 
-def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: OptimSection) -> LearnableConfig:
-    """d3rlpy's <Algo>Config from `algo.params` plus the optimizer factories from `optim`."""
+def algo_config(
+    facts: AlgoFacts,
+    params: dict[str, Any],
+    optim: OptimSection,
+    factories: dict[str, OptimizerFactory] | None = None,
+) -> LearnableConfig:
+    """d3rlpy's <Algo>Config from `algo.params` plus the optimizer factories from `optim`
+    (`factories`: those already built from it, as the resolver has them)."""
     for name in params:
         if str(name).endswith("optim_factory"):
             message = "optimizers are set in the optim section (name, base, params)"
@@ -147,7 +153,8 @@ def algo_config(facts: AlgoFacts, params: dict[str, Any], optim: OptimSection) -
         config = facts.config_class(**kwargs)
     except (TypeError, ValueError, AssertionError) as exc:
         raise _CHECK.fail("algo.params", f"rejected by d3rlpy: {exc}") from None
-    factories = optimizer_factories(optim, facts, field_defaults(facts.config_class))
+    if factories is None:
+        factories = optimizer_factories(optim, facts, field_defaults(facts.config_class))
     return dataclasses.replace(config, **factories)
 
 

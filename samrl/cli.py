@@ -68,7 +68,8 @@ class LazyGroup(click.Group):
     is_flag=True,
     help="Never download datasets (same as SAMRL_OFFLINE=1; inherited by sweep workers).",
 )
-def cli(offline: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, offline: bool) -> None:
     """Sharpness-Aware Minimization for offline RL on d3rlpy 2.8.1.
 
     \b
@@ -82,11 +83,11 @@ def cli(offline: bool) -> None:
     samrl.import_gym_quietly()  # before any command imports d3rlpy (never for --help alone)
     quiet_d3rlpy()
     if offline:
-        # Process-wide on purpose: this process and every run it starts see it (set once,
-        # before any command runs, from the main thread).
-        import os
+        # For the command only (not os.environ); local sweep workers get it in their
+        # environment from samrl.data.download.offline_env, Slurm and Ray workers always.
+        from samrl.data.download import offline_mode
 
-        os.environ["SAMRL_OFFLINE"] = "1"
+        ctx.with_resource(offline_mode())
 
 
 @cli.command()
@@ -145,10 +146,12 @@ def train(
             err=True,
         )
     result = run_training(config, resume=resume, overwrite=overwrite, progress=not quiet)
-    if result.status == "skipped":
+    from samrl.status import RunStatus
+
+    if result.status == RunStatus.SKIPPED:
         click.echo(f"samrl: {result.message}; nothing to do")
         return
-    if result.status == "completed":
+    if result.status == RunStatus.COMPLETED:
         from samrl.rundir import TABLE_FILES
 
         tables = [n for n in TABLE_FILES if (result.run_dir / n).exists()]
@@ -157,7 +160,7 @@ def train(
             f"in {result.run_dir}"
         )
         return
-    if result.status == "interrupted":
+    if result.status == RunStatus.INTERRUPTED:
         import shlex
         import signal
 

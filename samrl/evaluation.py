@@ -21,6 +21,8 @@ from d3rlpy.metrics import (
     TDErrorEvaluator,
 )
 
+from samrl.rollout import Policy, episode_returns
+
 
 @contextlib.contextmanager
 def forked_rng() -> Iterator[None]:
@@ -45,28 +47,17 @@ def rollout_returns(
     target_return: float | None,
 ) -> list[float]:
     """Undiscounted returns of the greedy policy over `n_episodes` seeded episodes."""
-    returns = []
+
+    def new_policy() -> Policy:
+        if not transformer:
+            return lambda observation, reward: algo.predict(np.expand_dims(observation, 0))[0]
+        sampler = (
+            GreedyTransformerActionSampler() if discrete else IdentityTransformerActionSampler()
+        )
+        return algo.as_stateful_wrapper(target_return or 0.0, sampler).predict
+
     with forked_rng():
-        for episode in range(n_episodes):
-            observation, _ = env.reset(seed=seed + episode)
-            if transformer:
-                sampler = (
-                    GreedyTransformerActionSampler()
-                    if discrete
-                    else IdentityTransformerActionSampler()
-                )
-                actor = algo.as_stateful_wrapper(target_return or 0.0, sampler)
-            total, reward, done = 0.0, 0.0, False
-            while not done:
-                if transformer:
-                    action = actor.predict(observation, reward)
-                else:
-                    action = algo.predict(np.expand_dims(observation, 0))[0]
-                observation, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-    return returns
+        return episode_returns(env, new_policy, n_episodes, seed)
 
 
 def held_out_metrics(

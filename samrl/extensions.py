@@ -82,10 +82,15 @@ class TrainingHooks:
         return []
 
     def samrl_checkpoint_state(self) -> dict[str, Any]:
-        """Extra state for samrl's resume checkpoint (torch.save-able); {} for none.
+        """Extra state for samrl's resume checkpoint; {} for none.
 
         Called at every checkpoint; modules and optimizers are saved by d3rlpy's save_model
-        already, so this holds only what lives outside them.
+        already, so this holds only what lives outside them. Only tensors, numpy arrays and
+        scalars (not of object dtype) and plain containers (dict with str or int keys, list,
+        tuple, str, int, float, bool, None): checkpoints are read with torch's
+        weights-only unpickler, so resuming a run someone else wrote runs no code
+        (samrl/safeload.py). Saving refuses anything else (StateTypeError, a TypeError naming
+        the value's place).
         """
         return {}
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from d3rlpy.logging import D3RLPyLogger
 from tqdm import tqdm
 
+from samrl.metrics import is_headline
 from samrl.sampling import Sampler
 from samrl.threads import AdaptiveThreads
 
@@ -84,9 +85,7 @@ def train_steps(
                 threads.step_done()
             bar.update(1)
             if not getattr(bar, "disable", False) and i % _SHOWN_EVERY == _SHOWN_EVERY - 1:
-                shown = sorted(
-                    k for k in values if k.endswith(("_loss", "_sharpness")) or k == "loss"
-                )
+                shown = sorted(k for k in values if is_headline(k))
                 bar.set_postfix(
                     {k: f"{sums[k] / len(values[k]):.3g}" for k in shown}, refresh=False
                 )

@@ -28,6 +28,7 @@ import yaml
 
 from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
+from samrl.status import RunStatus
 
 # ---------------------------------------------------------------- a run directory's files
 CONFIG_FILE = "config.yaml"
@@ -66,10 +67,6 @@ AGGREGATE_FILE = "aggregate.csv"
 REPORT_FILE = "report.md"
 #: Paper tables (samrl.results.paper): long-form CSV, Markdown and LaTeX.
 SCORE_FILES = ("scores.csv", "scores.md", "scores.tex")
-
-#: status.json's `status` values. `pending` and `unknown` are never written: they are what
-#: `RunDir.read_status` reports for a run without a status file, or with an unreadable one.
-RUN_STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 
 
 class RunWriteError(RunError):
@@ -299,25 +296,24 @@ class RunDir(_Directory):
     def read_status(self) -> dict[str, Any]:
         """status.json as a dict; always has a `status`.
 
-        `{"status": "pending"}` when the run has not written one yet; `{"status": "unknown",
-        "error": ...}` when it cannot be read (a crash mid-write cannot cause this: the file is
-        replaced atomically).
+        Status `pending` when the run has not written one yet; `unknown`, with an `error`, when
+        it cannot be read (a crash mid-write cannot cause this: the file is replaced atomically).
         """
         if not self.status_file.is_file():
-            return {"status": "pending"}
+            return {"status": RunStatus.PENDING}
         try:
             loaded = json.loads(self.status_file.read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-            return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
+            return {"status": RunStatus.UNKNOWN, "error": f"unreadable {STATUS_FILE}"}
         if not isinstance(loaded, dict):
-            return {"status": "unknown", "error": f"unreadable {STATUS_FILE}"}
-        loaded.setdefault("status", "unknown")
+            return {"status": RunStatus.UNKNOWN, "error": f"unreadable {STATUS_FILE}"}
+        loaded.setdefault("status", RunStatus.UNKNOWN)
         return loaded
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Update status.json with `fields` (the other fields are kept)."""
         status = self.read_status() if self.status_file.is_file() else {}
-        if status.get("status") == "unknown":
+        if status.get("status") == RunStatus.UNKNOWN:
             status = {}
         status.update(fields)
         atomic_write(self.status_file, json.dumps(status, indent=2) + "\n")
@@ -338,16 +334,24 @@ class RunDir(_Directory):
         """
         import torch
 
+        from samrl.safeload import encode_state
+
         folder = self.checkpoint_dir
         model_name, state_name = f"model_step{step}.pt", f"state_step{step}.pt"
-        state = {
-            "epoch": epoch,
-            "step": step,
-            "grad_step": algo.grad_step,
-            "rng": rng_state(),
-            "model": model_name,
-            **extra,
-        }
+        # Only what torch's weights-only load reads back (samrl/safeload.py): a run directory
+        # may come from someone else, and resuming it must not run anything in it. Refused
+        # here, before any file is written, when an extension's state holds something else.
+        state = encode_state(
+            {
+                "epoch": epoch,
+                "step": step,
+                "grad_step": algo.grad_step,
+                "rng": rng_state(),
+                "model": model_name,
+                **extra,
+            },
+            "checkpoint state",
+        )
         try:
             folder.mkdir(exist_ok=True)
             with atomic_path(folder / model_name) as temporary:
@@ -370,20 +374,32 @@ class RunDir(_Directory):
     ) -> dict[str, Any] | None:
         """The newest readable checkpoint, loaded into `algo`; None if there is none.
 
-        An unreadable one (truncated, corrupt) is reported in one line and the one before it
-        is used; when none is readable, RunError says so.
+        An unreadable one (truncated, corrupt, or holding a pickled object that the safe load
+        refuses: nothing in it runs) is reported in one line and the one before it is used;
+        when none is readable, RunError says so.
         """
-        import torch
+        from samrl.safeload import (
+            UnsafeFileError,
+            check_torch_bytes,
+            decode_state,
+            load_torch,
+        )
 
         folder = self.checkpoint_dir
         steps = self.checkpoint_steps()
         for i, step in enumerate(steps):
             path = folder / f"state_step{step}.pt"
+            model = folder / f"model_step{step}.pt"
             try:
-                state = torch.load(path, weights_only=False)
-                algo.load_model(str(folder / state["model"]))
+                state = decode_state(load_torch(path))
+                model = folder / Path(str(state["model"])).name  # never a path outside
+                check_torch_bytes(model, model.read_bytes())  # before d3rlpy's torch.load
+                algo.load_model(str(model))
             except Exception as exc:  # any damage: bad zip, short file, missing model, pickle
-                reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+                if isinstance(exc, UnsafeFileError):
+                    reason = exc.reason if exc.path == path else f"{model.name}: {exc.reason}"
+                else:
+                    reason = " ".join(str(exc).split())[:120] or type(exc).__name__
                 if i + 1 == len(steps):
                     kept = "no earlier checkpoint is kept" if i == 0 else "nor is any earlier one"
                     raise RunError(

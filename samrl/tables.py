@@ -13,8 +13,6 @@ import numpy as np
 
 from samrl.rundir import RunWriteError, atomic_write
 
-SHARPNESS_SUFFIXES = ("_sharpness", "_loss_perturbed", "_grad_norm")
-
 
 def format_value(value: Any) -> str:
     """Full-precision, platform-independent text (repr of a Python float)."""

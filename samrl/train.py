@@ -10,7 +10,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import d3rlpy
 import numpy as np
@@ -20,13 +20,15 @@ from d3rlpy.preprocessing import MinMaxActionScaler
 from tqdm import tqdm
 
 import samrl
-from samrl.algos import algo_facts, build_for_training
+from samrl.algos import AlgoFacts, algo_facts, build_for_training
 from samrl.build import algo_config
-from samrl.config import Config, TrainSection
+from samrl.config import Config
+from samrl.data.provenance import provenance
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.extensions import TrainingHooks, training_hooks
 from samrl.loop import EpochProgress, next_batch, train_steps
+from samrl.metrics import is_headline, is_sam_metric
 from samrl.progress import is_terminal
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
@@ -42,10 +44,14 @@ from samrl.rundir import (
 )
 from samrl.sam import install
 from samrl.sampling import Sampler
+from samrl.status import Preparation, RunStatus
 from samrl.stopping import StopRequest, stop_on_signals
-from samrl.tables import SHARPNESS_SUFFIXES, CsvTable, truncate_epoch_rows
-from samrl.threads import RunThreads, threads_for_run
+from samrl.tables import CsvTable, truncate_epoch_rows
+from samrl.threads import AdaptiveThreads, RunThreads, threads_for_run
 from samrl.trackers import adapter_factory
+
+if TYPE_CHECKING:  # samrl.data imports gymnasium: loaded when a run loads its dataset
+    from samrl.data.info import LoadedDataset
 
 # Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
 HESSIAN_PREFIX = "hessian_"
@@ -65,15 +71,11 @@ EVAL_COLUMNS = frozenset(
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    status: str  # completed | diverged | failed | interrupted | skipped
+    status: RunStatus  # completed | diverged | failed | interrupted | skipped
     message: str
     steps_done: int
     signal: str = ""  # interrupted: the signal that stopped it (SIGINT, SIGTERM, SIGUSR2)
     epochs_done: int = 0
-
-
-def is_sharpness_metric(name: str) -> bool:
-    return name.endswith(SHARPNESS_SUFFIXES)
 
 
 def seed_everything(seed: int) -> None:
@@ -93,16 +95,16 @@ def versions(device: str) -> dict[str, str]:
     }
 
 
-def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
-    """'new', 'resume' or 'done'; raises RunError when the directory may not be touched."""
+def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Preparation:
+    """Start afresh, resume, or nothing to do; RunError when the directory may not be touched."""
     run = RunDir(config.run_dir)
     run_dir = run.path
     if run.is_empty():
-        return "new"
+        return Preparation.NEW
     check_run_dir(run)
     if overwrite:
         run.clear()  # not the lock file this process holds
-        return "new"
+        return Preparation.NEW
     if not resume:
         raise RunError(
             f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
@@ -119,7 +121,8 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> str:
             f"{run_dir} was made with a different config (hash {saved} != "
             f"{config.result_hash()}); use another output.run_id or --overwrite"
         )
-    return "done" if run.read_status()["status"] == "completed" else "resume"
+    done = run.read_status()["status"] == RunStatus.COMPLETED
+    return Preparation.DONE if done else Preparation.RESUME
 
 
 def check_run_dir(run: RunDir) -> None:
@@ -150,11 +153,9 @@ class _Tables:
         }
         metrics = {k: v for k, v in metrics.items() if not k.startswith(HESSIAN_PREFIX)}
         loss = {
-            k: v
-            for k, v in metrics.items()
-            if not is_sharpness_metric(k) and k not in self.eval_columns
+            k: v for k, v in metrics.items() if not is_sam_metric(k) and k not in self.eval_columns
         }
-        sharp = {k: v for k, v in metrics.items() if is_sharpness_metric(k)}
+        sharp = {k: v for k, v in metrics.items() if is_sam_metric(k)}
         evals = {k: v for k, v in metrics.items() if k in self.eval_columns}
         self.loss.append({**head, **dict(sorted(loss.items()))})
         if sharp:
@@ -180,7 +181,7 @@ def run_training(
     """Train one config into its run directory; never raises for a failing run after start.
 
     User errors found before training starts (bad run directory, dataset problems) raise
-    SamrlError; anything that goes wrong during training is recorded as status 'failed'.
+    SamrlError; anything that goes wrong during training is recorded as a failed run.
     """
     stream = stream or sys.stderr
     run = RunDir(config.run_dir)
@@ -203,75 +204,91 @@ def _run_locked(
     run = RunDir(config.run_dir)
     run_dir = run.path
     state = prepare_run_dir(config, resume=resume, overwrite=overwrite)
-    if state == "done":
-        return RunResult(run_dir, "skipped", f"{run_dir} is already completed", run.steps_done())
+    if state == Preparation.DONE:
+        return RunResult(
+            run_dir, RunStatus.SKIPPED, f"{run_dir} is already completed", run.steps_done()
+        )
     from samrl.data import load_dataset
 
-    ds_cfg, train_cfg = config.dataset, config.train
+    ds_cfg = config.dataset
     dataset = load_dataset(
         ds_cfg.name,
         size=ds_cfg.size,
         seed=ds_cfg.seed,
         test_fraction=ds_cfg.test_fraction,
         progress=progress,
+        sha256=ds_cfg.sha256,
         corruption=ds_cfg.corruption,
     )
-    resolved = config.to_dict()
-    resolved["samrl"] = {
-        **versions(train_cfg.device),
-        "run_id": config.run_id,
-        "config_hash": config.result_hash(),
-        "notes": list(dataset.info.notes),
-    }
-    if dataset.corruption is not None:  # its cache file and attacker (samrl/data/corruption.py)
-        resolved["samrl"]["corruption"] = dataset.corruption
-    previous = run.read_status() if state == "resume" else {}
-    # Wall time accumulates over resumed sessions.
-    clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
-    try:
-        run.write_config(resolved)
-        run.write_status(
-            status="running",
-            started_at=previous.get("started_at", now()),
-            ended_at=None,
-            error=None,
-            n_steps=train_cfg.n_steps,
-            steps_done=previous.get("steps_done", 0),
-            epochs_done=previous.get("epochs_done", 0),
-            wall_time_s=clock.total(),
-        )
-    except OSError as exc:
-        raise RunWriteError(getattr(exc, "filename", None) or run_dir, exc) from exc
+    resolved, clock = _record_start(config, run, dataset, state)
     try:
         # process-wide; restored after the run
-        with threads_for_run(train_cfg.threads) as run_threads:
+        with threads_for_run(config.train.threads) as run_threads:
+            out = _Output(stream, bars=progress, lines=lines)
+            resuming = state == Preparation.RESUME
             return _train(
                 config,
                 resolved,
                 dataset,
                 run,
-                state == "resume",
-                progress,
-                stream,
-                clock,
-                stop,
-                lines,
-                run_threads,
+                resuming=resuming,
+                out=out,
+                clock=clock,
+                stop=stop,
+                run_threads=run_threads,
             )
     except KeyboardInterrupt:  # Ctrl-C twice: stopped mid-step, the last checkpoint stands
-        _finish(run, clock, "interrupted", "interrupted (SIGINT twice, mid-step)")
+        _finish(run, clock, RunStatus.INTERRUPTED, "interrupted (SIGINT twice, mid-step)")
         raise
     except SamrlError as exc:  # disk full, unreadable checkpoint: resumable once fixed
-        _finish(run, clock, "interrupted", f"{exc.kind}: {exc}")
+        _finish(run, clock, RunStatus.INTERRUPTED, f"{exc.kind}: {exc}")
         raise
     except Exception as exc:  # a failing run is recorded, never propagated to a sweep
         if is_disk_error(exc):
             error = RunWriteError(getattr(exc, "filename", None) or run_dir, exc)
-            _finish(run, clock, "interrupted", f"{error.kind}: {error}")
+            _finish(run, clock, RunStatus.INTERRUPTED, f"{error.kind}: {error}")
             raise error from exc
         message = f"{type(exc).__name__}: {exc}"
-        _finish(run, clock, "failed", message)
-        return RunResult(run_dir, "failed", message, run.steps_done())
+        _finish(run, clock, RunStatus.FAILED, message)
+        return RunResult(run_dir, RunStatus.FAILED, message, run.steps_done())
+
+
+def _record_start(
+    config: Config, run: RunDir, dataset: LoadedDataset, state: Preparation
+) -> tuple[dict[str, Any], _Clock]:
+    """config.yaml (the resolved config, versions, dataset notes, the dataset file and the
+    corruption's record) and status.json `running`;
+    (that config, the run's clock: wall time accumulates over resumed sessions)."""
+    resolved = config.to_dict()
+    resolved["samrl"] = {
+        **versions(config.train.device),
+        "run_id": config.run_id,
+        "config_hash": config.result_hash(),
+        "notes": list(dataset.info.notes),
+    }
+    # which bytes the run trained on (hashed once per file: samrl/data/provenance.py)
+    dataset_file = provenance(config.dataset.name, dataset.path)
+    if dataset_file is not None:
+        resolved["samrl"]["dataset_file"] = dataset_file
+    if dataset.corruption is not None:  # its cache file and attacker (samrl/data/corruption.py)
+        resolved["samrl"]["corruption"] = dataset.corruption
+    previous = run.read_status() if state == Preparation.RESUME else {}
+    clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
+    try:
+        run.write_config(resolved)
+        run.write_status(
+            status=RunStatus.RUNNING,
+            started_at=previous.get("started_at", now()),
+            ended_at=None,
+            error=None,
+            n_steps=config.train.n_steps,
+            steps_done=previous.get("steps_done", 0),
+            epochs_done=previous.get("epochs_done", 0),
+            wall_time_s=clock.total(),
+        )
+    except OSError as exc:
+        raise RunWriteError(getattr(exc, "filename", None) or run.path, exc) from exc
+    return resolved, clock
 
 
 EPOCH_LINE_METRICS = ("return_mean", "normalized_score")
@@ -281,7 +298,7 @@ def epoch_line(
     run_id: str, epoch: int, n_epochs: int, step: int, metrics: dict[str, float], wall: float
 ) -> str:
     """The one line per epoch printed when output is not a terminal."""
-    shown = sorted(k for k in metrics if k == "loss" or k.endswith(("_loss", "_sharpness"))) + [
+    shown = sorted(k for k in metrics if is_headline(k)) + [
         k for k in EPOCH_LINE_METRICS if k in metrics
     ]
     values = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
@@ -297,32 +314,104 @@ class _Clock:
         return round(self.earlier + time.time() - self.started, 3)
 
 
-def _finish(run: RunDir, clock: _Clock, status: str, error: str | None) -> None:
+def _finish(run: RunDir, clock: _Clock, status: RunStatus, error: str | None) -> None:
     """Record how the run ended; on a full disk this may fail too, and the status then stays
     `running`, which resume and sweeps treat as interrupted."""
     with contextlib.suppress(OSError):
         run.write_status(status=status, ended_at=now(), error=error, wall_time_s=clock.total())
 
 
+@dataclasses.dataclass(frozen=True)
+class _Output:
+    """Where a run reports: `stream`, with progress bars (a terminal) or one line per epoch (a
+    log file, a pipe), or quietly (neither)."""
+
+    stream: IO[str]
+    bars: bool
+    lines: bool
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Live:
+    """A run's working parts, made by `_build` and used by every later stage."""
+
+    config: Config
+    run: RunDir
+    dataset: LoadedDataset
+    facts: AlgoFacts
+    algo: Any  # the d3rlpy algorithm, SAM installed
+    sampler: Sampler
+    eval_env: Any  # None: no rollouts (no environment, or eval_episodes 0)
+    threads: AdaptiveThreads | None
+    hooks: TrainingHooks
+    out: _Output
+    clock: _Clock
+
+    @property
+    def n_epochs(self) -> int:
+        train = self.config.train
+        return math.ceil(train.n_steps / train.n_steps_per_epoch)
+
+
+@dataclasses.dataclass
+class _Position:
+    """Where training stands: the last complete epoch, the step, and the epoch in progress's
+    metric values (a checkpoint taken on a signal mid-epoch carries them, so the resumed
+    epoch's means are those of an uninterrupted run)."""
+
+    epoch: int = 0
+    step: int = 0
+    partial: EpochProgress = dataclasses.field(default_factory=EpochProgress)
+
+
 def _train(
     config: Config,
     resolved: dict[str, Any],
-    dataset: Any,
+    dataset: LoadedDataset,
     run: RunDir,
+    *,
     resuming: bool,
-    progress: bool,
-    stream: IO[str],
+    out: _Output,
     clock: _Clock,
     stop: StopRequest,
-    lines: bool = False,
     run_threads: RunThreads | None = None,
 ) -> RunResult:
+    """One run's stages, in order: build the algorithm (SAM installed), open its logs,
+    restore its checkpoint (or pretrain), then train epoch by epoch."""
+    live = _build(config, dataset, run, out, clock, run_threads)
+    tables = _Tables(run, EVAL_COLUMNS)
+    logger = D3RLPyLogger(
+        algo=live.algo,
+        adapter_factory=adapter_factory(list(config.output.loggers), run.path, resolved),
+        experiment_name=D3RLPY_LOG_DIR,
+        n_steps_per_epoch=config.train.n_steps_per_epoch,
+        with_timestamp=False,
+    )
+    position = _restore(live, tables, resuming)
+    # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
+    logger.add_params(live.algo.config.serialize_to_dict())
+    return _epochs(live, position, tables, logger, stop)
+
+
+def _build(
+    config: Config,
+    dataset: LoadedDataset,
+    run: RunDir,
+    out: _Output,
+    clock: _Clock,
+    run_threads: RunThreads | None,
+) -> _Live:
+    """Seed, the evaluation environment, the algorithm (action scaler, networks built on the
+    dataset), the sampler, the thread count (process-wide), then the SAM engine."""
     from samrl.data import make_eval_env
 
     train_cfg = config.train
     facts = algo_facts(config.algo.name)
     seed_everything(train_cfg.seed)
-    algo_cfg = algo_config(facts, config.algo.params, config.optim)
+    algo_cfg = config.algo_config or algo_config(facts, config.algo.params, config.optim)
     eval_env = None
     if dataset.info.env_id is not None and (train_cfg.eval_episodes > 0 or not facts.discrete):
         eval_env = make_eval_env(dataset.info, seed=train_cfg.seed)
@@ -340,117 +429,135 @@ def _train(
             install,
             on_cpu=str(train_cfg.device) == "cpu",
             shared=(dataset.train,),
-            announce=lambda line: print(line, file=stream) if progress or lines else None,
+            announce=out.say if out.bars or out.lines else lambda line: None,
         )
         run.write_status(threads=run_threads.description)
     install(algo)
-
     if train_cfg.eval_episodes == 0:
         eval_env = None
-    run_dir = run.path
-    tables = _Tables(run, EVAL_COLUMNS)
-    logger = D3RLPyLogger(
-        algo=algo,
-        adapter_factory=adapter_factory(list(config.output.loggers), run_dir, resolved),
-        experiment_name=D3RLPY_LOG_DIR,
-        n_steps_per_epoch=train_cfg.n_steps_per_epoch,
-        with_timestamp=False,
-    )
-    n_epochs = math.ceil(train_cfg.n_steps / train_cfg.n_steps_per_epoch)
-    epoch, step = 0, 0
-    # Metric values of the epoch in progress; a checkpoint taken on a signal mid-epoch
-    # carries them, so the resumed epoch's means are those of an uninterrupted run.
-    partial = EpochProgress()
-    warn = lambda line: print(line, file=stream)  # noqa: E731
     hooks = training_hooks(algo)  # samrl's own algorithms' extras (samrl/extensions.py)
-    checkpoint = run.load_checkpoint(algo, warn) if resuming else None
+    return _Live(
+        config, run, dataset, facts, algo, sampler, eval_env, adaptive_threads, hooks, out, clock
+    )
+
+
+def _restore(live: _Live, tables: _Tables, resuming: bool) -> _Position:
+    """Resume: the checkpoint's algorithm, RNG and position, and the tables cut back to its
+    epoch. A new run (or a resumed one without a checkpoint yet) pretrains instead."""
+    run, out = live.run, live.out
+    checkpoint = run.load_checkpoint(live.algo, out.say) if resuming else None
     if checkpoint is None:
         # after install(), so SAM applies to it too; a resumed run has its result checkpointed
-        hooks.samrl_pretrain(dataset.train, run_dir=run_dir, progress=progress, stream=stream)
+        live.hooks.samrl_pretrain(
+            live.dataset.train, run_dir=run.path, progress=out.bars, stream=out.stream
+        )
+    position = _Position()
     if resuming:
         if checkpoint is not None:
-            epoch, step = checkpoint["epoch"], checkpoint["step"]
+            position = _Position(
+                checkpoint["epoch"],
+                checkpoint["step"],
+                EpochProgress.from_dict(checkpoint.get("partial")),
+            )
             set_rng_state(checkpoint["rng"])
             if "algorithm" in checkpoint:
-                hooks.samrl_restore_checkpoint_state(checkpoint["algorithm"])
-            partial = EpochProgress.from_dict(checkpoint.get("partial"))
-        tables.truncate_after(epoch)
+                live.hooks.samrl_restore_checkpoint_state(checkpoint["algorithm"])
+        tables.truncate_after(position.epoch)
         for path in run.d3rlpy_dir.glob("*.csv"):
-            truncate_epoch_rows(path, epoch)
-    # Also on resume: trackers (TensorBoard's hparams) need the params before the first commit.
-    logger.add_params(algo.config.serialize_to_dict())
+            truncate_epoch_rows(path, position.epoch)
+    return position
 
+
+def _epochs(
+    live: _Live, at: _Position, tables: _Tables, logger: D3RLPyLogger, stop: StopRequest
+) -> RunResult:
+    """Train epoch by epoch up to train.n_steps; a non-finite metric ends the run diverged, a
+    signal ends it interrupted (checkpointed at that step)."""
+    train_cfg = live.config.train
     bar = tqdm(
         total=train_cfg.n_steps,
-        initial=step,
-        disable=not progress,
-        file=stream,
-        desc=f"{config.run_id}",
+        initial=at.step,
+        disable=not live.out.bars,
+        file=live.out.stream,
+        desc=f"{live.config.run_id}",
         unit="step",
         dynamic_ncols=True,
         leave=False,
     )
-    status, message = "completed", ""
+    status, message = RunStatus.COMPLETED, ""
     try:
-        while epoch < n_epochs:
-            epoch += 1
-            n = min(train_cfg.n_steps_per_epoch, train_cfg.n_steps - step + partial.steps)
-            start = partial.steps
+        while at.epoch < live.n_epochs:
+            at.epoch += 1
+            n = min(train_cfg.n_steps_per_epoch, train_cfg.n_steps - at.step + at.partial.steps)
+            start = at.partial.steps
             epoch_metrics = train_steps(
-                algo,
-                sampler,
-                facts.transformer,
+                live.algo,
+                live.sampler,
+                live.facts.transformer,
                 n,
                 logger,
                 bar,
-                partial=partial,
+                partial=at.partial,
                 stop=stop,
-                threads=adaptive_threads,
+                threads=live.threads,
             )
-            step += partial.steps - start
-            if partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
-                epoch -= 1
-                extra = {**_algorithm_state(hooks), "partial": partial.to_dict()}
-                run.save_checkpoint(algo, epoch, step, extra)
-                run.write_status(steps_done=step, epochs_done=epoch)
-                _finish(run, clock, "interrupted", f"interrupted by {stop.name} at step {step}")
-                message = _interrupted_message(stop.name, step, epoch, n_epochs, run_dir)
-                return RunResult(run_dir, "interrupted", message, step, stop.name, epoch)
-            partial = EpochProgress()
+            at.step += at.partial.steps - start
+            if at.partial.steps < n:  # a signal: checkpoint this step, with the epoch so far
+                at.epoch -= 1
+                return _interrupted(live, at, stop.name)
+            at.partial = EpochProgress()
             bad = sorted(k for k, v in epoch_metrics.items() if not math.isfinite(v))
-            if not bad:
-                evaluation = _evaluate(algo, dataset, facts, eval_env, train_cfg, epoch)
-                for name, value in evaluation.items():
-                    logger.add_metric(name, value)
-            hessian = config.analysis.hessian
-            if hessian is not None and not bad and epoch % hessian.every_epochs == 0:
-                from samrl.analysis.during_training import hessian_row
-
-                with forked_rng():
-                    row = hessian_row(algo, dataset.train, hessian, seed=train_cfg.seed)
-                for name, value in row.items():
-                    logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
-            committed = logger.commit(epoch, step)
-            tables.write(epoch, step, committed)
-            if lines:
-                print(
-                    epoch_line(config.run_id, epoch, n_epochs, step, committed, clock.total()),
-                    file=stream,
-                    flush=True,
-                )
-            if epoch % train_cfg.save_interval == 0 or epoch == n_epochs:
-                logger.save_model(step, algo)
-            run.save_checkpoint(algo, epoch, step, _algorithm_state(hooks))
-            run.write_status(steps_done=step, epochs_done=epoch, wall_time_s=clock.total())
+            _end_epoch(live, at, tables, logger, diverged=bool(bad))
             if bad:
-                status = "diverged"
-                message = f"non-finite {', '.join(bad)} in epoch {epoch} (step {step})"
+                status = RunStatus.DIVERGED
+                message = f"non-finite {', '.join(bad)} in epoch {at.epoch} (step {at.step})"
                 break
     finally:
         bar.close()
         logger.close()
-    _finish(run, clock, status, message or None)
-    return RunResult(run_dir, status, message, step, epochs_done=epoch)
+    _finish(live.run, live.clock, status, message or None)
+    return RunResult(live.run.path, status, message, at.step, epochs_done=at.epoch)
+
+
+def _end_epoch(
+    live: _Live, at: _Position, tables: _Tables, logger: D3RLPyLogger, *, diverged: bool
+) -> None:
+    """An epoch's end: evaluation and the Hessian (unless it diverged), its rows in the
+    tables, the epoch line, the model file and the checkpoint."""
+    config, run = live.config, live.run
+    if not diverged:
+        evaluation = _evaluate(live, at.epoch)
+        for name, value in evaluation.items():
+            logger.add_metric(name, value)
+    hessian = config.analysis.hessian
+    if hessian is not None and not diverged and at.epoch % hessian.every_epochs == 0:
+        from samrl.analysis.during_training import hessian_row
+
+        with forked_rng():
+            row = hessian_row(live.algo, live.dataset.train, hessian, seed=config.train.seed)
+        for name, value in row.items():
+            logger.add_metric(f"{HESSIAN_PREFIX}{name}", value)
+    committed = logger.commit(at.epoch, at.step)
+    tables.write(at.epoch, at.step, committed)
+    if live.out.lines:
+        wall = live.clock.total()
+        live.out.say(epoch_line(config.run_id, at.epoch, live.n_epochs, at.step, committed, wall))
+    if at.epoch % config.train.save_interval == 0 or at.epoch == live.n_epochs:
+        logger.save_model(at.step, live.algo)
+    run.save_checkpoint(live.algo, at.epoch, at.step, _algorithm_state(live.hooks))
+    run.write_status(steps_done=at.step, epochs_done=at.epoch, wall_time_s=live.clock.total())
+
+
+def _interrupted(live: _Live, at: _Position, signal_name: str) -> RunResult:
+    """Stopped by a signal mid-epoch: checkpoint this step with the epoch so far."""
+    run = live.run
+    extra = {**_algorithm_state(live.hooks), "partial": at.partial.to_dict()}
+    run.save_checkpoint(live.algo, at.epoch, at.step, extra)
+    run.write_status(steps_done=at.step, epochs_done=at.epoch)
+    error = f"interrupted by {signal_name} at step {at.step}"
+    _finish(run, live.clock, RunStatus.INTERRUPTED, error)
+    message = _interrupted_message(signal_name, at.step, at.epoch, live.n_epochs, run.path)
+    return RunResult(run.path, RunStatus.INTERRUPTED, message, at.step, signal_name, at.epoch)
 
 
 def _interrupted_message(
@@ -463,18 +570,17 @@ def _interrupted_message(
     )
 
 
-def _evaluate(
-    algo: Any, dataset: Any, facts: Any, env: Any, train_cfg: TrainSection, epoch: int
-) -> dict[str, float]:
+def _evaluate(live: _Live, epoch: int) -> dict[str, float]:
     """Rollout returns (and normalized score) and held-out TD metrics for this epoch."""
     from samrl.data import normalized_score
 
+    algo, dataset, facts, env = live.algo, live.dataset, live.facts, live.eval_env
     out: dict[str, float] = {}
     if env is not None:
         returns = rollout_returns(
             algo,
             env,
-            train_cfg.eval_episodes,
+            live.config.train.eval_episodes,
             seed=10_000 * epoch,
             transformer=facts.transformer,
             discrete=facts.discrete,

@@ -29,6 +29,11 @@ RHO = 0.05
 SEEDS = "0-4"
 N_STEPS = 500_000  # every d3rlpy reproduction script trains 500k steps
 
+# dataset -> the sha256 of its file, pinning it (`dataset.sha256`: a different file is refused).
+# Only hashes measured on the real files belong here (`samrl data info d4rl:<name>` prints
+# one); none was measured where samrl is developed (no network), so no preset is pinned yet.
+SHA256: dict[str, str] = {}
+
 D3RLPY = "https://github.com/takuseno/d3rlpy/blob"
 ENCODER_256 = {"type": "vector", "params": {"hidden_units": [256, 256]}}
 
@@ -137,7 +142,7 @@ def preset(algo: str, variant: str, dataset: str) -> tuple[str, dict[str, Any]]:
     config = {
         "name": preset_name(algo, variant, dataset),
         "algo": {"name": name, "params": params},
-        "dataset": {"name": dataset},
+        "dataset": {"name": dataset, **({"sha256": SHA256[dataset]} if dataset in SHA256 else {})},
         "optim": {
             **optim,
             **({"lr_scheduler": LR_SCHEDULERS[algo]} if algo in LR_SCHEDULERS else {}),

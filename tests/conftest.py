@@ -22,10 +22,11 @@ from torch.func import functional_call
 
 from samrl.algos import AlgoFacts, algorithm_table, build_for_training
 from samrl.cli import main
+from samrl.metrics import is_sam_metric
 from samrl.sam import install
 from samrl.sam.engine import _make_evaluate
 from samrl.sam.tape import Tape
-from samrl.testing import random_dataset, tiny_params
+from samrl.testing.data import random_dataset, tiny_params
 
 FactoryFor = Callable[[str], OptimizerFactory | None]
 
@@ -191,8 +192,7 @@ def state_differences(a: Any, b: Any) -> list[str]:
 
 
 def sam_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
-    suffixes = ("_sharpness", "_loss_perturbed", "_grad_norm")
-    return {k: v for k, v in metrics.items() if k.endswith(suffixes)}
+    return {k: v for k, v in metrics.items() if is_sam_metric(k)}
 
 
 def own_metrics(metrics: Mapping[str, float]) -> dict[str, float]:

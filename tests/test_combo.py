@@ -14,7 +14,7 @@ from conftest import own_metrics, sam_metrics, state_differences
 from d3rlpy.models.encoders import VectorEncoderFactory
 from d3rlpy.optimizers import OptimizerFactory
 
-import samrl  # noqa: F401
+import samrl
 from samrl.algos import algorithm_table, build_for_training
 from samrl.combo import COMBO, COMBOConfig
 from samrl.combo.dynamics import DynamicsBatch
@@ -22,7 +22,9 @@ from samrl.combo.impl import MixedMiniBatch
 from samrl.config import load_config
 from samrl.errors import ConfigError
 from samrl.sam import SAMFactory, install, is_installed
-from samrl.testing import random_dataset
+from samrl.testing.data import random_dataset
+
+samrl.register()  # d3rlpy.load_learnable of samrl models below
 
 NETWORK_FIELDS = ("actor_optim_factory", "critic_optim_factory", "dynamics_optim_factory")
 

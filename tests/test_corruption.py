@@ -27,9 +27,10 @@ from samrl.data.corruption import (
     corrupt,
     field_std,
 )
+from samrl.data.provenance import fingerprint
 from samrl.data.transitions import Transitions
 from samrl.sampling import Sampler
-from samrl.testing import random_dataset
+from samrl.testing.data import random_dataset
 
 N = 20_000
 
@@ -313,6 +314,7 @@ def test_data_info_shows_the_corruption(tmp_path: Path, capsys: pytest.CaptureFi
     assert 0.35 < float(lines["actions"][1]) < 0.65
     assert 0.35 < float(lines["next_observations"][1]) < 0.65
     assert "random actions, next_observations, rate 0.5, scale 1" in out
+    assert lines["sha256:"][1] == fingerprint(Path(lines["file:"][1]))["sha256"]  # provenance
 
 
 def test_loaded_training_data_keep_next_observations_clean_under_observation_corruption() -> None:

@@ -3,7 +3,9 @@ and `samrl train` run as real subprocesses (never touching any other address).""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import pathlib
 import resource
@@ -20,7 +22,7 @@ import yaml
 from conftest import run_cli, tiny_config, write_config
 from tqdm import tqdm
 
-from samrl.testing_server import FaultyServer
+from samrl.testing.server import FaultyServer
 
 NAME = "hopper-medium-v2"
 REL = "/gym_mujoco_v2/hopper_medium-v2.hdf5"
@@ -107,10 +109,11 @@ def samrl(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.
 
 
 def leftovers(directory: pathlib.Path) -> list[str]:
-    """Files besides the (hidden, empty) lock file."""
+    """Files besides the (hidden, empty) lock file and the file's recorded sha256."""
     if not directory.exists():
         return []
-    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
+    kept = (".lock", ".sha256.json")
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(kept))
 
 
 def one_line(stderr: str) -> str:
@@ -312,6 +315,36 @@ def test_two_processes_download_once(server: FaultyServer, tmp_path: pathlib.Pat
     assert (tmp_path / FILE).read_bytes() == big
     assert [r for r in server.requests if r[0] == REL] == [(REL, None)]
     assert leftovers(tmp_path) == [FILE]
+
+
+def test_download_records_its_sha256_and_source(
+    cli: Callable[[list[str], dict[str, str]], Result], server: FaultyServer, tmp_path: pathlib.Path
+) -> None:
+    env = env_for(server.url, tmp_path)
+    assert cli(["data", "download", f"d4rl:{NAME}"], env).returncode == 0
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    url = f"{server.url}{REL}"
+    sidecar = json.loads((tmp_path / f".{FILE}.sha256.json").read_text())
+    assert (sidecar["sha256"], sidecar["size"], sidecar["url"]) == (sha, len(PAYLOAD), url)
+    info = cli(["data", "info", f"d4rl:{NAME}"], env)
+    assert info.returncode == 0, info.stderr
+    assert f"sha256:      {sha}" in info.stdout and f"source:      {url}" in info.stdout
+    config = tiny_config(
+        tmp_path,
+        dataset={"name": f"d4rl:{NAME}"},
+        algo={"name": "bc", "params": {"batch_size": 16}},
+        train={"n_steps": 2, "n_steps_per_epoch": 2, "eval_episodes": 0},
+    )
+    code = cli(["train", "--config", str(write_config(tmp_path, config)), "--quiet"], env)
+    assert code.returncode == 0, code.stderr
+    written = yaml.safe_load(next((tmp_path / "runs").glob("*/*/config.yaml")).read_text())
+    assert written["samrl"]["dataset_file"] == {
+        "spec": f"d4rl:{NAME}",
+        "path": str(tmp_path / FILE),
+        "size": len(PAYLOAD),
+        "sha256": sha,
+        "url": url,
+    }
 
 
 def _csvs(run_dir: pathlib.Path) -> dict[str, list[str]]:

@@ -377,8 +377,8 @@ def test_sweep_with_a_crash_a_divergence_and_a_hang_completes_the_others(
     ],
 )
 def test_launcher_fault_options_are_validated(launcher: dict[str, Any], message: str) -> None:
+    from samrl.config.launchers import parse_launcher
     from samrl.errors import ConfigError
-    from samrl.sweep.grid import check_launcher
 
     with pytest.raises(ConfigError, match=message):
-        check_launcher(launcher)
+        parse_launcher(launcher)

@@ -117,3 +117,48 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module)
+
+
+def test_importing_samrl_registers_nothing_and_register_is_one_idempotent_call() -> None:
+    """`import samrl` changes nothing outside samrl: d3rlpy cannot load a saved SAM model
+    until `samrl.register()` (twice here: idempotent) registers samrl's factory."""
+    model = ROOT / "tests" / "data" / "old_looksam_asam.d3"
+    code = "\n".join(
+        [
+            "import d3rlpy, samrl",
+            f"path = {str(model)!r}",
+            "try:",
+            "    d3rlpy.load_learnable(path, device='cpu')",
+            "except Exception as exc:",
+            "    print('refused', type(exc).__name__)",
+            "samrl.register()",
+            "samrl.register()",
+            "algo = d3rlpy.load_learnable(path, device='cpu')",
+            "print('loaded', type(algo.config.critic_optim_factory).__name__)",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "refused" in done.stdout and "loaded SAMFactory" in done.stdout, done.stdout
+
+
+def test_offline_flag_changes_no_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`samrl --offline` holds for the command (and the local workers it starts) without
+    writing os.environ; outside the command nothing is offline."""
+    import os
+
+    from conftest import run_cli
+
+    from samrl.data.download import offline, offline_env, offline_mode
+
+    monkeypatch.delenv("SAMRL_OFFLINE", raising=False)
+    code, _, _ = run_cli(["--offline", "config", "keys"], capsys)
+    assert code == 0 and "SAMRL_OFFLINE" not in os.environ
+    assert not offline() and offline_env() == {}
+    with offline_mode():
+        assert offline() and offline_env() == {"SAMRL_OFFLINE": "1"}
+    monkeypatch.setenv("SAMRL_OFFLINE", "1")
+    assert offline() and offline_env() == {"SAMRL_OFFLINE": "1"}

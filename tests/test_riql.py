@@ -13,8 +13,10 @@ from conftest import build, run_cli, state_differences, train
 from d3rlpy.torch_utility import TorchMiniBatch
 
 from samrl.config import load_config
+from samrl.metrics import SHARPNESS, metric_name
 from samrl.riql import observation_statistics
 from samrl.rundir import RunDir
+from samrl.status import RunStatus
 from samrl.train import run_training
 
 IQL_CORNER = {"quantile": 0.0, "q_loss": "squared", "normalize_observations": False}
@@ -151,9 +153,10 @@ def test_corrupted_riql_with_sam_resumes_to_the_same_csvs(
     path.write_text(CONFIG.replace("OUT", str(tmp_path / "runs")))
     config = load_config(path)
     reference = run_training(config, progress=False)
-    assert reference.status == "completed", reference.message
+    assert reference.status == RunStatus.COMPLETED, reference.message
     sharpness = pd.read_csv(reference.run_dir / "sharpness.csv")
-    assert "critic_sharpness" in sharpness.columns and sharpness["critic_sharpness"].notna().all()
+    column = metric_name("critic", SHARPNESS)
+    assert column in sharpness.columns and sharpness[column].notna().all()
     evals = pd.read_csv(reference.run_dir / "eval.csv")
     assert evals["td_error"].notna().all()  # on the clean held-out episodes
     expected = {n: (reference.run_dir / n).read_bytes() for n in NAMES}
@@ -168,7 +171,36 @@ def test_corrupted_riql_with_sam_resumes_to_the_same_csvs(
     with monkeypatch.context() as patch:
         patch.setattr(RunDir, "save_checkpoint", crash_at_epoch_2)
         crashed = run_training(config, overwrite=True, progress=False)
-    assert crashed.status == "failed"
+    assert crashed.status == RunStatus.FAILED
     resumed = run_training(config, resume=True, progress=False)
-    assert resumed.status == "completed", resumed.message
+    assert resumed.status == RunStatus.COMPLETED, resumed.message
     assert {n: (resumed.run_dir / n).read_bytes() for n in NAMES} == expected
+
+
+def test_importing_riql_registers_nothing_and_samrl_register_registers_it(tmp_path: Path) -> None:
+    """As for COMBO (#23): d3rlpy finds RIQL only after `samrl.register()`."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "riql.d3"
+    code = "\n".join(
+        [
+            "import d3rlpy, samrl",
+            "from samrl.riql import RIQLConfig",
+            "from samrl.testing.data import random_dataset",
+            "algo = RIQLConfig(batch_size=8).create(device='cpu')",
+            "algo.build_with_dataset(random_dataset(discrete=False))",
+            f"algo.save({str(path)!r})",
+            "try:",
+            f"    d3rlpy.load_learnable({str(path)!r}, device='cpu')",
+            "except Exception as exc:",
+            "    print('refused', type(exc).__name__)",
+            "samrl.register()",
+            "from samrl.safeload import load_learnable",
+            f"print('loaded', type(load_learnable({str(path)!r}, device='cpu')).__name__)",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "refused" in done.stdout and "loaded RIQL" in done.stdout, done.stdout

@@ -10,8 +10,10 @@ import pytest
 import torch
 from conftest import build, facts_of, optimizers, sample_batch, state_differences, train
 
-import samrl  # noqa: F401  (registers the SAM factory for load_learnable)
+import samrl
 from samrl.sam import SAMFactory, SAMOptimizerWrapper, install, is_installed
+
+samrl.register()  # d3rlpy.load_learnable of samrl models below
 
 CASES = {
     "cql-sam": ("cql", SAMFactory(rho=0.05)),

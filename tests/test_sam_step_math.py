@@ -77,6 +77,38 @@ def test_one_step_equals_sgd_on_the_gradient_at_the_perturbed_point(
     assert metrics["toy_sharpness"] > 0.0
 
 
+@pytest.mark.parametrize(("adaptive", "eps_by_hand"), [(False, _sam_eps), (True, _asam_eps)])
+@pytest.mark.parametrize("variant", ["sam", "gsam", "looksam"])
+def test_grad_cosine_is_the_cosine_of_the_two_gradients_by_autograd(
+    adaptive: bool, eps_by_hand: EpsFn, variant: str
+) -> None:
+    """`<net>_grad_cosine` = cos(g(w), g(w + eps)), here from two torch.autograd.grad calls on
+    a fresh copy of the weights (not the engine's .grad buffers, which pass 2 overwrites in
+    place), in double precision; the variants that rewrite .grad after pass 2 report the
+    same cosine (of the two gradients, not of their update)."""
+    factory = SAMFactory(rho=RHO, adaptive=adaptive, variant=variant)
+    toy = Toy(lambda model: factory.create([("model", model)], lr=LR, compiled=False))
+    w = toy.weights()
+    g = [t.double() for t in toy.grad_at(w)]
+    eps = eps_by_hand(w, toy.grad_at(w))
+    g_s = [t.double() for t in toy.grad_at([wi + ei for wi, ei in zip(w, eps, strict=True)])]
+    dot = sum(float((a * b).sum()) for a, b in zip(g, g_s, strict=True))
+    expected = dot / float(_norm(g) * _norm(g_s))
+
+    metrics = toy.update()
+
+    assert metrics["toy_grad_cosine"] == pytest.approx(expected, rel=1e-5)
+    assert 0.0 < metrics["toy_grad_cosine"] < 1.0 - 1e-6  # a real turn at rho = 0.2, not 1
+
+
+def test_grad_cosine_is_one_at_rho_zero_and_absent_from_probes() -> None:
+    toy = sgd_toy(rho=0.0, adaptive=False)
+    assert toy.update()["toy_grad_cosine"] == pytest.approx(1.0, abs=1e-6)
+    probe = sgd_toy(rho=RHO, adaptive=False, probe_every=1)
+    measured = probe.update()
+    assert "toy_sharpness" in measured and "toy_grad_cosine" not in measured
+
+
 def test_probe_step_keeps_the_plain_update_and_measures_sharpness() -> None:
     toy = sgd_toy(rho=RHO, adaptive=False, probe_every=1)
     w = toy.weights()

@@ -21,7 +21,7 @@ from d3rlpy.dataset import (
 )
 
 from samrl.sampling import Sampler
-from samrl.testing import random_dataset
+from samrl.testing.data import random_dataset
 
 SEEDS = range(6)
 
@@ -172,3 +172,58 @@ def test_a_grown_buffer_is_stacked_again() -> None:
     expected = buffer.sample_transition_batch(32)
     np.random.seed(2)
     _same_batch(expected, sampler.transition_batch(32))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_sampler_indexes_the_datasets_arrays_without_a_copy(kind: str) -> None:
+    """MDPDataset's episodes are views of the arrays it was given: the sampler reads those."""
+    dataset = _dataset(kind)
+    a = Sampler(dataset)._current()
+    assert a is not None
+    for name in ("observations", "actions", "rewards"):
+        first = getattr(dataset.episodes[0], name)
+        assert np.shares_memory(getattr(a, name), first), name
+        assert getattr(a, name).base is first.base, name  # the same memory, not a copy of it
+    assert a.row.dtype == np.int32 and a.terminal.dtype == np.float32
+
+
+def _next_rows(dataset: Any) -> np.ndarray:
+    """The following row's observation for each row of the episodes (zeros after the last)."""
+    return np.concatenate(
+        [
+            np.concatenate([e.observations[1:], np.zeros_like(e.observations[:1])])
+            for e in dataset.episodes
+        ]
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_separate_next_observations_equal_to_the_next_rows_are_d3rlpys_bitwise(
+    kind: str,
+) -> None:
+    dataset = _dataset(kind)
+    sampler = Sampler(dataset, next_observations=_next_rows(dataset))
+    for seed in SEEDS:
+        np.random.seed(seed)
+        expected = dataset.sample_transition_batch(64)
+        np.random.seed(seed)
+        _same_batch(expected, sampler.transition_batch(64))
+
+
+def test_separate_next_observations_are_used_and_zero_on_terminal_steps() -> None:
+    dataset = _dataset("mixed-continuous")
+    corrupted = _next_rows(dataset) + np.float32(100.0)  # unlike any following observation
+    sampler = Sampler(dataset, next_observations=corrupted)
+    np.random.seed(3)
+    expected = dataset.sample_transition_batch(256)
+    np.random.seed(3)
+    got = sampler.transition_batch(256)
+    terminal = expected.terminals[:, 0] == 1.0
+    assert terminal.any() and (~terminal).any()
+    assert np.array_equal(
+        got.next_observations[~terminal], expected.next_observations[~terminal] + 100
+    )
+    assert not got.next_observations[terminal].any()
+    _same(expected.observations, got.observations, "observations")
+    with pytest.raises(ValueError, match="rows"):
+        Sampler(dataset, next_observations=corrupted[:-1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from conftest import run_cli
@@ -110,3 +111,55 @@ def test_out_naming_an_existing_file_is_one_line(
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert f"{blocker} is a file, not a directory" in err
+
+
+def test_launcher_flags_are_the_launcher_sections_fields() -> None:
+    """Every `samrl sweep` flag of a launcher is a field of that launcher's typed section, with
+    the value range the section declares, and every field declaring a flag has one."""
+    import dataclasses
+
+    from samrl.config.launchers import LAUNCHER_SECTIONS
+    from samrl.sweep.cli import sweep
+
+    options = {p.name: p for p in sweep.params if isinstance(p, click.Option)}
+    declared = {
+        f.name: f.metadata["flag"]
+        for cls in LAUNCHER_SECTIONS.values()
+        for f in dataclasses.fields(cls)
+        if f.metadata["flag"] is not None
+    }
+    own = {"config", "rho", "seeds", "grid", "overrides", "jobs", "out", "name", "dry_run"}
+    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help"}
+    assert set(options) - own == set(declared)
+    assert declared.keys() >= {"partition", "cpus_per_task", "address", "num_gpus"}
+    for name, flag in declared.items():
+        option = options[name]
+        assert option.opts == ["--" + name.replace("_", "-")] and option.help == flag.help
+        if flag.integer is None:
+            assert option.type == click.STRING
+        else:
+            assert isinstance(option.type, click.IntRange if flag.integer else click.FloatRange)
+            assert option.type.min == flag.low
+
+
+def test_launcher_flags_reach_the_typed_section(tmp_path: Path) -> None:
+    from samrl.config.launchers import SlurmLauncher
+    from samrl.sweep.cli import build_spec
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(BASE))
+    flags = {"partition": "gpu", "cpus_per_task": 4, "num_cpus": None}
+    spec = build_spec(
+        None,
+        str(config),
+        rho=None,
+        seeds=None,
+        grid=(),
+        overrides=(),
+        out=None,
+        name=None,
+        jobs=None,
+        launcher="slurm",
+        launcher_flags=flags,
+    )
+    assert spec.launcher == SlurmLauncher(partition="gpu", cpus_per_task=4)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from samrl.config.launchers import RayLauncher
 from samrl.errors import ConfigError
 from samrl.sweep.grid import (
     SweepSpec,
@@ -147,7 +148,8 @@ def test_sweep_file_base_relative_to_file(tmp_path: Path) -> None:
     )
     loaded = load_sweep_file(path)
     assert loaded.name == "rho" and loaded.seeds == [0, 1] and loaded.jobs == 2
-    assert loaded.launcher == {"type": "ray", "num_cpus": 1}
+    assert loaded.launcher == RayLauncher(num_cpus=1)
+    assert loaded.launcher.to_dict() == {"type": "ray", "num_cpus": 1}
     assert loaded.overrides == [("train.n_steps", 40)]
     assert loaded.base["algo"]["name"] == "td3_plus_bc"
 

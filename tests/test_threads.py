@@ -144,7 +144,7 @@ def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, obj
     from samrl.loop import next_batch
     from samrl.sam import SAMFactory
     from samrl.sampling import Sampler
-    from samrl.testing import random_dataset, tiny_params
+    from samrl.testing.data import random_dataset, tiny_params
 
     scheduled = name.endswith("_scheduled")  # every network's rate on a cosine schedule
     facts = algorithm_table()[name.removesuffix("_scheduled")]

@@ -7,9 +7,16 @@ went. User errors raise SamrlError (one line, exit status 2 via samrl.cli.main).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from samrl.analysis.posthoc import LoadedRun
+
+T = TypeVar("T")
 
 RUN_DIR = click.argument("run_dir", type=click.Path(path_type=Path))
 STEP = click.option(
@@ -47,6 +54,30 @@ def _runs_of(path: Path) -> list[Path]:
     if not runs:
         raise RunError(f"{path}: no run directory with a saved model (d3rlpy/model_<step>.d3)")
     return runs
+
+
+def _measure_each(
+    run_dir: Path, step: int | None, measure: Callable[[LoadedRun, bool], T]
+) -> tuple[int, LoadedRun, T]:
+    """The per-run commands' one skeleton: every run of RUN_DIR (a run, or each run of a sweep
+    with a saved model) loaded at `step` and measured, with a progress bar over runs when
+    there are several (else the measurement's own: `measure(run, progress)`); returns the
+    number of runs, the last run and its result."""
+    from samrl.analysis import posthoc
+
+    _quiet()
+    runs = _runs_of(run_dir)
+    for path in posthoc.progress_bar(runs, "runs", len(runs) > 1, unit="run"):
+        run = posthoc.load_run(path, step)
+        result = measure(run, len(runs) == 1)
+    return len(runs), run, result
+
+
+def _echo_sweep(what: str, n_runs: int, file_name: str, sweep_dir: Path) -> None:
+    click.echo(
+        f"samrl: {what} of {n_runs} runs written to {file_name} in each run of {sweep_dir} "
+        "(samrl summarize/report pick them up)"
+    )
 
 
 @click.command("hessian")
@@ -102,11 +133,8 @@ def hessian_cmd(
     """
     from samrl.analysis import posthoc
 
-    _quiet()
-    runs = _runs_of(run_dir)
-    for path in posthoc.progress_bar(runs, "runs", len(runs) > 1, unit="run"):
-        run = posthoc.load_run(path, step)
-        written = posthoc.hessian(
+    def measure(run: LoadedRun, progress: bool) -> list[Path]:
+        return posthoc.hessian(
             run,
             nets,
             top_k=top_k,
@@ -116,13 +144,12 @@ def hessian_cmd(
             density_vectors=density_vectors,
             density_steps=density_steps,
             seed=seed,
-            progress=len(runs) == 1,
+            progress=progress,
         )
-    if len(runs) > 1:
-        click.echo(
-            f"samrl: Hessian of {len(runs)} runs written to {written[0].name} in each run "
-            f"of {run_dir} (samrl summarize/report pick them up)"
-        )
+
+    n_runs, run, written = _measure_each(run_dir, step, measure)
+    if n_runs > 1:
+        _echo_sweep("Hessian", n_runs, written[0].name, run_dir)
     else:
         click.echo(f"samrl: Hessian of step {run.step} written to {_names(written, run.run_dir)}")
 
@@ -275,11 +302,8 @@ def sharpness_cmd(
     """
     from samrl.analysis import posthoc
 
-    _quiet()
-    runs = _runs_of(run_dir)
-    for run_path in posthoc.progress_bar(runs, "runs", len(runs) > 1, unit="run"):
-        run = posthoc.load_run(run_path, step)
-        path, rows = posthoc.sharpness(
+    def measure(run: LoadedRun, progress: bool) -> tuple[Path, list[dict[str, Any]]]:
+        return posthoc.sharpness(
             run,
             nets,
             rho=rho,
@@ -290,15 +314,16 @@ def sharpness_cmd(
             sigma=sigma,
             n_samples=samples,
             seed=seed,
-            progress=len(runs) == 1,
+            progress=progress,
         )
-    if len(runs) > 1:
-        click.echo(
-            f"samrl: sharpness at rho={rho:g} of {len(runs)} runs written to {path.name} in "
-            f"each run of {run_dir} (samrl summarize/report pick them up)"
-        )
+
+    n_runs, run, (path, rows) = _measure_each(run_dir, step, measure)
+    if n_runs > 1:
+        _echo_sweep(f"sharpness at rho={rho:g}", n_runs, path.name, run_dir)
         return
-    values = ", ".join(f"{r['net']} {r['worst_case']:.4g}" for r in rows)
+    from samrl.metrics import WORST_CASE
+
+    values = ", ".join(f"{r['net']} {r[WORST_CASE]:.4g}" for r in rows)
     click.echo(
         f"samrl: sharpness of step {run.step} at rho={rho:g} ({values}) written to "
         f"{path.name} in {run.run_dir}"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from samrl.analysis.curvature import hutchinson_trace, top_eigenvalues
 from samrl.analysis.network_loss import evaluation_batch, network_loss_fn, networks_of
+from samrl.metrics import metric_name
 
 if TYPE_CHECKING:
     from samrl.config import HessianSection
@@ -61,5 +62,5 @@ def hessian_row(algo: Any, dataset: Any, settings: HessianSection, seed: int) ->
             trace_samples=int(settings.trace_samples),
             seed=seed,
         )
-        row.update({f"{net}_{key}": value for key, value in values.items()})
+        row.update({metric_name(net, key): value for key, value in values.items()})
     return row

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +26,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from samrl.errors import RunError, SamrlError, unknown_name
+from samrl.metrics import (
+    SHARPNESS,
+    WORST_CASE,
+    fixed_radius_parts,
+    is_fixed_radius,
+    is_headline,
+    is_sharpness,
+    is_sharpness_summary,
+    sam_metric_of,
+    without_last10,
+)
 from samrl.networks import TITLES
 from samrl.results.aggregate import (
     OPTIM_KEYS,
-    SHARPNESS_SUFFIX,
     SweepTables,
     compute_sweep_tables,
     grid_points,
@@ -44,10 +53,11 @@ from samrl.results.runs import (
 )
 from samrl.rundir import METRIC_FILES, SWEEP_FILE
 from samrl.sam.variants import BASE_NAMES
+from samrl.status import RunStatus
 
 INDEX_COLUMNS = ("epoch", "step")
 #: Run statuses whose curves enter the sweep means.
-CURVE_STATUSES = ("completed", "running")
+CURVE_STATUSES = (RunStatus.COMPLETED, RunStatus.RUNNING)
 CURVE_BAND_BOOT = 1000
 CURVES_FILE = "curves.png"
 VS_RHO_FILE = "final_vs_rho.png"
@@ -75,7 +85,7 @@ def run_metrics(run_dir: Path) -> dict[str, str]:
 def default_metrics(available: Sequence[str]) -> list[str]:
     """Loss terms, `<net>_sharpness` and the evaluation return / normalized score."""
     # Single-network algorithms (DQN family, BC, decision transformers) report plain "loss".
-    chosen = [m for m in available if m == "loss" or m.endswith(("_loss", "_sharpness"))]
+    chosen = [m for m in available if is_headline(m)]
     chosen += [m for m in ("return_mean", "normalized_score") if m in available]
     return chosen or list(available)
 
@@ -130,20 +140,16 @@ LEGEND_COLUMN_IN = 4.4  # width of one legend column of grid-point labels at the
 
 def metric_title(metric: str) -> str:
     """Readable panel title: "Critic sharpness at rho=0.05", "Return", "Critic loss"."""
-    name = metric.removesuffix("_last10")
-    fixed = re.fullmatch(r"(?:posthoc_)?(\w+?)_rho([\d.e+-]+)_(sharpness|worst_case)", name)
+    name = without_last10(metric)
+    fixed = fixed_radius_parts(name)
     if fixed:
-        net, rho, _ = fixed.groups()
-        where = "post hoc, " if name.startswith("posthoc_") else ""
+        net, rho, posthoc = fixed
+        where = "post hoc, " if posthoc else ""
         return f"{TITLES.get(net, net)} sharpness ({where}fixed rho={rho})"
-    for suffix, what in (
-        ("_sharpness", "sharpness (own training rho)"),
-        ("_loss_perturbed", "loss at w+eps"),
-        ("_grad_norm", "gradient norm"),
-    ):
-        if name.endswith(suffix):
-            net = name.removesuffix(suffix)
-            return f"{TITLES.get(net, net)} {what}"
+    found = sam_metric_of(name)
+    if found:
+        net, what = found
+        return f"{TITLES.get(net, net)} {what.title}"
     named = {
         "return_mean": "Return",
         "normalized_score": "Normalized score",
@@ -160,15 +166,16 @@ def metric_title(metric: str) -> str:
 
 def metric_unit(metric: str) -> str:
     """The y-axis label, with units."""
-    name = metric.removesuffix("_last10")
+    name = without_last10(metric)
     if "normalized_score" in name:
         return "normalized score (0-100)"
     if "return" in name:
         return "return per episode"
-    if "sharpness" in name or "worst_case" in name:
-        return "L(w+eps) - L(w)"
-    if name.endswith("grad_norm"):
-        return "||grad L(w)||"
+    if SHARPNESS.suffix in name or WORST_CASE in name:
+        return SHARPNESS.unit
+    found = sam_metric_of(name)
+    if found:
+        return found[1].unit
     return "loss (per minibatch, epoch mean)"
 
 
@@ -355,7 +362,7 @@ def _comparable(columns: Sequence[str]) -> list[str]:
     """Sharpness measured at one fixed radius (probe columns, post-hoc worst case) when a sweep
     has it: sharpness at each run's own training rho is 0 at rho = 0 and grows with rho by
     construction, so it only stands in when nothing else was measured."""
-    fixed = [c for c in columns if re.search(r"_rho[\d.e+-]+_(sharpness|worst_case)", c)]
+    fixed = [c for c in columns if is_fixed_radius(c)]
     return fixed or list(columns)
 
 
@@ -371,7 +378,7 @@ def vs_rho_columns(aggregate: pd.DataFrame) -> list[str]:
         c.removesuffix("_iqm")
         for c in aggregate
         if c.endswith("_iqm")
-        and (c.endswith(SHARPNESS_SUFFIX + "_iqm") or c.endswith("_worst_case_iqm"))
+        and is_sharpness_summary(c.removesuffix("_iqm"))
         and aggregate[c].notna().any()
     ]
     return [score, *_comparable(sharpness)]
@@ -485,12 +492,7 @@ def build_scatter_figure(tables: SweepTables) -> Figure | None:
     summary = tables.summary
     score = vs_rho_columns(tables.aggregate)[0]
     columns = _comparable(
-        [
-            c
-            for c in summary
-            if (c.endswith(SHARPNESS_SUFFIX) or c.endswith("_worst_case"))
-            and summary[c].notna().any()
-        ]
+        [c for c in summary if is_sharpness_summary(c) and summary[c].notna().any()]
     )
     if not columns:
         return None
@@ -499,7 +501,7 @@ def build_scatter_figure(tables: SweepTables) -> Figure | None:
     styles = point_styles(tables.aggregate, tables.keys)
     for ax, column in zip(axes, columns, strict=True):
         for (_, runs), style in zip(points, styles, strict=True):
-            done = runs[runs["status"] == "completed"]
+            done = runs[runs["status"] == RunStatus.COMPLETED]
             if len(done):
                 ax.scatter(
                     done[column],
@@ -524,7 +526,7 @@ def build_profile_figure(tables: SweepTables, n_boot: int = 1000, seed: int = 0)
 
     summary = tables.summary
     score = vs_rho_columns(tables.aggregate)[0]
-    done = summary[summary["status"] == "completed"]
+    done = summary[summary["status"] == RunStatus.COMPLETED]
     values = pd.to_numeric(done[score], errors="coerce").dropna()
     if values.empty:
         return None
@@ -532,7 +534,9 @@ def build_profile_figure(tables: SweepTables, n_boot: int = 1000, seed: int = 0)
     figure, (ax,) = new_figure(1, width=6.0, height=4.0)
     points = grid_points(summary, tables.keys)
     for (_, runs), style in zip(points, point_styles(tables.aggregate, tables.keys), strict=True):
-        scores = pd.to_numeric(runs.loc[runs["status"] == "completed", score], errors="coerce")
+        scores = pd.to_numeric(
+            runs.loc[runs["status"] == RunStatus.COMPLETED, score], errors="coerce"
+        )
         scores = scores.dropna().to_numpy(float)
         if not scores.size:
             continue
@@ -596,7 +600,7 @@ def plot_sweep(
         if score:
             figure = build_curves_figure(sweep_dir, tables, score, seed)
             written.append(save(figure, out_dir / SCORE_CURVES_FILE))
-        sharp = _comparable([m for m in available if m.endswith("_sharpness")])
+        sharp = _comparable([m for m in available if is_sharpness(m)])
         if sharp:
             figure = build_curves_figure(sweep_dir, tables, sharp, seed)
             written.append(save(figure, out_dir / SHARPNESS_CURVES_FILE))

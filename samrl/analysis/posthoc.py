@@ -39,6 +39,7 @@ from samrl.analysis.network_loss import (
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
 from samrl.errors import RunError, SamrlError
+from samrl.metrics import AVERAGE_CASE, WORST_CASE
 from samrl.progress import disable_unless_terminal
 from samrl.rundir import (
     CONFIG_FILE,
@@ -104,12 +105,11 @@ def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     """Load the checkpoint of ``step`` (default: the latest) on the CPU, with the SAM engine
     installed, and the run's training split (regenerated from the config if not cached)."""
-    import d3rlpy
-
     import samrl
     from samrl.algos import algo_facts
     from samrl.config import DatasetSection
     from samrl.data import load_dataset
+    from samrl.safeload import load_learnable
     from samrl.sam import install
 
     run_dir = Path(run_dir)
@@ -127,7 +127,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
             f"{run_dir} has no checkpoint for step {step}; available steps: "
             f"{', '.join(map(str, steps))}"
         )
-    samrl.register_with_d3rlpy()  # d3rlpy.load_learnable must know samrl's factory and COMBO
+    samrl.register()  # d3rlpy.load_learnable must know samrl's factory, COMBO and RIQL
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
@@ -139,7 +139,8 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
         test_fraction=ds.test_fraction,
         corruption=ds.corruption,
     )
-    algo = d3rlpy.load_learnable(str(steps[step]), device="cpu:0")
+    # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
+    algo = load_learnable(steps[step], device="cpu:0")
     install(algo)
     run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name
     return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)
@@ -448,12 +449,12 @@ def sharpness(
                 "n_batches": n_batches,
                 "sigma": s,
                 "seed": seed,
-                "worst_case": worst["sharpness"],
-                "worst_case_se": worst["standard_error"],
+                WORST_CASE: worst["sharpness"],
+                f"{WORST_CASE}_se": worst["standard_error"],
                 "loss": worst["loss"],
                 "loss_perturbed": worst["loss_perturbed"],
-                "average_case": float(np.mean(avg)),
-                "average_case_se": avg_se,
+                AVERAGE_CASE: float(np.mean(avg)),
+                f"{AVERAGE_CASE}_se": avg_se,
                 "n_params": n_params,
             }
         )

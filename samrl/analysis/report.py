@@ -12,6 +12,7 @@ import pandas as pd
 from samrl import stats
 from samrl.analysis.plots import plot_sweep, vs_rho_columns
 from samrl.errors import RunError
+from samrl.metrics import without_last10
 from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
@@ -21,6 +22,7 @@ from samrl.results.aggregate import (
 from samrl.results.paper import markdown, score_tables
 from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
 from samrl.rundir import AGGREGATE_FILE, REPORT_FILE, SCORE_FILES, SUMMARY_FILE, atomic_write
+from samrl.status import RunStatus
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
 NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
@@ -96,7 +98,7 @@ def render_report(sweep_dir: Path, tables: SweepTables, plots: Sequence[Path], n
             for p in plots
         ),
     ]
-    problems = summary[summary["status"] != "completed"]
+    problems = summary[summary["status"] != RunStatus.COMPLETED]
     if len(problems):
         sections += ["## Runs that did not complete", markdown_table(_problem_rows(problems))]
     sections += ["## How to read this", HOW_TO_READ.format(n_boot=n_boot)]
@@ -256,7 +258,7 @@ def _result_rows(aggregate: pd.DataFrame) -> list[dict[str, str]]:
             "P(improvement) [95% CI]": improvement,
         }
         for column in sharpness:
-            cells[f"{column.removesuffix('_last10')} IQM [95% CI]"] = _interval(row, column)
+            cells[f"{without_last10(column)} IQM [95% CI]"] = _interval(row, column)
         cells["diverged / failed / unfinished"] = (
             f"{row['n_diverged']} / {row['n_failed']} / {row['n_unfinished']}"
         )

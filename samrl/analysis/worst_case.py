@@ -108,6 +108,18 @@ def worst_case_sharpness(
         finally:
             assign(params, w0)
     assert best is not None
+    return _worst_case_result(base, best, g, losses, scale if adaptive else None)
+
+
+def _worst_case_result(
+    base: float,
+    best: tuple[float, list[torch.Tensor], int],
+    g: list[torch.Tensor],
+    losses: list[float],
+    scale: list[torch.Tensor] | None,
+) -> dict[str, Any]:
+    """`worst_case_sharpness`'s dict from L(w), the best iterate (loss, eps, step), g(w) and
+    the per-step losses; `scale` (ASAM's |w|) adds the ball's own norm of eps."""
     value, eps_best, t_best = best
     out: dict[str, Any] = {
         "sharpness": value - base,
@@ -119,7 +131,7 @@ def worst_case_sharpness(
         "losses": losses,
         "eps": eps_best,
     }
-    if adaptive:
+    if scale is not None:
         ratio = [
             torch.where(s > 0, e / s, torch.zeros_like(e))
             for e, s in zip(eps_best, scale, strict=True)

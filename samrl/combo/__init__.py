@@ -1,6 +1,6 @@
 """COMBO (Yu et al. 2021): conservative offline model-based policy optimization on d3rlpy 2.x.
 
-samrl's algorithm table (samrl/algos.py) lists COMBOConfig; importing this package registers it
+samrl's algorithm table (samrl/algos.py) lists COMBOConfig; `samrl.register()` registers it
 with d3rlpy, so `d3rlpy.load_learnable` can rebuild a saved COMBO.
 """
 

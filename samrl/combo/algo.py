@@ -1,4 +1,4 @@
-"""COMBO on d3rlpy 2.x: its config (COMBOConfig, registered so d3rlpy.load_learnable finds it)
+"""COMBO on d3rlpy 2.x: its config (COMBOConfig; samrl.register() lets load_learnable find it)
 and the algorithm (COMBO, a QLearningAlgoBase around COMBOImpl, plus dynamics pretraining).
 
 Config and algorithm share one module, as in every d3rlpy algorithm module: each names the
@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
-from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
+from d3rlpy.base import DeviceArg, LearnableConfig
 from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import ReplayBufferBase, TransitionMiniBatch
 from d3rlpy.models.builders import (
@@ -33,6 +33,7 @@ from d3rlpy.types import Shape
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
 from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
+from samrl.combo.rollout import Transitions as RolloutTransitions
 from samrl.extensions import TrainingHooks
 
 
@@ -173,9 +174,6 @@ def _check(ok: bool, name: str, requirement: str, value: object) -> None:
         raise ValueError(f"{name} {requirement}, got {value!r}")
 
 
-register_learnable(COMBOConfig)
-
-
 class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
     """COMBO on d3rlpy 2.x. With d3rlpy's own `fit`, the dynamics model is trained on the
     dataset before the first update; samrl's trainer calls `samrl_pretrain` itself, and
@@ -313,14 +311,20 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
     # --- resume -------------------------------------------------------------------------------
 
     def samrl_checkpoint_state(self) -> dict[str, Any]:
-        """The model buffer is not a module: samrl's resume checkpoint carries it."""
+        """The model buffer is not a module: samrl's resume checkpoint carries it, as a dict of
+        its tensors (checkpoint state holds plain containers only: samrl/extensions.py)."""
         assert self._impl is not None
-        return {"model_buffer": self._impl.model_buffer.data}
+        data = self._impl.model_buffer.data
+        if data is None:
+            return {"model_buffer": None}
+        return {"model_buffer": {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}}
 
     def samrl_restore_checkpoint_state(self, state: dict[str, Any]) -> None:
         assert self._impl is not None
         data = state["model_buffer"]
-        self._impl.model_buffer.data = None if data is None else data.to(self._device)
+        self._impl.model_buffer.data = (
+            None if data is None else RolloutTransitions(**data).to(self._device)
+        )
 
     # --- training -----------------------------------------------------------------------------
 

@@ -45,6 +45,33 @@ def evaluate(dynamics: ProbabilisticEnsemble, data: DynamicsBatch) -> tuple[floa
     return nll / n, mse / n
 
 
+def _split(
+    dynamics: ProbabilisticEnsemble,
+    data: DynamicsBatch,
+    holdout_ratio: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, DynamicsBatch, torch.Tensor]:
+    """(training indices, the validation transitions, each member's bootstrap counts of the
+    training transitions), drawn from `generator` in this order; the normalizer is fitted on
+    the training part."""
+    device = data.observations.device
+    n = data.observations.shape[0]
+    if n < 2:
+        raise ValueError(f"the dynamics model needs at least 2 transitions, got {n}")
+    order = torch.randperm(n, generator=generator).to(device)
+    n_val = min(n - 1, max(1, round(holdout_ratio * n)))
+    val_index, train_index = order[:n_val], order[n_val:]
+    n_train = train_index.shape[0]
+    members = dynamics.n_members
+    ones = torch.ones((members, n_val), device=device)
+    validation = _take(data, val_index, ones)
+    dynamics.fit_normalizer(_take(data, train_index, data.weights))
+    # Bootstrap: member m sees transition i as often as it was drawn in its resample of size n.
+    draws = torch.randint(n_train, (members, n_train), generator=generator)
+    counts = torch.stack([torch.bincount(d, minlength=n_train) for d in draws])
+    return train_index, validation, counts.to(device=device, dtype=torch.float32)
+
+
 def train_dynamics(
     impl: Any,
     data: DynamicsBatch,
@@ -67,22 +94,9 @@ def train_dynamics(
 
     dynamics: ProbabilisticEnsemble = impl.dynamics
     device = data.observations.device
-    n = data.observations.shape[0]
-    if n < 2:
-        raise ValueError(f"the dynamics model needs at least 2 transitions, got {n}")
     generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-    order = torch.randperm(n, generator=generator).to(device)
-    n_val = min(n - 1, max(1, round(holdout_ratio * n)))
-    val_index, train_index = order[:n_val], order[n_val:]
+    train_index, validation, counts = _split(dynamics, data, holdout_ratio, generator)
     n_train = train_index.shape[0]
-    members = dynamics.n_members
-    ones = torch.ones((members, n_val), device=device)
-    validation = _take(data, val_index, ones)
-    dynamics.fit_normalizer(_take(data, train_index, data.weights))
-    # Bootstrap: member m sees transition i as often as it was drawn in its resample of size n.
-    draws = torch.randint(n_train, (members, n_train), generator=generator)
-    counts = torch.stack([torch.bincount(d, minlength=n_train) for d in draws])
-    counts = counts.to(device=device, dtype=torch.float32)
 
     if csv_path is not None:
         csv_path.unlink(missing_ok=True)  # an interrupted pretraining starts over, and its table
@@ -98,13 +112,13 @@ def train_dynamics(
     )
     for epoch in bar:
         sums: dict[str, float] = defaultdict(float)
-        n_steps = 0
-        for chunk in torch.randperm(n_train, generator=generator).to(device).split(batch_size):
+        chunks = torch.randperm(n_train, generator=generator).to(device).split(batch_size)
+        for chunk in chunks:
             metrics = impl.update(_take(data, train_index[chunk], counts[:, chunk]), step)
             step += 1
-            n_steps += 1
             for key, value in metrics.items():
                 sums[key] += value
+        n_steps = len(chunks)
         impl.modules.set_eval()
         val_nll, val_mse = evaluate(dynamics, validation)
         row = {

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samrl.config.sections import (
     SECTIONS,
@@ -34,6 +34,9 @@ from samrl.config.yamlio import apply_override, parse_override, read_yaml
 from samrl.errors import DatasetError
 from samrl.sam.variants import OPTIMIZER_NAMES
 from samrl.validate import Checker, as_name, describe
+
+if TYPE_CHECKING:
+    from d3rlpy.optimizers import OptimizerFactory
 
 #: Top-level keys: the experiment name, the sections, and what a sweep records (`sweep`).
 TOP_LEVEL = ("name", *SECTIONS, "sweep")
@@ -82,15 +85,15 @@ def resolve(
 
     dataset = _dataset(c, given["dataset"], facts, check_dataset)
     train = _train(c, given["train"])
-    optim = _optim(c, given["optim"], facts)
-    _check_algo_params(c, facts, algo, dataset, optim, train)
+    optim, factories = _optim(c, given["optim"], facts)
+    built = _check_algo_params(c, facts, algo, dataset, optim, train, factories)
     analysis = AnalysisSection(_hessian(c, given["analysis"].get("hessian"), facts))
     _check_corruption_paths(c, facts, dataset, analysis)
     output = _output(c, given["output"])
     if output.run_id is None:
         output = dataclasses.replace(output, run_id=default_run_id(algo, dataset, optim, train))
     sweep = copy.deepcopy(raw.get("sweep"))
-    return Config(name, algo, dataset, optim, train, output, analysis, sweep, source)
+    return Config(name, algo, dataset, optim, train, output, analysis, sweep, source, built)
 
 
 def _merged(cls: type[Section], given: dict[str, Any]) -> dict[str, Any]:
@@ -109,12 +112,26 @@ def _dataset(c: Checker, given: dict[str, Any], facts: Any, check: bool) -> Data
         c.integer(ds["size"], "dataset.size", minimum=1)
     c.integer(ds["seed"], "dataset.seed", minimum=0)
     ds["test_fraction"] = c.number(ds["test_fraction"], "dataset.test_fraction", 0.0, 0.9)
+    if ds["sha256"] is not None:
+        ds["sha256"] = _sha256(c, ds["sha256"])
     if ds["corruption"] is not None:
         ds["corruption"] = _corruption(c, ds["corruption"], ds["seed"], facts)
     section = DatasetSection(**ds)
     if check:
         _check_dataset_exists(c, section, facts)
     return section
+
+
+def _sha256(c: Checker, value: Any) -> str:
+    from samrl.data.provenance import SHA256_PATTERN
+
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None or not SHA256_PATTERN.fullmatch(text):
+        raise c.fail(
+            "dataset.sha256",
+            f"must be 64 hexadecimal digits in quotes (what sha256sum prints), got {value!r}",
+        )
+    return text
 
 
 def _corruption(c: Checker, value: Any, dataset_seed: int, facts: Any) -> CorruptionSection:
@@ -301,7 +318,11 @@ def resolve_device(c: Checker, device: Any) -> str:
     return f"cuda:{index}"
 
 
-def _optim(c: Checker, given: dict[str, Any], facts: Any) -> OptimSection:
+def _optim(
+    c: Checker, given: dict[str, Any], facts: Any
+) -> tuple[OptimSection, dict[str, OptimizerFactory]]:
+    """optim, and the optimizer factories it makes (building them validates the base params
+    and, in samrl.sam, the variant's parameters)."""
     optim = _merged(OptimSection, given)
     name = c.string(optim["name"], "optim.name")
     c.choice(name, "optim.name", OPTIMIZER_NAMES, "optimizer")
@@ -335,11 +356,9 @@ def _optim(c: Checker, given: dict[str, Any], facts: Any) -> OptimSection:
     section = OptimSection(
         name, optim["base"], rho, networks, params, probe, schedulers, variant_params=variant
     )
-    # Building the factories validates base params and (in samrl.sam) variant parameters.
     from samrl.build import optimizer_factories
 
-    c.rebased(lambda: optimizer_factories(section, facts, default_factories=None))
-    return section
+    return section, c.rebased(lambda: optimizer_factories(section, facts, None))
 
 
 def _lr_schedulers(c: Checker, value: Any, facts: Any) -> dict[str, Any] | None:
@@ -377,10 +396,13 @@ def _check_algo_params(
     dataset: DatasetSection,
     optim: OptimSection,
     train: TrainSection,
-) -> None:
+    factories: dict[str, OptimizerFactory],
+) -> Any:
+    """d3rlpy's <Algo>Config from algo.params and the factories `_optim` built, checked
+    against the dataset, the device and the SAM variant's batch-size rules."""
     from samrl.build import algo_config
 
-    config = c.rebased(lambda: algo_config(facts, algo.params, optim))
+    config = c.rebased(lambda: algo_config(facts, algo.params, optim, factories))
     batch_size = getattr(config, "batch_size", None)
     if batch_size and optim.sharpness_aware:
         from samrl.sam.variants import check_batch_size  # msam: m must divide it
@@ -395,6 +417,7 @@ def _check_algo_params(
             "compile_graph=True on CUDA is not supported "
             "with SAM or a sharpness probe (unverified on GPU); set it to false",
         )
+    return config
 
 
 def _check_max_timestep(c: Checker, config: Any, dataset: str) -> None:

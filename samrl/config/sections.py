@@ -172,6 +172,15 @@ class DatasetSection(Section):
     size: int | None = key("transitions to generate (built-in datasets; default per dataset)", None)
     seed: int = key("seed of the generated data (built-in datasets)", 0)
     test_fraction: float = key("share of episodes held out for TD-error evaluation (0-0.9)", 0.0)
+    sha256: str | None = key(
+        "pins the dataset file: its sha256 (64 hex digits, `samrl data info` shows it); a "
+        "different file is refused before training (default: not pinned)",
+        None,
+        # Added after runs were recorded: left out when unset, so their YAML and hash stay; a
+        # pin does not change what a run computes (a pinned run is the unpinned run).
+        written_when_set=True,
+        results=False,
+    )
     corruption: CorruptionSection | None = key(
         "corrupt the training data as RIQL does (evaluation and held-out data stay clean)",
         None,
@@ -194,17 +203,6 @@ def _names_doc() -> str:
     from samrl.sam.variants import names_doc
 
     return names_doc()  # the variant registry (samrl/sam/variants.py)
-
-
-#: optim keys every SAM variant accepts (`samrl.sam.variants.COMMON_KEYS`); the parameters of
-#: one variant (k, alpha, m) are documented by their variant classes (`param_docs`). Each is
-#: validated by samrl.sam when the factory is built.
-VARIANT_KEY_DOCS: dict[str, str] = {
-    "rho_schedule": "constant, linear_warmup or lr_proportional",
-    "warmup_steps": "linear_warmup: updates until rho is reached",
-    "rho_min": "the schedule's smallest rho",
-    "weight_decay_mode": "decoupled (after the SAM gradient) or loss (inside the loss)",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +229,8 @@ class OptimSection(Section):
         # Added after runs were recorded: left out when unset, so their YAML and hash stay.
         written_when_set=True,
     )
-    #: The variant keys given (VARIANT_KEY_DOCS), in the order given; written beside the others.
+    #: The SAM variant keys given (declared in samrl.sam.variants: each variant's `params` and
+    #: COMMON_PARAMS), in the order given; written beside the others.
     variant_params: dict[str, Any] = dataclasses.field(
         default_factory=dict, metadata={"flatten": True}
     )
@@ -320,6 +319,9 @@ class Config(Section):
     sweep: dict[str, Any] | None = dataclasses.field(default=None, metadata={"results": False})
     #: Where the config came from (a file, a sweep's grid point), for messages; not written.
     source: str = dataclasses.field(default="", compare=False)
+    #: d3rlpy's <Algo>Config (optimizer factories included) as the resolver built it to
+    #: validate the config; the run creates its algorithm from it. Not written.
+    algo_config: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self, *, results_only: bool = False) -> dict[str, Any]:
         out = super().to_dict(results_only=results_only)
@@ -406,6 +408,6 @@ def key_table() -> list[tuple[str, Any, str]]:
 
     variant_keys = dict.fromkeys(k for spec in OPTIMIZER_NAMES.values() for k in spec.keys)
     ordered = [*(k for k in variant_keys if k not in COMMON_KEYS), *COMMON_KEYS]
-    docs = {**{f"optim.{k}": d for k, d in VARIANT_KEY_DOCS.items()}, **param_docs()}
+    docs = param_docs()
     variant_rows = [(f"optim.{k}", None, docs.get(f"optim.{k}", "")) for k in ordered]
     return [*_rows(Config, ""), *variant_rows]

@@ -111,8 +111,10 @@ def trained_attacker(
         "d3rlpy": d3rlpy.__version__,
         "file": str(path),
     }
-    if path.is_file():
-        return d3rlpy.load_learnable(str(path), device="cpu"), record
+    if path.is_file():  # a cache may be copied between machines: loaded unpickling nothing
+        from samrl.safeload import load_learnable
+
+        return load_learnable(path, device="cpu"), record
     dataset = MDPDataset(
         observations=data.observations,
         actions=data.actions,

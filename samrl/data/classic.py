@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from samrl.data.transitions import Transitions
+from samrl.rollout import episode_returns
 
 # Bump when anything below changes the generated numbers; it is part of the cache file name.
 GENERATOR_VERSION = 1
@@ -166,15 +168,11 @@ def reference_returns(task: ClassicTask) -> tuple[float, float]:
         env = gym.make(task.env_id, disable_env_checker=True)
         rng = np.random.default_rng(REFERENCE_SEED)
         policy = task.make_policy(quality)
-        totals = []
-        for episode in range(REFERENCE_EPISODES):
-            obs, _ = env.reset(seed=REFERENCE_SEED + episode)
-            total, done = 0.0, False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(policy(obs, rng))
-                total += float(reward)
-                done = terminated or truncated
-            totals.append(total)
+
+        def scripted(obs: Any, reward: float, policy: Any = policy, rng: Any = rng) -> Any:
+            return policy(obs, rng)
+
+        totals = episode_returns(env, lambda: scripted, REFERENCE_EPISODES, REFERENCE_SEED)
         means.append(float(np.mean(totals)))
     return means[0], means[1]
 

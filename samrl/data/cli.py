@@ -12,6 +12,7 @@ from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache
 from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.minari_source import INSTALL_HINT
+from samrl.data.provenance import provenance
 from samrl.data.remote import D3RLPY_DATASETS, D4RL_PATHS, D4RL_URL_ENV, d4rl_base_url, d4rl_remote
 from samrl.data.sources import (
     d4rl_dir,
@@ -178,7 +179,7 @@ def info_command(
         data, metadata, path = read_user_data(info, progress=True)
         for note in (*info.notes, *data.notes):
             click.echo(f"note:        {note}")
-        _echo_statistics(data, metadata, path)
+        _echo_statistics(data, metadata, path, info.spec)
         return
     for note in info.notes:
         click.echo(f"note:        {note}")
@@ -204,7 +205,7 @@ def info_command(
         data, metadata = read_d4rl_hdf5(path, discrete=info.discrete)
         for note in data.notes:
             click.echo(f"note:        {note}")
-        _echo_statistics(data, metadata, path)
+        _echo_statistics(data, metadata, path, info.spec)
 
 
 def _config_info(config_path: str) -> None:
@@ -214,16 +215,20 @@ def _config_info(config_path: str) -> None:
 
     config = load_config(config_path)
     ds = config.dataset
-    info, clean, trained, record = training_transitions(
+    info, clean, trained, record, path = training_transitions(
         ds.name,
         size=ds.size,
         seed=ds.seed,
         test_fraction=ds.test_fraction,
+        sha256=ds.sha256,
         corruption=ds.corruption,
     )
     click.echo(
         f"dataset:     {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
     )
+    if path is not None:
+        click.echo(f"file:        {path}")
+        _echo_provenance(info.spec, path)
     click.echo(f"training:    {len(trained)} transitions (test_fraction {ds.test_fraction})")
     if record is None:
         click.echo("corruption:  none")
@@ -272,11 +277,12 @@ def export_command(config_path: str, out: str) -> None:
 
     config = load_config(config_path)
     ds = config.dataset
-    info, _, trained, record = training_transitions(
+    info, _, trained, record, _ = training_transitions(
         ds.name,
         size=ds.size,
         seed=ds.seed,
         test_fraction=ds.test_fraction,
+        sha256=ds.sha256,
         corruption=ds.corruption,
     )
     metadata = {
@@ -297,10 +303,22 @@ def export_command(config_path: str, out: str) -> None:
     click.echo(f"wrote {len(trained)} transitions of {info.spec} -> {path}")
 
 
-def _echo_statistics(data: Transitions, metadata: dict[str, Any], path: pathlib.Path) -> None:
+def _echo_provenance(spec: str, path: pathlib.Path | None) -> None:
+    record = provenance(spec, path)
+    if record is not None:  # what a run's config.yaml records, and dataset.sha256 pins
+        click.echo(f"size:        {record['size']} bytes")
+        click.echo(f"sha256:      {record['sha256']}")
+        if "url" in record:
+            click.echo(f"source:      {record['url']}")
+
+
+def _echo_statistics(
+    data: Transitions, metadata: dict[str, Any], path: pathlib.Path, spec: str
+) -> None:
     returns = data.episode_returns()
     stats = return_statistics(returns)
     click.echo(f"file:        {path}")
+    _echo_provenance(spec, path)
     click.echo(f"episodes:    {len(returns)} ({int(data.terminals.sum())} terminated)")
     click.echo(f"{'transitions:':<13}{len(data)}")
     if stats:

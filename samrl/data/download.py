@@ -9,10 +9,13 @@ beside the target makes two processes that want the same file download it once.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import os
 import pathlib
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +24,7 @@ import requests
 import urllib3
 from filelock import FileLock
 
+from samrl.data.provenance import record_download
 from samrl.envvars import env_number
 from samrl.errors import DatasetError
 from samrl.progress import byte_bar
@@ -42,8 +46,33 @@ class _Retryable(Exception):
     """A failure worth another attempt (connection lost, stalled, server error)."""
 
 
+#: `samrl --offline` for the command running: a context variable, not the environment, so
+#: nothing process-wide changes (a library user's process keeps its own $SAMRL_OFFLINE).
+_OFFLINE_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar("samrl_offline", default=False)
+
+
+@contextlib.contextmanager
+def offline_mode() -> Iterator[None]:
+    """Never download inside this block (what `samrl --offline` means), whatever
+    $SAMRL_OFFLINE says; the runs a sweep starts in other processes inherit it (`offline_env`)."""
+    token = _OFFLINE_MODE.set(True)
+    try:
+        yield
+    finally:
+        _OFFLINE_MODE.reset(token)
+
+
 def offline() -> bool:
+    """Whether downloads are refused here: `offline_mode`, or $SAMRL_OFFLINE set (not 0)."""
+    if _OFFLINE_MODE.get():
+        return True
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def offline_env() -> dict[str, str]:
+    """The environment a child process (a sweep's local worker) needs to be as offline as this
+    one: SAMRL_OFFLINE=1 when it is, else nothing."""
+    return {OFFLINE_ENV: "1"} if offline() else {}
 
 
 def refuse_if_offline(spec: str, path: pathlib.Path) -> None:
@@ -112,6 +141,7 @@ def download(
                 f"{spec}: the file downloaded from {url} was rejected: {exc}; it was deleted"
             ) from None
         os.replace(part, target)
+        record_download(target, spec, url)  # its sha256 and source, beside it
     finally:
         lock.release()
     return target

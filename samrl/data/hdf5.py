@@ -87,21 +87,26 @@ def _plain(value: Any) -> Any:
 
 
 def read_d4rl_hdf5(
-    path: pathlib.Path, *, discrete: bool | None = None
+    path: pathlib.Path, *, discrete: bool | None = None, next_observations: bool = True
 ) -> tuple[Transitions, dict[str, Any]]:
+    """The file's transitions and metadata. `next_observations=False` leaves that array on
+    disk: training reads the next step's row, and a 2M-step
+    file's next observations would be a second copy of the observations in memory."""
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({_short(exc)})") from exc
     try:
         with f:
-            raw, metadata = _read_arrays(f, path)
+            raw, metadata = _read_arrays(f, path, next_observations)
     except OSError as exc:  # e.g. a truncated file that still opens
         raise DatasetError(f"{path}: unreadable HDF5 data ({_short(exc)})") from exc
     return validated(raw, str(path), discrete=discrete), metadata
 
 
-def _read_arrays(f: h5py.File, path: pathlib.Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _read_arrays(
+    f: h5py.File, path: pathlib.Path, next_observations: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     missing = [k for k in REQUIRED_KEYS if k not in f and k != "timeouts"]
     if missing:
         raise DatasetError(
@@ -113,6 +118,14 @@ def _read_arrays(f: h5py.File, path: pathlib.Path) -> tuple[dict[str, np.ndarray
         if key in f:
             if not isinstance(f[key], h5py.Dataset):
                 raise DatasetError(f"{path}: '{key}' is a group, expected a dataset")
+            if key == "next_observations" and not next_observations:
+                shape, obs_shape = f[key].shape, f["observations"].shape
+                if len(obs_shape) == 2 and shape != obs_shape:  # left on disk, shape checked
+                    raise DatasetError(
+                        f"{path}: 'next_observations' has shape {shape}, 'observations' has "
+                        f"{obs_shape}"
+                    )
+                continue
             raw[key] = f[key][()]
     return raw, _metadata_of(f)
 

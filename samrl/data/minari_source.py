@@ -57,6 +57,8 @@ def load_with_api(dataset_id: str, *, fetch: bool = True) -> Any:
     if minari is None:
         return None
     local = _is_local(dataset_id)
+    if local and not _names_its_spaces(dataset_id):
+        return None  # read by hand: Minari would build the env the file names, running its code
     if not local:
         if not fetch:
             raise DatasetError(f"{spec}: not in {minari_root()}; run `samrl data download {spec}`")
@@ -67,6 +69,20 @@ def load_with_api(dataset_id: str, *, fetch: bool = True) -> Any:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         action = "load" if local else "download"
         raise DatasetError(f"{spec}: Minari could not {action} it ({first})") from None
+
+
+def _names_its_spaces(dataset_id: str) -> bool:
+    """Whether Minari can read the folder without making an environment. Without both spaces
+    in its data/metadata.json, minari.load_dataset makes the env of the file's env_spec to
+    learn them, importing and calling the entry point named there: a shared dataset folder
+    could run any installed function that way. (No readable file: Minari refuses it.)"""
+    try:
+        meta = json.loads((minari_root() / dataset_id / "data" / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return not isinstance(meta, dict) or all(
+        isinstance(meta.get(key), str) for key in ("observation_space", "action_space")
+    )
 
 
 def _missing_without_api(dataset_id: str) -> DatasetError:
@@ -105,6 +121,8 @@ def _info(
     spec: str, dataset_id: str, discrete: bool, env_id: str | None, meta: dict[str, Any]
 ) -> DatasetInfo:
     lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
+    if env_id and ":" in env_id:  # gymnasium imports the module named before a ':'
+        env_id = None
     notes = () if env_id else (f"Minari dataset {dataset_id} names no env: no evaluation rollouts",)
     return DatasetInfo(
         spec,
@@ -151,7 +169,12 @@ def _read_api(
     if not parts:
         raise DatasetError(f"minari:{dataset_id}: the dataset holds no episodes")
     meta = {**_plain_metadata(dataset.storage.metadata), "minari_episodes": len(parts)}
-    return concatenate(parts), meta, minari_root() / dataset_id
+    data_file, _ = minari_paths(dataset_id)  # the file read (HDF5 storage), for its sha256
+    return (
+        concatenate(parts),
+        meta,
+        data_file if data_file.is_file() else minari_root() / dataset_id,
+    )
 
 
 def _plain_metadata(meta: dict[str, Any]) -> dict[str, Any]:

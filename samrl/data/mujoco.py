@@ -28,6 +28,7 @@ from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.transitions import Transitions, concatenate
 from samrl.envvars import env_number
 from samrl.progress import step_bar
+from samrl.rollout import episode_returns
 
 GENERATOR_VERSION = 1
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
@@ -123,16 +124,11 @@ class _StepLogger(gym.Wrapper):
 def evaluate_policy(algo: Any, env_id: str, episodes: int, seed: int) -> float:
     """Mean return of the greedy policy."""
     env = gym.make(env_id)
-    totals = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            action = algo.predict(np.asarray(obs, dtype=np.float32)[None])[0]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        totals.append(total)
+
+    def greedy(obs: Any, reward: float) -> Any:
+        return algo.predict(np.asarray(obs, dtype=np.float32)[None])[0]
+
+    totals = episode_returns(env, lambda: greedy, episodes, seed)
     env.close()
     return float(np.mean(totals))
 
@@ -189,11 +185,7 @@ def train_behaviour_policies(
     env.reset(seed=seed)
     env.action_space.seed(seed)
     sac = _sac_config(d3rlpy).create(device="cpu:0")
-    # Checkpoint evaluations can cost 1000 env steps per episode; keep them few for the tiny
-    # trainings tests use, and D4RL-like (20 checkpoints, 5 episodes) for real ones.
-    n_checkpoints = min(MAX_CHECKPOINTS, max(3, policy_steps // 1000))
-    eval_episodes = 5 if policy_steps >= 10_000 else 1
-    interval = max(1, policy_steps // n_checkpoints)
+    interval, eval_episodes = _checkpoint_schedule(policy_steps)
     checkpoints: list[dict[str, Any]] = []
 
     # d3rlpy's own bar counts epochs without saying what is trained; this one says it and
@@ -230,34 +222,43 @@ def train_behaviour_policies(
             callback=checkpoint,
         )
     bar.close()
-    trained = [c for c in checkpoints if c["step"] > 0] or checkpoints
-    expert = max(trained, key=lambda c: c["return"])
-    earlier = [c for c in trained if c["step"] <= expert["step"]]
-    target = expert["return"] / 3.0
-    medium = min(earlier, key=lambda c: (abs(c["return"] - target), c["step"]))
-    for level, chosen in (("random", checkpoints[0]), ("medium", medium), ("expert", expert)):
+    levels = _levels(checkpoints)
+    for level, chosen in levels.items():
         # copied, not moved: one checkpoint may serve two levels in a very short training
         shutil.copyfile(checkpoint_dir / chosen["path"], directory / f"{level}.d3")
-    write_d4rl_hdf5(
-        directory / "training_log.hdf5",
-        env.transitions(),
-        {"env_id": env_id, "seed": seed, "policy_steps": policy_steps},
-    )
+    about = {"env_id": env_id, "seed": seed, "policy_steps": policy_steps}
+    write_d4rl_hdf5(directory / "training_log.hdf5", env.transitions(), about)
     manifest = {
-        "env_id": env_id,
-        "seed": seed,
-        "policy_steps": policy_steps,
+        **about,
         "algorithm": "d3rlpy SAC (online)",
         "generator_version": GENERATOR_VERSION,
         "checkpoints": checkpoints,
-        "random": checkpoints[0],
-        "medium": medium,
-        "expert": expert,
+        **levels,
     }
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, manifest_path)  # written last: its presence means training finished
     return BehaviourPolicies(directory, manifest)
+
+
+def _checkpoint_schedule(policy_steps: int) -> tuple[int, int]:
+    """(steps between checkpoints, evaluation episodes at each). Checkpoint evaluations can
+    cost 1000 env steps per episode: few for the tiny trainings tests use, D4RL-like (20
+    checkpoints, 5 episodes) for real ones."""
+    n_checkpoints = min(MAX_CHECKPOINTS, max(3, policy_steps // 1000))
+    eval_episodes = 5 if policy_steps >= 10_000 else 1
+    return max(1, policy_steps // n_checkpoints), eval_episodes
+
+
+def _levels(checkpoints: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """random: the untrained policy; expert: the best trained checkpoint; medium: the one up
+    to the expert's whose return is closest to a third of the expert's (D4RL's levels)."""
+    trained = [c for c in checkpoints if c["step"] > 0] or checkpoints
+    expert = max(trained, key=lambda c: c["return"])
+    earlier = [c for c in trained if c["step"] <= expert["step"]]
+    target = expert["return"] / 3.0
+    medium = min(earlier, key=lambda c: (abs(c["return"] - target), c["step"]))
+    return {"random": checkpoints[0], "medium": medium, "expert": expert}
 
 
 def medium_replay(policies: BehaviourPolicies, size: int) -> tuple[Transitions, np.ndarray]:
@@ -345,7 +346,7 @@ def collect(
     on_steps: StepCallback | None = None,
 ) -> tuple[Transitions, np.ndarray]:
     """Roll `policy_path` out for `size` steps, resuming from chunks already in `work_dir`."""
-    import d3rlpy
+    from samrl.safeload import load_learnable
 
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path = work_dir / "state.json"
@@ -375,14 +376,14 @@ def collect(
         path = work_dir / f"chunk_{index:05d}.npz"
         steps = min(chunk_size, size - index * chunk_size)
         if index < state["chunks_done"] and path.exists():
-            with np.load(path) as saved:
+            with np.load(path, allow_pickle=False) as saved:
                 parts.append(Transitions(*(saved[k] for k in _CHUNK_KEYS)))
                 returns.append(saved["episode_returns"])
             if on_steps is not None:
                 on_steps(steps)
             continue
         if algo is None:
-            algo = d3rlpy.load_learnable(str(policy_path), device="cpu:0")
+            algo = load_learnable(policy_path, device="cpu:0")  # no unpickling of objects
         with _single_torch_thread():
             chunk, chunk_returns = _collect_chunk(
                 algo, env_id, steps, [seed, stream_word, index], on_steps

@@ -19,7 +19,13 @@ from samrl.data.d3rlpy_source import (
 from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
-from samrl.data.minari_source import MINARI_DIR_ENV, describe_minari, minari_root, read_minari
+from samrl.data.minari_source import (
+    MINARI_DIR_ENV,
+    describe_minari,
+    minari_paths,
+    minari_root,
+    read_minari,
+)
 from samrl.data.references import D4RL_REFERENCES, MUJOCO_ENV_IDS
 from samrl.data.remote import D4RL_DIR_ENV, D4RL_PATHS, d4rl_dir, d4rl_remote
 from samrl.data.transitions import Transitions
@@ -251,16 +257,17 @@ def describe(spec: str) -> DatasetInfo:
 
 
 def read_user_data(
-    info: DatasetInfo, *, progress: bool = False
+    info: DatasetInfo, *, progress: bool = False, next_observations: bool = True
 ) -> tuple[Transitions, dict[str, Any], pathlib.Path]:
     """Transitions of a d4rl:/minari:/d3rlpy:/file: spec (builtins go through
-    builtin.ensure_builtin); named datasets are downloaded on first use unless offline."""
+    builtin.ensure_builtin); named datasets are downloaded on first use unless offline.
+    `next_observations=False`: a D4RL-layout file's next observations are not read."""
     kind, rest = split_spec(info.spec)
     if kind == "d3rlpy":
         return read_d3rlpy(rest, progress=progress)
     if kind == "d4rl":
         path = resolve_d4rl(rest, progress=progress)
-        data, meta = read_d4rl_hdf5(path, discrete=False)
+        data, meta = read_d4rl_hdf5(path, discrete=False, next_observations=next_observations)
         return data, meta, path
     if kind == "minari":
         return read_minari(rest, discrete=info.discrete)
@@ -268,8 +275,21 @@ def read_user_data(
     layout, _ = _peek_file(path)
     if layout == "d3rlpy":
         return read_d3rlpy_h5(path), {}, path
-    data, meta = read_d4rl_hdf5(path, discrete=info.discrete)
+    data, meta = read_d4rl_hdf5(path, discrete=info.discrete, next_observations=next_observations)
     return data, meta, path
+
+
+def local_file(spec: str, *, progress: bool = False) -> pathlib.Path:
+    """The one file a d4rl:/d3rlpy:/minari:/file: dataset is read from (named ones fetched
+    first if missing), for its sha256."""
+    kind, rest = split_spec(spec)
+    if kind == "file":
+        return file_path(rest)
+    fetched = fetch_named(spec, progress=progress)
+    if kind == "minari":
+        return minari_paths(rest)[0]
+    assert fetched is not None
+    return fetched
 
 
 def fetch_named(spec: str, *, progress: bool = True) -> pathlib.Path | None:

@@ -54,12 +54,18 @@ def build_split(
     is_test = held_out_mask(data, test_fraction, seed)
     space, size = action_space_of(data, discrete, metadata or {})
     train = ~is_test
+
+    def rows(
+        array: np.ndarray,
+    ) -> np.ndarray:  # no copy of the whole dataset when nothing is held out
+        return array[train] if is_test.any() else array
+
     dataset = MDPDataset(
-        observations=data.observations[train],
-        actions=data.actions[train],
-        rewards=data.rewards[train],
-        terminals=data.terminals[train].astype(np.float32),
-        timeouts=data.timeouts[train].astype(np.float32),
+        observations=rows(data.observations),
+        actions=rows(data.actions),
+        rewards=rows(data.rewards),
+        terminals=rows(data.terminals).astype(np.float32),
+        timeouts=rows(data.timeouts).astype(np.float32),
         action_space=space,
         action_size=size,
     )

@@ -126,7 +126,34 @@ def validated(
             f"{source}: 'next_observations' has shape {arrays['next_observations'].shape}, "
             f"'observations' has {obs.shape}"
         )
-    actions = arrays["actions"]
+    actions, discrete = _actions(arrays["actions"], source, discrete)
+    for key in ("observations", "rewards", "next_observations"):
+        if key in arrays:
+            if not np.issubdtype(arrays[key].dtype, np.number):
+                raise DatasetError(f"{source}: '{key}' is not numeric ({arrays[key].dtype})")
+            if not np.all(np.isfinite(arrays[key])):
+                raise DatasetError(f"{source}: '{key}' contains NaN or inf")
+    if not discrete and not np.all(np.isfinite(actions)):
+        raise DatasetError(f"{source}: 'actions' contains NaN or inf")
+
+    terminals, timeouts, notes = _episode_ends(arrays["terminals"], arrays["timeouts"])
+    next_obs = arrays.get("next_observations")
+    # copy=False: float32 data (D4RL's) are kept, not copied (a second copy of a 2M-step
+    # dataset in memory at once)
+    return Transitions(
+        observations=obs.astype(np.float32, copy=False),
+        actions=actions,
+        rewards=arrays["rewards"].astype(np.float32, copy=False),
+        terminals=terminals,
+        timeouts=timeouts,
+        next_observations=None if next_obs is None else next_obs.astype(np.float32, copy=False),
+        notes=notes,
+    )
+
+
+def _actions(actions: np.ndarray, source: str, discrete: bool | None) -> tuple[np.ndarray, bool]:
+    """Actions checked and typed: discrete ones (given, or integers in one column) as int64
+    indices >= 0, continuous ones as float32 (steps, dim); and whether they are discrete."""
     if actions.ndim == 2 and actions.shape[1] == 1 and discrete:
         actions = actions[:, 0]
     if discrete is None:
@@ -140,26 +167,22 @@ def validated(
             raise DatasetError(f"{source}: 'actions' contains NaN or inf")
         if np.any(actions != np.round(actions)) or np.any(actions < 0):
             raise DatasetError(f"{source}: discrete 'actions' must be non-negative integers")
-        actions = actions.astype(np.int64)
-    else:
-        if actions.ndim == 1:
-            actions = actions[:, None]
-        if actions.ndim != 2:
-            raise DatasetError(
-                f"{source}: 'actions' must be 2-D (steps, dim), got shape {actions.shape}"
-            )
-        actions = actions.astype(np.float32)
-    for key in ("observations", "rewards", "next_observations"):
-        if key in arrays:
-            if not np.issubdtype(arrays[key].dtype, np.number):
-                raise DatasetError(f"{source}: '{key}' is not numeric ({arrays[key].dtype})")
-            if not np.all(np.isfinite(arrays[key])):
-                raise DatasetError(f"{source}: '{key}' contains NaN or inf")
-    if not discrete and not np.all(np.isfinite(actions)):
-        raise DatasetError(f"{source}: 'actions' contains NaN or inf")
+        return actions.astype(np.int64), True
+    if actions.ndim == 1:
+        actions = actions[:, None]
+    if actions.ndim != 2:
+        raise DatasetError(
+            f"{source}: 'actions' must be 2-D (steps, dim), got shape {actions.shape}"
+        )
+    return actions.astype(np.float32, copy=False), False
 
-    terminals = arrays["terminals"].astype(bool)
-    timeouts = arrays["timeouts"].astype(bool)
+
+def _episode_ends(
+    terminals: np.ndarray, timeouts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The end flags as bool, repaired as `validated` says, with a note per repair."""
+    terminals = terminals.astype(bool)
+    timeouts = timeouts.astype(bool)
     notes: list[str] = []
     both = terminals & timeouts
     if both.any():
@@ -171,16 +194,7 @@ def validated(
         timeouts = timeouts.copy()
         timeouts[-1] = True
         notes.append("the last episode had no end flag and was marked as a timeout")
-    next_obs = arrays.get("next_observations")
-    return Transitions(
-        observations=obs.astype(np.float32),
-        actions=actions,
-        rewards=arrays["rewards"].astype(np.float32),
-        terminals=terminals,
-        timeouts=timeouts,
-        next_observations=None if next_obs is None else next_obs.astype(np.float32),
-        notes=notes,
-    )
+    return terminals, timeouts, notes
 
 
 def return_statistics(returns: np.ndarray) -> dict[str, float]:

@@ -9,7 +9,7 @@ loss.csv column (last epoch), `<column>_last10` for each sharpness.csv column (m
 ceil(10%) of epochs, at least one), error, run_dir (relative to the sweep directory).
 
 Which runs enter the statistics:
-- summary.csv lists every run, whatever its status (running, failed, diverged, and "pending"
+- summary.csv lists every run, whatever its status (running, failed, diverged, and `pending`
   for runs that sweep.json lists but whose directory does not exist yet).
 - aggregate.csv computes score and sharpness statistics over *completed* runs only; `n` counts
   them. A diverged run has no meaningful final score (its losses are NaN or exploded), and
@@ -41,6 +41,16 @@ import pandas as pd
 
 from samrl import stats
 from samrl.errors import RunError
+from samrl.metrics import (
+    POSTHOC_HESSIAN,
+    POSTHOC_SHARPNESS,
+    fixed_radius_prefix,
+    is_last10,
+    is_posthoc,
+    is_sharpness_summary,
+    last10_name,
+    posthoc_name,
+)
 from samrl.results.labels import group_key, point_labels
 from samrl.results.paper import write_tables as write_paper_tables
 from samrl.results.runs import (
@@ -65,6 +75,7 @@ from samrl.rundir import (
     write_csv_atomic,
 )
 from samrl.sam.variants import is_base
+from samrl.status import UNFINISHED_STATUSES, RunStatus
 
 #: Grid keys for a bare directory of runs (no sweep.point): what a run_id is made of, less seed.
 DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
@@ -74,11 +85,6 @@ OPTIM_KEYS = ("optim.name", "optim.rho")
 TABLE_KEYS = ("algo.name", "dataset.name")
 SCORE_COLUMNS = ("final_return", "final_normalized_score")
 BEST_COLUMNS = ("best_return", "best_normalized_score")
-SHARPNESS_SUFFIX = "_sharpness_last10"
-# Post-hoc measurements of each run's last checkpoint (samrl sharpness / samrl hessian).
-POSTHOC_PREFIX = "posthoc_"
-POSTHOC_SHARPNESS = ("worst_case", "average_case")
-POSTHOC_HESSIAN = ("lambda_1", "trace")
 STAT_SUFFIXES = ("mean", "std", "iqm", "ci_low", "ci_high")
 #: Fraction of the last epochs averaged for sharpness columns.
 LAST_FRACTION = 0.1
@@ -126,7 +132,7 @@ def summarize_run(
     seed = get_path(config, "train.seed")
     row["seed"] = entry.seed if seed is None else seed
     row["run_id"] = get_path(config, "samrl.run_id") or entry.run_id or run_dir.name
-    row["status"] = status.get("status", "unknown")
+    row["status"] = status.get("status", RunStatus.UNKNOWN)
     row["wall_time_s"] = status.get("wall_time_s")
     row["steps_done"] = status.get("steps_done")
     row["n_steps"] = status.get("n_steps", get_path(config, "train.n_steps"))
@@ -142,7 +148,7 @@ def summarize_run(
     sharpness = read_run_table(run_dir, SHARPNESS_FILE)
     means = last_fraction_mean(sharpness.drop(columns=["epoch", "step"], errors="ignore"))
     for column, value in means.items():
-        row[f"{column}_last10"] = value
+        row[last10_name(str(column))] = value
 
     row.update(posthoc_columns(run_dir))
     row["error"] = status.get("error")
@@ -154,24 +160,22 @@ def posthoc_columns(run_dir: Path) -> dict[str, float]:
     """`posthoc_<net>_rho<r>_{worst_case,average_case}` from sharpness_posthoc.csv and
     `posthoc_<net>_{lambda_1,trace}` from hessian_posthoc.csv, each at the run's latest
     measured step (the last row written wins when one radius was measured several ways)."""
-    from samrl.sam.variants import fixed_radius_name
-
     out: dict[str, float] = {}
     sharp = read_run_table(run_dir, POSTHOC_SHARPNESS_FILE)
     if not sharp.empty and {"step", "net", "rho"} <= set(sharp.columns):
         latest = sharp[sharp["step"] == sharp["step"].max()]
         for _, r in latest.iterrows():
-            name = fixed_radius_name(str(r["net"]), float(r["rho"]))
+            prefix = fixed_radius_prefix(str(r["net"]), float(r["rho"]))
             for column in POSTHOC_SHARPNESS:
                 if column in r:
-                    out[f"{POSTHOC_PREFIX}{name}_{column}"] = float(r[column])
+                    out[posthoc_name(prefix, column)] = float(r[column])
     hess = read_run_table(run_dir, POSTHOC_HESSIAN_FILE)
     if not hess.empty and {"step", "net"} <= set(hess.columns):
         latest = hess[hess["step"] == hess["step"].max()]
         for _, r in latest.iterrows():
             for column in POSTHOC_HESSIAN:
                 if column in r and pd.notna(r[column]):
-                    out[f"{POSTHOC_PREFIX}{r['net']}_{column}"] = float(r[column])
+                    out[posthoc_name(str(r["net"]), column)] = float(r[column])
     return out
 
 
@@ -239,8 +243,8 @@ def build_summary(
         if column not in frame:
             frame[column] = np.nan
     last = [c for c in frame if c.startswith("last_")]
-    sharpness = [c for c in frame if c.endswith("_last10")]
-    posthoc = sorted(c for c in frame if c.startswith(POSTHOC_PREFIX))
+    sharpness = [c for c in frame if is_last10(c)]
+    posthoc = sorted(c for c in frame if is_posthoc(c))
     return frame[[*head, *last, *sharpness, *posthoc, "error", "run_dir"]], keys
 
 
@@ -334,11 +338,11 @@ def aggregate_summary(
     metrics = [
         *SCORE_COLUMNS,
         *BEST_COLUMNS,
-        *(c for c in summary if c.endswith(SHARPNESS_SUFFIX) or c.startswith(POSTHOC_PREFIX)),
+        *(c for c in summary if is_sharpness_summary(c) or is_posthoc(c)),
     ]
     points = grid_points(summary, keys)
     labels = point_labels([_point_dict(runs, keys) for _, runs in points], keys)
-    completed = summary[summary["status"] == "completed"]
+    completed = summary[summary["status"] == RunStatus.COMPLETED]
     score = (
         "final_normalized_score"
         if completed["final_normalized_score"].notna().any()
@@ -347,16 +351,15 @@ def aggregate_summary(
 
     rows = []
     for (_, runs), label in zip(points, labels, strict=True):
-        done = runs[runs["status"] == "completed"]
+        done = runs[runs["status"] == RunStatus.COMPLETED]
         # optim.name / optim.rho ride along even when not grid keys: plots and baselines use them.
         row: dict[str, Any] = _point_dict(runs, keys)
         row["label"] = label
         row["n"] = len(done)
         row["n_runs"] = len(runs)
-        row["n_diverged"] = int((runs["status"] == "diverged").sum())
-        row["n_failed"] = int(runs["status"].isin(["failed", "unknown"]).sum())
-        unfinished = ["running", "pending", "interrupted"]
-        row["n_unfinished"] = int(runs["status"].isin(unfinished).sum())
+        row["n_diverged"] = int((runs["status"] == RunStatus.DIVERGED).sum())
+        row["n_failed"] = int(runs["status"].isin([RunStatus.FAILED, RunStatus.UNKNOWN]).sum())
+        row["n_unfinished"] = int(runs["status"].isin(UNFINISHED_STATUSES).sum())
         for metric in metrics:
             row.update(_metric_stats(metric, done[metric], n_boot, seed))
         rows.append(row)
@@ -454,7 +457,7 @@ def _add_improvement(
 
 
 def _scores_by_seed(runs: pd.DataFrame, score: str) -> pd.Series:
-    done = runs[(runs["status"] == "completed") & runs[score].notna()]
+    done = runs[(runs["status"] == RunStatus.COMPLETED) & runs[score].notna()]
     return pd.Series(done[score].to_numpy(float), index=done["seed"].to_numpy())
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from samrl.rundir import SCORE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import BASE_NAMES, display_name, is_base
+from samrl.status import RunStatus
 
 ROW_KEYS = ("algo.name", "dataset.name")
 ALGO_NAMES = {
@@ -88,7 +89,7 @@ def _variant(point: dict[str, Any], varies: set[str]) -> str:
 
 def score_tables(summary: pd.DataFrame, keys: Sequence[str]) -> ScoreTables:
     """Final and best score statistics of completed runs per algorithm, dataset and variant."""
-    done = summary[summary["status"] == "completed"].copy()
+    done = summary[summary["status"] == RunStatus.COMPLETED].copy()
     normalized = done["final_normalized_score"].notna().any() if len(done) else False
     score = "normalized_score" if normalized else "return"
     done["variant"] = variant_labels(done, keys) if len(done) else []

@@ -28,6 +28,7 @@ from samrl.rundir import (
     RunDir,
     SweepDir,
 )
+from samrl.status import RunStatus
 
 # Run tables naming networks: in columns (`<net>_sharpness`, `<net>_trace`) or in a `net` column.
 _NETWORK_COLUMNS = (SHARPNESS_FILE, HESSIAN_FILE)
@@ -88,8 +89,8 @@ def read_status(run_dir: Path) -> dict[str, Any]:
     it)."""
     run = RunDir(run_dir)
     status = run.read_status()
-    if status["status"] == "running" and not run.is_locked():
-        return {**status, "status": "interrupted"}
+    if status["status"] == RunStatus.RUNNING and not run.is_locked():
+        return {**status, "status": RunStatus.INTERRUPTED}
     return status
 
 

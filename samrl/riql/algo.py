@@ -1,5 +1,6 @@
-"""RIQL on d3rlpy's IQL: its config (RIQLConfig, registered with d3rlpy), the algorithm (RIQL,
-d3rlpy's IQL with RIQL's impl) and the impl (RIQLImpl, IQLImpl with RIQL's losses).
+"""RIQL on d3rlpy's IQL: its config (RIQLConfig; samrl.register() lets load_learnable find it),
+the algorithm (RIQL, d3rlpy's IQL with RIQL's impl) and the impl (RIQLImpl, IQLImpl with
+RIQL's losses).
 
 What RIQL (RIQL.py of github.com/YangRui2015/RIQL) changes in IQL, and samrl with it:
 
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from d3rlpy.algos import IQL, IQLConfig
 from d3rlpy.algos.qlearning.torch.iql_impl import IQLCriticLoss, IQLImpl
-from d3rlpy.base import DeviceArg, register_learnable
+from d3rlpy.base import DeviceArg
 from d3rlpy.dataset import ReplayBufferBase
 from d3rlpy.preprocessing import StandardObservationScaler
 from d3rlpy.torch_utility import TorchMiniBatch
@@ -96,9 +97,6 @@ class RIQLConfig(IQLConfig):
 def _check(ok: bool, name: str, requirement: str, value: object) -> None:
     if not ok:
         raise ValueError(f"{name} {requirement}, got {value!r}")
-
-
-register_learnable(RIQLConfig)
 
 
 def observation_statistics(

@@ -6,6 +6,9 @@ Usage::
     algo.build_with_dataset(dataset)
     samrl.sam.install(algo)        # again after d3rlpy.load_learnable
 
+`install` registers samrl with d3rlpy (`samrl.register()`); to load a saved model, call
+`samrl.register()` before `d3rlpy.load_learnable`.
+
 A new SAM variant: a `SAMVariant` subclass with `@register_variant` (docs/sam-variants.md).
 
 The names below load on first use, so `samrl.sam.variants` (the registered variants and the

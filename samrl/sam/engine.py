@@ -58,6 +58,9 @@ def install(algo: Any) -> Tape | None:
     Call after `build_with_dataset`/`create_impl` and again after `d3rlpy.load_learnable`.
     Returns the tape, or None when the algorithm has no SAM optimizer (nothing is changed).
     """
+    import samrl
+
+    samrl.register()  # the one registration with d3rlpy, so this model can be loaded again
     impl = algo.impl
     if impl is None:
         raise ValueError("install() needs a built algorithm: call build_with_dataset first")

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from d3rlpy.optimizers import OptimizerFactory, register_optimizer_factory
+from d3rlpy.optimizers import OptimizerFactory
 from d3rlpy.optimizers.optimizers import make_optimizer_field
 from torch import nn
 
@@ -25,10 +25,6 @@ from samrl.sam.strategy import (
     variant_class,
     variant_names,
 )
-
-# Variant parameters that are SAMFactory fields of their own (saved models store them so);
-# a variant's other parameters live in `options`. Their defaults mean "not set".
-PARAM_FIELDS = ("k", "alpha", "m")
 
 
 @dataclasses.dataclass()
@@ -179,5 +175,7 @@ def _check_common(f: SAMFactory) -> None:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SAMFactory)}
-
-register_optimizer_factory(SAMFactory)
+#: Variant parameters (declared on the variants, `Param`) that are SAMFactory fields of their
+#: own: k, alpha and m, as saved models and params.json store them; a variant's other
+#: parameters live in `options`. A field's default means "not set": the Param's default applies.
+PARAM_FIELDS = tuple(name for name in _FIELD_DEFAULTS if name in param_keys())

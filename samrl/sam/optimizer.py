@@ -23,10 +23,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from d3rlpy.optimizers import OptimizerWrapper
 
-from samrl.sam.perturbation import ascent_direction
+from samrl.metrics import (
+    FIXED_RADIUS_METRICS,
+    GRAD_COSINE,
+    GRAD_NORM,
+    LOSS_PERTURBED,
+    SHARPNESS,
+    fixed_radius_prefix,
+    metric_name,
+)
+from samrl.sam.perturbation import NORM_EPS, ascent_direction, dot, global_norm
 from samrl.sam.schedules import RhoSchedule, lr_range
 from samrl.sam.strategy import SAMVariant
-from samrl.sam.variants import SAM, fixed_radius_name
+from samrl.sam.variants import SAM
 
 if TYPE_CHECKING:
     from samrl.sam.tape import RecordedCall, Tape
@@ -89,6 +98,8 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self._steps = 0
         # weight_decay_mode "loss", during one step: parameter id -> its group's weight decay
         self._l2: dict[int, float] | None = None
+        # cos(g(w), g(w + eps)) of each perturbed gradient since the last report
+        self._cosines: list[torch.Tensor] = []
 
     @property
     def probing(self) -> bool:
@@ -188,7 +199,10 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         (plus wd (w + eps) in weight_decay_mode "loss") into .grad; (L(w + eps), ||g||)."""
         grads = [p.grad for p in params]
         eps, grad_norm = ascent_direction(params, grads, rho, self.adaptive)  # type: ignore[arg-type]
-        loss_perturbed = self.evaluate(call, params, eps)
+        g = [grad.detach().clone() for grad in grads]  # type: ignore[union-attr]
+        loss_perturbed = self.evaluate(call, params, eps)  # zero_grad may overwrite g in place
+        g_s = [p.grad.detach() for p in params]  # type: ignore[union-attr]
+        self._cosines.append(dot(g, g_s) / (grad_norm * global_norm(g_s) + NORM_EPS))
         self.add_l2(params, eps)
         return loss_perturbed, grad_norm
 
@@ -218,9 +232,13 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         if loss is None:
             assert call.loss is not None
             loss = call.loss
-        self._tape.add_metric(f"{self.net_name}_sharpness", loss_perturbed - loss)
-        self._tape.add_metric(f"{self.net_name}_loss_perturbed", loss_perturbed)
-        self._tape.add_metric(f"{self.net_name}_grad_norm", grad_norm.detach())
+        values = {SHARPNESS: loss_perturbed - loss, LOSS_PERTURBED: loss_perturbed}
+        values[GRAD_NORM] = grad_norm.detach()
+        if self._cosines:  # the SAM steps (not a probe): mean over chunks in MSAM
+            values[GRAD_COSINE] = torch.stack(self._cosines).mean()
+            self._cosines.clear()
+        for metric, value in values.items():
+            self._tape.add_metric(metric_name(self.net_name, metric), value)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -261,9 +279,10 @@ class SAMOptimizerWrapper(OptimizerWrapper):
 
     def _report_fixed(self, call: RecordedCall, loss_perturbed: torch.Tensor) -> None:
         assert self._tape is not None and call.loss is not None and self.fixed_rho is not None
-        name = fixed_radius_name(self.net_name, self.fixed_rho)
-        self._tape.add_metric(f"{name}_sharpness", loss_perturbed - call.loss)
-        self._tape.add_metric(f"{name}_loss_perturbed", loss_perturbed)
+        prefix = fixed_radius_prefix(self.net_name, self.fixed_rho)
+        values = {SHARPNESS: loss_perturbed - call.loss, LOSS_PERTURBED: loss_perturbed}
+        for metric in FIXED_RADIUS_METRICS:
+            self._tape.add_metric(metric_name(prefix, metric), values[metric])
 
     def _probe(self, call: RecordedCall) -> None:
         """Measure sharpness at radius rho, then put g(w) back: the update stays the base one."""

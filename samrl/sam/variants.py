@@ -58,7 +58,20 @@ if TYPE_CHECKING:
 
     from samrl.sam.tape import RecordedCall
 
-COMMON_KEYS = ("rho_schedule", "warmup_steps", "rho_min", "weight_decay_mode")
+#: The optim keys every SAM variant takes, declared like a variant's own parameters (their
+#: rules across keys are SAMFactory's `_check_common`); a variant's own parameters are its
+#: `params`. `samrl config keys` and the README table read both from here.
+COMMON_PARAMS = (
+    Param("rho_schedule", "constant, linear_warmup or lr_proportional", "constant"),
+    Param("warmup_steps", "linear_warmup: updates until rho is reached", 0),
+    Param("rho_min", "the schedule's smallest rho", 0.0),
+    Param(
+        "weight_decay_mode",
+        "decoupled (after the SAM gradient) or loss (inside the loss)",
+        "decoupled",
+    ),
+)
+COMMON_KEYS = tuple(p.name for p in COMMON_PARAMS)
 
 
 def _check_k(value: Any) -> None:
@@ -311,12 +324,6 @@ def is_base(name: object) -> bool:
     return name in BASE_NAMES
 
 
-def fixed_radius_name(net: str, rho: float) -> str:
-    """Metric prefix of sharpness measured at one fixed radius (`critic_rho0.05`), the same in
-    every run of a rho sweep, whatever radius (if any) the run trains with."""
-    return f"{net}_rho{rho:g}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Documentation, from the registry: `samrl config keys` and the README's tables.
 
@@ -327,7 +334,8 @@ def names_doc() -> str:
 
 
 def param_docs() -> dict[str, str]:
-    """optim.<key> -> its meaning, for every variant parameter (`looksam: ... (0.7); gsam: ...`)."""
+    """optim.<key> -> its meaning, for every variant parameter (`looksam: ... (0.7); gsam: ...`)
+    and then for the keys every variant takes."""
     docs: dict[str, str] = {}
     for key in dict.fromkeys(p.name for n in variant_names() for p in variant_class(n).params):
         by_doc: dict[str, list[str]] = {}
@@ -336,6 +344,7 @@ def param_docs() -> dict[str, str]:
             default = "" if param.default is None else f" (default {param.default})"
             by_doc.setdefault(param.doc + default, []).append(name)
         docs[f"optim.{key}"] = "; ".join(f"{'/'.join(n)}: {d}" for d, n in by_doc.items())
+    docs.update({f"optim.{p.name}": p.doc for p in COMMON_PARAMS})
     return docs
 
 

@@ -7,11 +7,10 @@ from typing import Any
 
 import click
 
+from samrl.config.launchers import LAUNCHERS, launcher_flags, parse_launcher
 from samrl.errors import ConfigError
 from samrl.sweep.grid import (
-    LAUNCHERS,
     SweepSpec,
-    check_launcher,
     check_name,
     load_sweep_file,
     parse_grid_flag,
@@ -20,18 +19,24 @@ from samrl.sweep.grid import (
 )
 from samrl.sweep.runner import SweepOptions, exit_code, final_line, print_failures, run_sweep
 
-#: Flag -> (launcher it belongs to, key in the sweep file's launcher section).
-LAUNCHER_FLAGS = {
-    "partition": ("slurm", "partition"),
-    "timeout_min": ("slurm", "timeout_min"),
-    "cpus_per_task": ("slurm", "cpus_per_task"),
-    "gpus_per_node": ("slurm", "gpus_per_node"),
-    "mem_gb": ("slurm", "mem_gb"),
-    "array_parallelism": ("slurm", "array_parallelism"),
-    "address": ("ray", "address"),
-    "num_cpus": ("ray", "num_cpus"),
-    "num_gpus": ("ray", "num_gpus"),
-}
+#: Flag -> (its launcher section, the field, the flag): declared on the sections.
+LAUNCHER_FLAGS = launcher_flags()
+
+
+def _launcher_options(command: Any) -> Any:
+    """The launcher sections' flags (`--partition`, `--num-cpus`, ...) as click options."""
+    for name, (_, _, flag) in reversed(LAUNCHER_FLAGS.items()):
+        if flag.integer is None:
+            kind: Any = None
+        elif flag.integer:
+            kind = click.IntRange(min=flag.low)
+        else:
+            kind = click.FloatRange(min=flag.low)
+        command = click.option("--" + name.replace("_", "-"), name, type=kind, help=flag.help)(
+            command
+        )
+    return command
+
 
 EPILOG = """\b
 Examples:
@@ -77,16 +82,16 @@ def _grid_from_flags(spec: SweepSpec, rho: str | None, grid: tuple[str, ...]) ->
 
 def _launcher_from_flags(spec: SweepSpec, launcher: str | None, flags: dict[str, Any]) -> None:
     given = {k: v for k, v in flags.items() if v is not None}
-    current = dict(spec.launcher)
-    if launcher is not None and launcher != current.get("type"):
+    current = spec.launcher.to_dict()
+    if launcher is not None and launcher != current["type"]:
         current = {"type": launcher}
     for flag, value in given.items():
-        kind, key = LAUNCHER_FLAGS[flag]
-        if current.get("type") != kind:
+        section, field, _ = LAUNCHER_FLAGS[flag]
+        if current["type"] != section.type:
             option = "--" + flag.replace("_", "-")
-            raise ConfigError(f"{option} applies to --launcher {kind} only")
-        current[key] = value
-    spec.launcher = check_launcher(current, "--launcher")
+            raise ConfigError(f"{option} applies to --launcher {section.type} only")
+        current[field.name] = value
+    spec.launcher = parse_launcher(current, "--launcher")
 
 
 def build_spec(
@@ -144,19 +149,7 @@ def build_spec(
 @click.option(
     "--launcher", type=click.Choice(LAUNCHERS), help="Where runs execute (default local)."
 )
-@click.option("--partition", help="Slurm partition.")
-@click.option("--timeout-min", type=click.IntRange(min=1), help="Slurm time limit per run.")
-@click.option(
-    "--cpus-per-task",
-    type=click.IntRange(min=1),
-    help="Slurm CPUs per run (the most torch threads a run uses).",
-)
-@click.option("--gpus-per-node", type=click.IntRange(min=0), help="Slurm GPUs per run.")
-@click.option("--mem-gb", type=click.FloatRange(min=0), help="Slurm memory per run.")
-@click.option("--array-parallelism", type=click.IntRange(min=1), help="Slurm array tasks at once.")
-@click.option("--address", help="Ray cluster address (default: start a local Ray).")
-@click.option("--num-cpus", type=click.FloatRange(min=0), help="Ray CPUs per run.")
-@click.option("--num-gpus", type=click.FloatRange(min=0), help="Ray GPUs per run.")
+@_launcher_options
 def sweep(
     sweep_file: str | None,
     config: str | None,

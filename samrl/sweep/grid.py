@@ -24,30 +24,13 @@ from samrl.config import (
     read_yaml,
     resolve,
 )
+from samrl.config.launchers import Launcher, LocalLauncher, parse_launcher
 from samrl.errors import ConfigError
 from samrl.rundir import SweepDir
 from samrl.validate import KEY_PATH, Checker, as_name
 
 DEFAULT_OUT = "runs/sweeps"
 SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
-LAUNCHERS = ("local", "slurm", "ray")
-LAUNCHER_KEYS: dict[str, tuple[str, ...]] = {
-    "local": ("type", "timeout_min"),
-    "slurm": (
-        "type",
-        "partition",
-        "timeout_min",
-        "cpus_per_task",
-        "gpus_per_node",
-        "mem_gb",
-        "array_parallelism",
-        "signal_delay_s",
-        "executor",
-    ),
-    "ray": ("type", "address", "num_cpus", "num_gpus"),
-}
-#: auto: Slurm where `sbatch` is found, else submitit's local executor; slurm/local force one.
-SLURM_EXECUTORS = ("auto", "slurm", "local")
 #: Keys a grid may not vary: seeds have their own axis, the sweep sets output (each run's
 #: directory is `<sweep>/runs/<run_id>`); name is the sweep's.
 RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
@@ -72,7 +55,7 @@ class SweepSpec:
     overrides: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     out: str = DEFAULT_OUT
     jobs: int = 1
-    launcher: dict[str, Any] = dataclasses.field(default_factory=lambda: {"type": "local"})
+    launcher: Launcher = dataclasses.field(default_factory=LocalLauncher)
 
     @property
     def directory(self) -> Path:
@@ -242,30 +225,6 @@ def check_grid(grid: Any, where: str = "grid") -> dict[str, list[Any]]:
     return out
 
 
-def check_launcher(launcher: Any, where: str = "launcher") -> dict[str, Any]:
-    if launcher is None:
-        return {"type": "local"}
-    if isinstance(launcher, str):
-        launcher = {"type": launcher}
-    launcher = _CHECK.mapping(launcher, where, expected="a mapping with a type")
-    kind = _CHECK.choice(launcher.get("type", "local"), f"{where}.type", LAUNCHERS, "launcher")
-    _CHECK.known_keys(launcher, LAUNCHER_KEYS[kind], where, f"key for launcher '{kind}'")
-    if kind == "local" and launcher.get("timeout_min") is not None:
-        # a per-run wall-clock limit; fractions of a minute are fine here
-        key = f"{where}.timeout_min"
-        _CHECK.number(launcher["timeout_min"], key, above=0, expected="a positive number")
-    integers = ("cpus_per_task", "gpus_per_node", "array_parallelism", "signal_delay_s")
-    for key in (("timeout_min",) if kind == "slurm" else ()) + integers:
-        if launcher.get(key) is not None:
-            _CHECK.integer(launcher[key], f"{where}.{key}", expected="an integer")
-    for key in ("num_cpus", "num_gpus", "mem_gb"):
-        if launcher.get(key) is not None:
-            _CHECK.number(launcher[key], f"{where}.{key}", expected="a number")
-    if launcher.get("executor") is not None:
-        _CHECK.choice(launcher["executor"], f"{where}.executor", SLURM_EXECUTORS, "Slurm executor")
-    return {"type": kind, **launcher}
-
-
 def check_name(name: Any, where: str = "name") -> str:
     return _CHECK.name(name, where)
 
@@ -308,7 +267,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
             overrides=parse_set_entries(data.get("set"), "set"),
             out=_CHECK.string(data.get("out", DEFAULT_OUT), "out"),
             jobs=check_jobs(data.get("jobs", 1)),
-            launcher=check_launcher(data.get("launcher")),
+            launcher=parse_launcher(data.get("launcher"), check=_CHECK),
         )
     except ConfigError as exc:
         raise ConfigError(exc.message, key=exc.key, source=exc.source or source) from None

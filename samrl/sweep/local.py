@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from samrl.rundir import RunDir, now
+from samrl.status import FAILED_STATUSES, RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -34,14 +35,9 @@ POLL_S = 0.2
 GRACE_S = 15.0
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def threads_per_job(n_jobs: int, cores: int | None = None) -> int:
+    from samrl.threads import available_cores  # samrl.threads imports torch: only when needed
+
     return max(1, (cores or available_cores()) // n_jobs)
 
 
@@ -76,20 +72,20 @@ def outcome_of(job: Job, returncode: int) -> Outcome:
     status = run.read_status()
     state = status["status"]
     if returncode == 0:
-        return Outcome(job.run_id, "completed")
+        return Outcome(job.run_id, RunStatus.COMPLETED)
     if returncode < 0:
         name = signal.Signals(-returncode).name
         message = f"worker process killed by {name} (log: {job.log_file})"
-        if state == "running":
-            run.write_status(status="failed", ended_at=now(), error=message)
-        return Outcome(job.run_id, "failed", message)
-    if state == "interrupted":  # it stopped on a signal and checkpointed: resumable
-        return Outcome(job.run_id, "interrupted", str(status.get("error") or "interrupted"))
-    if returncode == 1 and state in ("failed", "diverged"):
-        return Outcome(job.run_id, state, str(status.get("error") or ""))
+        if state == RunStatus.RUNNING:
+            run.write_status(status=RunStatus.FAILED, ended_at=now(), error=message)
+        return Outcome(job.run_id, RunStatus.FAILED, message)
+    if state == RunStatus.INTERRUPTED:  # it stopped on a signal and checkpointed: resumable
+        return Outcome(job.run_id, RunStatus.INTERRUPTED, str(status.get("error") or state))
+    if returncode == 1 and state in FAILED_STATUSES:
+        return Outcome(job.run_id, RunStatus(state), str(status.get("error") or ""))
     text = job.log_file.read_text(errors="replace") if job.log_file.exists() else ""
     detail = last_line(text) or f"exit status {returncode}"
-    return Outcome(job.run_id, "failed", f"{detail} (log: {job.log_file})")
+    return Outcome(job.run_id, RunStatus.FAILED, f"{detail} (log: {job.log_file})")
 
 
 def run_local(
@@ -97,7 +93,6 @@ def run_local(
     *,
     n_jobs: int,
     monitor: Monitor,
-    threads: int | None = None,
     command: Callable[[Job], list[str]] = worker_command,
     timeout_s: float | None = None,
 ) -> list[Outcome]:
@@ -110,7 +105,9 @@ def run_local(
     On KeyboardInterrupt the running children get SIGINT (samrl train marks them
     interrupted, so the next sweep resumes them), then SIGKILL after a grace period.
     """
-    env = {**os.environ, **thread_env(threads or threads_per_job(n_jobs))}
+    from samrl.data.download import offline_env  # `samrl --offline`: the runs inherit it
+
+    env = {**os.environ, **thread_env(threads_per_job(n_jobs)), **offline_env()}
     pending = list(jobs)
     running: dict[subprocess.Popen[bytes], Job] = {}
     started: dict[subprocess.Popen[bytes], float] = {}
@@ -165,8 +162,8 @@ def timed_out(job: Job, timeout_s: float) -> Outcome:
         f"(log: {job.log_file})"
     )
     if job.run_dir.is_dir():
-        RunDir(job.run_dir).write_status(status="failed", ended_at=now(), error=message)
-    return Outcome(job.run_id, "failed", message)
+        RunDir(job.run_dir).write_status(status=RunStatus.FAILED, ended_at=now(), error=message)
+    return Outcome(job.run_id, RunStatus.FAILED, message)
 
 
 def stop(processes: list[subprocess.Popen[bytes]], how: int = signal.SIGINT) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from samrl.config.launchers import RayLauncher
 from samrl.errors import SamrlError
-from samrl.sweep.local import available_cores
+from samrl.status import RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -36,7 +37,7 @@ def _import_ray() -> Any:
 def run_ray(
     jobs: Sequence[Job],
     *,
-    options: dict[str, Any],
+    options: RayLauncher,
     monitor: Monitor,
     env: dict[str, str],
 ) -> list[Outcome]:
@@ -44,13 +45,15 @@ def run_ray(
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        address = options.get("address")
+        address = options.address
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
+            from samrl.threads import available_cores
+
             ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
-    num_cpus = options.get("num_cpus") or 1
-    task = ray.remote(num_cpus=num_cpus, num_gpus=options.get("num_gpus") or 0, max_retries=0)(
+    num_cpus = options.num_cpus or 1
+    task = ray.remote(num_cpus=num_cpus, num_gpus=options.num_gpus or 0, max_retries=0)(
         run_config_file
     )
     threads = max(1, int(num_cpus))
@@ -67,7 +70,7 @@ def run_ray(
                     outcome = outcome_from_result(job.run_id, ray.get(ref))
                 except Exception as exc:  # worker crashed or was killed
                     detail = last_line(str(exc)) or type(exc).__name__
-                    outcome = Outcome(job.run_id, "failed", f"Ray task failed: {detail}")
+                    outcome = Outcome(job.run_id, RunStatus.FAILED, f"Ray task failed: {detail}")
                 outcomes.append(outcome)
                 monitor.finished(outcome)
     except BaseException:

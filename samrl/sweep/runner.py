@@ -14,17 +14,19 @@ from typing import Any
 
 from tqdm import tqdm
 
+from samrl.config.launchers import LocalLauncher, SlurmLauncher
 from samrl.rundir import AGGREGATE_FILE, SUMMARY_FILE, SWEEP_RUNS_DIR, SweepDir
+from samrl.status import FAILED_STATUSES, RunState, RunStatus
 from samrl.sweep import state
 from samrl.sweep.grid import RunPlan, SweepSpec, expand, point_text
 from samrl.sweep.worker import Job, Outcome, forwarded_env
 
 Echo = Callable[[str], None]
 SKIP_WORDS = {
-    "completed": "already completed",
-    "failed": "failed earlier",
-    "diverged": "diverged earlier",
-    "changed": "with a changed config",
+    RunState.COMPLETED: "already completed",
+    RunState.FAILED: "failed earlier",
+    RunState.DIVERGED: "diverged earlier",
+    RunState.CHANGED: "with a changed config",
 }
 
 
@@ -49,7 +51,7 @@ class SweepReport:
 
     @property
     def ok(self) -> bool:
-        return all(s == "completed" for s in self.states.values())
+        return all(s == RunStatus.COMPLETED for s in self.states.values())
 
     def counts(self) -> dict[str, int]:
         return dict(collections.Counter(self.states.values()).most_common())
@@ -88,7 +90,7 @@ class Progress:
     def finished(self, outcome: Outcome) -> None:
         self.running.discard(outcome.run_id)
         self.in_queue.discard(outcome.run_id)
-        if outcome.status == "completed":
+        if outcome.status == RunStatus.COMPLETED:
             self.done += 1
         else:
             self.failed += 1
@@ -101,7 +103,7 @@ class Progress:
             # Output is not a terminal (a log file, a pipe, a batch job): no bar, but one line
             # per finished run, so the log says how far the sweep is.
             n = self.done + self.failed
-            detail = "" if outcome.status == "completed" else f": {outcome.message}"
+            detail = "" if outcome.status == RunStatus.COMPLETED else f": {outcome.message}"
             self.echo(
                 f"samrl: [{n}/{self.total}] {outcome.run_id} {outcome.status}{detail} "
                 f"({len(self.running)} running, {self.total - n - len(self.running)} to go)"
@@ -138,7 +140,9 @@ def count_text(counts: dict[str, int]) -> str:
 
 
 def selected(states: dict[str, str], retry_failed: bool) -> set[str]:
-    wanted = {"new", "interrupted"} | ({"failed", "diverged"} if retry_failed else set())
+    wanted = {RunState.NEW, RunState.INTERRUPTED} | (
+        set(FAILED_STATUSES) if retry_failed else set()
+    )
     return {run_id for run_id, s in states.items() if s in wanted}
 
 
@@ -209,18 +213,17 @@ def launch(
 ) -> list[Outcome]:
     jobs = _jobs(sweep_dir, plans)
     launcher = spec.launcher
-    kind = launcher.get("type", "local")
-    if kind == "local":
+    if isinstance(launcher, LocalLauncher):
         from samrl.sweep.local import run_local
 
-        timeout = launcher.get("timeout_min")
+        timeout = launcher.timeout_min
         return run_local(
             jobs,
             n_jobs=options.jobs,
             monitor=progress,
             timeout_s=None if timeout is None else 60.0 * timeout,
         )
-    if kind == "slurm":
+    if isinstance(launcher, SlurmLauncher):
         from samrl.sweep.slurm import run_slurm
 
         return run_slurm(
@@ -244,19 +247,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
     sweep_dir = spec.directory
     record = state.sweep_record(spec, plans)
     if options.dry_run:
-        if not options.overwrite:
-            state.check_compatible(sweep_dir, record)
-        states = {p.run_id: "new" if options.overwrite else state.run_state(p) for p in plans}
-        for line in describe_states(plans, states):
-            echo(line)
-        todo = selected(states, options.retry_failed)
-        echo(
-            f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
-            f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
-            f"in {sweep_dir} with the {spec.launcher['type']} launcher"
-        )
-        return SweepReport(sweep_dir, states, {}, 0, False)
-
+        return _dry_run(spec, plans, record, options, echo)
     with state.sweep_lock(sweep_dir):
         if options.overwrite:
             state.clear_sweep(sweep_dir)
@@ -264,36 +255,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
             state.check_compatible(sweep_dir, record)
         state.write_sweep(sweep_dir, record, plans)
         states = {p.run_id: state.run_state(p) for p in plans}
-        messages = {
-            p.run_id: state.run_error(p)
-            for p in plans
-            if states[p.run_id] in ("failed", "diverged")
-        }
-        for plan in plans:
-            if states[plan.run_id] == "changed":
-                messages[plan.run_id] = (
-                    f"{plan.run_dir} was made with a different config; not resumed "
-                    "(--overwrite starts the sweep again)"
-                )
-        todo_ids = selected(states, options.retry_failed)
-        todo = [p for p in plans if p.run_id in todo_ids]
-        for plan in todo:
-            if states[plan.run_id] in ("failed", "diverged"):
-                state.clear_run(plan)  # retried from the start
-        skipped = ", ".join(
-            f"{n} {SKIP_WORDS.get(s, s)}"
-            for s, n in collections.Counter(
-                s for r, s in states.items() if r not in todo_ids
-            ).most_common()
-        )
-        echo(
-            f"samrl: sweep {spec.name}: {len(plans)} runs, {len(todo)} to run"
-            + (f"; {skipped}" if skipped else "")
-            + f" in {sweep_dir}"
-        )
-        for run_id in sorted(r for r, s in states.items() if s in ("failed", "diverged")):
-            if run_id not in todo_ids:
-                echo(f"samrl: run {run_id} {states[run_id]} earlier (--retry-failed runs it again)")
+        messages = _earlier_messages(plans, states)
+        todo = _to_run(spec, plans, states, options.retry_failed, echo)
         interrupted = False
         if todo:
             prepare_datasets(todo, echo, options.progress)
@@ -321,6 +284,72 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
         return report
 
 
+def _dry_run(
+    spec: SweepSpec,
+    plans: list[RunPlan],
+    record: dict[str, Any],
+    options: SweepOptions,
+    echo: Echo,
+) -> SweepReport:
+    """List every run and its state, and what a real run would do; change nothing."""
+    sweep_dir = spec.directory
+    if not options.overwrite:
+        state.check_compatible(sweep_dir, record)
+    states = {p.run_id: RunState.NEW if options.overwrite else state.run_state(p) for p in plans}
+    for line in describe_states(plans, states):
+        echo(line)
+    todo = selected(states, options.retry_failed)
+    echo(
+        f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
+        f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
+        f"in {sweep_dir} with the {spec.launcher.type} launcher"
+    )
+    return SweepReport(sweep_dir, states, {}, 0, False)
+
+
+def _earlier_messages(plans: list[RunPlan], states: dict[str, str]) -> dict[str, str]:
+    """Why runs that will not run again stopped earlier (failed, diverged, changed config)."""
+    messages = {p.run_id: state.run_error(p) for p in plans if states[p.run_id] in FAILED_STATUSES}
+    for plan in plans:
+        if states[plan.run_id] == RunState.CHANGED:
+            messages[plan.run_id] = (
+                f"{plan.run_dir} was made with a different config; not resumed "
+                "(--overwrite starts the sweep again)"
+            )
+    return messages
+
+
+def _to_run(
+    spec: SweepSpec,
+    plans: list[RunPlan],
+    states: dict[str, str],
+    retry_failed: bool,
+    echo: Echo,
+) -> list[RunPlan]:
+    """The runs to launch (failed ones retried are cleared first), said in one line, and a
+    line for each failed run left alone."""
+    todo_ids = selected(states, retry_failed)
+    todo = [p for p in plans if p.run_id in todo_ids]
+    for plan in todo:
+        if states[plan.run_id] in FAILED_STATUSES:
+            state.clear_run(plan)  # retried from the start
+    skipped = ", ".join(
+        f"{n} {SKIP_WORDS.get(s, s)}"
+        for s, n in collections.Counter(
+            s for r, s in states.items() if r not in todo_ids
+        ).most_common()
+    )
+    echo(
+        f"samrl: sweep {spec.name}: {len(plans)} runs, {len(todo)} to run"
+        + (f"; {skipped}" if skipped else "")
+        + f" in {spec.directory}"
+    )
+    for run_id in sorted(r for r, s in states.items() if s in FAILED_STATUSES):
+        if run_id not in todo_ids:
+            echo(f"samrl: run {run_id} {states[run_id]} earlier (--retry-failed runs it again)")
+    return todo
+
+
 def _summarize(sweep_dir: Path, echo: Echo) -> bool:
     from samrl.results.aggregate import summarize_sweep
 
@@ -346,7 +375,7 @@ def final_line(name: str, report: SweepReport, prefix: str = "") -> str:
 
 def print_failures(report: SweepReport, echo: Echo) -> None:
     for run_id, status in report.states.items():
-        if status != "completed":
+        if status != RunStatus.COMPLETED:
             message = report.messages.get(run_id) or ""
             echo(f"  {status:<11} {run_id}" + (f": {message}" if message else ""))
 

@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from samrl.config.launchers import SlurmLauncher
 from samrl.errors import LauncherError
 from samrl.rundir import RunDir, now
+from samrl.status import FAILED_STATUSES, RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
@@ -51,9 +53,9 @@ def slurm_available() -> bool:
     return shutil.which("sbatch") is not None
 
 
-def resolve_executor(options: dict[str, Any]) -> str:
+def resolve_executor(options: SlurmLauncher) -> str:
     """'slurm' or 'local' from the launcher's `executor` (auto | slurm | local)."""
-    wanted = options.get("executor") or "auto"
+    wanted = options.executor or "auto"
     if wanted == "local":
         return "local"
     if slurm_available():
@@ -63,20 +65,20 @@ def resolve_executor(options: dict[str, Any]) -> str:
     return "local"
 
 
-def make_executor(folder: Path, options: dict[str, Any], name: str, n_jobs: int) -> Any:
+def make_executor(folder: Path, options: SlurmLauncher, name: str, n_jobs: int) -> Any:
     import submitit
 
     cluster = resolve_executor(options)
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     params: dict[str, Any] = {
         "name": f"samrl-{name}",
-        "timeout_min": options.get("timeout_min") or DEFAULT_TIMEOUT_MIN,
-        "cpus_per_task": options.get("cpus_per_task") or 1,
-        "gpus_per_node": options.get("gpus_per_node") or 0,
-        "mem_gb": options.get("mem_gb"),
-        "slurm_partition": options.get("partition"),
-        "slurm_array_parallelism": options.get("array_parallelism") or n_jobs,
-        "slurm_signal_delay_s": options.get("signal_delay_s"),
+        "timeout_min": options.timeout_min or DEFAULT_TIMEOUT_MIN,
+        "cpus_per_task": options.cpus_per_task or 1,
+        "gpus_per_node": options.gpus_per_node or 0,
+        "mem_gb": options.mem_gb,
+        "slurm_partition": options.partition,
+        "slurm_array_parallelism": options.array_parallelism or n_jobs,
+        "slurm_signal_delay_s": options.signal_delay_s,
     }
     if cluster == "slurm":
         # requeueable whatever the cluster's JobRequeue default is
@@ -89,7 +91,7 @@ def run_slurm(
     jobs: Sequence[Job],
     *,
     folder: Path,
-    options: dict[str, Any],
+    options: SlurmLauncher,
     name: str,
     n_jobs: int,
     monitor: Monitor,
@@ -99,10 +101,10 @@ def run_slurm(
     """Submit `jobs` as one array (local fallback: waves) and wait for every outcome."""
     executor = make_executor(folder, options, name, n_jobs)
     cluster = executor.cluster
-    threads = options.get("cpus_per_task") or 1
-    parallel = options.get("array_parallelism") or n_jobs
+    threads = options.cpus_per_task or 1
+    parallel = options.array_parallelism or n_jobs
     if cluster != "slurm":
-        why = "executor: local" if options.get("executor") == "local" else "sbatch not found"
+        why = "executor: local" if options.executor == "local" else "sbatch not found"
         echo(
             f"samrl: no Slurm used ({why}); submitit's local executor runs the jobs on this "
             f"machine, {parallel} at a time"
@@ -126,7 +128,7 @@ def run_slurm(
 
 
 def _submit(
-    executor: Any, chunk: list[Job], threads: int, env: dict[str, str], options: dict[str, Any]
+    executor: Any, chunk: list[Job], threads: int, env: dict[str, str], options: SlurmLauncher
 ) -> list[Any]:
     """map_array, with sbatch's refusal as one line (submitit prints sbatch's stderr itself;
     it is captured here and its last line reported)."""
@@ -144,7 +146,7 @@ def _submit(
             )
     except Exception as exc:
         detail = last_line(str(exc)) or last_line(captured.getvalue()) or type(exc).__name__
-        where = f" (partition {options['partition']})" if options.get("partition") else ""
+        where = f" (partition {options.partition})" if options.partition else ""
         raise LauncherError(f"Slurm refused the job array{where}: {detail}") from None
 
 
@@ -181,7 +183,7 @@ def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
     """Poll squeue until every task has a result or has left the queue for good."""
     # sbatch has accepted every task, so each is in the queue now; a task the scheduler starts
     # before the first poll would otherwise never be reported as queued
-    shown: dict[str, str] = {job.run_id: "queued" for job in waiting.values()}
+    shown_running = {job.run_id: False for job in waiting.values()}  # else shown as queued
     for job in waiting.values():
         _queued(monitor)(job.run_id)
     ended_at: dict[Any, float] = {}  # handle -> when squeue first showed it ended or gone
@@ -196,10 +198,10 @@ def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
                     outcome = _result_outcome(handle, job)
                 elif state is None or state in QUEUED or state in RUNNING:
                     ended_at.pop(handle, None)
-                    view = "running" if state in RUNNING else "queued"
-                    if state is not None and shown.get(job.run_id) != view:
-                        shown[job.run_id] = view
-                        (monitor.started if view == "running" else _queued(monitor))(job.run_id)
+                    running = state in RUNNING
+                    if state is not None and shown_running[job.run_id] != running:
+                        shown_running[job.run_id] = running
+                        (monitor.started if running else _queued(monitor))(job.run_id)
                     continue
                 else:  # ended or gone, no result (yet: give the file system a moment)
                     first = ended_at.setdefault(handle, time.monotonic())
@@ -207,7 +209,7 @@ def _wait_slurm(waiting: dict[Any, Job], monitor: Monitor) -> list[Outcome]:
                         continue
                     outcome = _no_result_outcome(handle, job, state)
                 waiting.pop(handle)
-                if shown.get(job.run_id) != "running":
+                if not shown_running[job.run_id]:
                     monitor.started(job.run_id)
                 outcomes.append(outcome)
                 monitor.finished(outcome)
@@ -229,7 +231,7 @@ def _result_outcome(handle: Any, job: Job) -> Outcome:
         return outcome_from_result(job.run_id, handle.result())
     except Exception as exc:  # the function raised inside the task: the run is recorded failed
         detail = last_line(str(exc)) or type(exc).__name__
-        return Outcome(job.run_id, "failed", f"job {handle.job_id} failed: {detail}")
+        return Outcome(job.run_id, RunStatus.FAILED, f"job {handle.job_id} failed: {detail}")
 
 
 def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:
@@ -239,22 +241,22 @@ def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:
     run = RunDir(job.run_dir)
     status = run.read_status()
     steps = status.get("steps_done", 0)
-    if status["status"] == "running":  # killed before it could record anything
+    if status["status"] == RunStatus.RUNNING:  # killed before it could record anything
         run.write_status(
-            status="interrupted",
+            status=RunStatus.INTERRUPTED,
             ended_at=now(),
             error=f"Slurm job {handle.job_id} {where}",
         )
         status = run.read_status()
-    if status["status"] in ("interrupted", "running", "pending", "unknown"):
+    if status["status"] not in (*FAILED_STATUSES, RunStatus.COMPLETED):  # resumable
         return Outcome(
             job.run_id,
-            "interrupted",
+            RunStatus.INTERRUPTED,
             f"Slurm job {handle.job_id} {where} at step {steps}; its checkpoint is kept and "
             f"the sweep resumes it when started again (log: {job.log_file})",
         )
     detail = status.get("error") or f"Slurm job {handle.job_id} {where} without a result"
-    return Outcome(job.run_id, str(status.get("status")), f"{detail} (log: {job.log_file})")
+    return Outcome(job.run_id, RunStatus(status["status"]), f"{detail} (log: {job.log_file})")
 
 
 # ---------------------------------------------------------------- local executor

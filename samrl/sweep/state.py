@@ -15,10 +15,9 @@ from typing import Any
 
 from samrl.errors import RunError
 from samrl.rundir import RunDir, RunWriteError, SweepDir
+from samrl.status import RunState, RunStatus
 from samrl.sweep.grid import RunPlan, SweepSpec
 
-#: States of a run as seen before launching: which ones a sweep runs, skips or reports.
-STATES = ("new", "interrupted", "completed", "failed", "diverged", "changed")
 #: Keys of the base config that do not change results (the sweep sets them per run).
 IGNORED_BASE_KEYS = ("output", "name")
 
@@ -99,21 +98,21 @@ def write_sweep(sweep_dir: Path, record: dict[str, Any], plans: list[RunPlan]) -
     SweepDir(sweep_dir).write(record, {plan.run_id: plan.raw for plan in plans})
 
 
-def run_state(plan: RunPlan) -> str:
-    """new | interrupted | completed | failed | diverged | changed (config hash differs)."""
+def run_state(plan: RunPlan) -> RunState:
+    """How a sweep sees the run before launching it (changed: its config hash differs)."""
     run = RunDir(plan.run_dir)
     if run.is_empty():
-        return "new"
+        return RunState.NEW
     saved = run.saved_hash()
     if saved is not None and saved != plan.config.result_hash():
-        return "changed"
+        return RunState.CHANGED
     status = run.read_status()
     value = status.get("status")
-    if value in ("completed", "diverged"):
-        return str(value)
-    if value == "failed" and status.get("error") != "interrupted":
-        return "failed"
-    return "interrupted"  # running (its process died), interrupted, pending or unreadable
+    if value in (RunStatus.COMPLETED, RunStatus.DIVERGED):
+        return RunState(value)
+    if value == RunStatus.FAILED and status.get("error") != RunStatus.INTERRUPTED:
+        return RunState.FAILED
+    return RunState.INTERRUPTED  # running (its process died), interrupted, pending or unreadable
 
 
 def run_error(plan: RunPlan) -> str:

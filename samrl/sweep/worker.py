@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from samrl.status import OUTCOME_STATUSES, RunStatus
+
 #: Environment variables a remote worker needs to see the same data as the driver.
 FORWARDED_ENV = ("SAMRL_DATA_DIR", "D4RL_DATASET_DIR", "MINARI_DATASETS_PATH")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -32,10 +34,10 @@ class Job:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How a launched run ended: completed | diverged | failed, and why."""
+    """How a launched run ended (one of OUTCOME_STATUSES), and why."""
 
     run_id: str
-    status: str
+    status: RunStatus
     message: str = ""
 
 
@@ -74,6 +76,9 @@ def run_config_file(
         _redirect_output(Path(log))
         print(f"samrl: worker starts {path} ({_where()})", flush=True)
     os.environ.update(env or {})
+    import samrl
+
+    samrl.register()  # as the CLI: before d3rlpy is imported (gym's notice stays out of logs)
     if threads:
         import torch
 
@@ -88,26 +93,25 @@ def run_config_file(
     try:
         result = run_training(load_config(path), resume=True, progress=False)
     except SamrlError as exc:
-        return {"status": "failed", "message": f"{exc.kind}: {exc}", "steps_done": 0}
+        return {"status": RunStatus.FAILED, "message": f"{exc.kind}: {exc}", "steps_done": 0}
     except Exception as exc:  # a crash before training started; the sweep goes on
-        return {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "steps_done": 0}
-    if result.status == "interrupted" and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        return {
+            "status": RunStatus.FAILED,
+            "message": f"{type(exc).__name__}: {exc}",
+            "steps_done": 0,
+        }
+    if result.status == RunStatus.INTERRUPTED and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
         _leave_to_slurm(result.message, result.signal)
-    status = "completed" if result.status == "skipped" else result.status
+    status = RunStatus.COMPLETED if result.status == RunStatus.SKIPPED else result.status
     print(f"samrl: run {status} at step {result.steps_done} {result.message}".rstrip(), flush=True)
     return {"status": status, "message": result.message, "steps_done": result.steps_done}
 
 
 def outcome_from_result(run_id: str, result: Any) -> Outcome:
     """An Outcome from run_config_file's dict (or anything a remote framework returned)."""
-    if not isinstance(result, dict) or result.get("status") not in (
-        "completed",
-        "diverged",
-        "failed",
-        "interrupted",
-    ):
-        return Outcome(run_id, "failed", f"unexpected worker result {result!r}")
-    return Outcome(run_id, str(result["status"]), str(result.get("message") or ""))
+    if not isinstance(result, dict) or result.get("status") not in OUTCOME_STATUSES:
+        return Outcome(run_id, RunStatus.FAILED, f"unexpected worker result {result!r}")
+    return Outcome(run_id, RunStatus(result["status"]), str(result.get("message") or ""))
 
 
 def result_file(job: Job) -> Path:
@@ -127,8 +131,9 @@ def read_result(path: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m samrl.sweep.worker CONFIG [--threads N] --result FILE`: exit 0 when the run
-    completed, 1 otherwise (the result file says how)."""
+    """`python -m samrl.sweep.worker CONFIG --result FILE`: exit 0 when the run completed, 1
+    otherwise (the result file says how). The local launcher sets the thread count in the
+    environment (OMP_NUM_THREADS)."""
     import argparse
     import json
 
@@ -136,14 +141,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m samrl.sweep.worker")
     parser.add_argument("config")
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
-    result = run_config_file(args.config, threads=args.threads)
+    result = run_config_file(args.config)
     atomic_write(Path(args.result), json.dumps(result) + "\n")
-    if result["status"] != "completed":
+    if result["status"] != RunStatus.COMPLETED:
         print(f"samrl: run {result['status']}: {result['message']}", flush=True)
-    return 0 if result["status"] == "completed" else 1
+    return 0 if result["status"] == RunStatus.COMPLETED else 1
 
 
 def last_line(text: str) -> str:
