@@ -204,3 +204,24 @@ def test_importing_riql_registers_nothing_and_samrl_register_registers_it(tmp_pa
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert "refused" in done.stdout and "loaded RIQL" in done.stdout, done.stdout
+
+
+def test_riqls_scaler_leaves_the_resolved_config_untouched(tmp_path: Path) -> None:
+    """samrl_prepare sets the scaler on the algorithm's own copy of its config, not on the
+    resolver's Config.algo_config that every run of the Config creates its algorithm from."""
+    import yaml
+
+    from samrl.data import load_dataset
+    from samrl.extensions import training_hooks
+
+    path = tmp_path / "c.yaml"
+    given = {
+        "algo": {"name": "riql", "params": {"batch_size": 8}},
+        "dataset": {"name": "pendulum-random", "size": 1000},
+    }
+    path.write_text(yaml.safe_dump(given))
+    config = load_config(path)
+    algo = config.algo_config.create(device="cpu")
+    training_hooks(algo).samrl_prepare(load_dataset("pendulum-random", size=1000).train)
+    assert algo.config.observation_scaler is not None
+    assert config.algo_config.observation_scaler is None

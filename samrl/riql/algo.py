@@ -214,6 +214,9 @@ class RIQL(IQL, TrainingHooks):
         if not config.normalize_observations or config.observation_scaler is not None:
             return
         mean, std = observation_statistics(dataset, next_observations)
-        config.observation_scaler = StandardObservationScaler(
+        scaler = StandardObservationScaler(
             mean=mean.astype(np.float32), std=std.astype(np.float32), eps=NORMALIZATION_EPS
         )
+        # a copy: the config this algorithm was created from may be shared (the resolver's
+        # Config.algo_config, which every run of that Config creates its algorithm from)
+        self._config = dataclasses.replace(config, observation_scaler=scaler)
