@@ -24,8 +24,9 @@ _registered = False
 
 
 def register() -> None:
-    """Register samrl's SAM optimizer factory and COMBO with d3rlpy, so `d3rlpy.load_learnable`
-    can rebuild what samrl trained; gym's notice is kept off stderr. Idempotent.
+    """Register samrl's SAM optimizer factory, COMBO and RIQL with d3rlpy, so
+    `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr.
+    Idempotent.
 
     Importing samrl registers nothing (it changes nothing outside samrl): `samrl.sam.install`
     and the commands that load a model call this; a library user calls it before
@@ -39,8 +40,10 @@ def register() -> None:
     from d3rlpy.optimizers import register_optimizer_factory
 
     from samrl.combo import COMBOConfig
+    from samrl.riql import RIQLConfig
     from samrl.sam.factory import SAMFactory
 
     register_optimizer_factory(SAMFactory)
     register_learnable(COMBOConfig)
+    register_learnable(RIQLConfig)
     _registered = True

@@ -99,8 +99,9 @@ def _samrl_algorithms() -> list[type[LearnableConfig]]:
     """samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
     samrl.extensions.TrainingHooks (docs/extending.md). A new one is one entry here."""
     from samrl.combo import COMBOConfig
+    from samrl.riql import RIQLConfig
 
-    return [COMBOConfig]
+    return [COMBOConfig, RIQLConfig]
 
 
 def algo_facts(name: str, key: str = "algo.name") -> AlgoFacts:

@@ -4,6 +4,8 @@ d3rlpy's algorithms need nothing beyond d3rlpy's API: samrl's trainer (samrl/tra
 them, calls `update` and saves them with `save_model`. An algorithm samrl adds may need two
 things more, and declares them by inheriting `TrainingHooks` beside its d3rlpy base class:
 
+- statistics of the training data before the algorithm is built (RIQL's observation
+  normalisation): `samrl_prepare`;
 - a stage before the first update, run once per run (COMBO trains its dynamics model):
   `samrl_pretrain`;
 - state outside its torch modules that `--resume` must restore for a resumed run to equal an
@@ -34,7 +36,12 @@ class TrainingHooks:
     """
 
     HOOKS = frozenset(
-        {"samrl_pretrain", "samrl_checkpoint_state", "samrl_restore_checkpoint_state"}
+        {
+            "samrl_prepare",
+            "samrl_pretrain",
+            "samrl_checkpoint_state",
+            "samrl_restore_checkpoint_state",
+        }
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -47,6 +54,12 @@ class TrainingHooks:
                 f"{cls.__name__} defines {', '.join(unknown)}, which is not a samrl training "
                 f"hook; the hooks are {', '.join(sorted(cls.HOOKS))}"
             )
+
+    def samrl_prepare(self, dataset: ReplayBufferBase, next_observations: Any = None) -> None:
+        """Called by the trainer before the algorithm is built (new and resumed runs alike),
+        with the training dataset and, where corrupted data keep them apart, the training
+        rows' next observations (samrl/data/corruption.py). RIQL sets its observation scaler
+        from both here. Must depend on the data only (a resumed run calls it again)."""
 
     def samrl_pretrain(
         self,

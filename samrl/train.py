@@ -218,6 +218,7 @@ def _run_locked(
         test_fraction=ds_cfg.test_fraction,
         progress=progress,
         sha256=ds_cfg.sha256,
+        corruption=ds_cfg.corruption,
     )
     resolved, clock = _record_start(config, run, dataset, state)
     try:
@@ -255,7 +256,8 @@ def _run_locked(
 def _record_start(
     config: Config, run: RunDir, dataset: LoadedDataset, state: Preparation
 ) -> tuple[dict[str, Any], _Clock]:
-    """config.yaml (the resolved config, versions, dataset notes) and status.json `running`;
+    """config.yaml (the resolved config, versions, dataset notes, the dataset file and the
+    corruption's record) and status.json `running`;
     (that config, the run's clock: wall time accumulates over resumed sessions)."""
     resolved = config.to_dict()
     resolved["samrl"] = {
@@ -268,6 +270,8 @@ def _record_start(
     dataset_file = provenance(config.dataset.name, dataset.path)
     if dataset_file is not None:
         resolved["samrl"]["dataset_file"] = dataset_file
+    if dataset.corruption is not None:  # its cache file and attacker (samrl/data/corruption.py)
+        resolved["samrl"]["corruption"] = dataset.corruption
     previous = run.read_status() if state == Preparation.RESUME else {}
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
     try:
@@ -413,9 +417,10 @@ def _build(
         eval_env = make_eval_env(dataset.info, seed=train_cfg.seed)
     algo_cfg = _with_action_scaler(algo_cfg, eval_env, facts.discrete)
     algo = algo_cfg.create(device=train_cfg.device)
+    training_hooks(algo).samrl_prepare(dataset.train, dataset.next_observations)
     build_for_training(algo, dataset.train)
     # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
-    sampler = Sampler(dataset.train)
+    sampler = Sampler(dataset.train, next_observations=dataset.next_observations)
     adaptive_threads = None
     if run_threads is not None:  # checks copies of the algorithm: before install()
         adaptive_threads = run_threads.decide(

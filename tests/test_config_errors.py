@@ -43,6 +43,46 @@ def with_change(key: str, value: Any) -> str:
 
 CASES = [
     ("colour", "blue", "colour", "unknown key"),
+    # dataset.corruption (RIQL's protocol)
+    ("dataset.corruption", {"fields": ["rewardz"]}, "dataset.corruption.fields", "'rewards'"),
+    ("dataset.corruption", {"rate": 0.3}, "dataset.corruption.fields", "must be a list"),
+    ("dataset.corruption", {"fields": ["rewards"], "rate": 1.5}, "dataset.corruption.rate", "<= 1"),
+    (
+        "dataset.corruption",
+        {"fields": ["rewards"], "rate": -0.1},
+        "dataset.corruption.rate",
+        ">= 0",
+    ),
+    (
+        "dataset.corruption",
+        {"fields": ["actions"], "scale": -1},
+        "dataset.corruption.scale",
+        "must be >= 0, got -1",
+    ),
+    (
+        "dataset.corruption",
+        {"fields": ["actions"], "mode": "adversarail"},
+        "dataset.corruption.mode",
+        "did you mean 'adversarial'",
+    ),
+    (
+        "dataset.corruption",
+        {"fields": ["actions"], "attacker": {"n_critics": 2}},
+        "dataset.corruption.attacker",
+        "only adversarial corruption",
+    ),
+    (
+        "dataset.corruption",
+        {"fields": ["actions"], "mode": "adversarial", "attacker": {"algo": "cql"}},
+        "dataset.corruption.attacker.algo",
+        "unknown attacker algorithm 'cql'",
+    ),
+    (
+        "dataset.corruption",
+        {"fields": ["actions"], "typo": 1},
+        "dataset.corruption.typo",
+        "unknown key",
+    ),
     ("optim.rh0", 0.1, "optim.rh0", "did you mean 'rho'"),
     ("optim.rho", -0.1, "optim.rho", "must be >= 0, got -0.1"),
     ("optim.rho", "big", "optim.rho", "must be a number"),
@@ -348,3 +388,56 @@ def test_strings_that_look_like_floats_survive_a_written_config(tmp_path: Path) 
     run.write_config({"samrl": {"config_hash": "955991399544e088"}})
     assert load_yaml(run.config_file.read_text())["samrl"]["config_hash"] == "955991399544e088"
     assert run.saved_hash() == "955991399544e088"
+
+
+@pytest.mark.parametrize(
+    ("algo", "dataset", "corruption", "culprit", "message"),
+    [
+        (
+            "discrete_cql",
+            "cartpole-random",
+            {"fields": ["actions"]},
+            "dataset.corruption.fields",
+            "discrete actions, which cannot be corrupted",
+        ),
+        (
+            "discrete_cql",
+            "cartpole-random",
+            {"fields": ["observations"], "mode": "adversarial"},
+            "dataset.corruption.mode",
+            "adversarial corruption needs an attacker with continuous actions",
+        ),
+        (
+            "combo",
+            "pendulum-random",
+            {"fields": ["next_observations"]},
+            "dataset.corruption.fields",
+            "combo trains its dynamics model on d3rlpy's replay buffer",
+        ),
+    ],
+)
+def test_corruption_that_cannot_be_served(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    algo: str,
+    dataset: str,
+    corruption: dict[str, Any],
+    culprit: str,
+    message: str,
+) -> None:
+    config = yaml.safe_load(yaml.safe_dump(BASE))
+    config["algo"] = {"name": algo}
+    config["dataset"] = {"name": dataset, "size": 500, "corruption": corruption}
+    code, err = dry_run(tmp_path, capsys, yaml.safe_dump(config))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{culprit}: " in err and message in err, err
+
+
+def test_hessian_with_corrupted_observations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load(with_change("dataset.corruption", {"fields": ["observations"]}))
+    config["analysis"] = {"hessian": {"every_epochs": 1}}
+    code, err = dry_run(tmp_path, capsys, yaml.safe_dump(config))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "analysis.hessian: Hessian batches come from d3rlpy's replay buffer" in err

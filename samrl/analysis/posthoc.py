@@ -127,12 +127,18 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
             f"{run_dir} has no checkpoint for step {step}; available steps: "
             f"{', '.join(map(str, steps))}"
         )
-    samrl.register()  # d3rlpy.load_learnable must know samrl's factory and COMBO
+    samrl.register()  # d3rlpy.load_learnable must know samrl's factory, COMBO and RIQL
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
     ds = DatasetSection.from_mapping(config["dataset"])
-    dataset = load_dataset(ds.name, size=ds.size, seed=ds.seed, test_fraction=ds.test_fraction)
+    dataset = load_dataset(
+        ds.name,
+        size=ds.size,
+        seed=ds.seed,
+        test_fraction=ds.test_fraction,
+        corruption=ds.corruption,
+    )
     # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
     algo = load_learnable(steps[step], device="cpu:0")
     install(algo)

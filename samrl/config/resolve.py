@@ -19,7 +19,9 @@ from samrl.config.sections import (
     SECTIONS,
     AlgoSection,
     AnalysisSection,
+    AttackerSection,
     Config,
+    CorruptionSection,
     DatasetSection,
     HessianSection,
     OptimSection,
@@ -86,6 +88,7 @@ def resolve(
     optim, factories = _optim(c, given["optim"], facts)
     built = _check_algo_params(c, facts, algo, dataset, optim, train, factories)
     analysis = AnalysisSection(_hessian(c, given["analysis"].get("hessian"), facts))
+    _check_corruption_paths(c, facts, dataset, analysis)
     output = _output(c, given["output"])
     if output.run_id is None:
         output = dataclasses.replace(output, run_id=default_run_id(algo, dataset, optim, train))
@@ -111,6 +114,8 @@ def _dataset(c: Checker, given: dict[str, Any], facts: Any, check: bool) -> Data
     ds["test_fraction"] = c.number(ds["test_fraction"], "dataset.test_fraction", 0.0, 0.9)
     if ds["sha256"] is not None:
         ds["sha256"] = _sha256(c, ds["sha256"])
+    if ds["corruption"] is not None:
+        ds["corruption"] = _corruption(c, ds["corruption"], ds["seed"], facts)
     section = DatasetSection(**ds)
     if check:
         _check_dataset_exists(c, section, facts)
@@ -127,6 +132,104 @@ def _sha256(c: Checker, value: Any) -> str:
             f"must be 64 hexadecimal digits in quotes (what sha256sum prints), got {value!r}",
         )
     return text
+
+
+def _corruption(c: Checker, value: Any, dataset_seed: int, facts: Any) -> CorruptionSection:
+    """dataset.corruption: RIQL's protocol (samrl/data/corruption.py owns its meaning)."""
+    from samrl.data.corruption import FIELDS, MODES, needs_attacker
+
+    given = c.mapping(value, "dataset.corruption")
+    c.known_keys(given, CorruptionSection.keys(), "dataset.corruption")
+    cor = _merged(CorruptionSection, given)
+    c.choice(cor["mode"], "dataset.corruption.mode", MODES, "corruption mode")
+    fields = cor["fields"]
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, list | tuple) or not fields:
+        raise c.fail(
+            "dataset.corruption.fields", f"must be a list of fields from {', '.join(FIELDS)}"
+        )
+    for name in fields:
+        c.choice(name, "dataset.corruption.fields", FIELDS, "corrupted field")
+    if len(set(fields)) != len(fields):
+        raise c.fail("dataset.corruption.fields", f"names a field twice: {list(fields)}")
+    # one order whatever the order written: RIQL's (observations, actions, rewards, next)
+    cor["fields"] = tuple(f for f in FIELDS if f in fields)
+    cor["rate"] = c.number(cor["rate"], "dataset.corruption.rate", 0.0, 1.0)
+    cor["scale"] = c.number(cor["scale"], "dataset.corruption.scale", minimum=0.0)
+    if cor["scale"] == float("inf"):
+        raise c.fail("dataset.corruption.scale", "must be finite, got inf")
+    if cor["seed"] is None:
+        cor["seed"] = dataset_seed
+    c.integer(cor["seed"], "dataset.corruption.seed", minimum=0)
+    c.integer(cor["attack_steps"], "dataset.corruption.attack_steps", minimum=1)
+    if facts.discrete and "actions" in cor["fields"]:
+        raise c.fail(
+            "dataset.corruption.fields",
+            f"'{facts.name}' trains on discrete actions, which cannot be corrupted "
+            "(RIQL's noise is in units of a continuous action's std)",
+        )
+    adversarial = needs_attacker(cor["mode"], cor["fields"])
+    if cor["attacker"] is not None and not adversarial:
+        raise c.fail(
+            "dataset.corruption.attacker",
+            "only adversarial corruption of observations, actions or next_observations "
+            "uses an attacker",
+        )
+    if adversarial:
+        if facts.discrete:
+            raise c.fail(
+                "dataset.corruption.mode",
+                "adversarial corruption needs an attacker with continuous actions "
+                "(a d3rlpy SAC or TD3 ensemble); this dataset's actions are discrete",
+            )
+        cor["attacker"] = _attacker(c, cor["attacker"])
+    return CorruptionSection(**cor)
+
+
+def _check_corruption_paths(
+    c: Checker, facts: Any, dataset: DatasetSection, analysis: AnalysisSection
+) -> None:
+    """Corrupted observations or next observations keep next observations in an array of
+    their own, which only samrl's sampler serves; what reads transitions from d3rlpy's replay
+    buffer instead (COMBO's dynamics model, the Hessian's batches) would see next observations
+    derived from the next row (corrupted observations, or clean where they are corrupted)."""
+    cor = dataset.corruption
+    if cor is None or not {"observations", "next_observations"} & set(cor.fields):
+        return
+    if facts.name == "combo":
+        raise c.fail(
+            "dataset.corruption.fields",
+            "combo trains its dynamics model on d3rlpy's replay buffer, which derives next "
+            "observations from the next row; corrupted observations or next_observations are "
+            "not supported with it",
+        )
+    if analysis.hessian is not None:
+        raise c.fail(
+            "analysis.hessian",
+            "Hessian batches come from d3rlpy's replay buffer, which derives next observations "
+            "from the next row; not supported with corrupted observations or next_observations",
+        )
+
+
+def _attacker(c: Checker, value: Any) -> AttackerSection:
+    from samrl.data.corruption import ATTACKER_ALGOS
+
+    given = c.mapping(value, "dataset.corruption.attacker")
+    c.known_keys(given, AttackerSection.keys(), "dataset.corruption.attacker")
+    at = _merged(AttackerSection, given)
+    key = "dataset.corruption.attacker"
+    c.choice(at["algo"], f"{key}.algo", ATTACKER_ALGOS, "attacker algorithm")
+    c.integer(at["n_critics"], f"{key}.n_critics", minimum=1)
+    c.integer(at["n_steps"], f"{key}.n_steps", minimum=1)
+    c.integer(at["batch_size"], f"{key}.batch_size", minimum=1)
+    units = at["hidden_units"]
+    if not isinstance(units, list | tuple) or not units:
+        raise c.fail(f"{key}.hidden_units", "must be a list of layer sizes, e.g. [256, 256]")
+    for size in units:
+        c.integer(size, f"{key}.hidden_units", minimum=1)
+    at["hidden_units"] = tuple(units)
+    return AttackerSection(**at)
 
 
 def _check_dataset_exists(c: Checker, ds: DatasetSection, facts: Any) -> None:

@@ -130,6 +130,43 @@ class AlgoSection(Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class AttackerSection(Section):
+    algo: str = key("d3rlpy algorithm whose critics the attack minimises: sac or td3", "sac")
+    n_critics: int = key("critics of the attacker's ensemble (RIQL attacks with 10)", 10)
+    n_steps: int = key("updates the attacker is trained for, on the clean data", 10000)
+    hidden_units: tuple[int, ...] = key(
+        "hidden layer sizes of the attacker's networks", factory=lambda: (256, 256)
+    )
+    batch_size: int = key("the attacker's minibatch size", 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionSection(Section):
+    """RIQL's corruption protocol (Yang et al. 2024; samrl/data/corruption.py)."""
+
+    mode: str = key("random or adversarial", "random")
+    fields: tuple[str, ...] = key(
+        "fields corrupted, each alone: observations, actions, rewards, next_observations "
+        "(several: mixed corruption)",
+        None,
+    )
+    rate: float = key("probability that a transition's field is corrupted (0-1)", 0.3)
+    scale: float = key(
+        "epsilon: noise U(-eps, eps) * std; random rewards are replaced by "
+        "U(-30 eps, 30 eps), adversarial ones become -eps * r",
+        1.0,
+    )
+    seed: int | None = key("seed of the corruption (default: dataset.seed)", None)
+    attack_steps: int = key("adversarial: Adam steps of the attack", 100)
+    attacker: AttackerSection | None = key(
+        "adversarial: the critics the attack minimises (trained with d3rlpy on the clean data)",
+        None,
+        section=AttackerSection,
+        written_when_set=True,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSection(Section):
     name: str = key("built-in name, d4rl:<name>, d3rlpy:<name>, minari:<id> or file:<path>")
     size: int | None = key("transitions to generate (built-in datasets; default per dataset)", None)
@@ -143,6 +180,13 @@ class DatasetSection(Section):
         # pin does not change what a run computes (a pinned run is the unpinned run).
         written_when_set=True,
         results=False,
+    )
+    corruption: CorruptionSection | None = key(
+        "corrupt the training data as RIQL does (evaluation and held-out data stay clean)",
+        None,
+        section=CorruptionSection,
+        # Added after runs were recorded: left out when unset, so their YAML and hash stay.
+        written_when_set=True,
     )
 
 

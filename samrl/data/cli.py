@@ -135,23 +135,42 @@ def _size_seed(path: pathlib.Path) -> str:
 
 
 @data_group.command("info")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--size", type=click.IntRange(min=1), default=None, help="Built-ins: only this size.")
 @click.option("--seed", type=int, default=None, help="Built-ins: only this seed.")
-def info_command(name: str, size: int | None, seed: int | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Describe the training data of this experiment config instead (its corruption too).",
+)
+def info_command(
+    name: str | None, size: int | None, seed: int | None, config_path: str | None
+) -> None:
     """Episodes, transitions, return statistics and reference returns of a dataset.
 
     NAME is a built-in name or d4rl:<name>, minari:<id>, d3rlpy:<name>, file:<path>. For a
     built-in, every cached version (each size and seed) is described; one that has not been
     generated yet is described without generating it. Named remote datasets are downloaded
-    first if missing (unless offline).
+    first if missing (unless offline). With --config instead of NAME: the training rows that
+    config trains on, and what its dataset.corruption changed (per field, the share of
+    training transitions changed and the mean absolute change in units of the field's std).
 
     \b
     Example:
       samrl data info pendulum-medium
       samrl data info pendulum-medium --size 100000 --seed 0
       samrl data info d4rl:hopper-medium-v2
+      samrl data info --config configs/corruption/iql_hc_random_obs.yaml
     """
+    if config_path is not None:
+        if name is not None or size is not None or seed is not None:
+            raise click.UsageError("--config describes the config's dataset: give no NAME")
+        _config_info(config_path)
+        return
+    if name is None:
+        raise click.UsageError("give a dataset NAME or --config CONFIG")
     info = describe(name)
     click.echo(
         f"dataset:     {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
@@ -191,6 +210,110 @@ def info_command(name: str, size: int | None, seed: int | None) -> None:
         _echo_statistics(data, metadata, path, info)
 
 
+def _config_info(config_path: str) -> None:
+    from samrl.config import load_config
+    from samrl.data import training_transitions
+    from samrl.data.corruption import changes
+
+    config = load_config(config_path)
+    ds = config.dataset
+    info, clean, trained, record, path = training_transitions(
+        ds.name,
+        size=ds.size,
+        seed=ds.seed,
+        test_fraction=ds.test_fraction,
+        sha256=ds.sha256,
+        corruption=ds.corruption,
+    )
+    click.echo(
+        f"dataset:     {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
+    )
+    if path is not None:
+        click.echo(f"file:        {path}")
+        _echo_provenance(info.spec, path)
+    click.echo(f"training:    {len(trained)} transitions (test_fraction {ds.test_fraction})")
+    if record is None:
+        click.echo("corruption:  none")
+        return
+    cor = ds.corruption
+    assert cor is not None
+    click.echo(
+        f"corruption:  {cor.mode} {', '.join(cor.fields)}, rate {cor.rate:g}, "
+        f"scale {cor.scale:g}, seed {cor.seed}"
+    )
+    click.echo(f"cache:       {record['file']}")
+    if record.get("attacker"):
+        a = record["attacker"]
+        click.echo(
+            f"attacker:    d3rlpy {a['algo']}, {a['n_critics']} critics, {a['n_steps']} steps "
+            f"on the clean data ({a['file']})"
+        )
+    click.echo(f"{'field':<18} {'changed':>8} {'mean |change| / std':>20}")
+    for change in changes(clean, trained):
+        mean = "-" if change.mean_abs_std != change.mean_abs_std else f"{change.mean_abs_std:.4f}"
+        click.echo(f"{change.field:<18} {change.fraction:>8.4f} {mean:>20}")
+
+
+@data_group.command("export")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The experiment config whose training data are written.",
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="FILE.hdf5")
+def export_command(config_path: str, out: str) -> None:
+    """Write the data a config trains on (its training episodes, corruption included) in
+    D4RL's HDF5 layout: observations, actions, rewards, next_observations, terminals,
+    timeouts, plus a metadata group (env_id, reference returns, the corruption). The file is
+    itself a dataset: file:FILE.hdf5.
+
+    \b
+    Example:
+      samrl data export --config configs/corruption/iql_hc_random_obs.yaml --out hc.hdf5
+    """
+    from samrl.config import load_config
+    from samrl.data import training_transitions
+    from samrl.data.hdf5 import write_d4rl_hdf5
+
+    config = load_config(config_path)
+    ds = config.dataset
+    info, _, trained, record, _ = training_transitions(
+        ds.name,
+        size=ds.size,
+        seed=ds.seed,
+        test_fraction=ds.test_fraction,
+        sha256=ds.sha256,
+        corruption=ds.corruption,
+    )
+    metadata = {
+        "source": info.spec,
+        "env_id": info.env_id,
+        "discrete": info.discrete,
+        "ref_min_return": info.ref_min_return,
+        "ref_max_return": info.ref_max_return,
+        "test_fraction": ds.test_fraction,
+        "corruption": None if record is None else record["corruption"],
+        "attacker": None if record is None else record.get("attacker"),
+    }
+    path = pathlib.Path(out)
+    try:
+        write_d4rl_hdf5(path, trained, {k: v for k, v in metadata.items() if v is not None})
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    click.echo(f"wrote {len(trained)} transitions of {info.spec} -> {path}")
+
+
+def _echo_provenance(spec: str, path: pathlib.Path | None) -> None:
+    record = provenance(spec, path)
+    if record is not None:  # what a run's config.yaml records, and dataset.sha256 pins
+        click.echo(f"size:        {record['size']} bytes")
+        click.echo(f"sha256:      {record['sha256']}")
+        if "url" in record:
+            click.echo(f"source:      {record['url']}")
+
+
 def _echo_statistics(
     data: Transitions, metadata: dict[str, Any], path: pathlib.Path, info: DatasetInfo
 ) -> None:
@@ -201,12 +324,7 @@ def _echo_statistics(
     returns = data.episode_returns()
     stats = return_statistics(returns)
     click.echo(f"file:        {path}")
-    record = provenance(info.spec, path)
-    if record is not None:  # what a run's config.yaml records, and dataset.sha256 pins
-        click.echo(f"size:        {record['size']} bytes")
-        click.echo(f"sha256:      {record['sha256']}")
-        if "url" in record:
-            click.echo(f"source:      {record['url']}")
+    _echo_provenance(info.spec, path)
     click.echo(f"episodes:    {len(returns)} ({int(data.terminals.sum())} terminated)")
     click.echo(f"{'transitions:':<13}{len(data)}")
     if stats:

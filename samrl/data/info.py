@@ -27,3 +27,11 @@ class LoadedDataset:
     test_episodes: list[Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: pathlib.Path | None = None
+    #: The training rows' next observations when d3rlpy's (the next row's observation) would
+    #: be wrong: observations or next observations are corrupted (samrl/data/corruption.py).
+    next_observations: Any = None
+    #: What dataset.corruption did (key, cache file, attacker), for the run directory.
+    corruption: dict[str, Any] | None = None
+    #: All transitions as trained on (corrupted training rows, clean held-out rows): set
+    #: only when corrupted (`samrl data export`, `data info --config`).
+    transitions: Any = None

@@ -37,6 +37,20 @@ class Transitions:
         sums = np.add.reduceat(self.rewards.astype(np.float64), starts) if len(ends) else []
         return np.asarray(sums, dtype=np.float64)
 
+    def select(self, rows: np.ndarray) -> Transitions:
+        """The rows where the boolean mask `rows` is set (whole episodes, e.g. a split)."""
+        return Transitions(
+            observations=self.observations[rows],
+            actions=self.actions[rows],
+            rewards=self.rewards[rows],
+            terminals=self.terminals[rows],
+            timeouts=self.timeouts[rows],
+            next_observations=None
+            if self.next_observations is None
+            else self.next_observations[rows],
+            notes=list(self.notes),
+        )
+
     def head(self, size: int) -> Transitions:
         """The first `size` steps; the cut episode ends with a timeout (D4RL does the same)."""
         if size >= len(self):
