@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from samrl.config.sections import RUN_RECORD
 from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
 from samrl.status import RunStatus
@@ -294,7 +295,7 @@ class RunDir(_Directory):
 
     def saved_hash(self) -> str | None:
         """The config hash the run was made with (config.yaml's samrl.config_hash)."""
-        meta = self.read_config().get("samrl")
+        meta = self.read_config().get(RUN_RECORD)
         return meta.get("config_hash") if isinstance(meta, dict) else None
 
     # ---- status.json

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from samrl.config.sections import RUN_RECORD
 from samrl.errors import ConfigError
 from samrl.validate import Checker
 
@@ -141,7 +142,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 def wandb_run_id(resolved: dict[str, Any]) -> str:
     """Stable across resumes of one run directory: the run id plus the config hash."""
-    samrl = resolved.get("samrl") or {}
+    samrl = resolved.get(RUN_RECORD) or {}
     return f"{samrl.get('run_id', 'run')}-{samrl.get('config_hash', '')}"[:128]
 
 
@@ -156,7 +157,7 @@ def adapter_factory(
         WanDBAdapterFactory,
     )
 
-    run_id = str(resolved["samrl"]["run_id"])
+    run_id = str(resolved[RUN_RECORD]["run_id"])
     group = (resolved.get("sweep") or {}).get("name") or str(resolved.get("name", ""))
     config_params = {k: v for k, v in resolved.items() if k != "samrl"}
     factories: list[LoggerAdapterFactory] = [FileAdapterFactory(root_dir=str(run_dir))]

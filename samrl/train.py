@@ -23,6 +23,7 @@ import samrl
 from samrl.algos import AlgoFacts, algo_facts, build_for_training
 from samrl.build import algo_config
 from samrl.config import Config
+from samrl.config.sections import RUN_RECORD
 from samrl.data.provenance import provenance
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
@@ -260,7 +261,7 @@ def _record_start(
     corruption's record) and status.json `running`;
     (that config, the run's clock: wall time accumulates over resumed sessions)."""
     resolved = config.to_dict()
-    resolved["samrl"] = {
+    resolved[RUN_RECORD] = {
         **versions(config.train.device),
         "run_id": config.run_id,
         "config_hash": config.result_hash(),
@@ -269,9 +270,9 @@ def _record_start(
     # which bytes the run trained on (hashed once per file: samrl/data/provenance.py)
     dataset_file = provenance(config.dataset.name, dataset.path)
     if dataset_file is not None:
-        resolved["samrl"]["dataset_file"] = dataset_file
+        resolved[RUN_RECORD]["dataset_file"] = dataset_file
     if dataset.corruption is not None:  # its cache file and attacker (samrl/data/corruption.py)
-        resolved["samrl"]["corruption"] = dataset.corruption
+        resolved[RUN_RECORD]["corruption"] = dataset.corruption
     previous = run.read_status() if state == Preparation.RESUME else {}
     clock = _Clock(time.time(), float(previous.get("wall_time_s") or 0.0))
     try:

@@ -324,6 +324,21 @@ def test_point_labels_disambiguate() -> None:
     points = [{"optim.name": "adam", "optim.rho": 0.0}, {"optim.name": "sam", "optim.rho": 0.1}]
     assert point_labels(points, ["optim.name", "optim.rho"]) == ["adam", "sam rho=0.1"]
     assert point_labels(points[1:], ["optim.rho"]) == ["all runs"]
+    # An algorithm's own setting (missing for the other algorithm) is no axis of the labels.
+    nan = float("nan")
+    keys = ["algo.name", "optim.name", "algo.params.value_encoder_factory.type"]
+    points = [
+        {"algo.name": "iql", "optim.name": "adam", keys[2]: "vector"},
+        {"algo.name": "iql", "optim.name": "sam", keys[2]: "vector"},
+        {"algo.name": "cql", "optim.name": "adam", keys[2]: nan},
+    ]
+    assert point_labels(points, keys) == ["iql adam", "iql sam", "cql adam"]
+    points[1][keys[2]] = "default"  # two values: now an axis
+    assert point_labels(points, keys) == [
+        "iql adam type=vector",
+        "iql sam type=default",
+        "cql adam",
+    ]
 
 
 def test_not_a_sweep_dir(tmp_path: Path) -> None:

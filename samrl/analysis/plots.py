@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from samrl.config.sections import RUN_RECORD
 from samrl.errors import RunError, SamrlError, unknown_name
 from samrl.metrics import (
     SHARPNESS,
@@ -188,7 +189,7 @@ def build_run_figure(run_dir: Path, metrics: Sequence[str] | None = None) -> Fig
                     curve.index, curve - std, curve + std, alpha=0.25, label="± std over episodes"
                 )
         _decorate(ax, metric)
-    run_id = (read_config(run_dir).get("samrl") or {}).get("run_id") or run_dir.name
+    run_id = (read_config(run_dir).get(RUN_RECORD) or {}).get("run_id") or run_dir.name
     figure.suptitle(str(run_id))
     return figure
 

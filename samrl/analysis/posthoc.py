@@ -38,6 +38,7 @@ from samrl.analysis.network_loss import (
     resolve_network,
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
+from samrl.config.sections import RUN_RECORD
 from samrl.errors import RunError, SamrlError
 from samrl.metrics import AVERAGE_CASE, WORST_CASE
 from samrl.progress import disable_unless_terminal
@@ -142,7 +143,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
     algo = load_learnable(steps[step], device="cpu:0")
     install(algo)
-    run_id = (config.get("samrl") or {}).get("run_id") or run_dir.name
+    run_id = (config.get(RUN_RECORD) or {}).get("run_id") or run_dir.name
     return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)
 
 

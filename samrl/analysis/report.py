@@ -12,6 +12,7 @@ import pandas as pd
 from samrl import stats
 from samrl.analysis.plots import vs_rho_columns
 from samrl.analysis.sweep_figures import plot_sweep
+from samrl.config.sections import RUN_RECORD
 from samrl.errors import RunError
 from samrl.metrics import without_last10
 from samrl.results.aggregate import (
@@ -38,7 +39,7 @@ from samrl.rundir import (
 from samrl.status import RunStatus
 
 #: Config parts that describe the run rather than the experiment (or vary across the grid).
-NOT_BASE_CONFIG = ("samrl", "sweep", "output", "train.seed")
+NOT_BASE_CONFIG = (RUN_RECORD, "sweep", "output", "train.seed")
 VERSION_KEYS = ("version", "d3rlpy", "torch", "python", "device")
 #: Figure file stem (prefix) -> section title; the rest of a stem names the metric and, in a
 #: study split by dataset, the dataset.
@@ -227,7 +228,7 @@ def _unique(column: pd.Series) -> list[Any]:
 
 def _versions(sweep_dir: Path, summary: pd.DataFrame) -> str:
     """Each version key with every distinct value among the runs (mixed versions show up)."""
-    blocks = [read_config(run_path(sweep_dir, r)).get("samrl") or {} for r in summary["run_dir"]]
+    blocks = [read_config(run_path(sweep_dir, r)).get(RUN_RECORD) or {} for r in summary["run_dir"]]
     parts = []
     for key in VERSION_KEYS:
         values = list(dict.fromkeys(str(b[key]) for b in blocks if b.get(key) is not None))

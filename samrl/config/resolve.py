@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from samrl.config.sections import (
+    RUN_RECORD,
     SECTIONS,
     AlgoSection,
     AnalysisSection,
@@ -67,6 +68,7 @@ def resolve(
 ) -> Config:
     """Validate every key and fill in defaults; raises ConfigError on the first problem."""
     c = Checker(source)
+    raw = {k: v for k, v in raw.items() if k != RUN_RECORD}  # a run's config.yaml
     c.known_keys(raw, TOP_LEVEL, "")
     name = c.name(c.string(raw.get("name", default_name), "name"), "name")
     given: dict[str, dict[str, Any]] = {}

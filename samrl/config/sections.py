@@ -376,6 +376,12 @@ class Config(Section):
         return _hash(data) if renamed else None
 
 
+#: config.yaml's record of the run itself (versions, run id, config hash, dataset file): written
+#: beside the config by `samrl train`, outside the hash, and ignored when the file is read back
+#: as a config, so `samrl train --config <run dir>/config.yaml` makes the same run again.
+RUN_RECORD = "samrl"
+
+
 def _hash(results: dict[str, Any]) -> str:
     text = json.dumps(results, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

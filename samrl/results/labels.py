@@ -36,6 +36,8 @@ def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
     parts: list[str] = []
     for key in keys:
         value = point.get(key)
+        if is_missing(value) and key != "optim.rho":
+            continue  # a setting of other points' algorithm, not of this one
         if key == "optim.rho":
             if not is_base(name):
                 parts.append(f"rho={_format_value(value)}")
@@ -51,7 +53,9 @@ def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
 def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
     """Labels for several points using only the keys that vary among them; if two labels
     still collide (e.g. two adam points that differ in rho), spell every key out."""
-    varying = [k for k in keys if len({group_key([p.get(k)]) for p in points}) > 1]
+    # A key set to one value where it is set at all (an algorithm's own parameter, missing for
+    # the others) is a setting, not an axis: it would only add "type=nan" noise to labels.
+    varying = [k for k in keys if len({p.get(k) for p in points if not is_missing(p.get(k))}) > 1]
     labels = [point_label(p, varying) for p in points]
     if len(set(labels)) < len(labels):
         labels = [" ".join(f"{k}={_format_value(p.get(k))}" for k in varying) for p in points]
