@@ -210,14 +210,13 @@ def info_command(
         _echo_statistics(data, metadata, path, info)
 
 
-def _config_info(config_path: str) -> None:
+def _config_transitions(config_path: str) -> tuple[Any, Any]:
+    """A config's dataset section and the data it trains on (training_transitions)."""
     from samrl.config import load_config
     from samrl.data import training_transitions
-    from samrl.data.corruption import changes
 
-    config = load_config(config_path)
-    ds = config.dataset
-    info, clean, trained, record, path = training_transitions(
+    ds = load_config(config_path).dataset
+    return ds, training_transitions(
         ds.name,
         size=ds.size,
         seed=ds.seed,
@@ -225,6 +224,12 @@ def _config_info(config_path: str) -> None:
         sha256=ds.sha256,
         corruption=ds.corruption,
     )
+
+
+def _config_info(config_path: str) -> None:
+    from samrl.data.corruption import changes
+
+    ds, (info, clean, trained, record, path) = _config_transitions(config_path)
     click.echo(
         f"dataset:     {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
     )
@@ -271,22 +276,11 @@ def export_command(config_path: str, out: str) -> None:
 
     \b
     Example:
-      samrl data export --config configs/corruption/iql_hc_random_obs.yaml --out hc.hdf5
+      samrl data export --config configs/corruption/iql_adam_hopper_random_obs.yaml --out h.hdf5
     """
-    from samrl.config import load_config
-    from samrl.data import training_transitions
     from samrl.data.hdf5 import write_d4rl_hdf5
 
-    config = load_config(config_path)
-    ds = config.dataset
-    info, _, trained, record, _ = training_transitions(
-        ds.name,
-        size=ds.size,
-        seed=ds.seed,
-        test_fraction=ds.test_fraction,
-        sha256=ds.sha256,
-        corruption=ds.corruption,
-    )
+    ds, (info, _, trained, record, _) = _config_transitions(config_path)
     metadata = {
         "source": info.spec,
         "env_id": info.env_id,
