@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from test_aggregate import write_run, write_sweep
@@ -248,3 +249,27 @@ def test_dqn_loss_gets_its_panel() -> None:
     assert metric_title("loss") == "Training loss"
     assert metric_title("q_sharpness") == "Q-function sharpness (own training rho)"
     assert metric_title("critic_rho0.05_sharpness") == "Critic sharpness (fixed rho=0.05)"
+
+
+def test_a_loss_only_some_algorithms_log_gets_only_their_rows(tmp_path: Path) -> None:
+    """BEAR's MMD loss in a sweep of many algorithms: one row, not a column of empty panels."""
+    import yaml
+
+    root = tmp_path / "sw"
+    for algo in ("cql", "bear"):
+        for seed in range(2):
+            point = {"algo.name": algo, "optim.rho": 0.0}
+            run = write_run(root / f"{algo}_s{seed}", rho=0.0, seed=seed, sweep_point=point)
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            config["algo"]["name"] = algo
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+            if algo == "bear":
+                loss = pd.read_csv(run / "loss.csv").assign(mmd_loss=0.5)
+                loss.to_csv(run / "loss.csv", index=False)
+    tables = compute_sweep_tables(root, n_boot=N_BOOT)
+    facet = _facet(tables)
+    assert len(facet.rows) == 2
+    mmd = build_metric_figure(root, tables, "mmd_loss", "loss.csv", facet)
+    assert [ax.get_title() for ax in mmd.axes] == ["BEAR"] and mmd.axes[0].get_lines()
+    critic = build_metric_figure(root, tables, "critic_loss", "loss.csv", facet)
+    assert sorted(ax.get_title() for ax in critic.axes) == ["BEAR", "CQL"]

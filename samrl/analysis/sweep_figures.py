@@ -58,16 +58,22 @@ WRAP_AFTER, WRAP_COLUMNS = 3, 4
 STEP_LABEL = "training step"
 
 
-def _grid(facet: FacetFigure, columns: Sequence[str] | None = None) -> tuple[Figure, dict]:
-    """Axes by (row, column): rows = algorithms, columns as given. A single column of more
-    than WRAP_AFTER algorithms is wrapped into a grid of up to WRAP_COLUMNS columns instead of
-    one tall strip. Each panel's title names its algorithm (when there are several) and its
-    column; the panels of one algorithm share their y scale."""
+def _grid(
+    facet: FacetFigure,
+    columns: Sequence[str] | None = None,
+    rows: Sequence[str] | None = None,
+) -> tuple[Figure, dict]:
+    """Axes by (row, column): rows = algorithms (all of the facet's, or those given), columns
+    as given. A single column of more than WRAP_AFTER algorithms is wrapped into a grid of up
+    to WRAP_COLUMNS columns instead of one tall strip. Each panel's title names its algorithm
+    (when there are several) and its column; the panels of one algorithm share their y
+    scale."""
     columns = list(columns if columns is not None else facet.columns)
-    cells = [(row, column) for row in facet.rows for column in columns]
-    wrap = len(columns) == 1 and len(facet.rows) > WRAP_AFTER
+    rows = list(rows if rows is not None else facet.rows)
+    cells = [(row, column) for row in rows for column in columns]
+    wrap = len(columns) == 1 and len(rows) > WRAP_AFTER
     n_cols = min(WRAP_COLUMNS, len(cells)) if wrap else len(columns)
-    n_rows = math.ceil(len(cells) / n_cols) if wrap else len(facet.rows)
+    n_rows = math.ceil(len(cells) / n_cols) if wrap else len(rows)
     figure = Figure(
         figsize=(max(MIN_WIDTH, PANEL_W * n_cols + 0.6), PANEL_H * n_rows + 1.3),
         layout="constrained",
@@ -77,11 +83,11 @@ def _grid(facet: FacetFigure, columns: Sequence[str] | None = None) -> tuple[Fig
     if facet.panels and not wrap:  # no panel where an algorithm has no run on a dataset
         cells = [cell for cell in cells if cell in facet.panels]
     for k, (row, column) in enumerate(cells):
-        r, c = divmod(k, n_cols) if wrap else (facet.rows.index(row), columns.index(column))
+        r, c = divmod(k, n_cols) if wrap else (rows.index(row), columns.index(column))
         first = next((a for (r_, _), a in axes.items() if r_ == row), None)
         ax = figure.add_subplot(n_rows, n_cols, r * n_cols + c + 1, sharey=first)
         axes[(row, column)] = ax
-        several = len(facet.rows) > 1
+        several = len(facet.rows) > 1  # name the algorithm even when one row is kept
         title = " · ".join(t for t in (row if several else "", column) if t)
         ax.set_title(title, fontsize="medium", fontweight="bold" if several else "normal")
         ax.grid(alpha=0.3)
@@ -133,20 +139,33 @@ def build_metric_figure(
     facet: FacetFigure,
     seed: int = 0,
 ) -> Figure:
-    """`metric` against training steps; one line (mean over seeds) and band per grid point."""
+    """`metric` against training steps; one line (mean over seeds) and band per grid point.
+    Algorithms none of whose runs log the metric (BEAR's MMD loss in a sweep of many
+    algorithms) get no row; an empty panel in a row that has one says so."""
 
-    figure, axes = _grid(facet)
     runs_by_point = _runs_of(tables)
-    for (row, column), ax in axes.items():
-        panel = facet.panel(row, column)
-        for i in panel.points if panel else []:
-            style = facet.styles[i]
+    curves_by_point: dict[int, list[pd.Series]] = {}
+    for panel in facet.panels.values():
+        for i in panel.points:
             curves = [
                 read_curve(run_path(sweep_dir, r.run_dir), metric, file_name)
                 for r in runs_by_point[i].itertuples()
                 if r.status in CURVE_STATUSES
             ]
-            curves = [c for c in curves if len(c)]
+            curves_by_point[i] = [c for c in curves if len(c)]
+    rows = [
+        row
+        for row in facet.rows
+        if any(
+            curves_by_point[i] for (r, _), p in facet.panels.items() if r == row for i in p.points
+        )
+    ]
+    figure, axes = _grid(facet, rows=rows or facet.rows)
+    for (row, column), ax in axes.items():
+        panel = facet.panel(row, column)
+        for i in panel.points if panel else []:
+            style = facet.styles[i]
+            curves = curves_by_point[i]
             if not curves:
                 continue
             matrix = pd.concat(curves, axis=1).sort_index()
