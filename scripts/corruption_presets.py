@@ -13,12 +13,12 @@ Hand edits are overwritten: change this table instead.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Any
 
 import yaml
+from generated_files import sync
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "configs" / "corruption"
@@ -182,23 +182,7 @@ def files() -> dict[pathlib.Path, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="Only compare; exit 1 on a diff.")
-    args = parser.parse_args()
-    wanted = files()
-    stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
-    extra = [p for p in PRESETS.glob("*.yaml") if p not in wanted] if PRESETS.is_dir() else []
-    if args.check:
-        for path in [*stale, *extra]:
-            print(f"out of date: {path.relative_to(ROOT)}", file=sys.stderr)
-        return 1 if stale or extra else 0
-    for path in extra:
-        path.unlink()
-    for path, text in wanted.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    print(f"wrote {len(wanted)} files under configs/corruption")
-    return 0
+    return sync(__doc__.splitlines()[0], files, [PRESETS], ROOT)
 
 
 if __name__ == "__main__":
