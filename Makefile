@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke clean
+.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -63,6 +63,12 @@ study: install   ## 150 runs x 5000 updates (TD3+BC, IQL, CQL x SAM per network 
 	-$(BIN)/samrl sweep configs/sweeps/study.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl sharpness results/study --rho 0.05 --n-batches 4 --batch-size 64
 	$(BIN)/samrl report results/study
+
+# Corrupted data (issue 21): IQL / RIQL x Adam / SAM on the value networks x clean and three
+# corruptions of pendulum-replay (RIQL's protocol, rate 0.3), 5 seeds.
+corruption: install   ## 80 runs x 5000 updates
+	-$(BIN)/samrl sweep configs/sweeps/corruption.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl report results/corruption
 
 # The same study, tiny (12 runs x 20 steps, rho 0.05, one seed): checks the pipeline in minutes.
 STUDY_SMOKE = --name study-smoke --out runs/sweeps --seeds 0 --grid optim.rho=0.05 \

@@ -22,6 +22,11 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "seed_table_cmd",
         "The seed experiment's table with seeds and CIs.",
     ),
+    "corruption-table": (
+        "samrl.results.cli",
+        "corruption_table_cmd",
+        "SAM vs Adam on corrupted data, beside the paper.",
+    ),
     "plot": ("samrl.analysis.plot_cli", "plot_cmd", "Plot curves of a run or a sweep (PNG)."),
     "report": ("samrl.analysis.plot_cli", "report_cmd", "Write report.md of a sweep."),
     "hessian": ("samrl.analysis.cli", "hessian_cmd", "Hessian eigenvalues of a saved model."),

@@ -74,6 +74,7 @@ BASELINES_FILE = "baselines.csv"
 RANK_CORRELATION_FILE = "rank_correlation.csv"
 #: The seed table (samrl.results.seed_table): CSV, Markdown and LaTeX.
 SEED_TABLE_FILES = ("seed_table.csv", "seed_table.md", "seed_table.tex")
+CORRUPTION_TABLE_FILES = ("corruption_table.csv", "corruption_table.md")
 
 
 class RunWriteError(RunError):

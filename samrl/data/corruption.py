@@ -53,6 +53,22 @@ REWARD_RANGE = 30.0
 CORRUPTION_VERSION = 1
 
 
+#: The data condition of a run without corruption.
+CLEAN = "clean"
+
+
+def condition_of(corruption: Any) -> str:
+    """A run's data condition in words, from its config's `dataset.corruption` (a mapping or
+    None): "clean", "random observations", "adversarial observations", "random mixed" (all
+    four fields), else the mode and the fields joined by "+". Rate and scale are left out:
+    a table compares conditions of one rate and scale."""
+    if not corruption or not corruption.get("fields"):
+        return CLEAN
+    fields = [f for f in FIELDS if f in corruption["fields"]]
+    what = "mixed" if len(fields) == len(FIELDS) else "+".join(f.replace("_", " ") for f in fields)
+    return f"{corruption.get('mode') or 'random'} {what}"
+
+
 def needs_attacker(mode: str, fields: tuple[str, ...] | list[str]) -> bool:
     """Adversarial corruption of anything but rewards needs trained critics."""
     return mode == "adversarial" and any(f != "rewards" for f in fields)

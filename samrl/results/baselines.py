@@ -113,14 +113,25 @@ def adam_levels(
     n_boot: int = stats.DEFAULT_N_BOOT,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (algorithm, dataset) with Adam runs (COLUMNS; see the module docstring)."""
-    base = summary[[is_base(name) for name in summary["optim.name"]]]
+    """One row per (algorithm, dataset) with Adam runs on its clean data (COLUMNS; see the
+    module docstring): a run on corrupted data (`dataset.corruption`) trains on other data,
+    whose level is no statement about the dataset."""
+    from samrl.data.corruption import CLEAN, condition_of  # lazy: samrl.data imports d3rlpy
+
+    # boolean masks as arrays: an empty list would select columns instead of rows
+    base = summary.loc[np.array([is_base(name) for name in summary["optim.name"]], dtype=bool)]
+    configs_of = {r: read_config(_run_dir(sweep_dir, r)) for r in base["run_dir"]}
+    clean = [
+        condition_of(get_path(configs_of[r], "dataset.corruption")) == CLEAN
+        for r in base["run_dir"]
+    ]
+    base = base.loc[np.array(clean, dtype=bool)]
     rows = []
     behaviours: dict[str, Behaviour] = {}
     for (algo, dataset), runs in base.groupby(
         ["algo.name", "dataset.name"], sort=False, dropna=False
     ):
-        configs = [read_config(_run_dir(sweep_dir, r)) for r in runs["run_dir"]]
+        configs = [configs_of[r] for r in runs["run_dir"]]
         done = runs[runs["status"] == RunStatus.COMPLETED]
         scores = pd.to_numeric(done[SCORE], errors="coerce").dropna().to_numpy(float)
         low, high = stats.stratified_bootstrap_ci(scores, stats.iqm, n_boot=n_boot, seed=seed)

@@ -20,6 +20,7 @@ from samrl.results.baselines import level_text
 from samrl.rundir import SweepDir
 
 SEED_TABLE_PLOT = "seed_table.png"
+CORRUPTION_TABLE_PLOT = "corruption_table.png"
 
 
 def plural(count: int, noun: str) -> str:
@@ -140,5 +141,47 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
         f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "
         f"{plural(len(rows), 'algorithm row')}, {plural(len(cells), 'cell')}; "
         f"{int(rows['claim'].sum())} rows with a learning baseline; against the seed: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
+    )
+
+
+@click.command(
+    "corruption-table",
+    epilog="""\b
+Example:
+  samrl sweep configs/sweeps/corruption.yaml       # runs into results/corruption
+  samrl corruption-table results/corruption --n-boot 5000
+  # -> results/corruption/corruption_table.{md,csv} and plots/corruption_table.png (+ .pdf)""",
+)
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@bootstrap_options
+def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
+    """SAM vs Adam on clean and corrupted data, beside the one published claim (arXiv
+    2511.17568): per data condition and algorithm, the final normalized score's IQM [95% CI]
+    for Adam and SAM, SAM − Adam [95% CI], P(SAM > Adam) [95% CI], the paper's scores and
+    whether the directions agree, and the sharpness at the fixed radius (optim.probe) of each
+    network, clean against corrupted. Rows are marked with the clean Adam baseline's level.
+
+    SWEEP_DIR is a sweep directory (with sweep.json) or a directory holding run directories.
+    Writes SWEEP_DIR/corruption_table.{md,csv}, plots/corruption_table.png (+ .pdf), and
+    rebuilds summary.csv, aggregate.csv and baselines.csv.
+    """
+    from samrl.analysis.corruption_plot import build_corruption_figure
+    from samrl.analysis.plots import save
+    from samrl.results.corruption_table import (
+        compute_corruption_table,
+        tally,
+        write_corruption_table,
+    )
+
+    tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
+    cells = compute_corruption_table(tables, sweep_dir, n_boot=n_boot, seed=seed)
+    write_sweep_tables(sweep_dir, tables)
+    written = write_corruption_table(cells, tables.baselines, sweep_dir, n_boot)
+    figure = save(build_corruption_figure(cells), sweep_dir / "plots" / CORRUPTION_TABLE_PLOT)
+    counts = tally(cells)
+    click.echo(
+        f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "
+        f"{plural(len(cells), 'row')}; against the paper: "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
     )

@@ -42,6 +42,8 @@ ALGO_NAMES = {
     "bear": "BEAR",
     "crr": "CRR",
     "plas": "PLAS",
+    "riql": "RIQL",
+    "combo": "COMBO",
 }
 
 

@@ -37,6 +37,20 @@ from samrl import stats
 from samrl.errors import RunError
 from samrl.results.aggregate import SweepTables
 from samrl.results.baselines import LEARNS, NOT_LEARNING, level_of, level_text
+from samrl.results.comparison import (
+    AGREES,
+    DISAGREES,
+    HIGHER,
+    INDISTINGUISHABLE,
+    LOWER,
+    NONE,
+    agreement,
+    direction,
+    interval_text,
+    number_text,
+    sign,
+    versus,
+)
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, latex_escape
 from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
@@ -45,8 +59,6 @@ from samrl.sam.variants import is_base
 from samrl.status import RunStatus
 
 SCORE = "final_normalized_score"
-HIGHER, LOWER, NONE = "higher", "lower", "none"
-AGREES, DISAGREES, INDISTINGUISHABLE = "agrees", "disagrees", "indistinguishable"
 NOT_RUN = "not run"  # a choice the seed reported that the sweep has no completed run of
 COLUMNS = (
     "algo.name",
@@ -98,28 +110,6 @@ def choice_order(algo: str) -> list[str]:
     ]
     subsets.sort(key=lambda s: (len(s), [-nets.index(n) for n in sorted(s, key=nets.index)]))
     return [choice_label(algo, s) for s in subsets]
-
-
-def _direction(low: float, high: float) -> str:
-    if low > 0:
-        return HIGHER
-    if high < 0:
-        return LOWER
-    return NONE
-
-
-def _sign(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return HIGHER if value > 0 else LOWER if value < 0 else NONE
-
-
-def _agreement(ours: str, theirs: str | None) -> str | None:
-    if theirs is None:
-        return None
-    if ours == NONE:
-        return INDISTINGUISHABLE
-    return AGREES if ours == theirs else DISAGREES
 
 
 def _scores(runs: pd.DataFrame) -> pd.Series:
@@ -234,12 +224,12 @@ def _row_cells(
         theirs = seed_return(algo, choice)
         cell["seed_return"] = theirs
         if choice != all_adam and len(adam):
-            cell.update(_versus(x, adam, n_boot, seed))
+            cell.update(versus(x, adam, n_boot, seed))
             seed_diff = None if theirs is None or seed_adam is None else theirs - seed_adam
             cell["seed_diff"] = seed_diff
-            cell["direction"] = _direction(cell["diff_ci_low"], cell["diff_ci_high"])
-            cell["seed_direction"] = _sign(seed_diff)
-            cell["agreement"] = _agreement(cell["direction"], cell["seed_direction"])
+            cell["direction"] = direction(cell["diff_ci_low"], cell["diff_ci_high"])
+            cell["seed_direction"] = sign(seed_diff)
+            cell["agreement"] = agreement(cell["direction"], cell["seed_direction"])
         cells.append(cell)
     return cells
 
@@ -261,43 +251,7 @@ def _not_run(algo: str, dataset: str, choice: str, verdict: str | None) -> dict[
     }
 
 
-def _versus(x: pd.Series, y: pd.Series, n_boot: int, seed: int) -> dict[str, Any]:
-    paired = set(x.index) == set(y.index) and x.index.is_unique and y.index.is_unique
-    if paired:
-        y = y.loc[x.index]
-    xv, yv = x.to_numpy(float), y.to_numpy(float)
-    low, high = stats.difference_ci(xv, yv, stats.iqm, n_boot=n_boot, seed=seed, paired=paired)
-    p_low, p_high = stats.probability_of_improvement_ci(
-        xv, yv, n_boot=n_boot, seed=seed, paired=paired
-    )
-    return {
-        "diff": stats.iqm(xv) - stats.iqm(yv),
-        "diff_ci_low": low,
-        "diff_ci_high": high,
-        "prob_improvement": stats.probability_of_improvement(xv, yv),
-        "prob_improvement_ci_low": p_low,
-        "prob_improvement_ci_high": p_high,
-        "paired": paired,
-    }
-
-
 # --------------------------------------------------------------------------- text
-
-
-def _num(value: Any, digits: int = 1, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _interval(row: pd.Series, prefix: str, digits: int = 1, signed: bool = False) -> str:
-    centre = row[prefix] if prefix else row["iqm"]
-    low = row[f"{prefix}_ci_low" if prefix else "ci_low"]
-    high = row[f"{prefix}_ci_high" if prefix else "ci_high"]
-    if pd.isna(centre):
-        return ""
-    centre_text, low_text, high_text = (_num(v, digits, signed) for v in (centre, low, high))
-    return f"{centre_text} [{low_text}, {high_text}]"
 
 
 def _direction_text(row: pd.Series) -> str:
@@ -306,8 +260,8 @@ def _direction_text(row: pd.Series) -> str:
     if pd.isna(row.get("direction")):
         return ""
     ours = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[row["direction"]]
-    agreement = row["agreement"]
-    text = ours if pd.isna(agreement) else f"{agreement} ({ours})"
+    verdict = row["agreement"]
+    text = ours if pd.isna(verdict) else f"{verdict} ({ours})"
     return text if row["claim"] else f"no claim: {text}"
 
 
@@ -323,11 +277,11 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
                 "Adam level": (str(row["adam_level"] or "no Adam runs") if is_first else ""),
                 "choice": str(row["choice"]),
                 "n": str(row["n"]),
-                "IQM [95% CI]": _interval(row, ""),
-                "Δ vs all-Adam [95% CI]": _interval(row, "diff", signed=True),
-                "P(improvement) [95% CI]": _interval(row, "prob_improvement", digits=2),
-                "seed return": _num(row["seed_return"], 0),
-                "seed Δ": _num(row.get("seed_diff"), 0, signed=True),
+                "IQM [95% CI]": interval_text(row, ""),
+                "Δ vs all-Adam [95% CI]": interval_text(row, "diff", signed=True),
+                "P(improvement) [95% CI]": interval_text(row, "prob_improvement", digits=2),
+                "seed return": number_text(row["seed_return"], 0),
+                "seed Δ": number_text(row.get("seed_diff"), 0, signed=True),
                 "direction vs seed": _direction_text(row),
             }
         )

@@ -1,0 +1,86 @@
+"""Comparing our cells with a published one, by direction only (one owner for the seed table
+and the corruption table).
+
+Ours: the difference of IQMs (treatment minus reference) with a bootstrap 95% CI and
+P(improvement) with its CI, both pairing seeds when the two sides completed the same seeds (a
+seed fixes the data order and the initial weights). Our direction is "higher" / "lower" only
+when the CI of the difference excludes 0, else "none"; theirs is the sign of their difference
+(one run or a mean over few seeds: no interval). The agreement is agrees / disagrees /
+indistinguishable (ours "none"), None where they reported nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from samrl import stats
+
+HIGHER, LOWER, NONE = "higher", "lower", "none"
+AGREES, DISAGREES, INDISTINGUISHABLE = "agrees", "disagrees", "indistinguishable"
+
+
+def versus(x: pd.Series, y: pd.Series, n_boot: int, seed: int) -> dict[str, Any]:
+    """x against y (final scores indexed by seed): diff, diff_ci_low/high, prob_improvement,
+    prob_improvement_ci_low/high and whether seeds were paired."""
+    paired = set(x.index) == set(y.index) and x.index.is_unique and y.index.is_unique
+    if paired:
+        y = y.loc[x.index]
+    xv, yv = x.to_numpy(float), y.to_numpy(float)
+    low, high = stats.difference_ci(xv, yv, stats.iqm, n_boot=n_boot, seed=seed, paired=paired)
+    p_low, p_high = stats.probability_of_improvement_ci(
+        xv, yv, n_boot=n_boot, seed=seed, paired=paired
+    )
+    return {
+        "diff": stats.iqm(xv) - stats.iqm(yv),
+        "diff_ci_low": low,
+        "diff_ci_high": high,
+        "prob_improvement": stats.probability_of_improvement(xv, yv),
+        "prob_improvement_ci_low": p_low,
+        "prob_improvement_ci_high": p_high,
+        "paired": paired,
+    }
+
+
+def direction(low: float, high: float) -> str:
+    """Our direction from the CI of a difference."""
+    if low > 0:
+        return HIGHER
+    if high < 0:
+        return LOWER
+    return NONE
+
+
+def sign(value: float | None) -> str | None:
+    """Their direction: the sign of their difference; None where they reported nothing."""
+    if value is None:
+        return None
+    return HIGHER if value > 0 else LOWER if value < 0 else NONE
+
+
+def agreement(ours: str, theirs: str | None) -> str | None:
+    if theirs is None:
+        return None
+    if ours == NONE:
+        return INDISTINGUISHABLE
+    return AGREES if ours == theirs else DISAGREES
+
+
+def number_text(value: Any, digits: int = 1, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def interval_text(row: pd.Series, prefix: str, digits: int = 1, signed: bool = False) -> str:
+    """`row[prefix] [row[prefix_ci_low], row[prefix_ci_high]]` ("iqm", "ci_low", "ci_high"
+    when prefix is empty); blank when the centre is missing."""
+    centre = row[prefix] if prefix else row["iqm"]
+    low = row[f"{prefix}_ci_low" if prefix else "ci_low"]
+    high = row[f"{prefix}_ci_high" if prefix else "ci_high"]
+    if pd.isna(centre):
+        return ""
+    centre_text, low_text, high_text = (number_text(v, digits, signed) for v in (centre, low, high))
+    return f"{centre_text} [{low_text}, {high_text}]"

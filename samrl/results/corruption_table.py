@@ -1,0 +1,286 @@
+"""The corruption table: does SAM help IQL and RIQL on corrupted data, as arXiv 2511.17568
+reports (samrl.results.corruption_reference), and what does corruption do to sharpness?
+
+From a sweep over data conditions (clean and corrupted: samrl.data.corruption.condition_of of
+each run's `dataset.corruption`) x algorithm x Adam / SAM, per (condition, algorithm, dataset,
+SAM setting), over completed runs:
+
+- n, the final normalized score's IQM with its stratified-bootstrap 95% CI, for Adam and SAM;
+- SAM minus Adam (difference of IQMs) and P(SAM > Adam), each with a bootstrap 95% CI pairing
+  seeds when both completed the same ones (samrl.results.comparison);
+- the sharpness at the fixed measuring radius (`optim.probe`: every run, Adam included, logs
+  L(w + eps) - L(w) at the same rho), the mean of its last 10 measurements per run, IQM over
+  runs, per network, for Adam and SAM: clean against corrupted is read down a column;
+- the paper's scores (mean over its tasks), its direction and whether ours agrees. The data
+  differ (pendulum here, D4RL there), so only directions are compared, never values;
+- the clean Adam baseline level of the algorithm (samrl.results.baselines): where it does not
+  learn on clean data, no difference counts as a claim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from samrl import stats
+from samrl.data.corruption import CLEAN, condition_of
+from samrl.errors import RunError
+from samrl.metrics import fixed_radius_parts, is_last10
+from samrl.results.aggregate import SweepTables
+from samrl.results.baselines import LEARNS, level_of, level_text
+from samrl.results.comparison import (
+    AGREES,
+    DISAGREES,
+    HIGHER,
+    INDISTINGUISHABLE,
+    LOWER,
+    NONE,
+    agreement,
+    direction,
+    interval_text,
+    number_text,
+    sign,
+    versus,
+)
+from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
+from samrl.results.labels import sam_networks
+from samrl.results.paper import algo_name
+from samrl.results.runs import get_path, read_config, run_path
+from samrl.rundir import CORRUPTION_TABLE_FILES, atomic_write, write_csv_atomic
+from samrl.sam.variants import is_base
+from samrl.status import RunStatus
+
+SCORE = "final_normalized_score"
+#: Conditions in the order a reader compares them; others follow by name.
+CONDITION_ORDER = (CLEAN, "random observations", "random mixed", "adversarial observations")
+ALGO_ORDER = ("iql", "riql")
+
+
+def probe_columns(summary: pd.DataFrame) -> tuple[dict[str, str], float | None]:
+    """(network -> summary column of its sharpness at the fixed radius, that radius); the
+    smallest radius when runs probed several."""
+    probes = {
+        column: parts
+        for column in summary.columns
+        if is_last10(column) and (parts := fixed_radius_parts(column)) and not parts[2]
+    }
+    if not probes:
+        return {}, None
+    radius = min(float(rho) for _, rho, _ in probes.values())
+    return {net: c for c, (net, rho, _) in probes.items() if float(rho) == radius}, radius
+
+
+def _sam_text(name: str, rho: float, networks: frozenset[str]) -> str:
+    """ "SAM rho 0.05 on critic"; a run whose config names no networks steps them all."""
+    return f"{name.upper()} rho {rho:g} on {'+'.join(sorted(networks)) or 'all networks'}"
+
+
+def _runs(tables: SweepTables, sweep_dir: Path) -> pd.DataFrame:
+    summary = tables.summary
+    done = summary[summary["status"] == RunStatus.COMPLETED].copy()
+    done[SCORE] = pd.to_numeric(done[SCORE], errors="coerce")
+    done = done[done[SCORE].notna()]
+    if done.empty:
+        raise RunError("no completed run with a final normalized score: no corruption table yet")
+    configs = [read_config(run_path(sweep_dir, r)) for r in done["run_dir"]]
+    done["condition"] = [condition_of(get_path(c, "dataset.corruption")) for c in configs]
+    done["sam"] = [
+        ""
+        if is_base(get_path(c, "optim.name"))
+        else _sam_text(
+            str(get_path(c, "optim.name")),
+            float(get_path(c, "optim.rho")),
+            sam_networks(get_path(c, "optim.name"), get_path(c, "optim.networks")),
+        )
+        for c in configs
+    ]
+    return done
+
+
+def _order(values: pd.Series, first: tuple[str, ...]) -> list[str]:
+    unique = list(dict.fromkeys(values))
+    return sorted(unique, key=lambda v: (v not in first, first.index(v) if v in first else 0, v))
+
+
+def _scores(runs: pd.DataFrame) -> pd.Series:
+    return pd.Series(runs[SCORE].to_numpy(float), index=runs["seed"].to_numpy())
+
+
+def _iqm_cells(prefix: str, values: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+    low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
+    return {
+        f"{prefix}_n": len(values),
+        f"{prefix}_iqm": stats.iqm(values),
+        f"{prefix}_iqm_ci_low": low,
+        f"{prefix}_iqm_ci_high": high,
+    }
+
+
+def _sharpness(prefix: str, runs: pd.DataFrame, column: str, n_boot: int, seed: int) -> dict:
+    values = pd.to_numeric(runs[column], errors="coerce").dropna().to_numpy(float)
+    cells = _iqm_cells(prefix, values, n_boot, seed)
+    return {k.replace("_iqm", ""): v for k, v in cells.items() if not k.endswith("_n")}
+
+
+def compute_corruption_table(
+    tables: SweepTables, sweep_dir: Path, n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (condition, algorithm, dataset, SAM setting) with completed Adam or SAM
+    runs (see the module docstring)."""
+    done = _runs(tables, Path(sweep_dir))
+    probes, radius = probe_columns(done)
+    rows: list[dict[str, Any]] = []
+    for condition in _order(done["condition"], CONDITION_ORDER):
+        for algo in _order(done.loc[done["condition"] == condition, "algo.name"], ALGO_ORDER):
+            here = done[(done["condition"] == condition) & (done["algo.name"] == algo)]
+            for dataset in dict.fromkeys(here["dataset.name"]):
+                runs = here[here["dataset.name"] == dataset]
+                adam = runs[runs["sam"] == ""]
+                settings = [s for s in dict.fromkeys(runs["sam"]) if s] or [""]
+                level = level_of(tables.baselines, algo, dataset)
+                for setting in settings:
+                    sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
+                    row: dict[str, Any] = {
+                        "condition": condition,
+                        "algo.name": algo,
+                        "dataset.name": dataset,
+                        "sam": setting,
+                        **_iqm_cells("adam", _scores(adam).to_numpy(float), n_boot, seed),
+                        **_iqm_cells("sam", _scores(sam).to_numpy(float), n_boot, seed),
+                        "clean_adam_level": None if level is None else level["verdict"],
+                        "claim": level is not None and level["verdict"] == LEARNS,
+                        "probe_rho": radius,
+                    }
+                    for net, column in probes.items():
+                        for side, side_runs in (("adam", adam), ("sam", sam)):
+                            prefix = f"{side}_{net}_sharpness"
+                            row.update(_sharpness(prefix, side_runs, column, n_boot, seed))
+                    if len(adam) and len(sam):
+                        row.update(versus(_scores(sam), _scores(adam), n_boot, seed))
+                        row["direction"] = direction(row["diff_ci_low"], row["diff_ci_high"])
+                    theirs_adam = paper_score(condition, algo, sam=False)
+                    theirs_sam = paper_score(condition, algo, sam=True)
+                    row["paper_adam"], row["paper_sam"] = theirs_adam, theirs_sam
+                    row["paper_tasks"] = paper_tasks(condition)
+                    if theirs_adam is not None and theirs_sam is not None:
+                        row["paper_diff"] = theirs_sam - theirs_adam
+                        row["paper_direction"] = sign(row["paper_diff"])
+                        if "direction" in row:
+                            row["agreement"] = agreement(row["direction"], row["paper_direction"])
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(row: pd.Series, key: str) -> Any:
+    return row[key] if key in row.index else None
+
+
+def _verdict_text(row: pd.Series) -> str:
+    ours = _cell(row, "direction")
+    if ours is None or pd.isna(ours):
+        return ""
+    words = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[ours]
+    verdict = _cell(row, "agreement")
+    text = words if verdict is None or pd.isna(verdict) else f"{verdict} ({words})"
+    return text if row["claim"] else f"no claim: {text}"
+
+
+def _sharpness_text(row: pd.Series, net: str) -> str:
+    adam = number_text(_cell(row, f"adam_{net}_sharpness"), 2)
+    sam = number_text(_cell(row, f"sam_{net}_sharpness"), 2)
+    return f"{adam} / {sam}" if adam or sam else ""
+
+
+def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
+    """The table's cells as text, one row per (condition, algorithm, dataset, SAM setting)."""
+    nets = [c.removeprefix("adam_").removesuffix("_sharpness") for c in cells.columns]
+    nets = [n for n in dict.fromkeys(nets) if f"adam_{n}_sharpness" in cells.columns]
+    rows = []
+    for _, row in cells.iterrows():
+        paper = (
+            f"{row['paper_adam']:.1f} → {row['paper_sam']:.1f}"
+            if pd.notna(_cell(row, "paper_adam"))
+            else "not reported"
+        )
+        text = {
+            "data": str(row["condition"]),
+            "algorithm": algo_name(row["algo.name"]),
+            "n (Adam / SAM)": f"{row['adam_n']} / {row['sam_n']}",
+            "Adam IQM [95% CI]": interval_text(row, "adam_iqm"),
+            "SAM IQM [95% CI]": interval_text(row, "sam_iqm"),
+            "SAM − Adam [95% CI]": interval_text(row, "diff", signed=True)
+            if pd.notna(_cell(row, "diff"))
+            else "",
+            "P(SAM > Adam) [95% CI]": interval_text(row, "prob_improvement", digits=2)
+            if pd.notna(_cell(row, "prob_improvement"))
+            else "",
+            "paper Adam → SAM": paper,
+            "direction vs paper": _verdict_text(row),
+        }
+        for net in nets:
+            text[f"{net} sharpness (Adam / SAM)"] = _sharpness_text(row, net)
+        rows.append(text)
+    return rows
+
+
+def tally(cells: pd.DataFrame) -> dict[str, int]:
+    """agrees / disagrees / indistinguishable over the rows that make a claim."""
+    if "agreement" not in cells:
+        return {AGREES: 0, DISAGREES: 0, INDISTINGUISHABLE: 0}
+    claims = cells[cells["claim"] & cells["agreement"].notna()]
+    return {
+        k: int((claims["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)
+    }
+
+
+def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
+    from samrl.analysis.report import markdown_table
+
+    counts = tally(cells)
+    radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
+    probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"
+    lines = [
+        "# Corrupted data: SAM vs Adam per data condition",
+        "",
+        f"Paper: {SOURCE}; its number per condition is the mean over its tasks (random "
+        "observations: halfcheetah, walker2d, hopper; random mixed: halfcheetah; adversarial: "
+        "the average it gives). Here: final normalized score (last evaluation, clean "
+        f"environment), IQM over seeds with a stratified-bootstrap 95% CI ({n_boot} "
+        "resamples); SAM − Adam is the difference of IQMs, its CI a bootstrap over seeds "
+        "(paired when both completed the same seeds). The data differ, so only directions are "
+        "compared: ours is a direction only when the CI of SAM − Adam excludes 0. Sharpness: "
+        f"L(w + eps) − L(w) at {probe} (optim.probe), the mean of each run's last 10 "
+        "measurements, IQM over runs.",
+        "",
+        "## Clean Adam baselines",
+        "",
+    ]
+    for algo in dict.fromkeys(cells["algo.name"]):
+        for dataset in dict.fromkeys(cells.loc[cells["algo.name"] == algo, "dataset.name"]):
+            level = level_of(levels, algo, dataset)
+            lines.append(f"- {algo_name(algo)} on clean {dataset}: {level_text(level)}.")
+    lines += [
+        "",
+        "## Table",
+        "",
+        markdown_table(display_rows(cells)),
+        "",
+        f"Over the corrupted conditions the paper reports, with a learning clean baseline: "
+        f"{counts[AGREES]} agree, {counts[DISAGREES]} disagree, "
+        f"{counts[INDISTINGUISHABLE]} indistinguishable.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_corruption_table(
+    cells: pd.DataFrame, levels: pd.DataFrame, out_dir: Path, n_boot: int
+) -> list[Path]:
+    """corruption_table.csv and .md in `out_dir`, each written atomically."""
+    csv_path, md_path = (Path(out_dir) / name for name in CORRUPTION_TABLE_FILES)
+    write_csv_atomic(cells, csv_path)
+    atomic_write(md_path, markdown(cells, levels, n_boot))
+    return [csv_path, md_path]

@@ -1,0 +1,167 @@
+"""samrl corruption-table on hand-made run directories: every number recomputed another way
+(IQM as scipy's 25% trimmed mean, P(improvement) by counting pairs, the paper's means by hand),
+clean Adam levels that ignore corrupted runs, and the command's files and errors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import run_cli
+from scipy.stats import trim_mean
+from test_aggregate import write_run
+
+from samrl.data.corruption import CLEAN, condition_of
+from samrl.results.aggregate import compute_sweep_tables
+from samrl.results.corruption_reference import paper_score
+from samrl.results.corruption_table import compute_corruption_table
+
+N_BOOT = 200
+OBS = {"mode": "random", "fields": ["observations"], "rate": 0.3, "scale": 1.0}
+MIXED = {
+    "mode": "random",
+    "fields": ["observations", "actions", "rewards", "next_observations"],
+    "rate": 0.3,
+    "scale": 1.0,
+}
+# (algo, corruption, optimizer) -> final scores of seeds 0..3
+SCORES = {
+    ("iql", None, "adam"): [60.0, 70.0, 80.0, 90.0],
+    ("iql", None, "sam"): [50.0, 55.0, 65.0, 100.0],
+    ("iql", "obs", "adam"): [10.0, 20.0, 30.0, 40.0],
+    ("iql", "obs", "sam"): [31.0, 41.0, 51.0, 61.0],
+    ("riql", "mixed", "adam"): [5.0, 15.0, 25.0, 35.0],
+    ("riql", "mixed", "sam"): [6.0, 14.0, 24.0, 36.0],
+}
+CORRUPTIONS = {None: None, "obs": OBS, "mixed": MIXED}
+
+
+def _write_sweep(root: Path) -> Path:
+    for (algo, corruption, optim), scores in SCORES.items():
+        for seed, score in enumerate(scores):
+            point = {"algo.name": algo, "optim.name": optim, "corruption": str(corruption)}
+            run = write_run(
+                root / f"{algo}_{corruption}_{optim}_s{seed}",
+                rho=0.05,
+                seed=seed,
+                score=2 * score,  # write_run's normalized score is half its return
+                optim=optim,
+                sweep_point=point,
+            )
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            config["algo"]["name"] = algo
+            config["optim"]["networks"] = ["critic"]
+            if CORRUPTIONS[corruption]:
+                config["dataset"]["corruption"] = CORRUPTIONS[corruption]
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+            # the fixed-radius probe: sharpness 1 + seed on clean data, 10 + seed corrupted
+            sharp = pd.read_csv(run / "sharpness.csv")
+            sharp["critic_rho0.05_sharpness"] = (1.0 if corruption is None else 10.0) + seed
+            sharp.to_csv(run / "sharpness.csv", index=False)
+    return root
+
+
+def _iqm(values: list[float]) -> float:
+    return float(trim_mean(values, 0.25))
+
+
+def _p_improvement(x: list[float], y: list[float]) -> float:
+    pairs = list(itertools.product(x, y))
+    return sum((a > b) + 0.5 * (a == b) for a, b in pairs) / len(pairs)
+
+
+def test_condition_words() -> None:
+    assert condition_of(None) == CLEAN == condition_of({"fields": None})
+    assert condition_of(OBS) == "random observations"
+    assert condition_of(MIXED) == "random mixed"
+    adversarial = {"mode": "adversarial", "fields": ["next_observations", "actions"]}
+    assert condition_of(adversarial) == "adversarial actions+next observations"
+
+
+def test_paper_scores_are_the_means_over_its_tasks() -> None:
+    assert paper_score("random observations", "iql", sam=False) == pytest.approx(
+        (21.01 + 24.74 + 58.42) / 3
+    )
+    assert paper_score("random mixed", "riql", sam=True) == pytest.approx(32.06)
+    assert paper_score("adversarial observations", "iql", sam=True) == pytest.approx(36.03)
+    assert paper_score(CLEAN, "iql", sam=False) is None
+
+
+def test_table_numbers_recomputed(tmp_path: Path) -> None:
+    root = _write_sweep(tmp_path / "sw")
+    tables = compute_sweep_tables(root, n_boot=N_BOOT)
+    # the clean level uses clean Adam runs only: n = 4 of the 12 IQL/RIQL Adam runs
+    levels = tables.baselines.set_index("algo.name")
+    assert levels.loc["iql", "n"] == 4 and "riql" not in levels.index
+    assert levels.loc["iql", "iqm"] == pytest.approx(_iqm(SCORES[("iql", None, "adam")]))
+
+    cells = compute_corruption_table(tables, root, n_boot=N_BOOT).set_index(
+        ["condition", "algo.name"]
+    )
+    assert list(cells.index) == [
+        (CLEAN, "iql"),
+        ("random observations", "iql"),
+        ("random mixed", "riql"),
+    ]
+    for (algo, corruption, _), condition in (
+        (("iql", None, ""), CLEAN),
+        (("iql", "obs", ""), "random observations"),
+        (("riql", "mixed", ""), "random mixed"),
+    ):
+        row = cells.loc[(condition, algo)]
+        adam, sam = SCORES[(algo, corruption, "adam")], SCORES[(algo, corruption, "sam")]
+        assert row["adam_n"] == row["sam_n"] == 4
+        assert row["adam_iqm"] == pytest.approx(_iqm(adam))
+        assert row["sam_iqm"] == pytest.approx(_iqm(sam))
+        assert row["diff"] == pytest.approx(_iqm(sam) - _iqm(adam))
+        assert row["prob_improvement"] == pytest.approx(_p_improvement(sam, adam))
+        assert row["paired"]
+        assert row["sam"] == "SAM rho 0.05 on critic"
+        assert row["diff_ci_low"] <= row["diff"] <= row["diff_ci_high"]
+        sharp = (1.0 if corruption is None else 10.0) + np.arange(4)
+        assert row["adam_critic_sharpness"] == pytest.approx(_iqm(list(sharp)))
+        assert row["probe_rho"] == pytest.approx(0.05)
+    obs = cells.loc[("random observations", "iql")]
+    assert obs["direction"] == "higher"  # every paired difference is +21
+    assert obs["paper_direction"] == "higher" and obs["agreement"] == "agrees"
+    assert not obs["claim"]  # the clean level is unknown: 10 evaluation episodes not recorded
+    assert pd.isna(cells.loc[(CLEAN, "iql"), "paper_adam"])
+
+
+def test_command_writes_table_and_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _write_sweep(tmp_path / "sw")
+    code, out, err = run_cli(["corruption-table", str(root), "--n-boot", str(N_BOOT)], capsys)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("wrote ")
+    text = (root / "corruption_table.md").read_text()
+    assert "arXiv 2511.17568" in text and "no claim: agrees (SAM higher)" in text
+    assert "| random observations | IQL | 4 / 4 |" in text
+    assert len(pd.read_csv(root / "corruption_table.csv")) == 3
+    png = root / "plots" / "corruption_table.png"
+    assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").is_file()
+
+    from samrl.analysis.corruption_plot import build_corruption_figure
+
+    tables = compute_sweep_tables(root, n_boot=N_BOOT)
+    figure = build_corruption_figure(compute_corruption_table(tables, root, n_boot=N_BOOT))
+    assert len(figure.axes) == 2  # score, critic sharpness
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "IQL Adam",
+        "IQL SAM rho 0.05 on critic",
+        "RIQL Adam",
+        "RIQL SAM rho 0.05 on critic",
+    ]
+
+
+def test_command_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    for where in (tmp_path / "nowhere", tmp_path / "empty"):
+        code, _out, err = run_cli(["corruption-table", str(where)], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and str(where) in err, err
