@@ -68,6 +68,7 @@ study: install   ## 150 runs x 5000 updates (TD3+BC, IQL, CQL x SAM per network 
 # corruptions of pendulum-replay (RIQL's protocol, rate 0.3), 5 seeds.
 corruption: install   ## 80 runs x 5000 updates
 	-$(BIN)/samrl sweep configs/sweeps/corruption.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl corruption-table results/corruption
 	$(BIN)/samrl report results/corruption
 
 # The same study, tiny (12 runs x 20 steps, rho 0.05, one seed): checks the pipeline in minutes.
