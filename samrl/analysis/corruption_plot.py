@@ -32,9 +32,10 @@ def build_corruption_figure(cells: pd.DataFrame) -> Figure:
         if c.startswith("adam_") and c.endswith("_sharpness")
     ]
     radius = cells["probe_rho"].dropna().iloc[0] if "probe_rho" in cells and len(cells) else None
-    panels = [("final normalized score", "adam_iqm", "sam_iqm")] + [
+    panels = [("final normalized score", "normalized score (0-100)", "adam_iqm", "sam_iqm")] + [
         (
             f"{net} sharpness at rho {radius:g}" if radius else f"{net} sharpness",
+            "L(w + eps) − L(w)",
             f"adam_{net}_sharpness",
             f"sam_{net}_sharpness",
         )
@@ -46,10 +47,11 @@ def build_corruption_figure(cells: pd.DataFrame) -> Figure:
         layout="constrained",
     )
     FigureCanvasAgg(figure)
-    for k, (title, adam_key, sam_key) in enumerate(panels):
+    for k, (title, unit, adam_key, sam_key) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), k + 1)
         _panel(ax, cells, conditions, adam_key, sam_key)
         ax.set_title(title, fontsize="medium")
+        ax.set_ylabel(unit, fontsize="small")
     handles, labels = figure.axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=4, fontsize="small")
     figure.suptitle(
@@ -69,8 +71,8 @@ def _panel(
         rows = cells[cells["algo.name"] == algo]
         setting = next((s for s in rows["sam"] if s), "")
         for side, key in (("Adam", adam_key), ("SAM", sam_key)):
-            if key not in rows:
-                continue
+            if key not in rows or (side == "SAM" and not setting):
+                continue  # no SAM runs of this algorithm yet
             # Adam is the same runs in every SAM setting's row: one point per condition
             shown = rows.drop_duplicates("condition") if side == "Adam" else rows
             x = np.array([conditions.index(c) for c in shown["condition"]]) + offsets[series]
