@@ -5,6 +5,7 @@ clean Adam levels that ignore corrupted runs, and the command's files and errors
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,29 @@ def test_command_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     for where in (tmp_path / "nowhere", tmp_path / "empty"):
         code, _out, err = run_cli(["corruption-table", str(where)], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and str(where) in err, err
+
+
+def test_grid_labels_name_the_data_condition() -> None:
+    """A corruption sweep's legend says "random observations", not fields=[...] mode=nan."""
+    from samrl.results.labels import point_labels
+
+    nan = float("nan")
+    keys = ["algo.name", "dataset.corruption.fields", "dataset.corruption.mode"]
+    points = [
+        {"algo.name": "iql", "dataset.corruption.fields": nan, "dataset.corruption.mode": nan},
+        {"algo.name": "iql", "dataset.corruption.fields": '["observations"]'},
+        {"algo.name": "iql", "dataset.corruption.fields": json.dumps(MIXED["fields"])},
+        {
+            "algo.name": "iql",
+            "dataset.corruption.fields": '["observations"]',
+            "dataset.corruption.mode": "adversarial",
+        },
+    ]
+    assert point_labels(points, keys) == [
+        "clean",
+        "random observations",
+        "random mixed",
+        "adversarial observations",
+    ]
+    # clean against one corruption: the condition still varies although one field value is set
+    assert point_labels(points[:2], keys) == ["clean", "random observations"]

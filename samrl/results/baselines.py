@@ -126,6 +126,7 @@ def adam_levels(
         for r in base["run_dir"]
     ]
     base = base.loc[np.array(clean, dtype=bool)]
+    base = base[base["dataset.name"].notna()]  # grid points with no run yet
     rows = []
     behaviours: dict[str, Behaviour] = {}
     for (algo, dataset), runs in base.groupby(

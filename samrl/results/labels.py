@@ -26,16 +26,41 @@ def _format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+CORRUPTION = "dataset.corruption."
+#: Corruption keys said by the condition's words ("random observations", "clean").
+CONDITION_KEYS = (f"{CORRUPTION}fields", f"{CORRUPTION}mode")
+
+
+def _condition(point: Mapping[str, Any]) -> str:
+    """The data condition of a grid point in words (samrl.data.corruption.condition_of), its
+    mode the config default where the point does not set it."""
+    from samrl.config.sections import CorruptionSection
+    from samrl.data.corruption import condition_of  # lazy: samrl.data imports d3rlpy
+
+    fields = point.get(CONDITION_KEYS[0])
+    if isinstance(fields, str):
+        fields = json.loads(fields) if fields.startswith("[") else [fields]
+    mode = point.get(CONDITION_KEYS[1])
+    if is_missing(mode):
+        mode = CorruptionSection.defaults()["mode"]
+    return condition_of(None if is_missing(fields) else {"fields": fields, "mode": mode})
+
+
 def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
     """Short legend text: "rho=0.05", "adam", "sam rho=0.1", "cql rho=0" ...
 
     Only `keys` are shown (pass the keys that vary); an adam point shows "adam" instead of a
-    rho, since rho means nothing to Adam.
+    rho, since rho means nothing to Adam. Corrupted data are named by their condition
+    ("random observations", "clean") once, whichever of its keys vary.
     """
     name = point.get("optim.name")
     parts: list[str] = []
+    if any(k in CONDITION_KEYS for k in keys):
+        parts.append(_condition(point))
     for key in keys:
         value = point.get(key)
+        if key in CONDITION_KEYS:
+            continue
         if is_missing(value) and key != "optim.rho":
             continue  # a setting of other points' algorithm, not of this one
         if key == "optim.rho":
@@ -56,6 +81,9 @@ def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> li
     # A key set to one value where it is set at all (an algorithm's own parameter, missing for
     # the others) is a setting, not an axis: it would only add "type=nan" noise to labels.
     varying = [k for k in keys if len({p.get(k) for p in points if not is_missing(p.get(k))}) > 1]
+    # Missing corruption means clean data: the condition varies when its words do.
+    if any(k in CONDITION_KEYS for k in keys) and len({_condition(p) for p in points}) > 1:
+        varying.append(CONDITION_KEYS[0])
     labels = [point_label(p, varying) for p in points]
     if len(set(labels)) < len(labels):
         labels = [" ".join(f"{k}={_format_value(p.get(k))}" for k in varying) for p in points]
