@@ -4,6 +4,7 @@ inspected, on hand-made sweeps)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_every_sweep_figure_reads_at_a_glance(
         for ax in figure.axes:
             assert len(ax.get_lines()) <= MAX, (name, ax.get_title(), len(ax.get_lines()))
         # the facet grid: every panel names its algorithm; each algorithm has its panels
-        algos = {ax.get_title().split(" · ")[0] for ax in figure.axes}
+        algos = {re.split(" · |\n", ax.get_title())[0] for ax in figure.axes}
         assert len(algos) == (2 if layout is network_study else len(SEED_RETURNS)), name
 
 

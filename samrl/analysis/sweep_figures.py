@@ -56,6 +56,7 @@ PANEL_W, PANEL_H = 3.6, 2.6
 MIN_WIDTH = 7.5  # room for a legend of three columns below the panels
 WRAP_AFTER, WRAP_COLUMNS = 3, 4
 STEP_LABEL = "training step"
+TITLE_CHARS = 40
 
 
 def _grid(
@@ -88,7 +89,10 @@ def _grid(
         ax = figure.add_subplot(n_rows, n_cols, r * n_cols + c + 1, sharey=first)
         axes[(row, column)] = ax
         several = len(facet.rows) > 1  # name the algorithm even when one row is kept
-        title = " · ".join(t for t in (row if several else "", column) if t)
+        parts = [t for t in (row if several else "", column) if t]
+        # a long title (a measure's name beside the algorithm) takes two lines, not its
+        # neighbour's space
+        title = ("\n" if sum(map(len, parts)) > TITLE_CHARS else " · ").join(parts)
         ax.set_title(title, fontsize="medium", fontweight="bold" if several else "normal")
         ax.grid(alpha=0.3)
     return figure, axes
