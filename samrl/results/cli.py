@@ -168,11 +168,8 @@ def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     """
     from samrl.analysis.corruption_plot import build_corruption_figure
     from samrl.analysis.plots import save
-    from samrl.results.corruption_table import (
-        compute_corruption_table,
-        tally,
-        write_corruption_table,
-    )
+    from samrl.results.comparison import tally
+    from samrl.results.corruption_table import compute_corruption_table, write_corruption_table
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
     cells = compute_corruption_table(tables, sweep_dir, n_boot=n_boot, seed=seed)

@@ -84,3 +84,21 @@ def interval_text(row: pd.Series, prefix: str, digits: int = 1, signed: bool = F
         return ""
     centre_text, low_text, high_text = (number_text(v, digits, signed) for v in (centre, low, high))
     return f"{centre_text} [{low_text}, {high_text}]"
+
+
+def verdict_text(ours: str, verdict: Any, claim: bool) -> str:
+    """ "agrees (SAM higher)", "SAM lower" where they reported nothing, prefixed "no claim: "
+    where the row's baseline does not learn."""
+    words = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[ours]
+    text = words if verdict is None or pd.isna(verdict) else f"{verdict} ({words})"
+    return text if claim else f"no claim: {text}"
+
+
+def tally(cells: pd.DataFrame) -> dict[str, int]:
+    """agrees / disagrees / indistinguishable over the rows that make a claim."""
+    if "agreement" not in cells:
+        return {AGREES: 0, DISAGREES: 0, INDISTINGUISHABLE: 0}
+    claims = cells[cells["claim"].astype(bool) & cells["agreement"].notna()]
+    return {
+        k: int((claims["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)
+    }

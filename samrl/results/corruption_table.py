@@ -29,22 +29,9 @@ from samrl import stats
 from samrl.data.corruption import CLEAN, condition_of
 from samrl.errors import RunError
 from samrl.metrics import fixed_radius_parts, is_last10
+from samrl.results import comparison
 from samrl.results.aggregate import SweepTables
 from samrl.results.baselines import LEARNS, level_of, level_text
-from samrl.results.comparison import (
-    AGREES,
-    DISAGREES,
-    HIGHER,
-    INDISTINGUISHABLE,
-    LOWER,
-    NONE,
-    agreement,
-    direction,
-    interval_text,
-    number_text,
-    sign,
-    versus,
-)
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name
@@ -138,40 +125,57 @@ def compute_corruption_table(
             here = done[(done["condition"] == condition) & (done["algo.name"] == algo)]
             for dataset in dict.fromkeys(here["dataset.name"]):
                 runs = here[here["dataset.name"] == dataset]
-                adam = runs[runs["sam"] == ""]
-                settings = [s for s in dict.fromkeys(runs["sam"]) if s] or [""]
                 level = level_of(tables.baselines, algo, dataset)
-                for setting in settings:
-                    sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
+                for setting in [s for s in dict.fromkeys(runs["sam"]) if s] or [""]:
                     row: dict[str, Any] = {
                         "condition": condition,
                         "algo.name": algo,
                         "dataset.name": dataset,
                         "sam": setting,
-                        **_iqm_cells("adam", _scores(adam).to_numpy(float), n_boot, seed),
-                        **_iqm_cells("sam", _scores(sam).to_numpy(float), n_boot, seed),
                         "clean_adam_level": None if level is None else level["verdict"],
                         "claim": level is not None and level["verdict"] == LEARNS,
                         "probe_rho": radius,
                     }
-                    for net, column in probes.items():
-                        for side, side_runs in (("adam", adam), ("sam", sam)):
-                            prefix = f"{side}_{net}_sharpness"
-                            row.update(_sharpness(prefix, side_runs, column, n_boot, seed))
-                    if len(adam) and len(sam):
-                        row.update(versus(_scores(sam), _scores(adam), n_boot, seed))
-                        row["direction"] = direction(row["diff_ci_low"], row["diff_ci_high"])
-                    theirs_adam = paper_score(condition, algo, sam=False)
-                    theirs_sam = paper_score(condition, algo, sam=True)
-                    row["paper_adam"], row["paper_sam"] = theirs_adam, theirs_sam
-                    row["paper_tasks"] = paper_tasks(condition)
-                    if theirs_adam is not None and theirs_sam is not None:
-                        row["paper_diff"] = theirs_sam - theirs_adam
-                        row["paper_direction"] = sign(row["paper_diff"])
-                        if "direction" in row:
-                            row["agreement"] = agreement(row["direction"], row["paper_direction"])
+                    adam = runs[runs["sam"] == ""]
+                    sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
+                    row.update(_measured(adam, sam, probes, n_boot, seed))
+                    row.update(_against_paper(condition, algo, row.get("direction")))
                     rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _measured(
+    adam: pd.DataFrame, sam: pd.DataFrame, probes: dict[str, str], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Scores and fixed-radius sharpness of both sides; SAM against Adam where both ran."""
+    cells = {
+        **_iqm_cells("adam", _scores(adam).to_numpy(float), n_boot, seed),
+        **_iqm_cells("sam", _scores(sam).to_numpy(float), n_boot, seed),
+    }
+    for net, column in probes.items():
+        for side, side_runs in (("adam", adam), ("sam", sam)):
+            cells.update(_sharpness(f"{side}_{net}_sharpness", side_runs, column, n_boot, seed))
+    if len(adam) and len(sam):
+        cells.update(comparison.versus(_scores(sam), _scores(adam), n_boot, seed))
+        cells["direction"] = comparison.direction(cells["diff_ci_low"], cells["diff_ci_high"])
+    return cells
+
+
+def _against_paper(condition: str, algo: str, ours: str | None) -> dict[str, Any]:
+    """The paper's scores under `condition`, its direction, and whether ours agrees."""
+    theirs_adam = paper_score(condition, algo, sam=False)
+    theirs_sam = paper_score(condition, algo, sam=True)
+    cells: dict[str, Any] = {
+        "paper_adam": theirs_adam,
+        "paper_sam": theirs_sam,
+        "paper_tasks": paper_tasks(condition),
+    }
+    if theirs_adam is not None and theirs_sam is not None:
+        cells["paper_diff"] = theirs_sam - theirs_adam
+        cells["paper_direction"] = comparison.sign(cells["paper_diff"])
+        if ours is not None:
+            cells["agreement"] = comparison.agreement(ours, cells["paper_direction"])
+    return cells
 
 
 def _cell(row: pd.Series, key: str) -> Any:
@@ -182,15 +186,12 @@ def _verdict_text(row: pd.Series) -> str:
     ours = _cell(row, "direction")
     if ours is None or pd.isna(ours):
         return ""
-    words = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[ours]
-    verdict = _cell(row, "agreement")
-    text = words if verdict is None or pd.isna(verdict) else f"{verdict} ({words})"
-    return text if row["claim"] else f"no claim: {text}"
+    return comparison.verdict_text(ours, _cell(row, "agreement"), bool(row["claim"]))
 
 
 def _sharpness_text(row: pd.Series, net: str) -> str:
-    adam = number_text(_cell(row, f"adam_{net}_sharpness"), 2)
-    sam = number_text(_cell(row, f"sam_{net}_sharpness"), 2)
+    adam = comparison.number_text(_cell(row, f"adam_{net}_sharpness"), 2)
+    sam = comparison.number_text(_cell(row, f"sam_{net}_sharpness"), 2)
     return f"{adam} / {sam}" if adam or sam else ""
 
 
@@ -209,12 +210,12 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
             "data": str(row["condition"]),
             "algorithm": algo_name(row["algo.name"]),
             "n (Adam / SAM)": f"{row['adam_n']} / {row['sam_n']}",
-            "Adam IQM [95% CI]": interval_text(row, "adam_iqm"),
-            "SAM IQM [95% CI]": interval_text(row, "sam_iqm"),
-            "SAM − Adam [95% CI]": interval_text(row, "diff", signed=True)
+            "Adam IQM [95% CI]": comparison.interval_text(row, "adam_iqm"),
+            "SAM IQM [95% CI]": comparison.interval_text(row, "sam_iqm"),
+            "SAM − Adam [95% CI]": comparison.interval_text(row, "diff", signed=True)
             if pd.notna(_cell(row, "diff"))
             else "",
-            "P(SAM > Adam) [95% CI]": interval_text(row, "prob_improvement", digits=2)
+            "P(SAM > Adam) [95% CI]": comparison.interval_text(row, "prob_improvement", digits=2)
             if pd.notna(_cell(row, "prob_improvement"))
             else "",
             "paper Adam → SAM": paper,
@@ -226,20 +227,10 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
-def tally(cells: pd.DataFrame) -> dict[str, int]:
-    """agrees / disagrees / indistinguishable over the rows that make a claim."""
-    if "agreement" not in cells:
-        return {AGREES: 0, DISAGREES: 0, INDISTINGUISHABLE: 0}
-    claims = cells[cells["claim"] & cells["agreement"].notna()]
-    return {
-        k: int((claims["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)
-    }
-
-
 def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
     from samrl.analysis.report import markdown_table
 
-    counts = tally(cells)
+    counts = comparison.tally(cells)
     radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
     probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"
     lines = [
@@ -269,8 +260,8 @@ def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
         markdown_table(display_rows(cells)),
         "",
         f"Over the corrupted conditions the paper reports, with a learning clean baseline: "
-        f"{counts[AGREES]} agree, {counts[DISAGREES]} disagree, "
-        f"{counts[INDISTINGUISHABLE]} indistinguishable.",
+        f"{counts[comparison.AGREES]} agree, {counts[comparison.DISAGREES]} disagree, "
+        f"{counts[comparison.INDISTINGUISHABLE]} indistinguishable.",
         "",
     ]
     return "\n".join(lines)

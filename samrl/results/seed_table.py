@@ -40,15 +40,14 @@ from samrl.results.baselines import LEARNS, NOT_LEARNING, level_of, level_text
 from samrl.results.comparison import (
     AGREES,
     DISAGREES,
-    HIGHER,
     INDISTINGUISHABLE,
-    LOWER,
-    NONE,
     agreement,
     direction,
     interval_text,
     number_text,
     sign,
+    tally,
+    verdict_text,
     versus,
 )
 from samrl.results.labels import sam_networks
@@ -259,10 +258,7 @@ def _direction_text(row: pd.Series) -> str:
         return NOT_RUN
     if pd.isna(row.get("direction")):
         return ""
-    ours = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[row["direction"]]
-    verdict = row["agreement"]
-    text = ours if pd.isna(verdict) else f"{verdict} ({ours})"
-    return text if row["claim"] else f"no claim: {text}"
+    return verdict_text(row["direction"], row["agreement"], bool(row["claim"]))
 
 
 def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
@@ -286,14 +282,6 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-def tally(cells: pd.DataFrame) -> dict[str, int]:
-    """agrees / disagrees / indistinguishable over the cells that make a claim."""
-    claims = cells[cells["claim"] & cells["agreement"].notna()]
-    return {
-        k: int((claims["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)
-    }
 
 
 def markdown(
