@@ -65,7 +65,7 @@ def _panel(
     ax: Axes, cells: pd.DataFrame, conditions: list[str], adam_key: str, sam_key: str
 ) -> None:
     algos = list(dict.fromkeys(cells["algo.name"]))
-    offsets = np.linspace(-0.24, 0.24, 2 * len(algos)) if algos else []
+    offsets = np.linspace(-0.15, 0.15, 2 * len(algos)) if algos else []
     series = 0
     for a, algo in enumerate(algos):
         rows = cells[cells["algo.name"] == algo]
