@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from samrl.analysis.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
-from samrl.results.labels import group_key, is_missing, sam_networks
+from samrl.results.labels import group_key, is_missing, point_label, sam_networks
 from samrl.results.paper import algo_name
 from samrl.sam.variants import is_base
 
@@ -118,7 +118,7 @@ def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
                 dataset=_text(row.get("dataset.name")) or "",
                 sam=() if base else networks,
                 rho=float(rho) if not base and pd.notna(rho) else math.nan,
-                other=" ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in others),
+                other=point_label(row, others) if others else "",
             )
         )
     return points
