@@ -192,3 +192,15 @@ def test_grid_labels_name_the_data_condition() -> None:
     ]
     # clean against one corruption: the condition still varies although one field value is set
     assert point_labels(points[:2], keys) == ["clean", "random observations"]
+
+
+def test_a_row_claims_only_where_adam_learns_on_its_own_data() -> None:
+    from samrl.results.corruption_table import _baseline_learns_here
+
+    learns = {"verdict": "learns", "behaviour_normalized": 46.4}
+    assert _baseline_learns_here(learns, 73.7)  # clean Adam: the level's own runs
+    assert not _baseline_learns_here(learns, 45.9)  # corrupted Adam below the level
+    assert not _baseline_learns_here({**learns, "behaviour_normalized": 80.0}, 73.7)
+    assert not _baseline_learns_here({**learns, "verdict": "does not learn"}, 73.7)
+    assert not _baseline_learns_here(None, 73.7)
+    assert not _baseline_learns_here(learns, float("nan"))

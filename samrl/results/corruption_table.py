@@ -13,8 +13,10 @@ SAM setting), over completed runs:
   runs, per network, for Adam and SAM: clean against corrupted is read down a column;
 - the paper's scores (mean over its tasks), its direction and whether ours agrees. The data
   differ (pendulum here, D4RL there), so only directions are compared, never values;
-- the clean Adam baseline level of the algorithm (samrl.results.baselines): where it does not
-  learn on clean data, no difference counts as a claim.
+- the clean Adam baseline level of the algorithm (samrl.results.baselines); a row is a claim
+  only where Adam learns both on clean data and on the row's own data (IQM >= the level and
+  >= the behaviour policy): under corruption a failing Adam leaves SAM's difference saying only
+  whether SAM rescues it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from samrl.errors import RunError
 from samrl.metrics import fixed_radius_parts, is_last10
 from samrl.results import comparison
 from samrl.results.aggregate import SweepTables
-from samrl.results.baselines import LEARNS, level_of, level_text
+from samrl.results.baselines import LEARNS, LEVEL, level_of, level_text
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name
@@ -133,15 +135,24 @@ def compute_corruption_table(
                         "dataset.name": dataset,
                         "sam": setting,
                         "clean_adam_level": None if level is None else level["verdict"],
-                        "claim": level is not None and level["verdict"] == LEARNS,
                         "probe_rho": radius,
                     }
                     adam = runs[runs["sam"] == ""]
                     sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
                     row.update(_measured(adam, sam, probes, n_boot, seed))
+                    row["claim"] = _baseline_learns_here(level, row["adam_iqm"])
                     row.update(_against_paper(condition, algo, row.get("direction")))
                     rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _baseline_learns_here(level: Any, adam_iqm: float) -> bool:
+    """A row makes a claim only where Adam learns on clean data (the level) *and* on this
+    row's data: IQM >= LEVEL and >= the behaviour policy. Under corruption an Adam at the
+    floor leaves SAM's difference saying only whether SAM rescues it."""
+    if level is None or level["verdict"] != LEARNS or np.isnan(adam_iqm):
+        return False
+    return bool(adam_iqm >= LEVEL and adam_iqm >= level["behaviour_normalized"])
 
 
 def _measured(
