@@ -263,6 +263,42 @@ def test_partly_finished_sweep(tmp_path: Path) -> None:
     assert not bool(sam["prob_improvement_paired"])
 
 
+def test_a_pending_run_joins_its_grid_point(tmp_path: Path) -> None:
+    # rho, networks and the dataset are not grid keys: a run not started has no config.yaml to
+    # say them, so they come from the sweep's base config at its point (else the run forms a
+    # row of its own, with rho NaN, beside its point's completed runs)
+    sweep = tmp_path / "sw"
+    base = {
+        "algo": {"name": "cql", "params": {"batch_size": 32}},
+        "dataset": {"name": "pendulum-medium", "size": 1000},
+        "optim": {"name": "sam", "rho": 0.05, "networks": ["critic"]},
+        "train": {"n_steps": 40, "n_steps_per_epoch": 10},
+    }
+    runs = []
+    for optim in ("adam", "sam"):
+        for seed in (0, 1):
+            run_id = f"{optim}_s{seed}"
+            if seed == 0:
+                write_run(
+                    sweep / "runs" / run_id,
+                    rho=0.05,
+                    seed=seed,
+                    optim=optim,
+                    sweep_point={"optim.name": optim},
+                )
+            point = {"optim.name": optim}
+            runs.append({"run_id": run_id, "dir": f"runs/{run_id}", "point": point, "seed": seed})
+    spec = {"name": "toy", "base_config": base, "grid": {"optim.name": ["adam", "sam"]}}
+    (sweep / "sweep.json").write_text(json.dumps({**spec, "seeds": [0, 1], "runs": runs}))
+    summary, aggregate = summarize_sweep(sweep, n_boot=N_BOOT)
+    pending = summary.set_index("run_id").loc["sam_s1"]
+    assert pending["status"] == "pending"
+    assert (pending["optim.rho"], pending["dataset.name"]) == (0.05, "pendulum-medium")
+    assert json.loads(pending["optim.networks"]) == ["critic"]
+    assert list(aggregate["optim.name"]) == ["adam", "sam"]
+    assert list(aggregate["n_runs"]) == [2, 2] and list(aggregate["n"]) == [1, 1]
+
+
 def test_scan_without_sweep_json_and_adam_baseline(tmp_path: Path) -> None:
     root = tmp_path / "bare"
     for seed, (adam, sam) in enumerate([(1.0, 2.0), (3.0, 1.0)]):

@@ -194,6 +194,40 @@ def test_grid_labels_name_the_data_condition() -> None:
     assert point_labels(points[:2], keys) == ["clean", "random observations"]
 
 
+def test_facet_columns_are_the_data_conditions() -> None:
+    """A corruption sweep's figures: a column per data condition, Adam and SAM as the lines,
+    and no "rate=0.3" (a setting only corrupted points have) in the legend."""
+    import pandas as pd
+
+    from samrl.analysis.facets import facet_layout
+
+    keys = ["algo.name", "optim.name", *(f"dataset.corruption.{k}" for k in ("fields", "rate"))]
+    conditions = [{}, {"fields": '["observations"]', "rate": 0.3}, {**MIXED, "rate": 0.3}]
+    rows = [
+        {
+            "algo.name": algo,
+            "dataset.name": "pendulum-replay",
+            "optim.name": optim,
+            "optim.rho": 0.05,
+            "optim.networks": '["critic"]',
+            **{f"dataset.corruption.{k}": v for k, v in condition.items()},
+        }
+        for algo in ("iql", "riql")
+        for condition in conditions
+        for optim in ("adam", "sam")
+    ]
+    for row in rows:
+        if isinstance(row.get("dataset.corruption.fields"), list):
+            row["dataset.corruption.fields"] = json.dumps(row["dataset.corruption.fields"])
+    (facet,) = facet_layout(pd.DataFrame(rows), keys)
+    assert facet.columns == ["clean", "random observations", "random mixed"]
+    assert facet.rows == ["IQL", "RIQL"]
+    for panel in facet.panels.values():
+        labels = [facet.styles[i].label for i in panel.points]
+        assert labels == ["Adam", "SAM rho=0.05"], labels
+        assert [rows[i]["algo.name"] for i in panel.points] == [panel.row.lower()] * 2
+
+
 def test_a_row_claims_only_where_adam_learns_on_its_own_data() -> None:
     from samrl.results.corruption_table import _baseline_learns_here
 

@@ -8,6 +8,8 @@ Which lines a panel holds:
   MAX_LINES, else each dataset gets its own figure;
 - otherwise columns are datasets and lines are the optimizer variants (network sets, radii or
   other grid values) plus Adam.
+Where the data condition varies (clean against corrupted data), it is part of the column:
+"random observations", or "<dataset>: random observations" with several datasets.
 A panel that would still hold more than MAX_LINES lines is split over several columns.
 
 Colours (samrl.analysis.styles): by network set (Adam black) when the lines are network sets
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +28,14 @@ from typing import Any
 import pandas as pd
 
 from samrl.analysis.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
-from samrl.results.labels import group_key, is_missing, point_label, sam_networks
+from samrl.results.labels import (
+    condition_of_point,
+    condition_varies,
+    is_missing,
+    point_label,
+    sam_networks,
+    varying_keys,
+)
 from samrl.results.paper import algo_name
 from samrl.sam.variants import is_base
 
@@ -80,11 +90,18 @@ class _Point:
     sam: tuple[str, ...]  # networks SAM steps; () for Adam
     rho: float
     other: str  # other varying grid values, as text
+    condition: str = ""  # the data condition, where it varies ("clean", "random observations")
     hidden: bool = False  # nothing to plot (a run not started: its dataset is unknown)
 
     @property
     def adam(self) -> bool:
         return not self.sam
+
+    def place(self, several_datasets: bool) -> str:
+        """The column text (or, in a network study, the line-style group) of the point's data."""
+        if not self.condition:
+            return self.dataset
+        return f"{self.dataset}: {self.condition}" if several_datasets else self.condition
 
 
 def _text(value: Any) -> str | None:
@@ -92,23 +109,20 @@ def _text(value: Any) -> str | None:
 
 
 def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
-    # Other grid keys name a line only where they vary within one algorithm and dataset (a
-    # key that only differs between algorithms, such as an algorithm's own encoder, does not)
-    cell = [
-        (_text(row.get("algo.name")), _text(row.get("dataset.name")))
-        for _, row in aggregate.iterrows()
-    ]
-    others = [
-        k
-        for k in keys
-        if k not in PLACED
-        and any(
-            len({group_key([v]) for v, c in zip(aggregate[k], cell, strict=True) if c == here}) > 1
-            for here in set(cell)
-        )
-    ]
+    rows = [row for _, row in aggregate.iterrows()]
+    by_condition = condition_varies(rows, keys)
+    # Other grid keys name a line only where they vary within one panel (a key that only
+    # differs between algorithms, such as an algorithm's own encoder, does not; nor does a
+    # corruption rate that only corrupted data have)
+    cells: dict[tuple, list[pd.Series]] = {}
+    for row in rows:
+        place = (row.get("algo.name"), row.get("dataset.name"))
+        place += (condition_of_point(row),) if by_condition else ()
+        cells.setdefault(tuple(_text(v) for v in place), []).append(row)
+    placed = [k for k in keys if k not in PLACED]
+    others = [k for k in placed if any(k in varying_keys(c, placed) for c in cells.values())]
     points = []
-    for _, row in aggregate.iterrows():
+    for row in rows:
         base = is_base(row.get("optim.name"))
         networks = networks_of(row.get("optim.networks")) or ("all",)
         rho = pd.to_numeric(pd.Series([row.get("optim.rho")]), errors="coerce").iloc[0]
@@ -119,6 +133,7 @@ def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
                 sam=() if base else networks,
                 rho=float(rho) if not base and pd.notna(rho) else math.nan,
                 other=point_label(row, others) if others else "",
+                condition=condition_of_point(row) if by_condition else "",
             )
         )
     return points
@@ -139,6 +154,9 @@ def facet_layout(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[FacetFigu
     if any(p.dataset for p in points):
         # a run not started yet has no config to say its dataset: it has nothing to plot
         points = [p if p.dataset else dataclasses.replace(p, hidden=True) for p in points]
+    several = len({p.dataset for p in points if not p.hidden}) > 1
+    # from here on a point's "dataset" is its place: the dataset, with its condition if varied
+    points = [dataclasses.replace(p, dataset=p.place(several)) for p in points]
     visible = [p for p in points if not p.hidden]
     sam_points = [p for p in visible if not p.adam]
     network_sets = list(dict.fromkeys(p.sam for p in sam_points))
@@ -187,7 +205,7 @@ def _network_figure(
             panels.setdefault((row, column), Panel(row, column)).points.append(i)
     title = f"{datasets[0]}: " if split else ""
     return FacetFigure(
-        f"_{datasets[0]}" if split else "",
+        "_" + re.sub(r"[^A-Za-z0-9.-]+", "-", datasets[0]) if split else "",
         title,
         [algo_name(a) for a in algos],
         columns,

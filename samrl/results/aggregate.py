@@ -57,9 +57,9 @@ from samrl.results.paper import write_tables as write_paper_tables
 from samrl.results.runs import (
     RunEntry,
     declared_point,
+    entry_config,
     find_runs,
     get_path,
-    read_config,
     read_run_table,
     read_status,
     read_sweep_spec,
@@ -81,8 +81,9 @@ from samrl.status import UNFINISHED_STATUSES, RunStatus
 
 #: Grid keys for a bare directory of runs (no sweep.point): what a run_id is made of, less seed.
 DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
-#: Keys that decide the baseline of a point; always present in summary.csv.
-OPTIM_KEYS = ("optim.name", "optim.rho")
+#: The optimizer of a point, always present in summary.csv (figures colour by the networks SAM
+#: steps even where they are not a grid key); name and rho decide a point's baseline.
+OPTIM_KEYS = ("optim.name", "optim.rho", "optim.networks")
 # Also in every summary (paper tables are laid out by them), grid keys or not.
 TABLE_KEYS = ("algo.name", "dataset.name")
 SCORE_COLUMNS = ("final_return", "final_normalized_score")
@@ -125,7 +126,7 @@ def summarize_run(
     config.yaml when the point does not have it.
     """
     run_dir = entry.directory
-    config = read_config(run_dir)
+    config = entry_config(entry)
     status = read_status(run_dir)
     point = declared_point(entry)
     row: dict[str, Any] = {}
@@ -334,12 +335,11 @@ def aggregate_summary(
     summary: pd.DataFrame, keys: Sequence[str], n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per grid point: counts, statistics of completed runs, probability of
-    improvement over the point's baseline. Columns: the grid keys (plus optim.name and
-    optim.rho if they are not grid keys), label, n, n_runs,
-    n_diverged, n_failed, n_unfinished, `<metric>_{mean,std,iqm,ci_low,ci_high}` for
-    final_return, final_normalized_score and every `*_sharpness_last10`, then
-    prob_improvement, prob_improvement_ci_low/high, prob_improvement_paired,
-    prob_improvement_metric, baseline."""
+    improvement over the point's baseline. Columns: the grid keys (plus OPTIM_KEYS that are
+    not grid keys), label, n, n_runs, n_diverged, n_failed, n_unfinished,
+    `<metric>_{mean,std,iqm,ci_low,ci_high}` for final_return, final_normalized_score and
+    every `*_sharpness_last10`, then prob_improvement, prob_improvement_ci_low/high,
+    prob_improvement_paired, prob_improvement_metric, baseline."""
     keys = list(keys)
     metrics = [
         *SCORE_COLUMNS,
@@ -400,7 +400,7 @@ def _find_baseline(index: int, points: list[dict[str, Any]], keys: Sequence[str]
     """Index of the baseline of points[index] (see the module docstring), or None."""
     # Which networks SAM steps is part of the optimizer too: Adam is the baseline of SAM on
     # the actor, on the critic and on both alike.
-    others = [k for k in keys if k not in (*OPTIM_KEYS, "optim.networks")]
+    others = [k for k in keys if k not in OPTIM_KEYS]
     this = points[index]
     same = [
         i

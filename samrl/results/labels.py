@@ -31,7 +31,7 @@ CORRUPTION = "dataset.corruption."
 CONDITION_KEYS = (f"{CORRUPTION}fields", f"{CORRUPTION}mode")
 
 
-def _condition(point: Mapping[str, Any]) -> str:
+def condition_of_point(point: Mapping[str, Any]) -> str:
     """The data condition of a grid point in words (samrl.data.corruption.condition_of), its
     mode the config default where the point does not set it."""
     from samrl.config.sections import CorruptionSection
@@ -56,7 +56,7 @@ def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
     name = point.get("optim.name")
     parts: list[str] = []
     if any(k in CONDITION_KEYS for k in keys):
-        parts.append(_condition(point))
+        parts.append(condition_of_point(point))
     for key in keys:
         value = point.get(key)
         if key in CONDITION_KEYS:
@@ -75,14 +75,32 @@ def point_label(point: Mapping[str, Any], keys: Sequence[str]) -> str:
     return " ".join(parts) or "all runs"
 
 
+def varying_keys(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """The keys whose set values differ among `points`, corruption's condition keys aside (see
+    condition_varies). A key set to one value where it is set at all (an algorithm's own
+    parameter, or a corruption rate that clean points lack) is a setting, not an axis: it
+    would only add "type=nan" noise to labels."""
+    return [
+        k
+        for k in keys
+        if k not in CONDITION_KEYS
+        and len({p.get(k) for p in points if not is_missing(p.get(k))}) > 1
+    ]
+
+
+def condition_varies(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> bool:
+    """Whether the points train on more than one data condition; missing corruption means
+    clean data, so the condition varies when its words do."""
+    if not any(k in CONDITION_KEYS for k in keys):
+        return False
+    return len({condition_of_point(p) for p in points}) > 1
+
+
 def point_labels(points: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
     """Labels for several points using only the keys that vary among them; if two labels
     still collide (e.g. two adam points that differ in rho), spell every key out."""
-    # A key set to one value where it is set at all (an algorithm's own parameter, missing for
-    # the others) is a setting, not an axis: it would only add "type=nan" noise to labels.
-    varying = [k for k in keys if len({p.get(k) for p in points if not is_missing(p.get(k))}) > 1]
-    # Missing corruption means clean data: the condition varies when its words do.
-    if any(k in CONDITION_KEYS for k in keys) and len({_condition(p) for p in points}) > 1:
+    varying = varying_keys(points, keys)
+    if condition_varies(points, keys):
         varying.append(CONDITION_KEYS[0])
     labels = [point_label(p, varying) for p in points]
     if len(set(labels)) < len(labels):

@@ -6,6 +6,7 @@ plots and reports read through them. File names and formats belong to `samrl.run
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class RunEntry:
     point: Mapping[str, Any] | None = None
     seed: int | None = None
     run_id: str | None = None
+    base_config: Mapping[str, Any] | None = None  # the sweep's, for a run not started yet
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -81,6 +83,29 @@ def _algo_name(run_dir: Path) -> str:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The run's config.yaml ({} when missing or unreadable)."""
     return RunDir(run_dir).read_config()
+
+
+def entry_config(entry: RunEntry) -> dict[str, Any]:
+    """The run's config.yaml; for a run not started yet, the config it will train with (the
+    sweep's base config at its grid point and seed, with samrl's defaults filled in), so
+    that it joins its grid point's row in the tables instead of forming one of its own."""
+    config = read_config(entry.directory)
+    if config or not isinstance(entry.base_config, Mapping):
+        return config
+    # lazy: resolving a config imports d3rlpy, which reading finished runs never needs
+    from samrl.config.resolve import resolve
+    from samrl.config.yamlio import apply_override
+    from samrl.errors import ConfigError
+
+    raw = copy.deepcopy(dict(entry.base_config))
+    try:
+        for key, value in (entry.point or {}).items():
+            apply_override(raw, key, copy.deepcopy(value))
+        if entry.seed is not None:
+            apply_override(raw, "train.seed", entry.seed)
+        return resolve(raw, source="sweep.json", check_dataset=False).to_dict()
+    except ConfigError:
+        return {}  # a base config that no longer resolves: the run's keys stay unknown
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
@@ -136,6 +161,7 @@ def find_runs(sweep_dir: Path) -> list[RunEntry]:
                 point=run.get("point"),
                 seed=run.get("seed"),
                 run_id=run.get("run_id"),
+                base_config=spec.get("base_config"),
             )
             for run in spec.get("runs", [])
         ]
