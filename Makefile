@@ -66,7 +66,7 @@ study: install   ## 150 runs x 5000 updates (TD3+BC, IQL, CQL x SAM per network 
 
 # Corrupted data (issue 21): IQL / RIQL x Adam / SAM on the value networks x clean and three
 # corruptions of pendulum-replay (RIQL's protocol, rate 0.3), 5 seeds.
-corruption: install   ## 80 runs x 5000 updates: 1.3 h measured for 52 runs at 2 jobs under load (~2.0 h projected)
+corruption: install   ## 80 runs x 5000 updates: 1.8 h measured at 2 jobs, load 3-16 (sum of run times / 2)
 	-$(BIN)/samrl sweep configs/sweeps/corruption.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl corruption-table results/corruption
 	$(BIN)/samrl report results/corruption

@@ -238,3 +238,23 @@ def test_a_row_claims_only_where_adam_learns_on_its_own_data() -> None:
     assert not _baseline_learns_here({**learns, "verdict": "does not learn"}, 73.7)
     assert not _baseline_learns_here(None, 73.7)
     assert not _baseline_learns_here(learns, float("nan"))
+
+
+def test_tally_counts_claims_and_says_the_directions_of_the_rest() -> None:
+    import pandas as pd
+
+    from samrl.results.comparison import AGREES, DISAGREES, INDISTINGUISHABLE, tally, tally_text
+
+    cells = pd.DataFrame(
+        {
+            "agreement": [AGREES, DISAGREES, DISAGREES, INDISTINGUISHABLE, None],
+            "claim": [True, False, False, False, True],
+        }
+    )
+    assert tally(cells) == {AGREES: 1, DISAGREES: 0, INDISTINGUISHABLE: 0}
+    assert tally(cells, claims_only=False) == {AGREES: 1, DISAGREES: 2, INDISTINGUISHABLE: 1}
+    text = tally_text(cells)
+    assert "in the 1 compared rows that make a claim" in text
+    assert f"all 4 compared rows: 1 {AGREES}, 2 {DISAGREES}, 1 {INDISTINGUISHABLE}" in text
+    # every row a claim: the directions are not said twice
+    assert "directions only" not in tally_text(cells.assign(claim=True))

@@ -124,7 +124,7 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
     from samrl.results.seed_table import (
         borrow_rows,
         compute_seed_table,
-        tally,
+        tally_text,
         write_seed_table,
     )
 
@@ -135,13 +135,12 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
     write_sweep_tables(sweep_dir, tables)
     written = write_seed_table(cells, combined.baselines, sweep_dir, n_boot, borrowed)
     figure = save(build_seed_table_figure(cells), sweep_dir / "plots" / SEED_TABLE_PLOT)
-    counts = tally(cells)
     rows = cells.drop_duplicates(["algo.name", "dataset.name"])
     click.echo(
         f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "
         f"{plural(len(rows), 'algorithm row')}, {plural(len(cells), 'cell')}; "
         f"{int(rows['claim'].sum())} rows with a learning baseline; against the seed: "
-        + ", ".join(f"{n} {k}" for k, n in counts.items())
+        f"{tally_text(cells)}"
     )
 
 
@@ -168,7 +167,7 @@ def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     """
     from samrl.analysis.corruption_plot import build_corruption_figure
     from samrl.analysis.plots import save
-    from samrl.results.comparison import tally
+    from samrl.results.comparison import tally_text
     from samrl.results.corruption_table import compute_corruption_table, write_corruption_table
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
@@ -176,9 +175,7 @@ def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     write_sweep_tables(sweep_dir, tables)
     written = write_corruption_table(cells, tables.baselines, sweep_dir, n_boot)
     figure = save(build_corruption_figure(cells), sweep_dir / "plots" / CORRUPTION_TABLE_PLOT)
-    counts = tally(cells)
     click.echo(
         f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "
-        f"{plural(len(cells), 'row')}; against the paper: "
-        + ", ".join(f"{n} {k}" for k, n in counts.items())
+        f"{plural(len(cells), 'row')}; against the paper: {tally_text(cells)}"
     )

@@ -94,11 +94,27 @@ def verdict_text(ours: str, verdict: Any, claim: bool) -> str:
     return text if claim else f"no claim: {text}"
 
 
-def tally(cells: pd.DataFrame) -> dict[str, int]:
-    """agrees / disagrees / indistinguishable over the rows that make a claim."""
+def tally(cells: pd.DataFrame, claims_only: bool = True) -> dict[str, int]:
+    """agrees / disagrees / indistinguishable over the rows that make a claim (or, with
+    claims_only False, over every row the reference reports, as directions only)."""
     if "agreement" not in cells:
         return {AGREES: 0, DISAGREES: 0, INDISTINGUISHABLE: 0}
-    claims = cells[cells["claim"].astype(bool) & cells["agreement"].notna()]
-    return {
-        k: int((claims["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)
-    }
+    rows = cells[cells["agreement"].notna()]
+    if claims_only:
+        rows = rows[rows["claim"].astype(bool)]
+    return {k: int((rows["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)}
+
+
+def tally_text(cells: pd.DataFrame) -> str:
+    """ "2 agree, 1 disagrees, 0 indistinguishable in the 3 rows that make a claim", plus the
+    directions of the rows that make none where there are such rows."""
+
+    def said(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+    claims, every = tally(cells), tally(cells, claims_only=False)
+    n_claims, n_every = sum(claims.values()), sum(every.values())
+    text = f"{said(claims)} in the {n_claims} compared rows that make a claim"
+    if n_every > n_claims:
+        text += f"; as directions only, all {n_every} compared rows: {said(every)}"
+    return text

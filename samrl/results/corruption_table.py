@@ -241,7 +241,6 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
     from samrl.analysis.report import markdown_table
 
-    counts = comparison.tally(cells)
     radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
     probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"
     lines = [
@@ -270,9 +269,9 @@ def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
         "",
         markdown_table(display_rows(cells)),
         "",
-        f"Over the corrupted conditions the paper reports, with a learning clean baseline: "
-        f"{counts[comparison.AGREES]} agree, {counts[comparison.DISAGREES]} disagree, "
-        f"{counts[comparison.INDISTINGUISHABLE]} indistinguishable.",
+        "Against the paper, over the corrupted conditions it reports (a row makes a claim "
+        "where Adam learns on clean data and on the row's own data): "
+        f"{comparison.tally_text(cells)}.",
         "",
     ]
     return "\n".join(lines)

@@ -38,15 +38,12 @@ from samrl.errors import RunError
 from samrl.results.aggregate import SweepTables
 from samrl.results.baselines import LEARNS, NOT_LEARNING, level_of, level_text
 from samrl.results.comparison import (
-    AGREES,
-    DISAGREES,
-    INDISTINGUISHABLE,
     agreement,
     direction,
     interval_text,
     number_text,
     sign,
-    tally,
+    tally_text,
     verdict_text,
     versus,
 )
@@ -290,7 +287,6 @@ def markdown(
     from samrl.analysis.report import markdown_table
     from samrl.results.baselines import LEVEL_RULE, level_rows
 
-    counts = tally(cells)
     lines = [
         "# Seed table: SAM vs Adam per network, with seeds and confidence intervals",
         "",
@@ -332,8 +328,8 @@ def markdown(
         "",
         markdown_table(display_rows(cells)),
         "",
-        f"Over the cells with a seed number and a learning baseline: {counts[AGREES]} agree, "
-        f"{counts[DISAGREES]} disagree, {counts[INDISTINGUISHABLE]} indistinguishable.",
+        "Against the seed, over the cells it reports (a row makes a claim where its all-Adam "
+        f"baseline learns): {tally_text(cells)}.",
         "",
     ]
     return "\n".join(lines)
