@@ -140,7 +140,7 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
         f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "
         f"{plural(len(rows), 'algorithm row')}, {plural(len(cells), 'cell')}; "
         f"{int(rows['claim'].sum())} rows with a learning baseline; against the seed: "
-        f"{tally_text(cells)}"
+        f"{tally_text(cells, 'cell')}"
     )
 
 

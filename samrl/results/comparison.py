@@ -105,16 +105,17 @@ def tally(cells: pd.DataFrame, claims_only: bool = True) -> dict[str, int]:
     return {k: int((rows["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)}
 
 
-def tally_text(cells: pd.DataFrame) -> str:
-    """ "2 agree, 1 disagrees, 0 indistinguishable in the 3 rows that make a claim", plus the
-    directions of the rows that make none where there are such rows."""
+def tally_text(cells: pd.DataFrame, unit: str = "row") -> str:
+    """ "2 agrees, 1 disagrees, 0 indistinguishable in the 3 compared rows that make a claim",
+    plus the directions of the rows that make none where there are such rows; `unit` names
+    what one comparison is (a table row, a cell)."""
 
     def said(counts: dict[str, int]) -> str:
         return ", ".join(f"{n} {k}" for k, n in counts.items())
 
     claims, every = tally(cells), tally(cells, claims_only=False)
     n_claims, n_every = sum(claims.values()), sum(every.values())
-    text = f"{said(claims)} in the {n_claims} compared rows that make a claim"
+    text = f"{said(claims)} in the {n_claims} compared {unit}s that make a claim"
     if n_every > n_claims:
-        text += f"; as directions only, all {n_every} compared rows: {said(every)}"
+        text += f"; as directions only, all {n_every} compared {unit}s: {said(every)}"
     return text

@@ -329,7 +329,7 @@ def markdown(
         markdown_table(display_rows(cells)),
         "",
         "Against the seed, over the cells it reports (a row makes a claim where its all-Adam "
-        f"baseline learns): {tally_text(cells)}.",
+        f"baseline learns): {tally_text(cells, 'cell')}.",
         "",
     ]
     return "\n".join(lines)
