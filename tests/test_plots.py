@@ -273,3 +273,22 @@ def test_a_loss_only_some_algorithms_log_gets_only_their_rows(tmp_path: Path) ->
     assert [ax.get_title() for ax in mmd.axes] == ["BEAR"] and mmd.axes[0].get_lines()
     critic = build_metric_figure(root, tables, "critic_loss", "loss.csv", facet)
     assert sorted(ax.get_title() for ax in critic.axes) == ["BEAR", "CQL"]
+
+
+def test_save_is_atomic_and_gives_the_same_bytes(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from samrl.analysis.plots import save
+
+    figure = Figure()
+    figure.add_subplot().plot([0, 1], [1, 0])
+    first = save(figure, tmp_path / "a.png")
+    pdf = first.with_suffix(".pdf")
+    before = (first.read_bytes(), pdf.read_bytes())
+    assert before[0].startswith(b"\x89PNG") and before[1].startswith(b"%PDF")
+    save(figure, tmp_path / "a.png")
+    # no creation date in the PDF: drawing the same figure again gives the same file
+    assert (first.read_bytes(), pdf.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf", "a.png"]  # no temp file
+    save(figure, tmp_path / "b.png", pdf=False)
+    assert not (tmp_path / "b.pdf").exists()

@@ -45,7 +45,7 @@ from samrl.results.runs import (
     read_run_table,
     run_path,
 )
-from samrl.rundir import METRIC_FILES, SWEEP_FILE
+from samrl.rundir import METRIC_FILES, SWEEP_FILE, atomic_path
 from samrl.status import RunStatus
 
 INDEX_COLUMNS = ("epoch", "step")
@@ -117,12 +117,17 @@ def new_figure(n_axes: int, width: float = 4.6, height: float = 3.3) -> tuple[Fi
     return figure, axes
 
 
-def save(figure: Figure, out: Path) -> Path:
-    """The PNG at `out` and a PDF beside it (for papers); returns the PNG."""
+def save(figure: Figure, out: Path, dpi: int = 110, pdf: bool = True) -> Path:
+    """The PNG at `out` and a PDF beside it (for papers); returns the PNG. Each is written
+    atomically (a crash leaves the old figure or none, never half of one), and the PDF without
+    its creation date, so that the same figure gives the same bytes."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    figure.savefig(out.with_suffix(".pdf"))
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    if pdf:
+        with atomic_path(out.with_suffix(".pdf")) as temporary:
+            figure.savefig(temporary, format="pdf", metadata={"CreationDate": None})
     return out
 
 

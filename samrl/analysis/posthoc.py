@@ -362,8 +362,9 @@ def _plot_landscapes(path: Path, net: str, results: list[Landscape]) -> None:
     fig.suptitle(f"{net} loss landscape (Li et al. 2018 directions)", fontsize="medium")
     if results[0].betas is None:
         fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
+    from samrl.analysis.plots import save
+
+    save(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -386,8 +387,9 @@ def _plot_density(csv_path: Path, net: str) -> Path:
     ax.grid(alpha=0.3)
     if table["step"].nunique() > 1:
         ax.legend(fontsize="small")
-    png = csv_path.with_suffix(".png")
-    fig.savefig(png, dpi=120)
+    from samrl.analysis.plots import save
+
+    png = save(fig, csv_path.with_suffix(".png"), dpi=120, pdf=False)
     plt.close(fig)
     return png
 
