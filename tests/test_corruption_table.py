@@ -224,7 +224,7 @@ def test_facet_columns_are_the_data_conditions() -> None:
     assert facet.rows == ["IQL", "RIQL"]
     for panel in facet.panels.values():
         labels = [facet.styles[i].label for i in panel.points]
-        assert labels == ["Adam", "SAM rho=0.05"], labels
+        assert labels == ["Adam", "SAM on critic rho=0.05"], labels
         assert [rows[i]["algo.name"] for i in panel.points] == [panel.row.lower()] * 2
 
 

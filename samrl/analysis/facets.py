@@ -230,9 +230,11 @@ def _dataset_figure(
             label, colour = "Adam", ADAM_COLOUR
         else:
             parts = []
-            if len(network_sets) > 1:
+            # the networks are named where they vary or where SAM does not step them all
+            named = len(network_sets) > 1 or network_sets not in ([], [("all",)])
+            if named:
                 parts.append(_sam_text(p.sam))
-            if len(rhos) > 1 or not parts:
+            if len(rhos) > 1 or len(network_sets) == 1:
                 parts.append(("SAM " if not parts else "") + _rho_text(p.rho))
             if p.other:
                 parts.append(p.other)
