@@ -29,12 +29,13 @@ import pandas as pd
 
 from samrl.analysis.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
 from samrl.results.labels import (
+    CONDITION_KEYS,
     condition_of_point,
     condition_varies,
+    group_key,
     is_missing,
     point_label,
     sam_networks,
-    varying_keys,
 )
 from samrl.results.paper import algo_name
 from samrl.sam.variants import is_base
@@ -113,14 +114,19 @@ def _points(aggregate: pd.DataFrame, keys: Sequence[str]) -> list[_Point]:
     by_condition = condition_varies(rows, keys)
     # Other grid keys name a line only where they vary within one panel (a key that only
     # differs between algorithms, such as an algorithm's own encoder, does not; nor does a
-    # corruption rate that only corrupted data have)
+    # corruption rate, which is set for every corrupted point and for no clean one)
     cells: dict[tuple, list[pd.Series]] = {}
     for row in rows:
         place = (row.get("algo.name"), row.get("dataset.name"))
         place += (condition_of_point(row),) if by_condition else ()
         cells.setdefault(tuple(_text(v) for v in place), []).append(row)
-    placed = [k for k in keys if k not in PLACED]
-    others = [k for k in placed if any(k in varying_keys(c, placed) for c in cells.values())]
+    others = [
+        k
+        for k in keys
+        if k not in PLACED
+        and not (by_condition and k in CONDITION_KEYS)
+        and any(len({group_key([row.get(k)]) for row in c}) > 1 for c in cells.values())
+    ]
     points = []
     for row in rows:
         base = is_base(row.get("optim.name"))
