@@ -29,7 +29,8 @@ def build_seed_table_figure(cells: pd.DataFrame) -> Figure:
         len({a for a in shown["algo.name"] if choice_networks(a) == nets}) for nets in layouts
     ]
     figure = Figure(
-        figsize=(6.4 * max(1, len(datasets)), 1.2 + 0.75 * sum(heights) + 1.1 * len(layouts)),
+        # the legend sits right of each panel: 8 inches keep the panel and the title whole
+        figsize=(8.0 * max(1, len(datasets)), 1.4 + 0.75 * sum(heights) + 1.1 * len(layouts)),
         layout="constrained",
     )
     FigureCanvasAgg(figure)
@@ -50,8 +51,8 @@ def build_seed_table_figure(cells: pd.DataFrame) -> Figure:
             ax.set_title(f"{dataset}: choices written {'/'.join(nets)}", fontsize="medium")
     figure.suptitle(
         "SAM vs all-Adam: Δ final normalized score (IQM, 95% CI, n seeds)\n"
-        "filled: CI excludes 0; grey rows: no claim "
-        "(the Adam baseline does not learn or is unassessed)",
+        "filled: CI excludes 0; grey rows: no claim\n"
+        "(their Adam baseline does not learn, or is not assessed)",
         fontsize="medium",
     )
     return figure
