@@ -51,6 +51,7 @@ from samrl.metrics import (
     last10_name,
     posthoc_name,
 )
+from samrl.networks import canonical_network
 from samrl.results.baselines import adam_levels
 from samrl.results.labels import group_key, point_labels
 from samrl.results.paper import write_tables as write_paper_tables
@@ -130,8 +131,13 @@ def summarize_run(
     status = read_status(run_dir)
     point = declared_point(entry)
     row: dict[str, Any] = {}
+    algo = str(point.get("algo.name", get_path(config, "algo.name")))
     for key in dict.fromkeys([*keys, *OPTIM_KEYS, *TABLE_KEYS]):
-        row[key] = _scalar(point[key] if key in point else get_path(config, key))
+        value = point[key] if key in point else get_path(config, key)
+        if key.endswith(".networks") and isinstance(value, list):
+            # a run written when every single network was called `loss`: today's names
+            value = [canonical_network(net, algo) for net in value]
+        row[key] = _scalar(value)
     seed = get_path(config, "train.seed")
     row["seed"] = entry.seed if seed is None else seed
     row["run_id"] = get_path(config, "samrl.run_id") or entry.run_id or run_dir.name
