@@ -54,7 +54,7 @@ pilot: install   ## 24 Adam runs x 10k updates (9 algorithms, 2 seeds): 1.3 h me
 	-$(BIN)/samrl sweep configs/sweeps/pilot.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl report results/pilot
 
-seed-table: study   ## 135 runs x 5000 updates (6 algorithms x optimizer per network, 5 seeds); IQL, CQL from the study; not yet measured
+seed-table: study   ## 135 runs x 5000 updates (6 algorithms x optimizer per network, 5 seeds); IQL, CQL from the study: 1.7 h measured at 2 jobs, load 3
 	-$(BIN)/samrl sweep configs/sweeps/seed_table.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl seed-table results/seed-table --also results/study
 	$(BIN)/samrl report results/seed-table
