@@ -72,7 +72,7 @@ corruption: install   ## 80 runs x 5000 updates: 1.8 h measured at 2 jobs, load 
 	$(BIN)/samrl report results/corruption
 
 # The same study, tiny (12 runs x 20 steps, rho 0.05, one seed): checks the pipeline in minutes
-# (7.3 min measured at load 4, 4.3 CPU-minutes).
+# (106 s measured on idle cores, load 0.9; 7.3 min at load 4).
 STUDY_SMOKE = --name study-smoke --out runs/sweeps --seeds 0 --grid optim.rho=0.05 \
 	--set train.n_steps=20 --set train.n_steps_per_epoch=10 --set dataset.size=2000 \
 	--set train.eval_episodes=1
