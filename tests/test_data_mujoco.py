@@ -120,3 +120,48 @@ def test_partial_collection_is_picked_up_by_ensure_builtin(
     path = ensure_builtin(builtin, size=150, seed=0, policy_steps=300, chunk_size=100)
     assert path == reference[0] and path.exists()
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_behaviour_training_killed_with_sigkill_resumes_to_the_same_bytes(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A real kill -9 after the second of three segments (updates have run, so optimizer
+    state and RNG streams matter); the resumed training ends with the bytes of one that was
+    never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = 600  # 3 segments of 200 steps; SAC updates start once 256 steps are buffered
+    script = (
+        "import pathlib, sys\n"
+        "from samrl.data import mujoco\n"
+        "mujoco.train_behaviour_policies('hopper', 'Hopper-v5', seed=3, "
+        f"policy_steps={steps}, cache=pathlib.Path(sys.argv[1]))\n"
+    )
+    killed = tmp_path / "killed"
+    resume = mujoco.policy_directory(killed, "hopper", 3, steps) / "resume" / "resume.json"
+    child = subprocess.Popen([sys.executable, "-c", script, str(killed)])
+    deadline = time.monotonic() + 300
+    while not (resume.exists() and json.loads(resume.read_text())["segments_done"] == 2):
+        assert child.poll() is None, "the training ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert json.loads(resume.read_text())["grad_step"] > 0
+    assert not (resume.parent.parent / "policies.json").exists()
+
+    resumed = mujoco.train_behaviour_policies(
+        "hopper", "Hopper-v5", seed=3, policy_steps=steps, cache=killed
+    )
+    whole = mujoco.train_behaviour_policies(
+        "hopper", "Hopper-v5", seed=3, policy_steps=steps, cache=tmp_path / "whole"
+    )
+    assert resumed.manifest == whole.manifest
+    assert [c["step"] for c in whole.manifest["checkpoints"]] == [0, 200, 400, 600]
+    for name in ("expert.d3", "medium.d3", "training_log.hdf5", "checkpoints/sac_600.d3"):
+        assert (resumed.directory / name).read_bytes() == (whole.directory / name).read_bytes()
+    assert not (resumed.directory / "resume").exists()  # removed once training finished

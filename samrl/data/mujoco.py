@@ -30,7 +30,7 @@ from samrl.envvars import env_number
 from samrl.progress import step_bar
 from samrl.rollout import episode_returns
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: SAC trained in resumable segments
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
 DEFAULT_POLICY_STEPS = 1_000_000  # D4RL trained its SAC behaviour policies for 1M steps
 MAX_CHECKPOINTS = 20
@@ -83,12 +83,15 @@ _CHUNK_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "n
 
 class _StepLogger(gym.Wrapper):
     """Records every step SAC takes, in order: that is the replay buffer D4RL calls
-    medium-replay (the training data up to the medium checkpoint)."""
+    medium-replay (the training data up to the medium checkpoint). Training runs in segments
+    (`train_behaviour_policies`); a segment's rows are saved for a resume and replayed from
+    disk into the logger and d3rlpy's buffer by `replay_segment`."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self.rows: dict[str, list[Any]] = {k: [] for k in _CHUNK_KEYS}
         self._obs: np.ndarray | None = None
+        self._segment_start = 0
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
@@ -105,6 +108,26 @@ class _StepLogger(gym.Wrapper):
         self.rows["next_observations"].append(obs)
         self._obs = obs
         return obs, reward, terminated, truncated, info
+
+    def end_segment(self) -> dict[str, np.ndarray]:
+        """fit_online ended and clipped the episode in progress (a timeout): the rows of the
+        segment just ended, as the env returned them."""
+        if self.rows["terminals"] and not self.rows["terminals"][-1]:
+            self.rows["timeouts"][-1] = True
+        start, self._segment_start = self._segment_start, len(self.rows["rewards"])
+        return {k: np.asarray(v[start:]) for k, v in self.rows.items()}
+
+    def replay_segment(self, rows: dict[str, np.ndarray], buffer: Any) -> None:
+        """Puts a saved segment back: into these rows, and into d3rlpy's `buffer` through the
+        same append / clip_episode calls fit_online made when it took those steps."""
+        for i in range(len(rows["rewards"])):
+            for key in _CHUNK_KEYS:
+                self.rows[key].append(rows[key][i])
+            buffer.append(rows["observations"][i], rows["actions"][i], float(rows["rewards"][i]))
+            if rows["terminals"][i] or rows["timeouts"][i]:
+                buffer.clip_episode(bool(rows["terminals"][i]))
+        buffer.clip_episode(False)  # as fit_online does at its end
+        self.end_segment()
 
     def transitions(self, n: int | None = None) -> Transitions:
         rows = {k: np.asarray(v[:n]) for k, v in self.rows.items()}
@@ -170,6 +193,14 @@ def train_behaviour_policies(
     cache: pathlib.Path,
     progress: bool = False,
 ) -> BehaviourPolicies:
+    """SAC trained online on `env_id`, in segments of one checkpoint interval each.
+
+    Each segment is one `fit_online` call that starts a fresh episode. After a segment the
+    complete training state is written (`_ResumeState`): the model with its optimizer states,
+    the segment's steps, the RNG streams of numpy, torch and the env, the checkpoint list. A
+    training killed at any moment continues from its last finished segment and ends with the
+    same bytes as one that was never interrupted (tests/test_data_mujoco.py kills one with -9).
+    """
     directory = policy_directory(cache, env_name, seed, policy_steps)
     manifest_path = directory / "policies.json"
     if manifest_path.exists():
@@ -177,16 +208,23 @@ def train_behaviour_policies(
 
     import d3rlpy  # heavy import, only when training
 
-    # A killed training run restarts from scratch (only collections resume).
     checkpoint_dir = directory / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    d3rlpy.seed(seed)
+    interval, eval_episodes = _checkpoint_schedule(policy_steps)
+    n_segments = -(-policy_steps // interval)
+    random_steps = min(10_000, policy_steps // 10)
+    resume = _ResumeState(directory / "resume")
     env = _StepLogger(gym.make(env_id))
+    sac = _sac_config(d3rlpy).create(device="cpu:0")
+    buffer = d3rlpy.dataset.create_fifo_replay_buffer(limit=max(policy_steps, 1000), env=env)
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    sac = _sac_config(d3rlpy).create(device="cpu:0")
-    interval, eval_episodes = _checkpoint_schedule(policy_steps)
-    checkpoints: list[dict[str, Any]] = []
+    if resume.segments_done:
+        sac.build_with_env(env)
+        resume.restore(sac, env, buffer)
+    else:
+        d3rlpy.seed(seed)
+    checkpoints = resume.checkpoints
 
     # d3rlpy's own bar counts epochs without saying what is trained; this one says it and
     # shows the remaining time of the whole training.
@@ -196,31 +234,39 @@ def train_behaviour_policies(
         "step",
         progress,
     )
-
-    def checkpoint(algo: Any, epoch: int, total_step: int) -> None:
-        bar.update(total_step - bar.n)
-        first = not checkpoints
-        if first or total_step % interval == 0 or total_step == policy_steps:
-            # The first call comes before any update: that is the randomly initialised policy.
-            step = 0 if first else total_step
-            path = checkpoint_dir / f"sac_{step}.d3"
-            algo.save(str(path))
-            score = evaluate_policy(algo, env_id, eval_episodes, seed=10_000 + seed)
-            checkpoints.append({"step": step, "path": path.name, "return": score})
-
-    random_steps = min(10_000, policy_steps // 10)
+    bar.update(min(policy_steps, resume.segments_done * interval))
     with _single_torch_thread():
-        sac.fit_online(
-            env,
-            buffer=d3rlpy.dataset.create_fifo_replay_buffer(limit=max(policy_steps, 1000), env=env),
-            n_steps=policy_steps,
-            n_steps_per_epoch=max(1, min(10_000, policy_steps)),
-            random_steps=random_steps,
-            update_start_step=random_steps,
-            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-            show_progress=False,
-            callback=checkpoint,
-        )
+        for segment in range(resume.segments_done, n_segments):
+            offset = segment * interval
+            length = min(interval, policy_steps - offset)
+
+            def checkpoint(
+                algo: Any, epoch: int, step_in_segment: int, offset: int = offset
+            ) -> None:
+                total_step = offset + step_in_segment
+                bar.update(total_step - bar.n)
+                first = not checkpoints
+                if first or total_step % interval == 0 or total_step == policy_steps:
+                    # The first call comes before any update: the randomly initialised policy.
+                    step = 0 if first else total_step
+                    path = checkpoint_dir / f"sac_{step}.d3"
+                    algo.save(str(path))
+                    score = evaluate_policy(algo, env_id, eval_episodes, seed=10_000 + seed)
+                    checkpoints.append({"step": step, "path": path.name, "return": score})
+
+            sac.fit_online(
+                env,
+                buffer=buffer,
+                n_steps=length,
+                n_steps_per_epoch=length,
+                # fit_online counts steps from 1 in every call: the thresholds move with it
+                random_steps=max(0, random_steps - offset),
+                update_start_step=max(0, random_steps - offset),
+                logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+                show_progress=False,
+                callback=checkpoint,
+            )
+            resume.save(segment, env.end_segment(), sac, env)
     bar.close()
     levels = _levels(checkpoints)
     for level, chosen in levels.items():
@@ -235,10 +281,79 @@ def train_behaviour_policies(
         "checkpoints": checkpoints,
         **levels,
     }
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, manifest_path)  # written last: its presence means training finished
+    _write_atomic(manifest_path, json.dumps(manifest, indent=2))  # last: training finished
+    shutil.rmtree(resume.directory, ignore_errors=True)
     return BehaviourPolicies(directory, manifest)
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _ResumeState:
+    """The state of a behaviour-policy training between two segments, in `directory`:
+
+    - `segment_<k>.npz`: the steps taken in segment k, as the env returned them;
+    - `model_<k>.pt`: the SAC modules and their optimizers after segment k (d3rlpy's
+      `save_model`, read back by its weights-only `load_model`);
+    - `resume.json`, replaced atomically last: segments done, d3rlpy's update counter, the
+      checkpoint list and every RNG stream the training draws from (numpy's global one for
+      minibatches, torch's for sampled actions, the env's for resets and random actions).
+    A kill before `resume.json` is replaced leaves the previous segment's state in force.
+    """
+
+    def __init__(self, directory: pathlib.Path):
+        self.directory = directory
+        path = directory / "resume.json"
+        self.record: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        self.segments_done: int = self.record.get("segments_done", 0)
+        self.checkpoints: list[dict[str, Any]] = self.record.get("checkpoints", [])
+
+    def save(self, segment: int, rows: dict[str, np.ndarray], sac: Any, env: _StepLogger) -> None:
+        import torch
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        steps = self.directory / f"segment_{segment:04d}.npz"
+        tmp = steps.with_name(f".{steps.stem}.tmp.npz")
+        np.savez(tmp, **rows)
+        os.replace(tmp, steps)
+        model = self.directory / f"model_{segment:04d}.pt"
+        tmp = model.with_name(f".{model.name}.tmp")
+        sac.save_model(str(tmp))
+        os.replace(tmp, model)
+        legacy = np.random.get_state()
+        record = {
+            "segments_done": segment + 1,
+            "grad_step": int(sac.grad_step),
+            "checkpoints": self.checkpoints,
+            "numpy": [legacy[0], legacy[1].tolist(), *legacy[2:]],
+            "torch": torch.get_rng_state().tolist(),
+            "env": env.unwrapped.np_random.bit_generator.state,
+            "action_space": env.action_space.np_random.bit_generator.state,
+        }
+        _write_atomic(self.directory / "resume.json", json.dumps(record))
+        old = self.directory / f"model_{segment - 1:04d}.pt"
+        old.unlink(missing_ok=True)
+        self.segments_done = segment + 1
+
+    def restore(self, sac: Any, env: _StepLogger, buffer: Any) -> None:
+        import torch
+
+        last = self.segments_done - 1
+        sac.load_model(str(self.directory / f"model_{last:04d}.pt"))
+        sac.set_grad_step(self.record["grad_step"])  # kept outside the modules
+        for segment in range(self.segments_done):
+            with np.load(self.directory / f"segment_{segment:04d}.npz") as rows:
+                env.replay_segment({k: rows[k] for k in rows.files}, buffer)
+        numpy_state = self.record["numpy"]
+        np.random.set_state(
+            (numpy_state[0], np.asarray(numpy_state[1], np.uint32), *numpy_state[2:])
+        )
+        torch.set_rng_state(torch.tensor(self.record["torch"], dtype=torch.uint8))
+        env.unwrapped.np_random.bit_generator.state = self.record["env"]
+        env.action_space.np_random.bit_generator.state = self.record["action_space"]
 
 
 def _checkpoint_schedule(policy_steps: int) -> tuple[int, int]:
