@@ -298,6 +298,12 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(_rank_correlations(x[None, :], y[None, :])[0])
 
 
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's correlation of each row of two (rows, n) matrices (bootstrap replicates in one
+    call); NaN for a row with a constant side."""
+    return _rank_correlations(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+
+
 def _rank_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row-wise Spearman correlation of two (rows, n) matrices; NaN for a constant row."""
     rx = _scipy_stats.rankdata(x, axis=1)

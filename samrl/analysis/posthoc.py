@@ -108,8 +108,6 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     installed, and the run's training split (regenerated from the config if not cached)."""
     import samrl
     from samrl.algos import algo_facts
-    from samrl.config import DatasetSection
-    from samrl.data import load_dataset
     from samrl.safeload import load_learnable
     from samrl.sam import install
 
@@ -132,19 +130,28 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
+    dataset = run_dataset(config)
+    # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
+    algo = load_learnable(steps[step], device="cpu:0")
+    install(algo)
+    run_id = (config.get(RUN_RECORD) or {}).get("run_id") or run_dir.name
+    return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)
+
+
+def run_dataset(config: dict[str, Any]) -> Any:
+    """The run's dataset as it trained on it (a LoadedDataset: training split and held-out
+    episodes), regenerated from its resolved config when not cached."""
+    from samrl.config import DatasetSection
+    from samrl.data import load_dataset
+
     ds = DatasetSection.from_mapping(config["dataset"])
-    dataset = load_dataset(
+    return load_dataset(
         ds.name,
         size=ds.size,
         seed=ds.seed,
         test_fraction=ds.test_fraction,
         corruption=ds.corruption,
     )
-    # d3rlpy.load_learnable would unpickle whatever the (maybe someone else's) file holds
-    algo = load_learnable(steps[step], device="cpu:0")
-    install(algo)
-    run_id = (config.get(RUN_RECORD) or {}).get("run_id") or run_dir.name
-    return LoadedRun(run_dir, str(run_id), step, algo, dataset.train)
 
 
 def select_networks(algo: Any, nets: Sequence[str] | None) -> list[str]:

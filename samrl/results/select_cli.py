@@ -1,0 +1,248 @@
+"""`samrl select`: which checkpoint would each environment-free signal choose, and how well?
+
+Reads run directories (or sweeps of them), measures the signals of every saved checkpoint
+(samrl.analysis.selection_signals), writes selection.csv, and where the runs evaluated in the
+environment at those steps, scores the signals (samrl.results.selection).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from samrl.errors import RunError
+from samrl.results.cli import bootstrap_options, plural
+from samrl.results.selection import COLUMNS, SIGNALS
+
+SELECTION_FILE = "selection.csv"
+TABLE_FILES = ("selection_table.csv", "selection_table.md")
+FIGURE_FILE = "selection_regret.png"
+#: Measured on this 2-core machine (pendulum, 64-64 networks, one torch thread, load ~3).
+FQE_COST = "about 9 s per 1000 FQE updates per checkpoint"
+KEY_DEFAULTS = ("algo.name", "dataset.name", "optim.name", "optim.rho", "optim.networks")
+
+EXAMPLE = """\b
+Examples:
+  samrl select results/selection
+  samrl select runs/sweeps/study-smoke --signals td_error,critic_sharpness
+  samrl select results/selection --fqe-steps 2000 --out /tmp/selection"""
+
+
+@click.command("select", epilog=EXAMPLE)
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--signals",
+    default=",".join(s for s in SIGNALS if s != "fqe"),
+    show_default=True,
+    help="Comma-separated signals: " + ", ".join(SIGNALS) + ".",
+)
+@click.option("--rho", default=0.05, show_default=True, help="Fixed radius of the sharpness.")
+@click.option(
+    "--fqe-steps",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help=f"Fit d3rlpy's FQE this many updates per checkpoint (0: no FQE; {FQE_COST}).",
+)
+@click.option(
+    "--opc-quantile",
+    default=0.5,
+    show_default=True,
+    help="Soft OPC: held-out episodes at or above this return quantile are the successes.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write (default: the first directory given).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@bootstrap_options
+def select_cmd(
+    dirs: tuple[Path, ...],
+    signals: str,
+    rho: float,
+    fqe_steps: int,
+    opc_quantile: float,
+    out: Path | None,
+    quiet: bool,
+    n_boot: int,
+    seed: int,
+) -> None:
+    """Choose checkpoints without the environment: for every saved checkpoint of every run,
+    the critic's and actor's sharpness at a fixed radius (the run's probe, else post hoc),
+    d3rlpy's TD error, average and initial-state value estimates and soft OPC on the run's
+    held-out episodes, and optionally d3rlpy's FQE. Writes selection.csv, prints the checkpoint
+    each signal chooses per run and the run per cell (runs of one grid point), and, where
+    eval.csv scored those checkpoints, each signal's Spearman correlation with the score and
+    regret@1/@3 (IQM, 95% bootstrap CI over runs) beside the last-checkpoint and random-choice
+    baselines: selection_table.csv/.md and selection_regret.png.
+
+    DIRS are run directories or sweep directories. Runs need checkpoints at the steps to
+    compare (train.save_interval: 1 keeps one per evaluation) and held-out episodes
+    (dataset.test_fraction > 0) for d3rlpy's signals.
+    """
+    from samrl.analysis.selection_signals import SignalOptions, check_options
+
+    wanted = tuple(s.strip() for s in signals.split(",") if s.strip())
+    options = SignalOptions(
+        signals=wanted, rho=rho, fqe_steps=fqe_steps, opc_quantile=opc_quantile, seed=seed
+    )
+    check_options(options)
+    out = out if out is not None else dirs[0]
+    runs = collect_runs(dirs)
+    rows = measure(runs, options, out, progress=not quiet)
+    write_outputs(rows, out, n_boot, seed)
+
+
+def collect_runs(dirs: tuple[Path, ...]) -> list[tuple[Path, str, int | None]]:
+    """(run directory, cell, seed) of every run to select among: each given run directory,
+    and the completed runs of each given sweep (others are named in one line and left out)."""
+    from samrl.results.runs import declared_point, find_runs, is_run_dir, read_config
+    from samrl.results.runs import read_status as run_status
+    from samrl.status import RunStatus
+
+    found: list[tuple[Path, str, int | None]] = []
+    for directory in dirs:
+        if not directory.is_dir():
+            raise RunError(f"{directory}: no such directory")
+        entries = find_runs(directory)
+        if not entries:
+            raise RunError(f"{directory} holds no samrl run directory")
+        lone = is_run_dir(directory)
+        skipped = []
+        for entry in entries:
+            if not lone and run_status(entry.directory)["status"] != RunStatus.COMPLETED:
+                skipped.append(entry.directory.name)
+                continue
+            config = read_config(entry.directory)
+            point = declared_point(entry) or {k: _get(config, k) for k in KEY_DEFAULTS}
+            seed = entry.seed if entry.seed is not None else _get(config, "train.seed")
+            found.append((entry.directory, cell_label(point), seed))
+        if skipped:
+            click.echo(f"samrl: left out {plural(len(skipped), 'run')} not completed", err=True)
+    return found
+
+
+def _get(config: dict[str, Any], key: str) -> Any:
+    from samrl.results.runs import get_path
+
+    return get_path(config, key)
+
+
+def cell_label(point: dict[str, Any]) -> str:
+    """A grid point (seed excluded) as one text: runs with the same text form a cell."""
+    parts = []
+    for key, value in sorted(point.items()):
+        if key == "train.seed" or value is None:
+            continue
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts) or "all runs"
+
+
+def measure(
+    runs: list[tuple[Path, str, int | None]], options: Any, out: Path, *, progress: bool
+) -> pd.DataFrame:
+    """selection.csv's rows: every signal of every checkpoint, with the env score there. All
+    runs are opened (and checked) before any checkpoint is measured."""
+    from samrl.analysis.selection_signals import checkpoint_signals, open_run
+    from samrl.progress import step_bar
+
+    sources = [(open_run(run_dir, options), cell, seed) for run_dir, cell, seed in runs]
+    total = sum(len(source.models) for source, _, _ in sources)
+    rows: list[dict[str, Any]] = []
+    with step_bar(total, "select", "checkpoint", progress) as bar:
+        for source, cell, seed in sources:
+            scores = env_scores(source.run_dir)
+            base = {
+                "run": _relative(source.run_dir, out),
+                "run_id": source.run_dir.name,
+                "cell": cell,
+                "algo": source.facts.name,
+                "seed": seed,
+            }
+            for step in source.models:
+                for signal, origin, value in checkpoint_signals(source, step, options):
+                    score = scores.get(step, float("nan"))
+                    rows.append(
+                        {**base, "step": step, "signal": signal, "source": origin}
+                        | {"value": value, "score": score}
+                    )
+                bar.update(1)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def env_scores(run_dir: Path) -> dict[int, float]:
+    """Step -> the environment score of eval.csv: the normalized score, else the mean return."""
+    from samrl.results.runs import read_run_table
+    from samrl.rundir import EVAL_FILE
+
+    evals = read_run_table(run_dir, EVAL_FILE)
+    for column in ("normalized_score", "return_mean"):
+        if column in evals and "step" in evals:
+            values = pd.to_numeric(evals[column], errors="coerce")
+            if values.notna().any():
+                return dict(zip(evals["step"].astype(int), values.astype(float), strict=True))
+    return {}
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+def write_outputs(rows: pd.DataFrame, out: Path, n_boot: int, seed: int) -> None:
+    """selection.csv; the choices printed; with scores, the table and figure; one last line."""
+    from samrl.results import selection
+    from samrl.rundir import atomic_write, write_csv_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(rows, out / SELECTION_FILE)
+    written = [SELECTION_FILE]
+    print_choices(rows)
+    if rows["score"].notna().any():
+        table = selection.summary_table(rows, n_boot, seed)
+        write_csv_atomic(table, out / TABLE_FILES[0])
+        atomic_write(out / TABLE_FILES[1], selection.markdown(table))
+        click.echo("\n" + selection.markdown(table))
+        written += [*TABLE_FILES, _figure(table, out)]
+    else:
+        click.echo("no environment scores at the checkpoints' steps: signals not scored")
+    n_runs, n_checkpoints = rows["run"].nunique(), rows.drop_duplicates(["run", "step"]).shape[0]
+    click.echo(
+        f"samrl: {plural(n_checkpoints, 'checkpoint')} of {plural(n_runs, 'run')} selected "
+        f"among; {', '.join(written)} in {out}"
+    )
+
+
+def _figure(table: pd.DataFrame, out: Path) -> str:
+    from samrl.analysis.plots import save
+    from samrl.results.selection import regret_figure
+
+    figure = regret_figure(table, "Choosing a checkpoint without the environment")
+    save(figure, out / FIGURE_FILE)
+    return FIGURE_FILE
+
+
+def print_choices(rows: pd.DataFrame) -> None:
+    """Per run, then per cell: what each signal chooses, with its score where known."""
+    from samrl.results.selection import choices
+
+    for group, what in (("run", "checkpoint step"), ("cell", "run")):
+        chosen = choices(rows, group)
+        if chosen.empty:
+            continue
+        click.echo(f"\nchosen {what} per {group} (score in parentheses):")
+        for key, unit in chosen.groupby(group, sort=False):
+            parts = [f"{r.signal} {r.choice}{_score(r.score)}" for r in unit.itertuples()]
+            click.echo(f"  {key}: " + "; ".join(parts))
+
+
+def _score(value: float) -> str:
+    return f" ({value:.1f})" if pd.notna(value) else ""
