@@ -294,3 +294,15 @@ def test_checkpoints_of_another_algorithm(
 def test_unknown_signal(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["select", str(sweep), "--signals", "td_eror"], capsys)
     assert code == 2 and "did you mean 'td_error'" in err
+
+
+def test_rowwise_iqm_matches_the_iqm_of_each_row() -> None:
+    from samrl import stats
+    from samrl.results.selection import _rowwise_nan_iqm
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(50, 7))
+    matrix[rng.random(matrix.shape) < 0.2] = np.nan
+    for row, value in zip(matrix, _rowwise_nan_iqm(matrix), strict=True):
+        finite = row[~np.isnan(row)]
+        assert value == pytest.approx(stats.iqm(finite)) if finite.size else np.isnan(value)

@@ -18,6 +18,8 @@ Model files are read with samrl.safeload (nothing in them is unpickled).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +86,6 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
     checkpoints, or without held-out episodes when a wanted signal reads them."""
     import samrl
     from samrl.algos import algo_facts
-    from samrl.analysis.posthoc import run_dataset
     from samrl.results.runs import read_run_table
 
     run = RunDir(run_dir)
@@ -102,7 +103,7 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
     nets = set(facts.networks)
     signals = tuple(s for s in options.wanted() if SHARPNESS_NETS.get(s, "critic") in nets)
     probe = read_run_table(run.path, SHARPNESS_FILE)
-    dataset = run_dataset(config)
+    dataset = _dataset(json.dumps(config["dataset"], sort_keys=True, default=str))
     held_out = [s for s in signals if SIGNALS[s].held_out]
     if held_out and not dataset.test_episodes:
         raise RunError(
@@ -111,6 +112,15 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
             "for --signals critic_sharpness,actor_sharpness"
         )
     return RunSource(run.path, config, models, facts, dataset, probe, signals)
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(section: str) -> Any:
+    """The dataset of a config's dataset section (JSON), loaded once: the runs of a sweep
+    usually share it (its seed is the dataset's, not the run's)."""
+    from samrl.analysis.posthoc import run_dataset
+
+    return run_dataset({"dataset": json.loads(section)})
 
 
 def load_checkpoint(source: RunSource, step: int) -> Any:

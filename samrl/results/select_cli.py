@@ -21,8 +21,8 @@ from samrl.results.selection import COLUMNS, SIGNALS
 SELECTION_FILE = "selection.csv"
 TABLE_FILES = ("selection_table.csv", "selection_table.md")
 FIGURE_FILE = "selection_regret.png"
-#: Measured on this 2-core machine (pendulum, 64-64 networks, one torch thread, load ~3).
-FQE_COST = "about 9 s per 1000 FQE updates per checkpoint"
+#: d3rlpy's default FQE (256-256, batch 100), pendulum-replay, one torch thread, load 9, 2 cores.
+FQE_COST = "measured: 11 s per 1000 updates per checkpoint, one thread, 2 loaded cores"
 KEY_DEFAULTS = ("algo.name", "dataset.name", "optim.name", "optim.rho", "optim.networks")
 
 EXAMPLE = """\b
@@ -121,10 +121,11 @@ def collect_runs(dirs: tuple[Path, ...]) -> list[tuple[Path, str, int | None]]:
             config = read_config(entry.directory)
             point = declared_point(entry) or {k: _get(config, k) for k in KEY_DEFAULTS}
             seed = entry.seed if entry.seed is not None else _get(config, "train.seed")
-            found.append((entry.directory, cell_label(point), seed))
+            found.append((entry.directory, point, seed))
         if skipped:
             click.echo(f"samrl: left out {plural(len(skipped), 'run')} not completed", err=True)
-    return found
+    labels = cell_labels([point for _, point, _ in found])
+    return [(run, label, seed) for (run, _, seed), label in zip(found, labels, strict=True)]
 
 
 def _get(config: dict[str, Any], key: str) -> Any:
@@ -133,15 +134,18 @@ def _get(config: dict[str, Any], key: str) -> Any:
     return get_path(config, key)
 
 
-def cell_label(point: dict[str, Any]) -> str:
-    """A grid point (seed excluded) as one text: runs with the same text form a cell."""
-    parts = []
-    for key, value in sorted(point.items()):
-        if key == "train.seed" or value is None:
-            continue
-        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-        parts.append(f"{key}={text}")
-    return " ".join(parts) or "all runs"
+def cell_labels(points: list[dict[str, Any]]) -> list[str]:
+    """Each run's grid point (seed excluded) as one text naming the keys that differ between
+    points: runs with the same text form a cell."""
+    from samrl.results.labels import point_label, varying_keys
+
+    texts = [
+        {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in point.items()}
+        for point in points
+    ]
+    keys = sorted({key for point in texts for key in point} - {"train.seed"})
+    shown = varying_keys(texts, keys)
+    return [point_label(point, shown) for point in texts]
 
 
 def measure(
@@ -151,11 +155,13 @@ def measure(
     runs are opened (and checked) before any checkpoint is measured."""
     from samrl.analysis.selection_signals import checkpoint_signals, open_run
     from samrl.progress import step_bar
+    from samrl.threads import threads_for_run
 
     sources = [(open_run(run_dir, options), cell, seed) for run_dir, cell, seed in runs]
     total = sum(len(source.models) for source, _, _ in sources)
     rows: list[dict[str, Any]] = []
-    with step_bar(total, "select", "checkpoint", progress) as bar:
+    # one torch thread unless a launcher set OMP_NUM_THREADS (`train.threads: auto`)
+    with threads_for_run("auto"), step_bar(total, "select", "checkpoint", progress) as bar:
         for source, cell, seed in sources:
             scores = env_scores(source.run_dir)
             base = {

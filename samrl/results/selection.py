@@ -151,7 +151,7 @@ def run_level(rows: pd.DataFrame, fraction: float = RUN_FRACTION) -> pd.DataFram
     rows = rows.dropna(subset=["value"])
     last_step = rows.groupby("run")["step"].transform("max")
     late = rows[rows["step"] >= (1.0 - fraction) * last_step]
-    keys = ["cell", "algo", "run", "signal"]
+    keys = ["cell", "algo", "run", "seed", "signal"]
     return late.groupby(keys, sort=False)[["value", "score"]].mean().reset_index()
 
 
@@ -203,6 +203,20 @@ def _nan_iqm(values: np.ndarray) -> float:
     return stats.iqm(values) if values.size else math.nan
 
 
+def _rowwise_nan_iqm(matrix: np.ndarray) -> np.ndarray:
+    """`_nan_iqm` of every row at once (2000 replicates in one numpy call): the row's non-NaN
+    values sorted, int(n / 4) dropped at each end, as scipy's trim_mean(0.25) does."""
+    ordered = np.sort(matrix, axis=1)  # NaNs last
+    n = (~np.isnan(matrix)).sum(axis=1)
+    cut = (0.25 * n).astype(int)
+    index = np.arange(matrix.shape[1])
+    keep = (index >= cut[:, None]) & (index < (n - cut)[:, None])
+    counts = keep.sum(axis=1)
+    sums = np.where(keep, ordered, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
 def _cell_cis(
     signal: str, units: list[pd.DataFrame], n_boot: int, seed: int
 ) -> dict[str, tuple[float, float]]:
@@ -214,7 +228,7 @@ def _cell_cis(
     out = {}
     for metric in METRICS:
         matrix = np.stack([cell[metric] for cell in per_cell], axis=1)  # (n_boot, cells)
-        replicates = np.array([_nan_iqm(row) for row in matrix])
+        replicates = _rowwise_nan_iqm(matrix)
         replicates = replicates[~np.isnan(replicates)]
         if replicates.size == 0:
             out[metric] = (math.nan, math.nan)
@@ -288,7 +302,7 @@ def choices(rows: pd.DataFrame, group: str) -> pd.DataFrame:
     if group == "run":
         units = rows.dropna(subset=["value"]).assign(choice=rows["step"].astype(str))
     else:
-        units = run_level(rows).assign(choice=lambda f: f["run"])
+        units = run_level(rows).assign(choice=lambda f: "seed " + f["seed"].astype(str))
     out = []
     for (key, signal), unit in units.groupby([group, "signal"], sort=False):
         chosen = unit.iloc[top_k(oriented(str(signal), unit["value"].to_numpy()), 1)[0]]
