@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption clean
+.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption selection selection-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -80,6 +80,22 @@ study-smoke: install
 	-$(BIN)/samrl sweep configs/sweeps/study.yaml $(STUDY_SMOKE) --jobs $(JOBS)
 	$(BIN)/samrl sharpness runs/sweeps/study-smoke --rho 0.05 --n-batches 1 --batch-size 16
 	$(BIN)/samrl report runs/sweeps/study-smoke
+
+# Choosing checkpoints without the environment (issue 32): TD3+BC, IQL, CQL x Adam / SAM on the
+# critic x 5 seeds on pendulum-replay, a checkpoint (~240 KiB) and a 10-episode evaluation at each
+# of 20 points; then every signal of every checkpoint, scored against the evaluations.
+selection: install   ## 30 runs x 5000 updates: ~1 h at 2 jobs (estimate from the study's rate)
+	-$(BIN)/samrl sweep configs/sweeps/selection.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl select results/selection
+
+# The same, tiny (12 runs x 40 updates, 2 seeds, a checkpoint every 10): the pipeline end to
+# end; the sweep took 2 min and `samrl select` 32 s on 2 cores at load 7.
+SELECTION_SMOKE = --name selection-smoke --out runs/sweeps --seeds 0-1 \
+	--set train.n_steps=40 --set train.n_steps_per_epoch=10 --set dataset.size=4000 \
+	--set train.eval_episodes=2 --set algo.params.batch_size=32
+selection-smoke: install
+	-$(BIN)/samrl sweep configs/sweeps/selection.yaml $(SELECTION_SMOKE) --jobs $(JOBS)
+	$(BIN)/samrl select runs/sweeps/selection-smoke
 
 reproduce-mujoco: install   ## 135 runs x 100k steps: ~340 CPU-core-hours (estimate) as a Slurm job array
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/mujoco.yaml runs/sweeps/mujoco $(SWEEP_ARGS)
