@@ -20,6 +20,7 @@ scripts/export_behaviour_policies.py). A file whose sha256 differs is refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ class ShippedPolicyError(SamrlError):
     kind = "behaviour policy"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Actor:
     """A squashed-Gaussian MLP actor: hidden layers with ReLU, then mean and log-std heads."""
 
@@ -49,14 +50,19 @@ class Actor:
     mean_head: tuple[np.ndarray, np.ndarray]
     logstd_head: tuple[np.ndarray, np.ndarray]
 
+    @functools.cached_property
+    def _float64(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every layer as (weight transposed, bias) in float64, converted once."""
+        layers = [*self.hidden, self.mean_head, self.logstd_head]
+        return [(np.ascontiguousarray(w.T, np.float64), b.astype(np.float64)) for w, b in layers]
+
     def heads(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, clamped log-std) before the tanh squash, in float64."""
+        *hidden, (w_mean, b_mean), (w_logstd, b_logstd) = self._float64
         h = np.asarray(observations, np.float64)
-        for weight, bias in self.hidden:
-            h = np.maximum(h @ weight.T.astype(np.float64) + bias.astype(np.float64), 0.0)
-        mean = h @ self.mean_head[0].T.astype(np.float64) + self.mean_head[1].astype(np.float64)
-        logstd = h @ self.logstd_head[0].T.astype(np.float64) + self.logstd_head[1]
-        return mean, np.clip(logstd, MIN_LOGSTD, MAX_LOGSTD)
+        for weight, bias in hidden:
+            h = np.maximum(h @ weight + bias, 0.0)
+        return h @ w_mean + b_mean, np.clip(h @ w_logstd + b_logstd, MIN_LOGSTD, MAX_LOGSTD)
 
     def sample(self, observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """tanh(mean + std * N(0, 1)), as d3rlpy's SAC samples an action; float32."""
