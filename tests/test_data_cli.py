@@ -7,6 +7,7 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
+from samrl.data import mujoco
 from samrl.data.cli import data_group
 from samrl.errors import DatasetError
 
@@ -104,7 +105,7 @@ def test_make_random_mujoco_trains_nothing(cache: pathlib.Path) -> None:
     assert "collecting hopper-random with a randomly initialised policy" in made.stderr
     assert "training" not in made.stderr
     policies = sorted(p.name for p in (cache / "policies").iterdir())
-    assert policies == ["hopper_random_s0_g1.d3"]  # no SAC training directory
+    assert policies == [f"hopper_random_s0_g{mujoco.GENERATOR_VERSION}.d3"]  # no SAC training
     info = CliRunner().invoke(data_group, ["info", "hopper-random"])
     assert "randomly initialised SAC policy (no training)" in info.output
     assert "300/s0" in info.output

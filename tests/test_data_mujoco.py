@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from samrl.data import load_dataset, mujoco
-from samrl.data.builtin import BUILTINS, ensure_builtin
+from samrl.data.builtin import BUILTINS, cache_path, ensure_builtin
+from samrl.data.hdf5 import read_d4rl_hdf5
 
 
 @pytest.fixture
@@ -40,7 +41,9 @@ def test_tiny_hopper_generation_end_to_end(
         returns = ds.metadata["behaviour_returns"]  # complete episodes only
         assert ds.metadata["behaviour_return_mean"] == (np.mean(returns) if returns else None)
         assert ds.train.dataset_info.observation_signature.shape[0] == (11,)
-        sizes[level] = sum(len(e.rewards) for e in (*ds.train.episodes, *ds.test_episodes))
+        # the file's steps (d3rlpy keeps no transition of a 1-step episode cut by a timeout)
+        data, _ = read_d4rl_hdf5(cache_path(BUILTINS[f"hopper-{level}"], 400, 1))
+        sizes[level] = len(data)
     assert sizes["medium"] == sizes["expert"] == sizes["random"] == 400
     assert sizes["medium-expert"] == 800  # D4RL: medium + expert side by side
     assert 0 < sizes["medium-replay"] <= 300
@@ -57,9 +60,8 @@ def test_collection_resumes_from_written_chunks(
     tmp_path: pathlib.Path, untrained_policy: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kwargs = {"size": 250, "seed": 5, "stream": "medium", "chunk_size": 100}
-    full, full_returns = mujoco.collect(
-        untrained_policy, "Hopper-v5", work_dir=tmp_path / "full", **kwargs
-    )
+    actor = mujoco.actor_of(untrained_policy)
+    full, full_returns = mujoco.collect(actor, "Hopper-v5", work_dir=tmp_path / "full", **kwargs)
     assert len(full) == 250
     assert not np.any(full.terminals & full.timeouts)
 
@@ -75,7 +77,7 @@ def test_collection_resumes_from_written_chunks(
     monkeypatch.setattr(mujoco, "_collect_chunk", dying_chunk)
     work = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        mujoco.collect(untrained_policy, "Hopper-v5", work_dir=work, **kwargs)
+        mujoco.collect(actor, "Hopper-v5", work_dir=work, **kwargs)
     assert json.loads((work / "state.json").read_text())["chunks_done"] == 1
 
     calls.clear()
@@ -85,9 +87,7 @@ def test_collection_resumes_from_written_chunks(
         return real_chunk(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mujoco, "_collect_chunk", counting_chunk)
-    resumed, resumed_returns = mujoco.collect(
-        untrained_policy, "Hopper-v5", work_dir=work, **kwargs
-    )
+    resumed, resumed_returns = mujoco.collect(actor, "Hopper-v5", work_dir=work, **kwargs)
     assert len(calls) == 2  # chunks 1 and 2; chunk 0 came from disk
     for key in ("observations", "actions", "rewards", "terminals", "timeouts"):
         np.testing.assert_array_equal(getattr(resumed, key), getattr(full, key))

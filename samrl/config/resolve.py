@@ -257,20 +257,15 @@ def _check_dataset_exists(c: Checker, ds: DatasetSection, facts: Any) -> None:
 
 
 def _check_generated(c: Checker, ds: DatasetSection) -> None:
-    """MuJoCo built-ins need hours of SAC training: an explicit `samrl data make` step (not
-    the random level: an untrained policy's rollouts are generated on first use)."""
-    from samrl.data.builtin import BUILTINS, cache_path
+    """MuJoCo built-ins that need SAC trained here (hours) are an explicit `samrl data make`
+    step; those rolled out from samrl's shipped policies, or from an untrained one (random),
+    are generated on first use (minutes)."""
+    from samrl.data.builtin import BUILTINS, cache_path, needs_sac_training, sac_training_needed
 
     builtin = BUILTINS[ds.name]
     size = ds.size or builtin.default_size
-    needs_training = builtin.is_mujoco and builtin.level != "random"
-    if needs_training and not cache_path(builtin, size, ds.seed).exists():
-        raise c.fail(
-            "dataset.name",
-            f"{ds.name} (size {size}, seed {ds.seed}) is not generated yet; run "
-            f"`samrl data make {ds.name} --size {size} --seed {ds.seed}` first (it trains "
-            "SAC behaviour policies: hours on a CPU)",
-        )
+    if needs_sac_training(builtin) and not cache_path(builtin, size, ds.seed).exists():
+        raise c.fail("dataset.name", sac_training_needed(builtin, size, ds.seed))
 
 
 def _train(c: Checker, given: dict[str, Any]) -> TrainSection:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from samrl.data import classic, mujoco
+from samrl.data import actor, classic, mujoco
 from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.references import CLASSIC_REFERENCES, D4RL_REFERENCES, MUJOCO_ENV_IDS
 from samrl.data.transitions import concatenate
@@ -64,10 +64,58 @@ def dataset_cache_dir() -> pathlib.Path:
     return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache/samrl/datasets"
 
 
+def rolled_out_levels(builtin: Builtin) -> tuple[str, ...]:
+    """The behaviour policies a MuJoCo dataset rolls out (none: medium-replay is SAC's own
+    training data)."""
+    if builtin.level == "medium-expert":
+        return ("medium", "expert")
+    return () if builtin.level == "medium-replay" else (builtin.level,)
+
+
+def shipped_policies(builtin: Builtin, policy_steps: int | None) -> dict[str, dict[str, Any]]:
+    """The shipped policies this dataset rolls out, by level ({}: it trains SAC here instead).
+
+    Shipped policies are used unless a training length is asked for (`policy_steps`, or
+    $SAMRL_POLICY_STEPS) or the dataset is medium-replay, which needs the training itself."""
+    levels = rolled_out_levels(builtin)
+    if not builtin.is_mujoco or not levels or policy_steps is not None:
+        return {}
+    if os.environ.get(mujoco.POLICY_STEPS_ENV):
+        return {}
+    entries = {level: actor.shipped_entry(builtin.family, level) for level in levels}
+    return {k: v for k, v in entries.items() if v is not None} if all(entries.values()) else {}
+
+
+def needs_sac_training(builtin: Builtin, policy_steps: int | None = None) -> bool:
+    """Whether generating this dataset trains SAC here (hours) rather than rolling out a
+    shipped policy or an untrained one (minutes)."""
+    if not builtin.is_mujoco or shipped_policies(builtin, policy_steps):
+        return False
+    return builtin.level != "random"
+
+
+def sac_training_needed(builtin: Builtin, size: int, seed: int) -> str:
+    """What to tell a user whose dataset needs SAC trained here (`needs_sac_training`)."""
+    why = (
+        "it is the SAC training's own replay data, and samrl ships the trained policies only"
+        if builtin.level == "medium-replay"
+        else "samrl ships no behaviour policy for it"
+    )
+    return (
+        f"{builtin.name} (size {size}, seed {seed}) is not generated yet and {why}; run "
+        f"`samrl data make {builtin.name} --size {size} --seed {seed} --policy-steps 100000` "
+        "first (it trains a SAC behaviour policy: about an hour per 100k steps on one core)"
+    )
+
+
 def cache_path(
     builtin: Builtin, size: int, seed: int, policy_steps: int | None = None
 ) -> pathlib.Path:
-    if builtin.is_mujoco:
+    shipped = shipped_policies(builtin, policy_steps)
+    if shipped:
+        weights = "".join(entry["sha256"][:8] for entry in shipped.values())
+        stem = f"{builtin.name}_n{size}_s{seed}_w{weights}_g{mujoco.GENERATOR_VERSION}"
+    elif builtin.is_mujoco:
         steps = policy_steps if policy_steps is not None else mujoco.default_policy_steps()
         if builtin.level == "random":
             steps = 0  # a randomly initialised policy: no training, so no training length
@@ -94,8 +142,6 @@ def ensure_builtin(
 ) -> pathlib.Path:
     """The cache file of this dataset, generating it first if needed."""
     size = builtin.default_size if size is None else size
-    if builtin.is_mujoco and policy_steps is None:
-        policy_steps = mujoco.default_policy_steps()
     path = cache_path(builtin, size, seed, policy_steps)
     if path.exists():
         return path
@@ -108,8 +154,13 @@ def ensure_builtin(
         "ref_min_return": builtin.ref_min_return,
         "ref_max_return": builtin.ref_max_return,
     }
-    if builtin.is_mujoco:
-        assert policy_steps is not None
+    shipped = shipped_policies(builtin, policy_steps)
+    if shipped:
+        data, extra = _generate_shipped(builtin, shipped, size, seed, progress, chunk_size)
+        metadata.update(extra, generator_version=mujoco.GENERATOR_VERSION)
+    elif builtin.is_mujoco:
+        if policy_steps is None:
+            policy_steps = mujoco.default_policy_steps()
         data, extra = _generate_mujoco(builtin, size, seed, policy_steps, progress, chunk_size)
         trained = 0 if builtin.level == "random" else policy_steps
         metadata.update(extra, generator_version=mujoco.GENERATOR_VERSION, policy_steps=trained)
@@ -130,6 +181,40 @@ def ensure_builtin(
 def partial_directory(path: pathlib.Path) -> pathlib.Path:
     """Where an unfinished collection for the cache file `path` keeps its chunks."""
     return path.with_name(f"{path.stem}.partial")
+
+
+def _generate_shipped(
+    builtin: Builtin,
+    shipped: dict[str, dict[str, Any]],
+    size: int,
+    seed: int,
+    progress: bool,
+    chunk_size: int,
+) -> tuple[Any, dict[str, Any]]:
+    """Rollouts of samrl's shipped behaviour policies (medium-expert: the medium and the expert
+    dataset side by side, D4RL's recipe); no training."""
+    parts, returns = [], []
+    target = cache_path(builtin, size, seed)
+    for level in shipped:
+        policy = actor.load_shipped(builtin.family, level)
+        data, level_returns = _collect(
+            builtin,
+            policy,
+            f"the shipped {level} policy",
+            size,
+            seed,
+            target,
+            progress,
+            chunk_size,
+            stream=level,
+        )
+        parts.append(data)
+        returns.extend(level_returns)
+    files = ", ".join(entry["file"] for entry in shipped.values())
+    extra = _returns_metadata(np.asarray(returns), f"samrl's shipped SAC policies ({files})")
+    extra["behaviour_policies"] = {level: dict(entry) for level, entry in shipped.items()}
+    extra["policy_steps"] = actor.shipped_manifest()["policy_steps"]
+    return concatenate(parts), extra
 
 
 def _generate_mujoco(
@@ -212,24 +297,32 @@ def _collect_random(
 
 def _collect(
     builtin: Builtin,
-    policy: pathlib.Path,
+    policy: pathlib.Path | actor.Actor,
     policy_text: str,
     size: int,
     seed: int,
     target: pathlib.Path,
     progress: bool,
     chunk_size: int,
+    stream: str | None = None,
 ) -> tuple[Any, np.ndarray]:
-    """`size` transitions of `policy` in the builtin's environment, resumable in chunks beside
-    `target` (the dataset file they become)."""
+    """`size` transitions of `policy` (an actor, or a SAC checkpoint trained here) in the
+    builtin's environment, resumable in chunks beside `target` (the dataset file they
+    become). `stream` names the random stream (default: the dataset's level)."""
+    if isinstance(policy, pathlib.Path):
+        policy = mujoco.actor_of(policy)
+    stream = stream or builtin.level
+    work_dir = partial_directory(target)
+    if stream != builtin.level:  # medium-expert: one folder of chunks per policy
+        work_dir = work_dir / stream
     with step_bar(size, f"collecting {builtin.name} with {policy_text}", "step", progress) as bar:
         return mujoco.collect(
             policy,
             builtin.env_id,
             size=size,
             seed=seed,
-            stream=builtin.level,
-            work_dir=partial_directory(target),
+            stream=stream,
+            work_dir=work_dir,
             chunk_size=chunk_size,
             on_steps=bar.update,
         )

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Any
 
 import click
 
 from samrl.data import mujoco
-from samrl.data.builtin import BUILTINS, cache_path, cached_files, dataset_cache_dir, ensure_builtin
+from samrl.data.builtin import (
+    BUILTINS,
+    cache_path,
+    cached_files,
+    dataset_cache_dir,
+    ensure_builtin,
+    needs_sac_training,
+    sac_training_needed,
+)
 from samrl.data.download import offline
 from samrl.data.hdf5 import read_d4rl_hdf5
 from samrl.data.info import DatasetInfo
@@ -360,8 +369,8 @@ def _num(value: float | None) -> str:
     "--policy-steps",
     type=click.IntRange(min=1),
     default=None,
-    help=f"MuJoCo: SAC training steps of the behaviour policies (default "
-    f"${mujoco.POLICY_STEPS_ENV} or {mujoco.DEFAULT_POLICY_STEPS}).",
+    help=f"MuJoCo: train the SAC behaviour policy here for this many steps instead of "
+    f"rolling out samrl's shipped one (also ${mujoco.POLICY_STEPS_ENV}); medium-replay needs it.",
 )
 def make_command(name: str, size: int | None, seed: int, policy_steps: int | None) -> None:
     """Generate a built-in dataset into the cache (resumes an interrupted MuJoCo collection).
@@ -369,12 +378,18 @@ def make_command(name: str, size: int | None, seed: int, policy_steps: int | Non
     \b
     Example:
       samrl data make pendulum-medium --size 100000 --seed 0
-      samrl data make hopper-medium --size 1000000 --policy-steps 300000
+      samrl data make hopper-medium          # rolls out samrl's shipped SAC policy: minutes
+      samrl data make hopper-medium-replay --policy-steps 100000   # trains SAC here: ~1 h
     """
     info = describe(name)
     if info.kind != "builtin":
         raise DatasetError(f"'{name}' is not a built-in dataset; only built-ins can be made")
     builtin = BUILTINS[name]
+    wanted = size or builtin.default_size
+    asked_to_train = policy_steps is not None or os.environ.get(mujoco.POLICY_STEPS_ENV)
+    cached = cache_path(builtin, wanted, seed).exists()
+    if not asked_to_train and not cached and needs_sac_training(builtin):
+        raise DatasetError(sac_training_needed(builtin, wanted, seed))
     path = cache_path(builtin, size or builtin.default_size, seed, policy_steps)
     existed = path.exists()
     path = ensure_builtin(builtin, size=size, seed=seed, progress=True, policy_steps=policy_steps)

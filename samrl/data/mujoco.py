@@ -24,13 +24,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from samrl.data.actor import Actor
 from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.transitions import Transitions, concatenate
 from samrl.envvars import env_number
 from samrl.progress import step_bar
 from samrl.rollout import episode_returns
 
-GENERATOR_VERSION = 2  # 2: SAC trained in resumable segments
+GENERATOR_VERSION = 2  # 2: SAC trained in resumable segments; float64 numpy rollouts
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
 DEFAULT_POLICY_STEPS = 1_000_000  # D4RL trained its SAC behaviour policies for 1M steps
 MAX_CHECKPOINTS = 20
@@ -388,11 +389,9 @@ def medium_replay(policies: BehaviourPolicies, size: int) -> tuple[Transitions, 
 
 
 def _collect_chunk(
-    algo: Any, env_id: str, n_steps: int, seed_words: list[int], on_steps: StepCallback | None
+    actor: Actor, env_id: str, n_steps: int, seed_words: list[int], on_steps: StepCallback | None
 ) -> tuple[Transitions, np.ndarray]:
     """`n_steps` steps from PARALLEL_ENVS envs; unfinished episodes end as timeouts."""
-    import torch
-
     seeds = np.random.SeedSequence(seed_words).generate_state(PARALLEL_ENVS + 1)
     envs = [gym.make(env_id) for _ in range(PARALLEL_ENVS)]
     obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds[:-1], strict=True)])
@@ -400,31 +399,30 @@ def _collect_chunk(
     finished: list[dict[str, list[Any]]] = []
     returns: list[float] = []
     collected = 0
-    with torch.random.fork_rng():
-        torch.manual_seed(int(seeds[-1]))
-        while collected < n_steps:
-            before = collected
-            actions = algo.sample_action(obs.astype(np.float32))
-            for i, env in enumerate(envs):
-                if collected >= n_steps:
-                    break
-                next_obs, reward, terminated, truncated, _ = env.step(actions[i])
-                ep = episodes[i]
-                ep["observations"].append(obs[i].copy())
-                ep["actions"].append(actions[i])
-                ep["rewards"].append(float(reward))
-                ep["terminals"].append(bool(terminated))
-                ep["timeouts"].append(bool(truncated and not terminated))
-                ep["next_observations"].append(next_obs)
-                collected += 1
-                if terminated or truncated:
-                    finished.append(ep)
-                    returns.append(float(np.sum(ep["rewards"])))
-                    episodes[i] = _empty_episode()
-                    next_obs, _ = env.reset()
-                obs[i] = next_obs
-            if on_steps is not None:
-                on_steps(collected - before)
+    rng = np.random.default_rng(int(seeds[-1]))  # the actor's sampling noise
+    while collected < n_steps:
+        before = collected
+        actions = actor.sample(obs, rng)
+        for i, env in enumerate(envs):
+            if collected >= n_steps:
+                break
+            next_obs, reward, terminated, truncated, _ = env.step(actions[i])
+            ep = episodes[i]
+            ep["observations"].append(obs[i].copy())
+            ep["actions"].append(actions[i])
+            ep["rewards"].append(float(reward))
+            ep["terminals"].append(bool(terminated))
+            ep["timeouts"].append(bool(truncated and not terminated))
+            ep["next_observations"].append(next_obs)
+            collected += 1
+            if terminated or truncated:
+                finished.append(ep)
+                returns.append(float(np.sum(ep["rewards"])))
+                episodes[i] = _empty_episode()
+                next_obs, _ = env.reset()
+            obs[i] = next_obs
+        if on_steps is not None:
+            on_steps(collected - before)
     for ep in episodes:
         if ep["rewards"]:
             ep["timeouts"][-1] = True
@@ -449,8 +447,15 @@ def _empty_episode() -> dict[str, list[Any]]:
     return {k: [] for k in _CHUNK_KEYS}
 
 
+def actor_of(policy_path: pathlib.Path) -> Actor:
+    """The actor of a SAC checkpoint samrl trained (`.d3`, read without unpickling)."""
+    from samrl.safeload import load_learnable
+
+    return Actor.from_algo(load_learnable(policy_path, device="cpu:0"))
+
+
 def collect(
-    policy_path: pathlib.Path,
+    actor: Actor,
     env_id: str,
     *,
     size: int,
@@ -460,13 +465,11 @@ def collect(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_steps: StepCallback | None = None,
 ) -> tuple[Transitions, np.ndarray]:
-    """Roll `policy_path` out for `size` steps, resuming from chunks already in `work_dir`."""
-    from samrl.safeload import load_learnable
-
+    """Roll `actor` out for `size` steps, resuming from chunks already in `work_dir`."""
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path = work_dir / "state.json"
     wanted = {
-        "policy": str(policy_path),
+        "policy": actor.digest(),
         "env_id": env_id,
         "size": size,
         "seed": seed,
@@ -483,7 +486,6 @@ def collect(
     else:
         state = {"params": wanted, "chunks_done": 0}
     n_chunks = -(-size // chunk_size)
-    algo = None
     stream_word = int.from_bytes(stream.encode()[:8].ljust(8, b"\0"), "little")
     parts: list[Transitions] = []
     returns: list[np.ndarray] = []
@@ -497,12 +499,9 @@ def collect(
             if on_steps is not None:
                 on_steps(steps)
             continue
-        if algo is None:
-            algo = load_learnable(policy_path, device="cpu:0")  # no unpickling of objects
-        with _single_torch_thread():
-            chunk, chunk_returns = _collect_chunk(
-                algo, env_id, steps, [seed, stream_word, index], on_steps
-            )
+        chunk, chunk_returns = _collect_chunk(
+            actor, env_id, steps, [seed, stream_word, index], on_steps
+        )
         tmp = work_dir / f".chunk_{index:05d}.tmp.npz"
         np.savez(tmp, episode_returns=chunk_returns, **{k: getattr(chunk, k) for k in _CHUNK_KEYS})
         os.replace(tmp, path)
