@@ -306,3 +306,15 @@ def test_rowwise_iqm_matches_the_iqm_of_each_row() -> None:
     for row, value in zip(matrix, _rowwise_nan_iqm(matrix), strict=True):
         finite = row[~np.isnan(row)]
         assert value == pytest.approx(stats.iqm(finite)) if finite.size else np.isnan(value)
+
+
+def test_cells_are_named_by_the_keys_that_vary() -> None:
+    from samrl.results.select_cli import cell_labels
+
+    hidden = {"algo.params.value_encoder_factory.params.hidden_units": [64, 64]}
+    points = [
+        {"algo.name": "iql", "optim.name": "adam", **hidden},
+        {"algo.name": "iql", "optim.name": "sam", **hidden},
+        {"algo.name": "cql", "optim.name": "sam", "optim.networks": ["critic"]},
+    ]
+    assert cell_labels(points) == ["iql adam", "iql sam", "cql sam"]

@@ -5,8 +5,8 @@ Every value comes from code that already exists, never from a copy of it:
   run's fixed-radius probe (sharpness.csv, `<net>_rho<r>_sharpness`, the epoch mean at the
   checkpoint's step) when the run has that probe at every checkpoint; otherwise measured post
   hoc on the checkpoint by `samrl.analysis.posthoc.sharpness` (SAM's one-step estimate on fixed
-  minibatches of the training split; cached in the run's sharpness_posthoc.csv). One source per
-  run, so that a run's checkpoints compare;
+  minibatches of the training split; its rows also land in the run's sharpness_posthoc.csv, as
+  `samrl sharpness` writes them). One source per run, so that a run's checkpoints compare;
 - `td_error`, `value_estimate`, `initial_value`, `soft_opc`: d3rlpy's evaluators on the run's
   held-out episodes (dataset.test_fraction), the training split as their replay buffer;
   soft OPC's success threshold is a quantile of the held-out episodes' returns;
@@ -83,7 +83,8 @@ def check_options(options: SignalOptions) -> None:
 
 def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
     """The run's checkpoints and what its signals need; RunError (one line) for a run without
-    checkpoints, or without held-out episodes when a wanted signal reads them."""
+    checkpoints, without held-out episodes when a wanted signal reads them, or whose last
+    checkpoint holds another algorithm (checked before any run is measured)."""
     import samrl
     from samrl.algos import algo_facts
     from samrl.results.runs import read_run_table
@@ -111,7 +112,9 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
             f"{', '.join(held_out)} need; train with dataset.test_fraction: 0.1, or ask only "
             "for --signals critic_sharpness,actor_sharpness"
         )
-    return RunSource(run.path, config, models, facts, dataset, probe, signals)
+    source = RunSource(run.path, config, models, facts, dataset, probe, signals)
+    load_checkpoint(source, max(models))  # another algorithm's checkpoints: refused up front
+    return source
 
 
 @functools.lru_cache(maxsize=4)
