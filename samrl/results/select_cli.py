@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 import pandas as pd
@@ -17,6 +17,9 @@ import pandas as pd
 from samrl.errors import RunError
 from samrl.results.cli import bootstrap_options, plural
 from samrl.results.selection import COLUMNS, SIGNALS
+
+if TYPE_CHECKING:
+    from samrl.analysis.selection_signals import SignalOptions
 
 SELECTION_FILE = "selection.csv"
 TABLE_FILES = ("selection_table.csv", "selection_table.md")
@@ -88,9 +91,7 @@ def select_cmd(
     from samrl.analysis.selection_signals import SignalOptions, check_options
 
     wanted = tuple(s.strip() for s in signals.split(",") if s.strip())
-    options = SignalOptions(
-        signals=wanted, rho=rho, fqe_steps=fqe_steps, opc_quantile=opc_quantile, seed=seed
-    )
+    options = SignalOptions(signals=wanted, rho=rho, fqe_steps=fqe_steps, opc_quantile=opc_quantile)
     check_options(options)
     out = out if out is not None else dirs[0]
     runs = collect_runs(dirs)
@@ -98,14 +99,20 @@ def select_cmd(
     write_outputs(rows, out, n_boot, seed)
 
 
-def collect_runs(dirs: tuple[Path, ...]) -> list[tuple[Path, str, int | None]]:
+class RunToSelect(NamedTuple):
+    directory: Path
+    cell: str  # the runs of one grid point, differing only by seed
+    seed: int | None
+
+
+def collect_runs(dirs: tuple[Path, ...]) -> list[RunToSelect]:
     """(run directory, cell, seed) of every run to select among: each given run directory,
     and the completed runs of each given sweep (others are named in one line and left out)."""
     from samrl.results.runs import declared_point, find_runs, is_run_dir, read_config
     from samrl.results.runs import read_status as run_status
     from samrl.status import RunStatus
 
-    found: list[tuple[Path, str, int | None]] = []
+    found: list[tuple[Path, dict[str, Any], int | None]] = []
     for directory in dirs:
         if not directory.is_dir():
             raise RunError(f"{directory}: no such directory")
@@ -125,7 +132,9 @@ def collect_runs(dirs: tuple[Path, ...]) -> list[tuple[Path, str, int | None]]:
         if skipped:
             click.echo(f"samrl: left out {plural(len(skipped), 'run')} not completed", err=True)
     labels = cell_labels([point for _, point, _ in found])
-    return [(run, label, seed) for (run, _, seed), label in zip(found, labels, strict=True)]
+    return [
+        RunToSelect(run, label, seed) for (run, _, seed), label in zip(found, labels, strict=True)
+    ]
 
 
 def _get(config: dict[str, Any], key: str) -> Any:
@@ -149,7 +158,7 @@ def cell_labels(points: list[dict[str, Any]]) -> list[str]:
 
 
 def measure(
-    runs: list[tuple[Path, str, int | None]], options: Any, out: Path, *, progress: bool
+    runs: list[RunToSelect], options: SignalOptions, out: Path, *, progress: bool
 ) -> pd.DataFrame:
     """selection.csv's rows: every signal of every checkpoint, with the env score there. All
     runs are opened (and checked) before any checkpoint is measured."""
@@ -222,8 +231,9 @@ def write_outputs(rows: pd.DataFrame, out: Path, n_boot: int, seed: int) -> None
         click.echo("no environment scores at the checkpoints' steps: signals not scored")
     n_runs, n_checkpoints = rows["run"].nunique(), rows.drop_duplicates(["run", "step"]).shape[0]
     click.echo(
-        f"samrl: {plural(n_checkpoints, 'checkpoint')} of {plural(n_runs, 'run')} selected "
-        f"among; {', '.join(written)} in {out}"
+        f"samrl: {plural(rows['signal'].nunique(), 'signal')} of "
+        f"{plural(n_checkpoints, 'checkpoint')} ({plural(n_runs, 'run')}): "
+        f"{', '.join(written)} in {out}"
     )
 
 
