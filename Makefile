@@ -84,7 +84,7 @@ study-smoke: install
 # Choosing checkpoints without the environment (issue 32): TD3+BC, IQL, CQL x Adam / SAM on the
 # critic x 5 seeds on pendulum-replay, a checkpoint (~240 KiB) and a 10-episode evaluation at each
 # of 20 points; then every signal of every checkpoint, scored against the evaluations.
-selection: install   ## 30 runs x 5000 updates: ~1 h at 2 jobs (estimate from the study's rate)
+selection: install   ## 30 runs x 5000 updates: ~1 h at 2 jobs + ~15 min select (estimate: one TD3+BC run took 108 s, its select 27 s)
 	-$(BIN)/samrl sweep configs/sweeps/selection.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl select results/selection
 

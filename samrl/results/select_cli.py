@@ -31,7 +31,7 @@ KEY_DEFAULTS = ("algo.name", "dataset.name", "optim.name", "optim.rho", "optim.n
 EXAMPLE = """\b
 Examples:
   samrl select results/selection
-  samrl select runs/sweeps/study-smoke --signals td_error,critic_sharpness
+  samrl select runs/sweeps/selection-smoke --signals critic_sharpness,td_error
   samrl select results/selection --fqe-steps 2000 --out /tmp/selection"""
 
 
