@@ -28,7 +28,7 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "SAM vs Adam on corrupted data, beside the paper.",
     ),
     "select": (
-        "samrl.results.select_cli",
+        "samrl.analysis.select_cli",
         "select_cmd",
         "Choose checkpoints without the environment; score the signals.",
     ),

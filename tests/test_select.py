@@ -309,7 +309,7 @@ def test_rowwise_iqm_matches_the_iqm_of_each_row() -> None:
 
 
 def test_cells_are_named_by_the_keys_that_vary() -> None:
-    from samrl.results.select_cli import cell_labels
+    from samrl.analysis.select_cli import cell_labels
 
     hidden = {"algo.params.value_encoder_factory.params.hidden_units": [64, 64]}
     points = [

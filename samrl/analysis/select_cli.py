@@ -2,12 +2,16 @@
 
 Reads run directories (or sweeps of them), measures the signals of every saved checkpoint
 (samrl.analysis.selection_signals), writes selection.csv, and where the runs evaluated in the
-environment at those steps, scores the signals (samrl.results.selection).
+environment at those steps, scores the signals (samrl.results.selection). The command lives in
+analysis because it measures models; analysis may read results, not the other way round.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -164,13 +168,11 @@ def measure(
     runs are opened (and checked) before any checkpoint is measured."""
     from samrl.analysis.selection_signals import checkpoint_signals, open_run
     from samrl.progress import step_bar
-    from samrl.threads import threads_for_run
 
     sources = [(open_run(run_dir, options), cell, seed) for run_dir, cell, seed in runs]
     total = sum(len(source.models) for source, _, _ in sources)
     rows: list[dict[str, Any]] = []
-    # one torch thread unless a launcher set OMP_NUM_THREADS (`train.threads: auto`)
-    with threads_for_run("auto"), step_bar(total, "select", "checkpoint", progress) as bar:
+    with _threads(), step_bar(total, "select", "checkpoint", progress) as bar:
         for source, cell, seed in sources:
             scores = env_scores(source.run_dir)
             base = {
@@ -189,6 +191,22 @@ def measure(
                     )
                 bar.update(1)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+@contextlib.contextmanager
+def _threads() -> Iterator[None]:
+    """One torch thread unless OMP_NUM_THREADS says otherwise (torch reads it at start), as
+    `train.threads: auto` does: small networks on a shared machine lose most of their speed to
+    contended threads (d3rlpy's FQE measured 20x slower on 2 threads of 2 loaded cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def env_scores(run_dir: Path) -> dict[int, float]:
