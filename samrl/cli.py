@@ -27,16 +27,16 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "corruption_table_cmd",
         "SAM vs Adam on corrupted data, beside the paper.",
     ),
-    "select": (
-        "samrl.analysis.select_cli",
-        "select_cmd",
-        "Choose checkpoints without the environment; score the signals.",
-    ),
     "plot": ("samrl.analysis.plot_cli", "plot_cmd", "Plot curves of a run or a sweep (PNG)."),
     "report": ("samrl.analysis.plot_cli", "report_cmd", "Write report.md of a sweep."),
     "hessian": ("samrl.analysis.cli", "hessian_cmd", "Hessian eigenvalues of a saved model."),
     "landscape": ("samrl.analysis.cli", "landscape_cmd", "Loss landscape of a saved model."),
     "sharpness": ("samrl.analysis.cli", "sharpness_cmd", "Sharpness of a saved model."),
+    "select": (
+        "samrl.analysis.select_cli",
+        "select_cmd",
+        "Choose checkpoints without the environment; score the signals.",
+    ),
 }
 
 
