@@ -7,6 +7,7 @@ evaluation every 10) is trained once for the module."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import shutil
 from pathlib import Path
@@ -318,3 +319,28 @@ def test_cells_are_named_by_the_keys_that_vary() -> None:
         {"algo.name": "cql", "optim.name": "sam", "optim.networks": ["critic"]},
     ]
     assert cell_labels(points) == ["iql adam", "iql sam", "cql sam"]
+
+
+def test_figure_has_signals_on_one_axis_and_few_legend_entries(
+    selected: pd.DataFrame, sweep: Path
+) -> None:
+    table = pd.read_csv(sweep / "selection_table.csv")
+    figure = selection.regret_figure(table, "t")
+    (ax,) = figure.axes
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[: len(selection.SIGNALS)] == list(selection.SIGNALS)
+    assert len(ax.get_legend().get_texts()) <= 6
+
+
+def test_a_sweep_leaves_out_runs_not_completed(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = Path(shutil.copytree(sweep, tmp_path / "sweep"))
+    failed = sorted(p for p in copy.iterdir() if p.is_dir())[0]
+    status = json.loads((failed / "status.json").read_text())
+    (failed / "status.json").write_text(json.dumps({**status, "status": "failed"}))
+    args = ["select", str(copy), "--quiet", "--signals", "td_error", "--n-boot", "20"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "left out 1 run not completed" in err
+    assert pd.read_csv(copy / "selection.csv")["run"].nunique() == 1
