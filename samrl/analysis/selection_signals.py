@@ -102,7 +102,15 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
     samrl.register()
     facts = algo_facts(str(config["algo"]["name"]))
     nets = set(facts.networks)
-    signals = tuple(s for s in options.wanted() if SHARPNESS_NETS.get(s, "critic") in nets)
+    # sharpness of the networks the algorithm has; d3rlpy's evaluators give NaN without a Q
+    signals = tuple(
+        s for s in options.wanted() if s not in SHARPNESS_NETS or SHARPNESS_NETS[s] in nets
+    )
+    if not signals:
+        raise RunError(
+            f"{run_dir}: {facts.name} has no {' or '.join(SHARPNESS_NETS.values())} network "
+            f"for {', '.join(options.wanted())}; ask for d3rlpy's signals too"
+        )
     probe = read_run_table(run.path, SHARPNESS_FILE)
     dataset = _dataset(json.dumps(config["dataset"], sort_keys=True, default=str))
     held_out = [s for s in signals if SIGNALS[s].held_out]
