@@ -35,7 +35,7 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "select": (
         "samrl.analysis.select_cli",
         "select_cmd",
-        "Choose checkpoints without the environment; score the signals.",
+        "Choose checkpoints without the environment.",
     ),
 }
 
