@@ -8,17 +8,18 @@ by the share of the core it loses. On idle cores, a second thread makes 256-256 
 faster. No fixed count is right for both, so a run measures (`AdaptiveThreads`).
 
 Measuring must not cost reproducibility: the thread count can change the last bits of a
-result, because torch splits some reductions between threads (a decision transformer's update
-differs between 1 and 2 threads; the MLP algorithms' updates do not), and RL training turns
-last bits into different learning curves. So:
+result, because torch and MKL split some reductions between threads (a decision transformer's
+update differs between 1 and 2 threads on every CPU tried; the MLP algorithms' updates on some
+CPUs only), and RL training turns last bits into different learning curves. So:
 
 - `auto` (the default) first checks, on copies of the built algorithm, whether its updates
   come out bitwise the same with 1 thread and with the most threads it may use
   (`thread_count_changes_updates`). If they do, the run adapts its thread count between those
   two (`AdaptiveThreads`), which cannot change its numbers. If they do not (decision
-  transformers), it keeps one fixed count for the whole run: a launcher's OMP_NUM_THREADS
-  (samrl's sweeps set cores // jobs, Slurm --cpus-per-task), else 1. The most threads is the
-  launcher's count, else every core this process may use. Off the CPU, the fixed count.
+  transformers; MLPs on some CPUs), it keeps one fixed count for the whole run: a launcher's
+  OMP_NUM_THREADS (samrl's sweeps set cores // jobs, Slurm --cpus-per-task), else 1. The most
+  threads is the launcher's count, else every core this process may use. Off the CPU, the
+  fixed count.
 - `adaptive`: adapts without the check (the user accepts last-bit differences).
 - N: N threads (capped to the cores this process may use).
 
