@@ -12,8 +12,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from samrl import stats
 from samrl.errors import RunError, SamrlError
+from samrl.results import stats
 from samrl.results.aggregate import (
     last_fraction_mean,
     point_labels,

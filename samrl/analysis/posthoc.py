@@ -362,7 +362,7 @@ def _plot_landscapes(path: Path, net: str, results: list[Landscape]) -> None:
     fig.suptitle(f"{net} loss landscape (Li et al. 2018 directions)", fontsize="medium")
     if results[0].betas is None:
         fig.tight_layout()
-    from samrl.analysis.plots import save
+    from samrl.results.plots import save
 
     save(fig, path, dpi=120)
     plt.close(fig)
@@ -387,7 +387,7 @@ def _plot_density(csv_path: Path, net: str) -> Path:
     ax.grid(alpha=0.3)
     if table["step"].nunique() > 1:
         ax.legend(fontsize="small")
-    from samrl.analysis.plots import save
+    from samrl.results.plots import save
 
     png = save(fig, csv_path.with_suffix(".png"), dpi=120, pdf=False)
     plt.close(fig)

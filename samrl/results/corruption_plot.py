@@ -13,8 +13,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from samrl.analysis.styles import ADAM_COLOUR, network_colour
 from samrl.results.paper import algo_name
+from samrl.results.styles import ADAM_COLOUR, network_colour
 
 MARKERS = ("o", "s", "^", "D")
 LINESTYLES = ("-", "--", ":", "-.")

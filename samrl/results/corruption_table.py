@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl import stats
 from samrl.data.corruption import CLEAN, condition_of
 from samrl.errors import RunError
 from samrl.metrics import fixed_radius_parts, is_last10
-from samrl.results import comparison
+from samrl.results import comparison, stats
 from samrl.results.aggregate import SweepTables
 from samrl.results.baselines import LEARNS, LEVEL, level_of, level_text
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
@@ -239,7 +238,7 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
-    from samrl.analysis.report import markdown_table
+    from samrl.results.report import markdown_table
 
     radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
     probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"

@@ -12,7 +12,7 @@ Where the data condition varies (clean against corrupted data), it is part of th
 "random observations", or "<dataset>: random observations" with several datasets.
 A panel that would still hold more than MAX_LINES lines is split over several columns.
 
-Colours (samrl.analysis.styles): by network set (Adam black) when the lines are network sets
+Colours (samrl.results.styles): by network set (Adam black) when the lines are network sets
 or one SAM variant, by radius when the lines are radii; the same everywhere in a sweep.
 """
 
@@ -27,7 +27,6 @@ from typing import Any
 
 import pandas as pd
 
-from samrl.analysis.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
 from samrl.results.labels import (
     CONDITION_KEYS,
     condition_of_point,
@@ -38,6 +37,7 @@ from samrl.results.labels import (
     sam_networks,
 )
 from samrl.results.paper import algo_name
+from samrl.results.styles import ADAM_COLOUR, OTHER_COLOUR, network_colour, rho_colour
 from samrl.sam.variants import is_base
 
 MAX_LINES = 6

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from samrl.analysis.plots import is_sweep_dir, plot_run
-from samrl.analysis.report import write_report
-from samrl.analysis.sweep_figures import plot_sweep
 from samrl.errors import RunError, SamrlError
 from samrl.results.cli import bootstrap_options
+from samrl.results.plots import is_sweep_dir, plot_run
+from samrl.results.report import write_report
 from samrl.results.runs import is_run_dir
+from samrl.results.sweep_figures import plot_sweep
 
 
 def _existing_dir(path: Path) -> Path:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from samrl import stats
 from samrl.metrics import SHARPNESS, WORST_CASE, fixed_radius_parts, is_last10, is_posthoc
+from samrl.results import stats
 from samrl.results.runs import read_run_table, run_path
 from samrl.rundir import SHARPNESS_FILE
 from samrl.status import RunStatus

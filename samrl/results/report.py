@@ -9,12 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from samrl import stats
-from samrl.analysis.plots import vs_rho_columns
-from samrl.analysis.sweep_figures import plot_sweep
 from samrl.config.sections import RUN_RECORD
 from samrl.errors import RunError
 from samrl.metrics import without_last10
+from samrl.results import stats
 from samrl.results.aggregate import (
     SweepTables,
     compute_sweep_tables,
@@ -24,8 +22,10 @@ from samrl.results.aggregate import (
 )
 from samrl.results.baselines import LEVEL_RULE, level_rows
 from samrl.results.paper import markdown, score_tables
+from samrl.results.plots import vs_rho_columns
 from samrl.results.rank_correlation import correlation_rows, rank_correlations
 from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
+from samrl.results.sweep_figures import plot_sweep
 from samrl.rundir import (
     AGGREGATE_FILE,
     BASELINES_FILE,

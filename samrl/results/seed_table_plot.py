@@ -2,7 +2,7 @@
 final normalized score from all-Adam with its 95% CI; filled markers where the CI excludes 0.
 
 Facets: one row of panels per network layout (actor/critic; actor/critic/imitator), one column
-per dataset; in a panel, one colour per choice (samrl.analysis.styles), algorithms on the y
+per dataset; in a panel, one colour per choice (samrl.results.styles), algorithms on the y
 axis. Algorithms whose Adam baseline does not learn are greyed and named "no claim"."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from samrl.analysis.styles import network_colour
 from samrl.results.paper import algo_name
 from samrl.results.seed_table import choice_networks, choice_order, headline_cells
+from samrl.results.styles import network_colour
 
 NO_CLAIM_SHADE = "#EEEEEE"
 

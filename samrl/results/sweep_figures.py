@@ -1,4 +1,4 @@
-"""A sweep's figures on the facet layout of samrl.analysis.facets: rows = algorithm, columns =
+"""A sweep's figures on the facet layout of samrl.results.facets: rows = algorithm, columns =
 dataset or network set, at most MAX_LINES lines per panel and legend entries per figure.
 
 - `build_metric_figure`: one metric against training steps, mean over seeds per grid point
@@ -26,10 +26,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from samrl import stats
-from samrl.analysis import plots
-from samrl.analysis.facets import MARKERS, MAX_LINES, FacetFigure, facet_layout, networks_of
-from samrl.analysis.plots import (
+from samrl.metrics import is_sharpness_summary, without_last10
+from samrl.results import plots, stats
+from samrl.results.aggregate import SweepTables, compute_sweep_tables, grid_points
+from samrl.results.facets import MARKERS, MAX_LINES, FacetFigure, facet_layout, networks_of
+from samrl.results.paper import algo_name
+from samrl.results.plots import (
     CURVE_STATUSES,
     IMPROVEMENT_FILE,
     PROFILE_FILE,
@@ -44,11 +46,8 @@ from samrl.analysis.plots import (
     sweep_metrics,
     vs_rho_columns,
 )
-from samrl.analysis.styles import ADAM_COLOUR, network_colour, network_label
-from samrl.metrics import is_sharpness_summary, without_last10
-from samrl.results.aggregate import SweepTables, compute_sweep_tables, grid_points
-from samrl.results.paper import algo_name
 from samrl.results.runs import run_path
+from samrl.results.styles import ADAM_COLOUR, network_colour, network_label
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
 
@@ -482,7 +481,7 @@ def plot_sweep(
     seed: int = 0,
 ) -> list[Path]:
     """Save a sweep's figures into `out_dir` (default `<sweep_dir>/plots`), each on the facet
-    layout of samrl.analysis.facets (rows = algorithm, columns = dataset or network set, at
+    layout of samrl.results.facets (rows = algorithm, columns = dataset or network set, at
     most 6 lines per panel and legend entries per figure), per layout figure (a study whose
     datasets do not fit one figure gets one per dataset, `_<dataset>` in the name):
     score_vs_steps, curves_<metric> (each other metric; with `metrics`, those only),
