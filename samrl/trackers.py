@@ -8,7 +8,6 @@ config, so a tracker run can be filtered by rho, network list or seed.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from collections.abc import Iterator
@@ -16,36 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from samrl.config.resolve import (  # noqa: F401 (re-exported: the check lives with the key)
+    LOGGERS,
+    REQUIRED_MODULE,
+    check_loggers,
+)
 from samrl.config.sections import RUN_RECORD
-from samrl.errors import ConfigError
-from samrl.validate import Checker
 
 if TYPE_CHECKING:  # d3rlpy (and the gym it imports) loads only when a run starts
     from d3rlpy.logging import CombineAdapterFactory, LoggerAdapter, LoggerAdapterFactory
     from d3rlpy.logging.logger import AlgProtocol, SaveProtocol
 
-LOGGERS = ("file", "tensorboard", "wandb")
-# The module each d3rlpy adapter imports, and the samrl extra that installs it.
-REQUIRED_MODULE = {"tensorboard": "tensorboardX", "wandb": "wandb"}
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"  # the folder wandb makes inside WANDB_DIR
 WANDB_PROJECT = "samrl"
-
-
-def check_loggers(value: Any, key: str = "output.loggers") -> list[str]:
-    """The validated logger list, `file` first; a missing package is a ConfigError."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"must be a list of {', '.join(LOGGERS)}, got {value!r}", key=key)
-    for name in value:
-        Checker().choice(name, key, LOGGERS, "logger")  # `unknown logger 'x' (did you mean ...`
-        module = REQUIRED_MODULE.get(name)
-        if module is not None and importlib.util.find_spec(module) is None:
-            raise ConfigError(
-                f"{name} needs the {module} package: pip install 'samrl[{name}]'", key=key
-            )
-    return ["file", *dict.fromkeys(v for v in value if v != "file")]
 
 
 def flat_scalars(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

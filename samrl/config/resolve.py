@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from samrl.config.sections import (
     TrainSection,
 )
 from samrl.config.yamlio import apply_override, parse_override, read_yaml
-from samrl.errors import DatasetError
+from samrl.errors import ConfigError, DatasetError
 from samrl.sam.variants import OPTIMIZER_NAMES
 from samrl.validate import Checker, as_name, describe
 
@@ -41,6 +42,27 @@ if TYPE_CHECKING:
 
 #: Top-level keys: the experiment name, the sections, and what a sweep records (`sweep`).
 TOP_LEVEL = ("name", *SECTIONS, "sweep")
+
+
+LOGGERS = ("file", "tensorboard", "wandb")
+# The module each d3rlpy adapter imports, and the samrl extra that installs it.
+REQUIRED_MODULE = {"tensorboard": "tensorboardX", "wandb": "wandb"}
+
+
+def check_loggers(value: Any, key: str = "output.loggers") -> list[str]:
+    """The validated logger list, `file` first; a missing package is a ConfigError."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"must be a list of {', '.join(LOGGERS)}, got {value!r}", key=key)
+    for name in value:
+        Checker().choice(name, key, LOGGERS, "logger")  # `unknown logger 'x' (did you mean ...`
+        module = REQUIRED_MODULE.get(name)
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"{name} needs the {module} package: pip install 'samrl[{name}]'", key=key
+            )
+    return ["file", *dict.fromkeys(v for v in value if v != "file")]
 
 
 def load_config(
@@ -465,8 +487,6 @@ def _output(c: Checker, given: dict[str, Any]) -> OutputSection:
         raise c.fail("output.dir", f"{out['dir']} is a file, not a directory")
     if out["run_dir"] is not None:
         out["run_dir"] = c.string(out["run_dir"], "output.run_dir")
-    from samrl.trackers import check_loggers
-
     out["loggers"] = tuple(c.rebased(lambda: check_loggers(out["loggers"])))
     if out["run_id"] is not None:
         c.name(c.string(out["run_id"], "output.run_id"), "output.run_id")
