@@ -29,7 +29,7 @@ from d3rlpy.optimizers import CosineAnnealingLRFactory, SGDFactory
 
 import samrl
 from samrl.algos import algo_facts
-from samrl.build import algo_config
+from samrl.config.build import algo_config
 from samrl.config import resolve
 from samrl.errors import ConfigError
 from samrl.metrics import SAM_METRICS

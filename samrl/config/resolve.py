@@ -3,7 +3,7 @@
 Every problem is a ConfigError naming the file and the key path, raised before any work starts.
 Value rules come from samrl.validate; what is specific to a key (a network of this algorithm,
 a dataset that exists, parameters d3rlpy accepts) is checked here, by asking the owner:
-`samrl.algos` (networks), `samrl.data` (datasets), `samrl.build` (d3rlpy keyword arguments,
+`samrl.algos` (networks), `samrl.data` (datasets), `samrl.config.build` (d3rlpy keyword arguments,
 which builds the optimizer factories; samrl.sam checks the SAM variant's parameters there).
 """
 
@@ -356,7 +356,7 @@ def _optim(
     variant = {k: v for k, v in given.items() if k not in own}
     c.known_keys(variant, [*own, *spec.keys], "optim", f"key for optimizer '{name}'")
     if optim["base"] is not None:
-        from samrl.build import BASE_FACTORIES
+        from samrl.config.build import BASE_FACTORIES
 
         base = c.string(optim["base"], "optim.base")
         c.choice(base, "optim.base", BASE_FACTORIES, "base optimizer")
@@ -380,14 +380,14 @@ def _optim(
     section = OptimSection(
         name, optim["base"], rho, networks, params, probe, schedulers, variant_params=variant
     )
-    from samrl.build import optimizer_factories
+    from samrl.config.build import optimizer_factories
 
     return section, c.rebased(lambda: optimizer_factories(section, facts, None))
 
 
 def _lr_schedulers(c: Checker, value: Any, facts: Any) -> dict[str, Any] | None:
     """optim.lr_scheduler: network -> d3rlpy {type, params}, under the networks' own names
-    (samrl.build decodes and checks each scheduler)."""
+    (samrl.config.build decodes and checks each scheduler)."""
     if value is None:
         return None
     given = c.mapping(value, "optim.lr_scheduler")
@@ -424,7 +424,7 @@ def _check_algo_params(
 ) -> Any:
     """d3rlpy's <Algo>Config from algo.params and the factories `_optim` built, checked
     against the dataset, the device and the SAM variant's batch-size rules."""
-    from samrl.build import algo_config
+    from samrl.config.build import algo_config
 
     config = c.rebased(lambda: algo_config(facts, algo.params, optim, factories))
     batch_size = getattr(config, "batch_size", None)
