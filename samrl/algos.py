@@ -10,12 +10,22 @@ import dataclasses
 from functools import cache
 
 import d3rlpy.algos
-from d3rlpy.base import LearnableBase, LearnableConfig
+from d3rlpy.base import LearnableBase, LearnableConfig, register_learnable
 from d3rlpy.dataset import ReplayBuffer
 from d3rlpy.logging import NoopAdapterFactory
+from d3rlpy.serializable_config import CONFIG_STORAGE
 
+from samrl.combo import COMBOConfig
 from samrl.errors import ConfigError, unknown_name
 from samrl.networks import canonical_network, network_name
+from samrl.quiet import import_gym_quietly
+from samrl.riql import RIQLConfig
+from samrl.sam.factory import register_factory
+
+#: samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
+#: samrl.extensions.TrainingHooks (docs/extending.md). `register()`, `samrl algos` and the
+#: resolver read this list; a new algorithm is one entry here.
+OWN_ALGORITHMS: tuple[type[LearnableConfig], ...] = (COMBOConfig, RIQLConfig)
 
 # Scalars stepped inside another network's loss; they always use the base optimizer.
 SCALAR_OPTIMIZERS = ("temp", "alpha")
@@ -90,18 +100,28 @@ def algorithm_table() -> dict[str, AlgoFacts]:
                 continue
             if name not in NOT_TRAINABLE:
                 table[name] = _derive(cls)
-    for config_class in _samrl_algorithms():
+    for config_class in OWN_ALGORITHMS:
         table[config_class.get_type()] = _derive(config_class)
     return table
 
 
-def _samrl_algorithms() -> list[type[LearnableConfig]]:
-    """samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
-    samrl.extensions.TrainingHooks (docs/extending.md). A new one is one entry here."""
-    from samrl.combo import COMBOConfig
-    from samrl.riql import RIQLConfig
+_registered = False
 
-    return [COMBOConfig, RIQLConfig]
+
+def register() -> None:
+    """Register samrl's SAM optimizer factory and its own algorithms with d3rlpy, so
+    `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr.
+    Idempotent (`samrl.register` is this)."""
+    global _registered
+    if _registered:
+        return
+    import_gym_quietly()
+    register_factory()
+    known = CONFIG_STORAGE[LearnableConfig].config_list
+    for config_class in OWN_ALGORITHMS:
+        if config_class.get_type() not in known:
+            register_learnable(config_class)
+    _registered = True
 
 
 def algo_facts(name: str, key: str = "algo.name") -> AlgoFacts:

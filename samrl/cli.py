@@ -14,7 +14,7 @@ from samrl.quiet import quiet_d3rlpy
 #: so `samrl --help` and `samrl train` never load the sweep, plotting or analysis stacks.
 SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("samrl.config_cli", "config_group", "Config keys: defaults and meanings."),
-    "data": ("samrl.data.cli", "data_group", "Datasets: list, make, download, inspect."),
+    "data": ("samrl.data_cli", "data_group", "Datasets: list, make, download, inspect."),
     "sweep": ("samrl.sweep.cli", "sweep", "Run a grid of configs x seeds into one sweep."),
     "summarize": ("samrl.results.cli", "summarize_cmd", "Write summary.csv and aggregate.csv."),
     "seed-table": (

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 import samrl
 from samrl.algos import AlgoFacts, algo_facts, build_for_training
-from samrl.config.build import algo_config
 from samrl.config import Config
+from samrl.config.build import algo_config
 from samrl.config.sections import RUN_RECORD
 from samrl.data.provenance import provenance
 from samrl.errors import RunError, SamrlError

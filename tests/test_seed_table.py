@@ -12,7 +12,7 @@ from conftest import run_cli
 from scipy import stats as scipy_stats
 from sweep_factory import Point, write_point_sweep
 
-from samrl.data.cli import data_group
+from samrl.data_cli import data_group
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.cli import seed_table_cmd
 from samrl.results.seed_reference import SEED_RETURNS
