@@ -29,6 +29,13 @@ import yaml
 from samrl.config.sections import RUN_RECORD
 from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
+from samrl.safeload import (
+    UnsafeFileError,
+    check_torch_bytes,
+    decode_state,
+    encode_state,
+    load_torch,
+)
 from samrl.status import RunStatus
 
 # ---------------------------------------------------------------- a run directory's files
@@ -342,8 +349,6 @@ class RunDir(_Directory):
         """
         import torch
 
-        from samrl.safeload import encode_state
-
         folder = self.checkpoint_dir
         model_name, state_name = f"model_step{step}.pt", f"state_step{step}.pt"
         # Only what torch's weights-only load reads back (samrl/safeload.py): a run directory
@@ -386,12 +391,6 @@ class RunDir(_Directory):
         refuses: nothing in it runs) is reported in one line and the one before it is used;
         when none is readable, RunError says so.
         """
-        from samrl.safeload import (
-            UnsafeFileError,
-            check_torch_bytes,
-            decode_state,
-            load_torch,
-        )
 
         folder = self.checkpoint_dir
         steps = self.checkpoint_steps()

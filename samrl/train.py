@@ -21,9 +21,11 @@ from tqdm import tqdm
 
 import samrl
 from samrl.algos import AlgoFacts, algo_facts, build_for_training
+from samrl.analysis.during_training import hessian_row
 from samrl.config import Config
 from samrl.config.build import algo_config
 from samrl.config.sections import RUN_RECORD
+from samrl.data import load_dataset, make_eval_env, normalized_score
 from samrl.data.provenance import provenance
 from samrl.errors import RunError, SamrlError
 from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
@@ -209,7 +211,6 @@ def _run_locked(
         return RunResult(
             run_dir, RunStatus.SKIPPED, f"{run_dir} is already completed", run.steps_done()
         )
-    from samrl.data import load_dataset
 
     ds_cfg = config.dataset
     dataset = load_dataset(
@@ -407,7 +408,6 @@ def _build(
 ) -> _Live:
     """Seed, the evaluation environment, the algorithm (action scaler, networks built on the
     dataset), the sampler, the thread count (process-wide), then the SAM engine."""
-    from samrl.data import make_eval_env
 
     train_cfg = config.train
     facts = algo_facts(config.algo.name)
@@ -532,8 +532,6 @@ def _end_epoch(
             logger.add_metric(name, value)
     hessian = config.analysis.hessian
     if hessian is not None and not diverged and at.epoch % hessian.every_epochs == 0:
-        from samrl.analysis.during_training import hessian_row
-
         with forked_rng():
             row = hessian_row(live.algo, live.dataset.train, hessian, seed=config.train.seed)
         for name, value in row.items():
@@ -573,7 +571,6 @@ def _interrupted_message(
 
 def _evaluate(live: _Live, epoch: int) -> dict[str, float]:
     """Rollout returns (and normalized score) and held-out TD metrics for this epoch."""
-    from samrl.data import normalized_score
 
     algo, dataset, facts, env = live.algo, live.dataset, live.facts, live.eval_env
     out: dict[str, float] = {}

@@ -34,7 +34,10 @@ from samrl.config.sections import (
 )
 from samrl.config.yamlio import apply_override, parse_override, read_yaml
 from samrl.errors import ConfigError, DatasetError
-from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.sam.variants import (
+    OPTIMIZER_NAMES,
+    check_batch_size,  # msam: m must divide it
+)
 from samrl.validate import Checker, as_name, describe
 
 if TYPE_CHECKING:
@@ -429,8 +432,6 @@ def _check_algo_params(
     config = c.rebased(lambda: algo_config(facts, algo.params, optim, factories))
     batch_size = getattr(config, "batch_size", None)
     if batch_size and optim.sharpness_aware:
-        from samrl.sam.variants import check_batch_size  # msam: m must divide it
-
         values = {"name": optim.name, **optim.variant_params}
         c.rebased(lambda: check_batch_size(values, batch_size))
     _check_max_timestep(c, config, dataset.name)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from samrl.data.transitions import Transitions
+from samrl.rundir import atomic_path, atomic_write
+from samrl.safeload import load_learnable
 
 ATTACKER_VERSION = 1
 #: The attack's Adam learning rate is ATTACK_LR * eps (RIQL's step_size 0.01).
@@ -95,8 +97,6 @@ def trained_attacker(
     from d3rlpy.dataset import MDPDataset
     from d3rlpy.logging import NoopAdapterFactory
 
-    from samrl.rundir import atomic_path, atomic_write
-
     settings = spec.attacker
     key = attacker_key(data_digest, spec)
     path = directory / f"attacker_{key}.d3"
@@ -112,8 +112,6 @@ def trained_attacker(
         "file": str(path),
     }
     if path.is_file():  # a cache may be copied between machines: loaded unpickling nothing
-        from samrl.safeload import load_learnable
-
         return load_learnable(path, device="cpu"), record
     dataset = MDPDataset(
         observations=data.observations,

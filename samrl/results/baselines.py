@@ -30,6 +30,7 @@ import pandas as pd
 
 from samrl.errors import SamrlError
 from samrl.results import stats
+from samrl.results.paper import algo_name
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
@@ -203,7 +204,6 @@ def level_text(level: Mapping[str, Any] | None) -> str:
 
 def level_rows(levels: pd.DataFrame) -> list[dict[str, str]]:
     """The levels as markdown table rows (report.md, seed_table.md)."""
-    from samrl.results.paper import algo_name
 
     rows = []
     for _, level in levels.iterrows():

@@ -36,6 +36,7 @@ from samrl.results.baselines import LEARNS, LEVEL, level_of, level_text
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name
+from samrl.results.report import markdown_table
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.rundir import CORRUPTION_TABLE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import is_base
@@ -238,7 +239,6 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
-    from samrl.results.report import markdown_table
 
     radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
     probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"

@@ -20,11 +20,11 @@ from samrl.results.aggregate import (
     score_column,
     write_sweep_tables,
 )
-from samrl.results.baselines import LEVEL_RULE, level_rows
+from samrl.results.baselines import LEVEL_RULE, MIN_EVAL_EPISODES, level_rows
 from samrl.results.paper import markdown, score_tables
 from samrl.results.plots import vs_rho_columns
 from samrl.results.rank_correlation import correlation_rows, rank_correlations
-from samrl.results.runs import read_config, read_status, read_sweep_spec, run_path
+from samrl.results.runs import get_path, read_config, read_status, read_sweep_spec, run_path
 from samrl.results.sweep_figures import plot_sweep
 from samrl.rundir import (
     AGGREGATE_FILE,
@@ -290,8 +290,6 @@ def _results_intro(aggregate: pd.DataFrame) -> str:
 
 def _episodes_text(sweep_dir: Path, summary: pd.DataFrame) -> str:
     """How many episodes each run's final evaluation averaged (train.eval_episodes)."""
-    from samrl.results.baselines import MIN_EVAL_EPISODES
-    from samrl.results.runs import get_path
 
     counts: dict[int, int] = {}
     for relative in summary["run_dir"]:

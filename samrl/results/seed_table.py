@@ -36,7 +36,14 @@ import pandas as pd
 from samrl.errors import RunError
 from samrl.results import stats
 from samrl.results.aggregate import SweepTables
-from samrl.results.baselines import LEARNS, NOT_LEARNING, level_of, level_text
+from samrl.results.baselines import (
+    LEARNS,
+    LEVEL_RULE,
+    NOT_LEARNING,
+    level_of,
+    level_rows,
+    level_text,
+)
 from samrl.results.comparison import (
     agreement,
     direction,
@@ -284,7 +291,6 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 def markdown(
     cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int, borrowed: Sequence[str] = ()
 ) -> str:
-    from samrl.results.baselines import LEVEL_RULE, level_rows
     from samrl.results.report import markdown_table
 
     lines = [
