@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from samrl.algos import algorithm_table
 from samrl.errors import ConfigError
-from samrl.loop import train_steps
+from samrl.run.loop import train_steps
+from samrl.run.sampling import Sampler
+from samrl.run.threads import resolve_threads
 from samrl.sam import SAMFactory
-from samrl.sampling import Sampler
-from samrl.threads import resolve_threads
 
 ALGORITHMS = [
     "bc",

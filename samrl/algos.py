@@ -23,7 +23,7 @@ from samrl.riql import RIQLConfig
 from samrl.sam.factory import register_factory
 
 #: samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
-#: samrl.extensions.TrainingHooks (docs/extending.md). `register()`, `samrl algos` and the
+#: samrl.run.hooks.TrainingHooks (docs/extending.md). `register()`, `samrl algos` and the
 #: resolver read this list; a new algorithm is one entry here.
 OWN_ALGORITHMS: tuple[type[LearnableConfig], ...] = (COMBOConfig, RIQLConfig)
 

@@ -147,8 +147,8 @@ def train(
         return
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    from samrl.run.train import run_training
     from samrl.rundir import RunDir
-    from samrl.train import run_training
 
     if resume and not RunDir(config.run_dir).is_run():
         click.echo(

@@ -108,7 +108,7 @@ def trained_with_threads(config: Any, schedule: list[int]) -> Any:
     """A d3rlpy config built on a Hopper-sized random dataset and installed, after one update of
     batch 256 per entry of `schedule`, run with that many torch threads (seeds fixed). For the
     tests that switch thread counts as `train.threads: auto` does."""
-    from samrl.sampling import Sampler
+    from samrl.run.sampling import Sampler
 
     dataset = random_dataset(
         discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3

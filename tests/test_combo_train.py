@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from samrl.config import load_config
-from samrl.train import run_training
+from samrl.run.train import run_training
 
 CONFIG = """
 name: combo_tiny

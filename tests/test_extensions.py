@@ -1,4 +1,4 @@
-"""samrl's extension point for its own algorithms (samrl/extensions.py), honoured by train.
+"""samrl's extension point for its own algorithms (samrl/run/hooks.py), honoured by train.
 
 A second implementer besides COMBO: behaviour cloning that counts its updates outside its
 torch modules (restored only through the checkpoint hooks) and has a pretraining stage that
@@ -22,8 +22,8 @@ import samrl.algos
 from samrl.algos import algorithm_table
 from samrl.combo import COMBO, COMBOConfig
 from samrl.config import load_config
-from samrl.extensions import NO_HOOKS, TrainingHooks, training_hooks
-from samrl.train import run_training
+from samrl.run.hooks import NO_HOOKS, TrainingHooks, training_hooks
+from samrl.run.train import run_training
 
 PRETRAIN_FILE = "pretrain.txt"
 

@@ -34,9 +34,9 @@ from samrl.networks import (
 from samrl.results.aggregate import summarize_run
 from samrl.results.plots import read_curve, run_metrics
 from samrl.results.runs import RunEntry, read_run_table
+from samrl.run.train import run_training
 from samrl.sam import SAMFactory
 from samrl.sam.engine import sam_optimizers
-from samrl.train import run_training
 
 SUFFIXES = ("_sharpness", "_loss_perturbed", "_grad_norm")
 

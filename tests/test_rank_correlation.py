@@ -1,4 +1,4 @@
-"""Spearman correlation of sharpness and score (samrl.results.stats, samrl.results.rank_correlation)."""
+"""Spearman correlation of sharpness and score (samrl.results.stats, .rank_correlation)."""
 
 from __future__ import annotations
 

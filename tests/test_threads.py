@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import run_cli, state_differences, tiny_config, trained_with_threads, write_config
 
-from samrl.threads import AdaptiveThreads, available_cores, resolve_threads, threads_for_run
+from samrl.run.threads import AdaptiveThreads, available_cores, resolve_threads, threads_for_run
 
 
 def test_auto_is_the_launchers_choice_else_one_adaptive_else_every_core(
@@ -141,9 +141,9 @@ def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, obj
     from d3rlpy.optimizers import AdamFactory, CosineAnnealingLRFactory
 
     from samrl.algos import algorithm_table, build_for_training
-    from samrl.loop import next_batch
+    from samrl.run.loop import next_batch
+    from samrl.run.sampling import Sampler
     from samrl.sam import SAMFactory
-    from samrl.sampling import Sampler
     from samrl.testing.data import random_dataset, tiny_params
 
     scheduled = name.endswith("_scheduled")  # every network's rate on a cosine schedule
@@ -187,8 +187,8 @@ def test_the_check_tells_which_updates_the_thread_count_changes(
 
     import numpy as np
 
+    from samrl.run.threads import thread_count_changes_updates
     from samrl.sam import install
-    from samrl.threads import thread_count_changes_updates
 
     algo, draw, dataset = _built(name, hidden, batch_size)
     before = copy.deepcopy(algo)
@@ -317,7 +317,7 @@ def test_train_with_adaptive_threads_gives_the_one_thread_run(
     """`train.threads: adaptive`, and `auto` where its check allows, through samrl train: the
     loop reports every step, status.json says how threads were chosen, the count is put back
     after the run, and the CSVs are those of a one-thread run (tiny networks)."""
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)  # adapting needs 2
+    monkeypatch.setattr("samrl.run.threads.available_cores", lambda: 2)  # adapting needs 2
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     reported = []
     step_done = AdaptiveThreads.step_done

@@ -34,7 +34,7 @@ from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
 from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
 from samrl.combo.rollout import Transitions as RolloutTransitions
-from samrl.extensions import TrainingHooks
+from samrl.run.hooks import TrainingHooks
 
 
 def _dynamics_encoder_field() -> EncoderFactory:
@@ -177,7 +177,7 @@ def _check(ok: bool, name: str, requirement: str, value: object) -> None:
 class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
     """COMBO on d3rlpy 2.x. With d3rlpy's own `fit`, the dynamics model is trained on the
     dataset before the first update; samrl's trainer calls `samrl_pretrain` itself, and
-    checkpoints the model buffer through the other TrainingHooks (samrl/extensions.py)."""
+    checkpoints the model buffer through the other TrainingHooks (samrl/run/hooks.py)."""
 
     _config: COMBOConfig
     _rollout_dataset: ReplayBufferBase | None = None
@@ -312,7 +312,7 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
 
     def samrl_checkpoint_state(self) -> dict[str, Any]:
         """The model buffer is not a module: samrl's resume checkpoint carries it, as a dict of
-        its tensors (checkpoint state holds plain containers only: samrl/extensions.py)."""
+        its tensors (checkpoint state holds plain containers only: samrl/run/hooks.py)."""
         assert self._impl is not None
         data = self._impl.model_buffer.data
         if data is None:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.progress import disable_unless_terminal
-from samrl.tables import CsvTable
+from samrl.run.csv_writer import CsvTable
 
 DYNAMICS_CSV = "dynamics.csv"
 DYNAMICS_COLUMNS = ("epoch", "train_nll", "val_nll", "val_mse")  # then any SAM/probe metrics

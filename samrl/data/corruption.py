@@ -14,7 +14,7 @@ What RIQL's `attack.py` does, and samrl with it:
   in [-eps, eps] * std minimising the mean Q of critics trained on the clean data).
 
 Each field is corrupted alone: next observations live in their own array (d3rlpy derives them
-from the next row, so samrl's sampler takes this array; samrl/sampling.py), so corrupting
+from the next row, so samrl's sampler takes this array; samrl/run/sampling.py), so corrupting
 observations leaves next observations clean and vice versa. The other fields an attack reads
 are the clean ones (RIQL's mixed attack reads actions already corrupted; samrl keeps each
 field's corruption independent of the others, so a field's corruption under mixed corruption

@@ -42,7 +42,7 @@ from d3rlpy.preprocessing import StandardObservationScaler
 from d3rlpy.torch_utility import TorchMiniBatch
 from d3rlpy.types import Shape
 
-from samrl.extensions import TrainingHooks
+from samrl.run.hooks import TrainingHooks
 
 Q_LOSSES = ("huber", "squared")
 #: RIQL's eps added to the observations' std (compute_mean_std(..., eps=1e-3)).

@@ -21,7 +21,7 @@ from d3rlpy.metrics import (
     TDErrorEvaluator,
 )
 
-from samrl.rollout import Policy, episode_returns
+from samrl.data.rollout import Policy, episode_returns
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """What an algorithm samrl adds itself (COMBO today) may ask of samrl's trainer.
 
-d3rlpy's algorithms need nothing beyond d3rlpy's API: samrl's trainer (samrl/train.py) builds
+d3rlpy's algorithms need nothing beyond d3rlpy's API: samrl's trainer (samrl/run/train.py) builds
 them, calls `update` and saves them with `save_model`. An algorithm samrl adds may need two
 things more, and declares them by inheriting `TrainingHooks` beside its d3rlpy base class:
 

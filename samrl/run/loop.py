@@ -1,7 +1,7 @@
 """The training loop's inner part: n updates on sampled minibatches, metrics to d3rlpy's logger.
 
 It does what d3rlpy's `fit` does per step (sample a batch, `algo.update`, log every metric)
-with the batch gathered by samrl.sampling (bitwise d3rlpy's batch, without building it one
+with the batch gathered by samrl.run.sampling (bitwise d3rlpy's batch, without building it one
 transition at a time) and without fit's per-step timers. `samrl train` and
 benchmarks/bench_loop.py both run it.
 """
@@ -15,14 +15,14 @@ from d3rlpy.logging import D3RLPyLogger
 from tqdm import tqdm
 
 from samrl.metrics import is_headline
-from samrl.sampling import Sampler
-from samrl.threads import AdaptiveThreads
+from samrl.run.sampling import Sampler
+from samrl.run.threads import AdaptiveThreads
 
 _SHOWN_EVERY = 20  # steps between progress-bar loss updates
 
 
 class StopFlag(Protocol):
-    """Asks the loop to stop at the next step boundary (samrl.stopping.StopRequest)."""
+    """Asks the loop to stop at the next step boundary (samrl.run.stopping.StopRequest)."""
 
     @property
     def requested(self) -> bool: ...
@@ -60,7 +60,7 @@ def train_steps(
     """Updates until `n_steps` are done in this epoch (continuing `partial`), then every metric
     value goes to d3rlpy's logger and the means are returned. When `stop` is requested, stops
     at a step boundary and returns {} with `partial` holding the epoch so far. `threads`
-    (an adapting run's, samrl/threads.py) is told of every step and may change the thread count
+    (an adapting run's, samrl/run/threads.py) is told of every step and may change the thread count
     between steps; between epochs the run has 1 thread."""
     progress = partial if partial is not None else EpochProgress()
     values = progress.values

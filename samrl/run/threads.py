@@ -239,7 +239,7 @@ def thread_count_changes_updates(
     not the values; these updates have the run's shapes and code paths (two updates also cover
     algorithms whose actor steps every second update).
     """
-    from samrl.evaluation import forked_rng
+    from samrl.run.evaluation import forked_rng
 
     previous = torch.get_num_threads()
     results = []

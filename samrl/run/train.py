@@ -28,11 +28,16 @@ from samrl.config.sections import RUN_RECORD
 from samrl.data import load_dataset, make_eval_env, normalized_score
 from samrl.data.provenance import provenance
 from samrl.errors import RunError, SamrlError
-from samrl.evaluation import forked_rng, held_out_metrics, rollout_returns
-from samrl.extensions import TrainingHooks, training_hooks
-from samrl.loop import EpochProgress, next_batch, train_steps
 from samrl.metrics import is_headline, is_sam_metric
 from samrl.progress import is_terminal
+from samrl.run.csv_writer import CsvTable, truncate_epoch_rows
+from samrl.run.evaluation import forked_rng, held_out_metrics, rollout_returns
+from samrl.run.hooks import TrainingHooks, training_hooks
+from samrl.run.loop import EpochProgress, next_batch, train_steps
+from samrl.run.sampling import Sampler
+from samrl.run.stopping import StopRequest, stop_on_signals
+from samrl.run.threads import AdaptiveThreads, RunThreads, threads_for_run
+from samrl.run.trackers import adapter_factory
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
     EVAL_FILE,
@@ -46,12 +51,7 @@ from samrl.rundir import (
     set_rng_state,
 )
 from samrl.sam import install
-from samrl.sampling import Sampler
 from samrl.status import Preparation, RunStatus
-from samrl.stopping import StopRequest, stop_on_signals
-from samrl.tables import CsvTable, truncate_epoch_rows
-from samrl.threads import AdaptiveThreads, RunThreads, threads_for_run
-from samrl.trackers import adapter_factory
 
 if TYPE_CHECKING:  # samrl.data imports gymnasium: loaded when a run loads its dataset
     from samrl.data.info import LoadedDataset
@@ -420,7 +420,7 @@ def _build(
     algo = algo_cfg.create(device=train_cfg.device)
     training_hooks(algo).samrl_prepare(dataset.train, dataset.next_observations)
     build_for_training(algo, dataset.train)
-    # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/sampling.py)
+    # d3rlpy's minibatches, bitwise, gathered with array indexing (samrl/run/sampling.py)
     sampler = Sampler(dataset.train, next_observations=dataset.next_observations)
     adaptive_threads = None
     if run_threads is not None:  # checks copies of the algorithm: before install()
@@ -436,7 +436,7 @@ def _build(
     install(algo)
     if train_cfg.eval_episodes == 0:
         eval_env = None
-    hooks = training_hooks(algo)  # samrl's own algorithms' extras (samrl/extensions.py)
+    hooks = training_hooks(algo)  # samrl's own algorithms' extras (samrl/run/hooks.py)
     return _Live(
         config, run, dataset, facts, algo, sampler, eval_env, adaptive_threads, hooks, out, clock
     )
