@@ -17,7 +17,6 @@ import errno
 import fcntl
 import json
 import os
-import random
 import re
 import socket
 from collections.abc import Callable, Iterator
@@ -425,29 +424,16 @@ class RunDir(_Directory):
 
 def rng_state() -> dict[str, Any]:
     """Every process-wide RNG a run draws from (python, numpy, torch CPU and CUDA)."""
-    import numpy as np
-    import torch
+    from samrl.rng import ProcessRngState  # torch loads only for a checkpoint
 
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    return ProcessRngState.capture().as_dict()
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore `rng_state()`'s result (process-wide: the run owns the process's RNGs)."""
-    import numpy as np
-    import torch
+    from samrl.rng import ProcessRngState  # torch loads only for a checkpoint
 
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    ProcessRngState.from_dict(state).restore()
 
 
 # ---------------------------------------------------------------- sweep directory

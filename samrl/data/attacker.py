@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from samrl.data.transitions import Transitions
+from samrl.rng import forked as forked_rng
 from samrl.rundir import atomic_path, atomic_write
 from samrl.safeload import load_learnable
 
@@ -40,17 +40,13 @@ _CHUNK = 65536  # rows per forward pass (memory only: results do not depend on i
 @contextlib.contextmanager
 def _scoped_rng(seed: int) -> Iterator[None]:
     """Seed python/numpy/torch's global generators for d3rlpy's training and put the caller's
-    states back afterwards (process-wide state, restored on exit)."""
-    py, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
+    states back afterwards (process-wide state, restored on exit; CUDA's is left as the
+    attacker's training leaves it, as before)."""
+    with forked_rng(cuda=False):
         import d3rlpy
 
         d3rlpy.seed(seed)
         yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(np_state)
-        torch.set_rng_state(torch_state)
 
 
 def attacker_key(data_digest: str, spec: Any) -> str:

@@ -5,14 +5,10 @@ Evaluation runs with the training RNG forked, so turning it on or off never chan
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch
 from d3rlpy.algos import GreedyTransformerActionSampler, IdentityTransformerActionSampler
 from d3rlpy.metrics import (
     AverageValueEstimationEvaluator,
@@ -22,18 +18,7 @@ from d3rlpy.metrics import (
 )
 
 from samrl.data.rollout import Policy, episode_returns
-
-
-@contextlib.contextmanager
-def forked_rng() -> Iterator[None]:
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
+from samrl.rng import forked as forked_rng
 
 
 def rollout_returns(

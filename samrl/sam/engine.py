@@ -22,13 +22,13 @@ from torch import nn
 
 from samrl.errors import ConfigError
 from samrl.networks import network_name
+from samrl.rng import RngState
 from samrl.sam.factory import register_factory
 from samrl.sam.optimizer import EvaluateFn, SAMOptimizerWrapper
 from samrl.sam.reuse import Replay, wrap_networks
 from samrl.sam.tape import (
     NestedStep,
     RecordedCall,
-    RngState,
     Tape,
     backward_disabled,
     global_rng_exclusive,
