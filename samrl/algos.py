@@ -41,6 +41,9 @@ class AlgoFacts:
     transformer: bool
     # networks whose optimizer d3rlpy builds from another network's factory: name -> owner
     shares_factory: dict[str, str] = dataclasses.field(default_factory=dict)
+    # what the algorithm itself reads from d3rlpy's replay buffer (whose next observations
+    # are derived from the next row), said as "<name> <this>"; None: only samrl's sampler
+    buffer_transitions: str | None = None
 
     def canonical_network(self, name: object) -> object:
         """A network name as a user may write it (`loss`, the old name of a single network,
@@ -53,6 +56,7 @@ EXCEPTIONS: dict[str, dict[str, object]] = {
     # PLAS builds its VAE optimizer from critic_optim_factory; imitator_optim_factory is unused.
     "plas": {"shares_factory": {"imitator": "critic"}},
     "plas_with_perturbation": {"shares_factory": {"imitator": "critic"}},
+    "combo": {"buffer_transitions": "trains its dynamics model on d3rlpy's replay buffer"},
 }
 
 NOT_TRAINABLE = {"random_policy", "discrete_random_policy"}

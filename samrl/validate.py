@@ -198,3 +198,10 @@ def _type_ok(value: Any, default: Any, hint: Any) -> bool:
     if isinstance(default, str):
         return isinstance(value, str)
     return True
+
+
+def require(ok: bool, name: str, requirement: str, value: object) -> None:
+    """A d3rlpy config's own check (samrl's algorithms' `validate`): ValueError
+    `<name> <requirement>, got <value>` unless ok."""
+    if not ok:
+        raise ValueError(f"{name} {requirement}, got {value!r}")

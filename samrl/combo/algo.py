@@ -35,6 +35,7 @@ from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
 from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
 from samrl.combo.rollout import Transitions as RolloutTransitions
 from samrl.run.hooks import TrainingHooks
+from samrl.validate import require
 
 
 def _dynamics_encoder_field() -> EncoderFactory:
@@ -114,8 +115,8 @@ class COMBOConfig(LearnableConfig):
     real_ratio: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]", self.real_ratio)
-        _check(
+        require(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]", self.real_ratio)
+        require(
             0.0 < self.dynamics_holdout_ratio < 1.0,
             "dynamics_holdout_ratio",
             "must be in (0, 1)",
@@ -135,27 +136,27 @@ class COMBOConfig(LearnableConfig):
             "batch_size",
         ):
             value = getattr(self, name)
-            _check(value >= 1, name, "must be >= 1", value)
-        _check(
+            require(value >= 1, name, "must be >= 1", value)
+        require(
             self.conservative_weight >= 0.0,
             "conservative_weight",
             "must be >= 0",
             self.conservative_weight,
         )
-        _check(
+        require(
             self.temp_learning_rate >= 0.0,
             "temp_learning_rate",
             "must be >= 0",
             self.temp_learning_rate,
         )
-        _check(
+        require(
             self.initial_temperature > 0.0,
             "initial_temperature",
             "must be > 0",
             self.initial_temperature,
         )
         # CUDA graphs need fixed-shape batches copied field by field; mixed batches carry more.
-        _check(not self.compile_graph, "compile_graph", "is not supported by COMBO", True)
+        require(not self.compile_graph, "compile_graph", "is not supported by COMBO", True)
 
     @property
     def model_buffer_capacity(self) -> int:
@@ -167,11 +168,6 @@ class COMBOConfig(LearnableConfig):
     @staticmethod
     def get_type() -> str:
         return "combo"
-
-
-def _check(ok: bool, name: str, requirement: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{name} {requirement}, got {value!r}")
 
 
 class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):

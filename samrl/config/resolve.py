@@ -224,10 +224,10 @@ def _check_corruption_paths(
     cor = dataset.corruption
     if cor is None or not {"observations", "next_observations"} & set(cor.fields):
         return
-    if facts.name == "combo":
+    if facts.buffer_transitions is not None:
         raise c.fail(
             "dataset.corruption.fields",
-            "combo trains its dynamics model on d3rlpy's replay buffer, which derives next "
+            f"{facts.name} {facts.buffer_transitions}, which derives next "
             "observations from the next row; corrupted observations or next_observations are "
             "not supported with it",
         )
