@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from samrl.config.sections import RUN_RECORD
+from samrl.config.sections import RUN_RECORD, Config
 from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
 from samrl.safeload import (
@@ -35,7 +35,7 @@ from samrl.safeload import (
     encode_state,
     load_torch,
 )
-from samrl.status import RunStatus
+from samrl.status import Preparation, RunStatus
 
 # ---------------------------------------------------------------- a run directory's files
 CONFIG_FILE = "config.yaml"
@@ -434,6 +434,48 @@ def set_rng_state(state: dict[str, Any]) -> None:
     from samrl.rng import ProcessRngState  # torch loads only for a checkpoint
 
     ProcessRngState.from_dict(state).restore()
+
+
+# ---------------------------------------------------------------- run-directory policy
+
+
+def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Preparation:
+    """Start afresh, resume, or nothing to do; RunError when the directory may not be touched."""
+    run = RunDir(config.run_dir)
+    run_dir = run.path
+    if run.is_empty():
+        return Preparation.NEW
+    check_run_dir(run)
+    if overwrite:
+        run.clear()  # not the lock file this process holds
+        return Preparation.NEW
+    if not resume:
+        raise RunError(
+            f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
+        )
+    saved = run.saved_hash()
+    if saved is not None and saved == config.legacy_result_hash():
+        raise RunError(
+            f"{run_dir} was made before samrl named single networks (its columns say loss_*, "
+            "this version writes the network's name); it cannot be resumed: use --overwrite "
+            "or another output.run_id"
+        )
+    if saved is not None and saved != config.result_hash():
+        raise RunError(
+            f"{run_dir} was made with a different config (hash {saved} != "
+            f"{config.result_hash()}); use another output.run_id or --overwrite"
+        )
+    done = run.read_status()["status"] == RunStatus.COMPLETED
+    return Preparation.DONE if done else Preparation.RESUME
+
+
+def check_run_dir(run: RunDir) -> None:
+    """Refuse a non-empty directory that is not a samrl run (before anything is put in it)."""
+    if not run.is_empty() and not run.is_run():
+        raise RunError(
+            f"{run.path} exists and is not a samrl run directory; choose another "
+            "output.dir or output.run_id"
+        )
 
 
 # ---------------------------------------------------------------- sweep directory

@@ -70,8 +70,8 @@ class CountingBCConfig(BCConfig):
 @pytest.fixture
 def with_counting_bc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """counting_bc in samrl's algorithm table (one more entry of samrl's own algorithms)."""
-    own = samrl.algos._samrl_algorithms()
-    monkeypatch.setattr(samrl.algos, "_samrl_algorithms", lambda: [*own, CountingBCConfig])
+    own = samrl.algos.OWN_ALGORITHMS
+    monkeypatch.setattr(samrl.algos, "OWN_ALGORITHMS", (*own, CountingBCConfig))
     algorithm_table.cache_clear()
     yield
     algorithm_table.cache_clear()  # before monkeypatch restores the real list

@@ -1,4 +1,5 @@
-"""The per-epoch CSV tables of a run directory (loss.csv, sharpness.csv, eval.csv, ...)."""
+"""The per-epoch CSV tables of a run directory (loss.csv, sharpness.csv, eval.csv, ...): the
+writer of one table, and `RunTables`, which routes a run's per-epoch metrics to them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from samrl.rundir import RunWriteError, atomic_write
+from samrl.metrics import is_sam_metric
+from samrl.rundir import (
+    EVAL_FILE,
+    HESSIAN_FILE,
+    LOSS_FILE,
+    SHARPNESS_FILE,
+    RunDir,
+    RunWriteError,
+    atomic_write,
+)
 
 
 def format_value(value: Any) -> str:
@@ -99,3 +109,54 @@ def truncate_epoch_rows(path: Path, epoch: int) -> None:
     kept = [line for line in lines if keep(line)]
     if len(kept) != len(lines):
         atomic_write(path, "".join(kept))
+
+
+# Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
+HESSIAN_PREFIX = "hessian_"
+EVAL_COLUMNS = frozenset(
+    {
+        "return_mean",
+        "return_std",
+        "normalized_score",
+        "td_error",
+        "value_estimate",
+        "action_diff",
+        "action_match",
+    }
+)
+
+
+class RunTables:
+    """Routes d3rlpy's per-epoch metrics into loss.csv, sharpness.csv and eval.csv."""
+
+    def __init__(self, run: RunDir, eval_columns: frozenset[str]):
+        self.loss = CsvTable(run.file(LOSS_FILE))
+        self.sharpness = CsvTable(run.file(SHARPNESS_FILE))
+        self.eval = CsvTable(run.file(EVAL_FILE))
+        self.hessian = CsvTable(run.file(HESSIAN_FILE))
+        self.eval_columns = eval_columns
+
+    def write(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        head = {"epoch": epoch, "step": step}
+        hessian = {
+            k.removeprefix(HESSIAN_PREFIX): v
+            for k, v in metrics.items()
+            if k.startswith(HESSIAN_PREFIX)
+        }
+        metrics = {k: v for k, v in metrics.items() if not k.startswith(HESSIAN_PREFIX)}
+        loss = {
+            k: v for k, v in metrics.items() if not is_sam_metric(k) and k not in self.eval_columns
+        }
+        sharp = {k: v for k, v in metrics.items() if is_sam_metric(k)}
+        evals = {k: v for k, v in metrics.items() if k in self.eval_columns}
+        self.loss.append({**head, **dict(sorted(loss.items()))})
+        if sharp:
+            self.sharpness.append({**head, **dict(sorted(sharp.items()))})
+        if evals:
+            self.eval.append({**head, **evals})
+        if hessian:
+            self.hessian.append({**head, **hessian})
+
+    def truncate_after(self, epoch: int) -> None:
+        for table in (self.loss, self.sharpness, self.eval, self.hessian):
+            table.truncate_after(epoch)

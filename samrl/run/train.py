@@ -27,10 +27,15 @@ from samrl.config.build import algo_config
 from samrl.config.sections import RUN_RECORD
 from samrl.data import load_dataset, make_eval_env, normalized_score
 from samrl.data.provenance import provenance
-from samrl.errors import RunError, SamrlError
-from samrl.metrics import is_headline, is_sam_metric
+from samrl.errors import SamrlError
+from samrl.metrics import is_headline
 from samrl.progress import is_terminal
-from samrl.run.csv_writer import CsvTable, truncate_epoch_rows
+from samrl.run.csv_writer import (
+    EVAL_COLUMNS,
+    HESSIAN_PREFIX,
+    RunTables,
+    truncate_epoch_rows,
+)
 from samrl.run.evaluation import forked_rng, held_out_metrics, rollout_returns
 from samrl.run.hooks import TrainingHooks, training_hooks
 from samrl.run.loop import EpochProgress, next_batch, train_steps
@@ -40,14 +45,12 @@ from samrl.run.threads import AdaptiveThreads, RunThreads, threads_for_run
 from samrl.run.trackers import adapter_factory
 from samrl.rundir import (
     D3RLPY_LOG_DIR,
-    EVAL_FILE,
-    HESSIAN_FILE,
-    LOSS_FILE,
-    SHARPNESS_FILE,
     RunDir,
     RunWriteError,
+    check_run_dir,
     is_disk_error,
     now,
+    prepare_run_dir,
     set_rng_state,
 )
 from samrl.sam import install
@@ -55,20 +58,6 @@ from samrl.status import Preparation, RunStatus
 
 if TYPE_CHECKING:  # samrl.data imports gymnasium: loaded when a run loads its dataset
     from samrl.data.info import LoadedDataset
-
-# Hessian rows travel through d3rlpy's logger (so trackers get them) under this prefix.
-HESSIAN_PREFIX = "hessian_"
-EVAL_COLUMNS = frozenset(
-    {
-        "return_mean",
-        "return_std",
-        "normalized_score",
-        "td_error",
-        "value_estimate",
-        "action_diff",
-        "action_match",
-    }
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,81 +85,6 @@ def versions(device: str) -> dict[str, str]:
         "python": platform.python_version(),
         "device": device,
     }
-
-
-def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Preparation:
-    """Start afresh, resume, or nothing to do; RunError when the directory may not be touched."""
-    run = RunDir(config.run_dir)
-    run_dir = run.path
-    if run.is_empty():
-        return Preparation.NEW
-    check_run_dir(run)
-    if overwrite:
-        run.clear()  # not the lock file this process holds
-        return Preparation.NEW
-    if not resume:
-        raise RunError(
-            f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
-        )
-    saved = run.saved_hash()
-    if saved is not None and saved == config.legacy_result_hash():
-        raise RunError(
-            f"{run_dir} was made before samrl named single networks (its columns say loss_*, "
-            "this version writes the network's name); it cannot be resumed: use --overwrite "
-            "or another output.run_id"
-        )
-    if saved is not None and saved != config.result_hash():
-        raise RunError(
-            f"{run_dir} was made with a different config (hash {saved} != "
-            f"{config.result_hash()}); use another output.run_id or --overwrite"
-        )
-    done = run.read_status()["status"] == RunStatus.COMPLETED
-    return Preparation.DONE if done else Preparation.RESUME
-
-
-def check_run_dir(run: RunDir) -> None:
-    """Refuse a non-empty directory that is not a samrl run (before anything is put in it)."""
-    if not run.is_empty() and not run.is_run():
-        raise RunError(
-            f"{run.path} exists and is not a samrl run directory; choose another "
-            "output.dir or output.run_id"
-        )
-
-
-class _Tables:
-    """Routes d3rlpy's per-epoch metrics into loss.csv, sharpness.csv and eval.csv."""
-
-    def __init__(self, run: RunDir, eval_columns: frozenset[str]):
-        self.loss = CsvTable(run.file(LOSS_FILE))
-        self.sharpness = CsvTable(run.file(SHARPNESS_FILE))
-        self.eval = CsvTable(run.file(EVAL_FILE))
-        self.hessian = CsvTable(run.file(HESSIAN_FILE))
-        self.eval_columns = eval_columns
-
-    def write(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
-        head = {"epoch": epoch, "step": step}
-        hessian = {
-            k.removeprefix(HESSIAN_PREFIX): v
-            for k, v in metrics.items()
-            if k.startswith(HESSIAN_PREFIX)
-        }
-        metrics = {k: v for k, v in metrics.items() if not k.startswith(HESSIAN_PREFIX)}
-        loss = {
-            k: v for k, v in metrics.items() if not is_sam_metric(k) and k not in self.eval_columns
-        }
-        sharp = {k: v for k, v in metrics.items() if is_sam_metric(k)}
-        evals = {k: v for k, v in metrics.items() if k in self.eval_columns}
-        self.loss.append({**head, **dict(sorted(loss.items()))})
-        if sharp:
-            self.sharpness.append({**head, **dict(sorted(sharp.items()))})
-        if evals:
-            self.eval.append({**head, **evals})
-        if hessian:
-            self.hessian.append({**head, **hessian})
-
-    def truncate_after(self, epoch: int) -> None:
-        for table in (self.loss, self.sharpness, self.eval, self.hessian):
-            table.truncate_after(epoch)
 
 
 def run_training(
@@ -384,7 +298,7 @@ def _train(
     """One run's stages, in order: build the algorithm (SAM installed), open its logs,
     restore its checkpoint (or pretrain), then train epoch by epoch."""
     live = _build(config, dataset, run, out, clock, run_threads)
-    tables = _Tables(run, EVAL_COLUMNS)
+    tables = RunTables(run, EVAL_COLUMNS)
     logger = D3RLPyLogger(
         algo=live.algo,
         adapter_factory=adapter_factory(list(config.output.loggers), run.path, resolved),
@@ -442,7 +356,7 @@ def _build(
     )
 
 
-def _restore(live: _Live, tables: _Tables, resuming: bool) -> _Position:
+def _restore(live: _Live, tables: RunTables, resuming: bool) -> _Position:
     """Resume: the checkpoint's algorithm, RNG and position, and the tables cut back to its
     epoch. A new run (or a resumed one without a checkpoint yet) pretrains instead."""
     run, out = live.run, live.out
@@ -470,7 +384,7 @@ def _restore(live: _Live, tables: _Tables, resuming: bool) -> _Position:
 
 
 def _epochs(
-    live: _Live, at: _Position, tables: _Tables, logger: D3RLPyLogger, stop: StopRequest
+    live: _Live, at: _Position, tables: RunTables, logger: D3RLPyLogger, stop: StopRequest
 ) -> RunResult:
     """Train epoch by epoch up to train.n_steps; a non-finite metric ends the run diverged, a
     signal ends it interrupted (checkpointed at that step)."""
@@ -521,7 +435,7 @@ def _epochs(
 
 
 def _end_epoch(
-    live: _Live, at: _Position, tables: _Tables, logger: D3RLPyLogger, *, diverged: bool
+    live: _Live, at: _Position, tables: RunTables, logger: D3RLPyLogger, *, diverged: bool
 ) -> None:
     """An epoch's end: evaluation and the Hessian (unless it diverged), its rows in the
     tables, the epoch line, the model file and the checkpoint."""
