@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from samrl.metrics import side_sharpness_name, side_sharpness_networks
 from samrl.results.paper import algo_name
 from samrl.results.styles import ADAM_COLOUR, network_colour
 
@@ -26,18 +27,14 @@ def _networks(setting: str) -> list[str]:
 
 
 def build_corruption_figure(cells: pd.DataFrame) -> Figure:
-    nets = [
-        c.removeprefix("adam_").removesuffix("_sharpness")
-        for c in cells.columns
-        if c.startswith("adam_") and c.endswith("_sharpness")
-    ]
+    nets = side_sharpness_networks(cells.columns)
     radius = cells["probe_rho"].dropna().iloc[0] if "probe_rho" in cells and len(cells) else None
     panels = [("final normalized score", "normalized score (0-100)", "adam_iqm", "sam_iqm")] + [
         (
             f"{net} sharpness at rho {radius:g}" if radius else f"{net} sharpness",
             "L(w + eps) − L(w)",
-            f"adam_{net}_sharpness",
-            f"sam_{net}_sharpness",
+            side_sharpness_name("adam", net),
+            side_sharpness_name("sam", net),
         )
         for net in nets
     ]

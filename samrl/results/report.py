@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from samrl.config.sections import RUN_RECORD
+from samrl.config.yamlio import flatten
 from samrl.errors import RunError
 from samrl.metrics import without_last10
 from samrl.results import stats
@@ -170,18 +171,6 @@ def _first_config(sweep_dir: Path, summary: pd.DataFrame) -> dict[str, Any]:
         if config:
             return config
     return {}
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _what_was_run(

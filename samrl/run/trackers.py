@@ -21,6 +21,7 @@ from samrl.config.resolve import (  # noqa: F401 (re-exported: the check lives w
     check_loggers,
 )
 from samrl.config.sections import RUN_RECORD
+from samrl.config.yamlio import flatten
 
 if TYPE_CHECKING:  # d3rlpy (and the gym it imports) loads only when a run starts
     from d3rlpy.logging import CombineAdapterFactory, LoggerAdapter, LoggerAdapterFactory
@@ -34,16 +35,11 @@ WANDB_PROJECT = "samrl"
 def flat_scalars(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """`optim.rho: 0.05`-style keys; lists and None become text (TensorBoard's hparams take
     scalars only)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flat_scalars(value, f"{name}."))
-        elif isinstance(value, bool | int | float | str):
-            out[name] = value
-        else:
-            out[name] = str(value)
-    return out
+    return {
+        name: value if isinstance(value, bool | int | float | str) else str(value)
+        for name, value in flatten(data, prefix).items()
+        if not (isinstance(value, dict) and not value)  # an empty section has no scalar
+    }
 
 
 class _NamedAdapter:
