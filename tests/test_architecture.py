@@ -126,3 +126,19 @@ def test_no_package_imports_one_that_imports_it_back() -> None:
 def test_the_allowed_map_itself_has_no_two_way_dependency() -> None:
     pairs = [(a, b) for a, bs in ALLOWED.items() for b in bs if a in ALLOWED.get(b, set())]
     assert not pairs, pairs
+
+
+def test_no_test_module_imports_another() -> None:
+    """Test helpers live in tests/helpers/ and conftest.py; a test module imports no other."""
+    wrong = []
+    for path in sorted((ROOT.parent / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            wrong += [f"{path.name} imports {n}" for n in names if n.startswith("test_")]
+    assert not wrong, wrong

@@ -8,8 +8,8 @@ from pathlib import Path
 import h5py
 import pytest
 from click.testing import CliRunner
+from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
-from sweep_factory import Point, write_point_sweep
 
 from samrl.data.references import CLASSIC_REFERENCES
 from samrl.data_cli import data_group

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import run_cli
+from helpers.runs import write_run
 from scipy.stats import trim_mean
-from test_aggregate import write_run
 
 from samrl.data.corruption import CLEAN, condition_of
 from samrl.results.aggregate import compute_sweep_tables

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.sweeps import Point, write_point_sweep
 from matplotlib.figure import Figure
-from sweep_factory import Point, write_point_sweep
 
 from samrl.results import plots
 from samrl.results.aggregate import compute_sweep_tables

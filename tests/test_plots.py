@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_aggregate import write_run, write_sweep
+from helpers.runs import write_run, write_sweep
 
 from samrl.errors import RunError, SamrlError
 from samrl.results.aggregate import compute_sweep_tables

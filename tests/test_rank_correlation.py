@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
-from sweep_factory import Point, write_point_sweep
 
 from samrl.results import stats
 from samrl.results.aggregate import compute_sweep_tables

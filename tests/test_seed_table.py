@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import run_cli
+from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
-from sweep_factory import Point, write_point_sweep
 
 from samrl.data_cli import data_group
 from samrl.results.aggregate import compute_sweep_tables

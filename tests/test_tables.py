@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_aggregate import write_run
+from helpers.runs import write_run
 
 from samrl.results.aggregate import summarize_sweep
 

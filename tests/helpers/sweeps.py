@@ -1,5 +1,5 @@
 """Hand-made sweeps over algorithms, datasets and optimizer choices (no training): each run
-directory is what train.py writes (test_aggregate.write_run), with the config and final
+directory is what train.py writes (helpers.runs.write_run), with the config and final
 normalized score a test asks for."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from test_aggregate import write_run
+
+from helpers.runs import write_run
 
 
 @dataclass
