@@ -29,9 +29,9 @@ from _common import build_algo, hopper_dataset, load_average, markdown_header, m
 from _common import quiet_d3rlpy as quiet
 from d3rlpy.models.encoders import VectorEncoderFactory
 
+from samrl.run.sampling import Sampler
+from samrl.run.threads import AdaptiveThreads, available_cores
 from samrl.sam import SAMFactory
-from samrl.sampling import Sampler
-from samrl.threads import AdaptiveThreads, available_cores
 
 NETWORKS = {"64-64": [64, 64], "256-256": [256, 256]}
 BATCH_SIZE = 256

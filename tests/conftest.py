@@ -107,7 +107,7 @@ def build(
 def _built_on_hopper(config: Any) -> tuple[Any, Any]:
     """A d3rlpy config built (engine not installed) on a Hopper-sized random dataset, seeds
     fixed, and a Sampler of that dataset."""
-    from samrl.sampling import Sampler
+    from samrl.run.sampling import Sampler
 
     dataset = random_dataset(
         discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
@@ -144,10 +144,10 @@ def two_threads_change_training(config: Any, steps: int, one_thread: Any = None)
 def auto_adapts(config: Any, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Whether `train.threads: auto` on 2 cores adapts for `config`; where it does not, that it
     keeps one fixed thread and says why (asserted here)."""
-    from samrl.threads import threads_for_run
+    from samrl.run.threads import threads_for_run
 
     algo, sampler = _built_on_hopper(config)
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)
+    monkeypatch.setattr("samrl.run.threads.available_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     with threads_for_run("auto") as run_threads:
         adaptive = run_threads.decide(algo, lambda: sampler.transition_batch(256), install)
