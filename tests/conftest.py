@@ -134,7 +134,7 @@ def trained_with_threads(config: Any, schedule: list[int]) -> Any:
 def two_threads_change_training(config: Any, steps: int, one_thread: Any = None) -> bool:
     """Measured here, not assumed: whether `steps` updates run with 2 threads leave other bits
     than with 1 (`one_thread`: that run, if already trained). Whether they do depends on the
-    CPU and MKL's code path (samrl/threads.py), so tests that need the answer ask it. This is
+    CPU and MKL's code path (samrl/run/threads.py), so tests that need the answer ask it. This is
     independent of samrl's own check (fresh builds rather than copies, every tensor compared
     rather than saved bytes), so a test can hold the check to it."""
     one = one_thread if one_thread is not None else trained_with_threads(config, [1] * steps)

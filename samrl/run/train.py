@@ -178,7 +178,7 @@ def _record_start(
     resolved = config.to_dict()
     resolved[RUN_RECORD] = {
         **versions(config.train.device),
-        # the machine's part in the last bits (samrl/threads.py); the count: status.json threads
+        # the machine's part in the last bits (samrl/run/threads.py); the count: status.json threads
         "numerics": numerics_record(),
         "run_id": config.run_id,
         "config_hash": config.result_hash(),
