@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from samrl.algos import algo_facts, build_for_training
-from samrl.build import algo_config
+from samrl.config.build import algo_config
 from samrl.config.sections import OptimSection
 from samrl.sam import install
 from samrl.testing.data import random_dataset

@@ -298,7 +298,7 @@ def test_unknown_signal(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_rowwise_iqm_matches_the_iqm_of_each_row() -> None:
-    from samrl import stats
+    from samrl.results import stats
     from samrl.results.selection import _rowwise_nan_iqm
 
     rng = np.random.default_rng(0)

@@ -256,7 +256,7 @@ def write_outputs(rows: pd.DataFrame, out: Path, n_boot: int, seed: int) -> None
 
 
 def _figure(table: pd.DataFrame, out: Path) -> str:
-    from samrl.analysis.plots import save
+    from samrl.results.plots import save
     from samrl.results.selection import regret_figure
 
     figure = regret_figure(table, "Choosing a checkpoint without the environment")

@@ -85,8 +85,7 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
     """The run's checkpoints and what its signals need; RunError (one line) for a run without
     checkpoints, without held-out episodes when a wanted signal reads them, or whose last
     checkpoint holds another algorithm (checked before any run is measured)."""
-    import samrl
-    from samrl.algos import algo_facts
+    from samrl.algos import algo_facts, register
     from samrl.results.runs import read_run_table
 
     run = RunDir(run_dir)
@@ -99,7 +98,7 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
             f"{run_dir} has no saved checkpoint ({D3RLPY_LOG_DIR}/model_<step>.d3); train with "
             "train.save_interval: 1 to keep one at every evaluation"
         )
-    samrl.register()
+    register()  # d3rlpy must know samrl's optimizer factory and algorithms
     facts = algo_facts(str(config["algo"]["name"]))
     nets = set(facts.networks)
     # sharpness of the networks the algorithm has; d3rlpy's evaluators give NaN without a Q
@@ -249,7 +248,7 @@ def checkpoint_signals(
 ) -> list[tuple[str, str, float]]:
     """(signal, source, value) of every wanted signal on the checkpoint of `step`; NaN where
     d3rlpy's evaluator does not apply (no value function)."""
-    from samrl.evaluation import forked_rng
+    from samrl.rng import forked as forked_rng
 
     algo = load_checkpoint(source, step)
     out = sharpness_signals(source, algo, step, options)

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl import stats
 from samrl.errors import RunError
 from samrl.metrics import (
     POSTHOC_HESSIAN,
@@ -52,6 +51,7 @@ from samrl.metrics import (
     posthoc_name,
 )
 from samrl.networks import canonical_network
+from samrl.results import stats
 from samrl.results.baselines import adam_levels
 from samrl.results.labels import group_key, point_labels
 from samrl.results.paper import write_tables as write_paper_tables

@@ -5,7 +5,7 @@ A SAM difference means something only over a baseline that learns: around an unt
 with this level.
 
 Per (algorithm, dataset), over the *completed* Adam runs (optim.name a base optimizer):
-- the final normalized score's IQM with its stratified-bootstrap 95% CI and n (samrl.stats);
+- the final normalized score's IQM with its stratified-bootstrap 95% CI and n (samrl.results.stats);
 - the behaviour policy's normalized return on that dataset: for built-ins the recorded
   `behaviour_return_mean` of the cached file's metadata, for other datasets the mean episode
   return in the file, normalized with the dataset's references;
@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl import stats
 from samrl.errors import SamrlError
+from samrl.results import stats
+from samrl.results.paper import algo_name
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
@@ -203,7 +204,6 @@ def level_text(level: Mapping[str, Any] | None) -> str:
 
 def level_rows(levels: pd.DataFrame) -> list[dict[str, str]]:
     """The levels as markdown table rows (report.md, seed_table.md)."""
-    from samrl.results.paper import algo_name
 
     rows = []
     for _, level in levels.iterrows():

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from samrl import stats
+from samrl.results import stats
 
 HIGHER, LOWER, NONE = "higher", "lower", "none"
 AGREES, DISAGREES, INDISTINGUISHABLE = "agrees", "disagrees", "indistinguishable"

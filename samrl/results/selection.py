@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from samrl import stats
+from samrl.results import stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,7 +346,7 @@ def markdown(table: pd.DataFrame) -> str:
 def regret_figure(table: pd.DataFrame, title: str) -> object:
     """Signals on the x axis, regret@1 (IQM, 95% CI) over all runs: one marker per level
     (within run, within cell): two legend entries."""
-    from samrl.analysis.plots import new_figure
+    from samrl.results.plots import new_figure
 
     pooled = table[table["scope"] == ALL]
     order = signal_order(pooled["signal"])
