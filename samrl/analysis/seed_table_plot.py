@@ -1,5 +1,5 @@
 """The seed table's headline figure: per algorithm and optimizer choice, the difference of the
-final normalized score from all-Adam with its 95% CI; filled markers where the CI excludes 0.
+headline normalized score from all-Adam with its 95% CI; filled markers where the CI excludes 0.
 
 Facets: one row of panels per network layout (actor/critic; actor/critic/imitator), one column
 per dataset; in a panel, one colour per choice (samrl.analysis.styles), algorithms on the y
@@ -50,7 +50,8 @@ def build_seed_table_figure(cells: pd.DataFrame) -> Figure:
             _panel(ax, rows, "/".join(nets))
             ax.set_title(f"{dataset}: choices written {'/'.join(nets)}", fontsize="medium")
     figure.suptitle(
-        "SAM vs all-Adam: Δ final normalized score (IQM, 95% CI, n seeds)\n"
+        "SAM vs all-Adam: Δ headline normalized score (IQM, 95% CI, n seeds; headline = mean "
+        "of the evaluations in the last 20% of training, at least 3)\n"
         "filled: CI excludes 0; grey rows: no claim\n"
         "(their Adam baseline does not learn, or is not assessed)",
         fontsize="medium",
@@ -99,7 +100,7 @@ def _panel(ax: Axes, rows: pd.DataFrame, layout: str) -> None:
             tick.set_color("dimgrey")
     ax.set_ylim(len(algos) - 0.5, -0.5)
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("Δ final normalized score vs all-Adam (points)")
+    ax.set_xlabel("Δ headline normalized score vs all-Adam (points)")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(
         handles=handles,
