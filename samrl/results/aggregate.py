@@ -95,8 +95,9 @@ DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
 #: The optimizer of a point, always present in summary.csv (figures colour by the networks SAM
 #: steps even where they are not a grid key); name and rho decide a point's baseline.
 OPTIM_KEYS = ("optim.name", "optim.rho", "optim.networks")
-# Also in every summary (paper tables are laid out by them), grid keys or not.
-TABLE_KEYS = ("algo.name", "dataset.name")
+# Also in every summary (paper tables are laid out by them; the held-out split changes the
+# training data, so a table that mixes sweeps says which each row trained without).
+TABLE_KEYS = ("algo.name", "dataset.name", "dataset.test_fraction")
 SCORE_COLUMNS = ("final_return", "final_normalized_score")
 BEST_COLUMNS = ("best_return", "best_normalized_score")
 #: The score every table compares on (samrl.results.headline), and how many evaluations it averaged.

@@ -65,6 +65,15 @@ def versus_by_score(x: pd.DataFrame, y: pd.DataFrame, n_boot: int, seed: int) ->
     return cells
 
 
+def split_text(runs: pd.DataFrame) -> str:
+    """The held-out fractions (dataset.test_fraction) the runs trained without: "0", "0/0.1";
+    "?" for a summary that predates the column."""
+    if "dataset.test_fraction" not in runs:
+        return "?"
+    values = pd.to_numeric(runs["dataset.test_fraction"], errors="coerce").fillna(0.0)
+    return "/".join(f"{v:g}" for v in sorted(set(values.astype(float))))
+
+
 def depends(row: pd.Series | dict[str, Any]) -> bool:
     """Whether a table row's claim depends on the scored step."""
     return row.get("sensitivity") == DEPENDS

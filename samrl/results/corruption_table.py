@@ -82,7 +82,6 @@ def _runs(tables: SweepTables, sweep_dir: Path) -> pd.DataFrame:
         raise RunError("no completed run with a headline normalized score: no corruption table yet")
     configs = [read_config(run_path(sweep_dir, r)) for r in done["run_dir"]]
     done["condition"] = [condition_of(get_path(c, "dataset.corruption")) for c in configs]
-    done["test_fraction"] = [get_path(c, "dataset.test_fraction") for c in configs]
     done["sam"] = [
         ""
         if is_base(get_path(c, "optim.name"))
@@ -141,7 +140,7 @@ def compute_corruption_table(
                         "sam": setting,
                         "clean_adam_level": None if level is None else level["verdict"],
                         "probe_rho": radius,
-                        "test_fraction": _split_text(runs),
+                        "test_fraction": comparison.split_text(runs),
                     }
                     adam = runs[runs["sam"] == ""]
                     sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
@@ -152,14 +151,6 @@ def compute_corruption_table(
                     row.update(_against_paper(condition, algo, row.get("direction")))
                     rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _split_text(runs: pd.DataFrame) -> str:
-    """The held-out fractions the runs trained without ("0.1", "0/0.1")."""
-    values = sorted(
-        {float(v) for v in pd.to_numeric(runs["test_fraction"], errors="coerce").fillna(0.0)}
-    )
-    return "/".join(f"{v:g}" for v in values)
 
 
 def _baseline_learns_here(level: Any, adam_iqm: float, dataset: str) -> bool:

@@ -49,6 +49,7 @@ from samrl.results.comparison import (
     scores_by_seed,
     sensitivity_text,
     sign,
+    split_text,
     tally_text,
     verdict_text,
     versus_by_score,
@@ -89,6 +90,7 @@ COLUMNS = (
     "prob_improvement_ci_low",
     "prob_improvement_ci_high",
     "paired",
+    "held_out",
     "seed_return",
     "seed_diff",
     "direction",
@@ -225,6 +227,7 @@ def _row_cells(
             ),
             "n": len(values),
             "n_evals": distinct_counts(mine, HEADLINE_N),
+            "held_out": split_text(mine),
             "iqm": stats.iqm(values),
             "ci_low": low,
             "ci_high": high,
@@ -285,6 +288,7 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
                 "choice": str(row["choice"]),
                 "n": str(row["n"]),
                 "evals": str(row.get("n_evals") or ""),
+                "held out": str(row.get("held_out") or ""),
                 "headline IQM [95% CI]": interval_text(row, ""),
                 "Δ vs all-Adam [95% CI]": interval_text(row, "diff", signed=True),
                 "Δ final / headline / best": sensitivity_text(row),
@@ -312,7 +316,9 @@ def markdown(
         "both completed the same seeds). `Δ final / headline / best`: the same Δ under the last "
         "evaluation, the headline and the best evaluation; a Δ whose CI excludes 0 under the "
         "headline but whose direction changes under another is marked *depends on the scored "
-        "step* and makes no claim. Choices are written actor/critic (BCQ, BEAR: "
+        "step* and makes no claim. `held out`: the share of the data kept out of training "
+        "(dataset.test_fraction; rows may come from several sweeps). Choices are written "
+        "actor/critic (BCQ, BEAR: "
         "actor/critic/imitator). "
         "The data differ (samrl's built-in pendulum replay vs d3rlpy's download), so only "
         "directions are compared: ours is a direction only when the CI of Δ excludes 0; the "
