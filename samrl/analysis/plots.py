@@ -152,9 +152,10 @@ def metric_title(metric: str) -> str:
         "normalized_score": "Normalized score",
         "final_return": "Final return",
         "final_normalized_score": "Final normalized score",
-        "headline_return": "Headline return (mean of the last 20% of evaluations)",
-        "headline_normalized_score": "Headline normalized score (mean of the last 20% of "
-        "evaluations)",
+        "headline_return": "Headline return (mean of the evaluations in the last 20% of "
+        "training, at least 3)",
+        "headline_normalized_score": "Headline normalized score (mean of the evaluations in the "
+        "last 20% of training, at least 3)",
         "loss": "Training loss",  # d3rlpy's own: TD for DQN, imitation for BC, action for DT
     }
     if name in named:

@@ -145,9 +145,8 @@ def compute_corruption_table(
                     adam = runs[runs["sam"] == ""]
                     sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
                     row.update(_measured(adam, sam, probes, n_boot, seed))
-                    row["claim"] = _baseline_learns_here(
-                        level, row["adam_iqm"], dataset
-                    ) and not comparison.depends(row)
+                    row["adam_learns"] = _baseline_learns_here(level, row["adam_iqm"], dataset)
+                    row["claim"] = row["adam_learns"] and not comparison.depends(row)
                     row.update(_against_paper(condition, algo, row.get("direction")))
                     rows.append(row)
     return pd.DataFrame(rows)

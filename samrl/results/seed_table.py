@@ -97,6 +97,7 @@ COLUMNS = (
     "seed_direction",
     "agreement",
     "adam_level",
+    "adam_learns",
     "claim",
 )
 
@@ -232,6 +233,7 @@ def _row_cells(
             "ci_low": low,
             "ci_high": high,
             "adam_level": verdict,
+            "adam_learns": verdict == LEARNS,
             "claim": verdict == LEARNS,
         }
         theirs = seed_return(algo, choice)
