@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 
 from samrl.results import comparison
-from samrl.results.aggregate import aggregate_summary, summarize_runs
+from samrl.results.aggregate import aggregate_summary, read_summary, summarize_runs
 from samrl.results.headline import (
     HEADLINE,
     HEADLINE_N,
     headline_rows,
     headline_score,
-    read_summary,
 )
 from tests.test_aggregate import write_run
 

@@ -228,6 +228,12 @@ class SweepTables:
     baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def read_summary(path: Path | str) -> pd.DataFrame:
+    """A summary.csv, whichever samrl wrote it: the columns it predates (SUMMARY_DEFAULTS)
+    are added as unknown, so the tables can be rebuilt from it."""
+    return upgrade_summary(pd.read_csv(path), SUMMARY_DEFAULTS)
+
+
 def build_summary(
     entries: Sequence[RunEntry], root: Path | None = None, keys: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, list[str]]:

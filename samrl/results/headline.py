@@ -8,14 +8,14 @@ fewer fall in that window, every evaluation when a run has fewer. `final` (the l
 and `best` (the best one) stay beside it as columns, so a reader sees how much the scored step
 matters.
 
-Also here: reading a summary.csv written by an earlier samrl (columns it predates are added,
-empty), and the choice of the score a table compares on.
+Also here: upgrading a summary written by an earlier samrl (columns it predates are added,
+empty; `samrl.results.aggregate.read_summary`), and the choice of the score a table compares
+on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -104,10 +104,3 @@ def upgrade_summary(summary: pd.DataFrame, defaults: Mapping[str, object]) -> pd
     it predates is added, holding its default (None: unknown)."""
     missing = {k: v for k, v in defaults.items() if k not in summary}
     return summary.assign(**missing) if missing else summary
-
-
-def read_summary(path: Path | str) -> pd.DataFrame:
-    """A summary.csv, whichever samrl wrote it (see `samrl.results.aggregate.SUMMARY_DEFAULTS`)."""
-    from samrl.results.aggregate import SUMMARY_DEFAULTS
-
-    return upgrade_summary(pd.read_csv(path), SUMMARY_DEFAULTS)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from samrl.results.comparison import DEPENDS, HOLDS, NONE
+from samrl.results.comparison import DEPENDS, HOLDS, NONE, tally_text
 from samrl.results.paper import algo_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,10 +103,9 @@ def _networks_text(value: object) -> str:
     return "both" if len(nets) > 1 else (nets[0] if nets else "?")
 
 
-def study(root: Path) -> str:
-    """Headline normalized IQM [95% CI] per SAM setting (rows) and algorithm (columns)."""
+def _study_grid(root: Path, text: Callable[[pd.Series], str]) -> str:
+    """One cell per SAM setting (rows, Adam first) and algorithm (columns) of the study."""
     aggregate = _csv(root, "study", "aggregate.csv")
-    score = "headline_normalized_score"
     algos = list(dict.fromkeys(aggregate["algo.name"]))
     order = {"actor": 0, "critic": 1, "both": 2}
     settings: dict[tuple[int, float], str] = {}
@@ -118,9 +117,7 @@ def study(root: Path) -> str:
             nets = _networks_text(row["optim.networks"])
             label, key = f"{nets}, {row['optim.rho']:g}", (order[nets], float(row["optim.rho"]))
         settings[key] = label
-        cells[(label, row["algo.name"])] = interval(
-            row[f"{score}_iqm"], row[f"{score}_ci_low"], row[f"{score}_ci_high"]
-        )
+        cells[(label, row["algo.name"])] = text(row)
     rows = []
     for key in sorted(settings):
         label = settings[key]
@@ -128,6 +125,27 @@ def study(root: Path) -> str:
             {"SAM on, rho": label, **{algo_name(a): cells.get((label, a), "–") for a in algos}}
         )
     return table(rows)
+
+
+def study(root: Path) -> str:
+    """Headline normalized IQM [95% CI] per SAM setting and algorithm."""
+    score = "headline_normalized_score"
+    return _study_grid(
+        root,
+        lambda row: interval(row[f"{score}_iqm"], row[f"{score}_ci_low"], row[f"{score}_ci_high"]),
+    )
+
+
+def study_improvement(root: Path) -> str:
+    """P(improvement) over Adam [95% CI] per SAM setting and algorithm (headline score)."""
+
+    def text(row: pd.Series) -> str:
+        if pd.isna(row["prob_improvement"]):
+            return "–"
+        low, high = row["prob_improvement_ci_low"], row["prob_improvement_ci_high"]
+        return f"{row['prob_improvement']:.2f} [{low:.2f}, {high:.2f}]"
+
+    return _study_grid(root, text)
 
 
 def rank_correlation(root: Path) -> str:
@@ -255,7 +273,8 @@ def seed_table(root: Path) -> str:
             str(r["agreement"]) if pd.notna(r["agreement"]) else "–" for r in [*shown, *others]
         )
         rows.append(row)
-    return table(rows)
+    tally = tally_text(cells, "cell")
+    return table(rows) + f"\n\nAgainst the seed's directions (claims only; † = no claim): {tally}."
 
 
 def seed_claims(root: Path) -> str:
@@ -269,6 +288,11 @@ def _corruption_label(row: pd.Series) -> dict[str, str]:
         "n": f"{row['adam_n']} / {row['sam_n']}",
         "evals": str(row["adam_n_evals"]),
     }
+
+
+def _sharpness_pair(row: pd.Series, net: str) -> str:
+    adam, sam = row.get(f"adam_{net}_sharpness"), row.get(f"sam_{net}_sharpness")
+    return "–" if adam is None or pd.isna(adam) else f"{adam:.3g} / {sam:.3g}"
 
 
 def corruption(root: Path) -> str:
@@ -293,9 +317,10 @@ def corruption(root: Path) -> str:
                 "paper Adam → SAM": paper,
                 "direction (ours; paper's agreement)": word.get(direction, "–")
                 + (f"; {row['agreement']}" if pd.notna(row.get("agreement")) else ""),
+                "critic sharpness (Adam / SAM)": _sharpness_pair(row, "critic"),
             }
         )
-    return table(rows)
+    return table(rows) + f"\n\nAgainst the paper (claims only): {tally_text(cells)}."
 
 
 def corruption_claims(root: Path) -> str:
@@ -308,6 +333,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "pilot": pilot,
     "levels": levels,
     "study": study,
+    "study-improvement": study_improvement,
     "rank-correlation": rank_correlation,
     "seed-table": seed_table,
     "seed-claims": seed_claims,
