@@ -72,6 +72,25 @@ def _depends(cells: pd.DataFrame) -> np.ndarray:
     return (cells["sensitivity"] == DEPENDS).to_numpy()
 
 
+def _markers(ax: Axes, cells: pd.DataFrame, centre: np.ndarray, y: np.ndarray, colour: str) -> None:
+    """Filled where the CI excludes 0, hollow where it does not, a hollow diamond where the
+    direction depends on the scored step."""
+    excludes = ((cells["diff_ci_low"] > 0) | (cells["diff_ci_high"] < 0)).to_numpy()
+    sensitive = _depends(cells)
+    filled, hollow = excludes & ~sensitive, ~excludes
+    ax.scatter(centre[filled], y[filled], color=colour, s=36, zorder=3)
+    ax.scatter(centre[hollow], y[hollow], facecolor="white", edgecolor=colour, s=36, zorder=3)
+    ax.scatter(
+        centre[sensitive],
+        y[sensitive],
+        marker="D",
+        facecolor="white",
+        edgecolor=colour,
+        s=30,
+        zorder=3,
+    )
+
+
 def _panel(ax: Axes, rows: pd.DataFrame, layout: str) -> None:
     algos = list(dict.fromkeys(rows["algo.name"]))
     choices = [c for c in choice_order(algos[0])[1:] if c in set(rows["choice"])] if algos else []
@@ -90,20 +109,7 @@ def _panel(ax: Axes, rows: pd.DataFrame, layout: str) -> None:
         below = np.clip(centre - these["diff_ci_low"].to_numpy(float), 0, None)
         above = np.clip(these["diff_ci_high"].to_numpy(float) - centre, 0, None)
         ax.errorbar(centre, y, xerr=[below, above], fmt="none", ecolor=colour, elinewidth=1.6)
-        excludes = ((these["diff_ci_low"] > 0) | (these["diff_ci_high"] < 0)).to_numpy()
-        sensitive = _depends(these)
-        filled, hollow = excludes & ~sensitive, ~excludes
-        ax.scatter(centre[filled], y[filled], color=colour, s=36, zorder=3)
-        ax.scatter(centre[hollow], y[hollow], facecolor="white", edgecolor=colour, s=36, zorder=3)
-        ax.scatter(
-            centre[sensitive],
-            y[sensitive],
-            marker="D",
-            facecolor="white",
-            edgecolor=colour,
-            s=30,
-            zorder=3,
-        )
+        _markers(ax, these, centre, y, colour)
         handles.append(
             Line2D([], [], color=colour, marker="o", label=f"{choice} (SAM on {'+'.join(nets)})")
         )
