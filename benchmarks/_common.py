@@ -11,9 +11,42 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+#: A plain d3rlpy script, as a user would write it: reads a D4RL-layout file with h5py, builds
+#: d3rlpy's MDPDataset and calls `fit` on d3rlpy.algos.<argv[2]>(batch_size=argv[3]) for
+#: argv[4] steps in one epoch. argv[5] "quiet": no log files, no progress bar, no model file;
+#: "defaults": everything `fit` does by default (run it in a scratch working directory).
+STOCK_FIT = """
+import sys
+import h5py
+import numpy as np
+import d3rlpy
+
+path, config_class, batch_size, n_steps, mode = sys.argv[1:6]
+with h5py.File(path, "r") as f:
+    arrays = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
+dataset = d3rlpy.dataset.MDPDataset(
+    arrays["observations"],
+    arrays["actions"],
+    arrays["rewards"],
+    arrays["terminals"].astype(np.float32),
+    arrays["timeouts"].astype(np.float32),
+)
+algo = getattr(d3rlpy.algos, config_class)(batch_size=int(batch_size)).create(device="cpu:0")
+quiet = {}
+if mode == "quiet":
+    quiet = dict(
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        show_progress=False,
+        save_interval=10**9,
+    )
+algo.fit(dataset, n_steps=int(n_steps), n_steps_per_epoch=int(n_steps), **quiet)
+"""
 
 
 def quiet_d3rlpy() -> None:
@@ -52,6 +85,48 @@ def hopper_dataset(*, discrete: bool = False) -> Any:
     return random_dataset(
         discrete=False, n_episodes=20, episode_length=100, observation_size=11, action_size=3
     )
+
+
+def write_d4rl_file(path: Path, n: int, obs_dim: int, act_dim: int, seed: int = 0) -> None:
+    """A D4RL-layout HDF5 file of `n` random transitions (with next_observations, as D4RL's
+    files have): episodes of 1000 steps ending in a timeout, every third one in a terminal."""
+    import h5py
+    import numpy as np
+
+    episode = 1000
+    rng = np.random.default_rng(seed)
+    terminals = np.zeros(n, bool)
+    timeouts = np.zeros(n, bool)
+    ends = np.arange(episode - 1, n, episode)
+    terminals[ends[::3]] = True
+    timeouts[ends] = ~terminals[ends]
+    if not (terminals[-1] or timeouts[-1]):
+        timeouts[-1] = True
+    with h5py.File(path, "w") as f:
+        obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
+        f["observations"] = obs
+        f["next_observations"] = np.concatenate([obs[1:], obs[:1]])
+        del obs
+        f["actions"] = rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32)
+        f["rewards"] = rng.normal(size=n).astype(np.float32)
+        f["terminals"] = terminals
+        f["timeouts"] = timeouts
+
+
+def run_child(command: Sequence[str], cwd: Path | None = None) -> tuple[float, float]:
+    """(peak RSS in MB, wall seconds from spawn to exit) of one child process; SystemExit with
+    the end of its stderr if it fails."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        err = process.stderr.read().decode() if process.stderr else ""
+        raise SystemExit(f"{' '.join(command[:4])} failed: {err[-2000:]}")
+    return usage.ru_maxrss / 1024, wall  # ru_maxrss is in KiB on Linux
 
 
 def random_mdp_dataset(obs_dim: int, act_dim: int, seed: int = 0) -> Any:

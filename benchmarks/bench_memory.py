@@ -23,65 +23,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import yaml
+from _common import STOCK_FIT, run_child, write_d4rl_file
 
 from samrl.data.provenance import fingerprint
 
-OBS_DIM, ACT_DIM, EPISODE = 17, 6, 1000
+OBS_DIM, ACT_DIM = 17, 6
 N_STEPS, BATCH = 20, 256
-
-STOCK = """
-import sys
-import h5py
-import numpy as np
-import d3rlpy
-
-with h5py.File(sys.argv[1], "r") as f:
-    arrays = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
-dataset = d3rlpy.dataset.MDPDataset(
-    arrays["observations"],
-    arrays["actions"],
-    arrays["rewards"],
-    arrays["terminals"].astype(np.float32),
-    arrays["timeouts"].astype(np.float32),
-)
-algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=int(sys.argv[2])).create(device="cpu:0")
-algo.fit(
-    dataset,
-    n_steps=int(sys.argv[3]),
-    n_steps_per_epoch=int(sys.argv[3]),
-    logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-    show_progress=False,
-)
-"""
-
-
-def write_file(path: Path, n: int, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    terminals = np.zeros(n, bool)
-    timeouts = np.zeros(n, bool)
-    ends = np.arange(EPISODE - 1, n, EPISODE)
-    terminals[ends[::3]] = True
-    timeouts[ends] = ~terminals[ends]
-    if not (terminals[-1] or timeouts[-1]):
-        timeouts[-1] = True
-    with h5py.File(path, "w") as f:
-        obs = rng.normal(size=(n, OBS_DIM)).astype(np.float32)
-        f["observations"] = obs
-        f["next_observations"] = np.concatenate([obs[1:], obs[:1]])
-        del obs
-        f["actions"] = rng.uniform(-1, 1, size=(n, ACT_DIM)).astype(np.float32)
-        f["rewards"] = rng.normal(size=n).astype(np.float32)
-        f["terminals"] = terminals
-        f["timeouts"] = timeouts
 
 
 def samrl_config(path: Path, folder: Path) -> Path:
@@ -103,19 +55,6 @@ def samrl_config(path: Path, folder: Path) -> Path:
     return config_path
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """(peak RSS in MB, wall seconds) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        err = process.stderr.read().decode() if process.stderr else ""
-        raise SystemExit(f"{' '.join(command[:4])} failed: {err[-2000:]}")
-    return usage.ru_maxrss / 1024, wall  # ru_maxrss is in KiB on Linux
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 2_000_000])
@@ -132,13 +71,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             data = folder / "data.hdf5"
-            write_file(data, n)
+            write_d4rl_file(data, n, OBS_DIM, ACT_DIM)
             # the file's sha256 is computed once per file and kept beside it (samrl's first
             # run of a file does it): measured here are the runs after that
             fingerprint(data)
             config = samrl_config(data, folder)
             commands = {
-                "stock": [sys.executable, "-c", STOCK, str(data), str(BATCH), str(N_STEPS)],
+                "stock": [
+                    sys.executable, "-c", STOCK_FIT, str(data), "TD3PlusBCConfig", str(BATCH),
+                    str(N_STEPS), "quiet",
+                ],
                 "samrl": [
                     sys.executable, "-m", "samrl", "train", "--config", str(config),
                     "--quiet", "--overwrite",
@@ -149,7 +91,7 @@ def main() -> None:
             for r in range(args.rounds):
                 order = ("stock", "samrl") if r % 2 == 0 else ("samrl", "stock")
                 for name in order:
-                    results[name].append(measure(commands[name]))
+                    results[name].append(run_child(commands[name]))
             load_after = os.getloadavg()
         mem = {k: statistics.median(m for m, _ in v) for k, v in results.items()}
         wall = {k: statistics.median(w for _, w in v) for k, v in results.items()}

@@ -8,19 +8,27 @@ by the share of the core it loses. On idle cores, a second thread makes 256-256 
 faster. No fixed count is right for both, so a run measures (`AdaptiveThreads`).
 
 Measuring must not cost reproducibility: the thread count can change the last bits of a
-result, because torch splits some reductions between threads (a decision transformer's update
-differs between 1 and 2 threads; the MLP algorithms' updates do not), and RL training turns
-last bits into different learning curves. So:
+result, because torch and MKL split some reductions between threads (a decision transformer's
+update differs between 1 and 2 threads on every CPU tried; the MLP algorithms' updates on some
+CPUs only), and RL training turns last bits into different learning curves. So:
 
 - `auto` (the default) first checks, on copies of the built algorithm, whether its updates
   come out bitwise the same with 1 thread and with the most threads it may use
   (`thread_count_changes_updates`). If they do, the run adapts its thread count between those
   two (`AdaptiveThreads`), which cannot change its numbers. If they do not (decision
-  transformers), it keeps one fixed count for the whole run: a launcher's OMP_NUM_THREADS
-  (samrl's sweeps set cores // jobs, Slurm --cpus-per-task), else 1. The most threads is the
-  launcher's count, else every core this process may use. Off the CPU, the fixed count.
+  transformers; MLPs on some CPUs), it keeps one fixed count for the whole run: a launcher's
+  OMP_NUM_THREADS (samrl's sweeps set cores // jobs, Slurm --cpus-per-task), else 1. The most
+  threads is the launcher's count, else every core this process may use. Off the CPU, the
+  fixed count.
 - `adaptive`: adapts without the check (the user accepts last-bit differences).
 - N: N threads (capped to the cores this process may use).
+
+Whether 1 and N threads agree is a property of the CPU, its instruction set and the BLAS
+library's code path (MKL's `MKL_CBWR` mode), not of samrl: on one AVX-512 machine the MLP
+algorithms' updates agree without a mode and disagree under `MKL_CBWR=AUTO,STRICT`, on another
+the reverse. So samrl measures it in every run (the check) instead of assuming it, and records
+what decides the last bits (`numerics_record`: CPU, torch's CPU capability, BLAS, MKL_CBWR)
+in config.yaml beside the versions. samrl never sets MKL_CBWR itself (README, *Threads*).
 
 torch.set_num_threads is process-wide state: `samrl train` sets it for the run only and puts
 the previous value back when the run ends (`threads_for_run`); `AdaptiveThreads` changes it only
@@ -36,6 +44,8 @@ import copy
 import dataclasses
 import io
 import os
+import platform
+import re
 import statistics
 import time
 import warnings
@@ -77,6 +87,38 @@ def resolve_threads(value: int | str) -> int:
 def most_threads() -> int:
     """The largest count `auto` and `adaptive` try: the launcher's, else every core."""
     return resolve_threads(ADAPTIVE)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module reports."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def blas_library() -> str:
+    """The BLAS torch was built with: MKL's version line when torch names one, else BLAS_INFO."""
+    config = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([^\n]*?)(?: for |\n|$)", config)
+    if mkl:
+        return f"MKL {mkl.group(1).strip()}"
+    blas = re.search(r"BLAS_INFO=([^,\s]+)", config)
+    return blas.group(1) if blas else "unknown"
+
+
+def numerics_record() -> dict[str, str]:
+    """What decides a result's last bits besides the seed and the thread count (status.json's
+    `threads`): config.yaml records it, so two runs that differ in their last bits can be told
+    apart by machine. MKL_CBWR is read from the environment MKL loaded with ("unset": MKL picks
+    the fastest code path for the CPU)."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "blas": blas_library(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"),
+    }
 
 
 class AdaptiveThreads:
@@ -327,7 +369,10 @@ class RunThreads:
         except CannotCheck as exc:
             return self._fix(fixed, f"the algorithm could not be copied to check threads: {exc}")
         if changes:
-            why = f"this algorithm's updates differ in the last bits between 1 and {most} threads"
+            why = (
+                f"this algorithm's updates differ in the last bits between 1 and {most} threads "
+                "on this CPU"
+            )
             return self._fix(fixed, why)
         why = f"this algorithm's updates are bitwise the same with 1 and {most} threads"
         return self._adapt(most, why)

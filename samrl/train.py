@@ -48,7 +48,7 @@ from samrl.sampling import Sampler
 from samrl.status import Preparation, RunStatus
 from samrl.stopping import StopRequest, stop_on_signals
 from samrl.tables import CsvTable, truncate_epoch_rows
-from samrl.threads import AdaptiveThreads, RunThreads, threads_for_run
+from samrl.threads import AdaptiveThreads, RunThreads, numerics_record, threads_for_run
 from samrl.trackers import adapter_factory
 
 if TYPE_CHECKING:  # samrl.data imports gymnasium: loaded when a run loads its dataset
@@ -266,6 +266,8 @@ def _record_start(
     resolved["output"].pop("run_dir", None)
     resolved[RUN_RECORD] = {
         **versions(config.train.device),
+        # the machine's part in the last bits (samrl/threads.py); the count: status.json threads
+        "numerics": numerics_record(),
         "run_id": config.run_id,
         "config_hash": config.result_hash(),
         "notes": list(dataset.info.notes),

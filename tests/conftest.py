@@ -104,10 +104,9 @@ def build(
     return algo, dataset
 
 
-def trained_with_threads(config: Any, schedule: list[int]) -> Any:
-    """A d3rlpy config built on a Hopper-sized random dataset and installed, after one update of
-    batch 256 per entry of `schedule`, run with that many torch threads (seeds fixed). For the
-    tests that switch thread counts as `train.threads: auto` does."""
+def _built_on_hopper(config: Any) -> tuple[Any, Any]:
+    """A d3rlpy config built (engine not installed) on a Hopper-sized random dataset, seeds
+    fixed, and a Sampler of that dataset."""
     from samrl.sampling import Sampler
 
     dataset = random_dataset(
@@ -117,12 +116,45 @@ def trained_with_threads(config: Any, schedule: list[int]) -> Any:
     np.random.seed(0)  # the sampler's draws
     algo = config.create(device="cpu")
     build_for_training(algo, dataset)
+    return algo, Sampler(dataset)
+
+
+def trained_with_threads(config: Any, schedule: list[int]) -> Any:
+    """A d3rlpy config built on a Hopper-sized random dataset and installed, after one update of
+    batch 256 per entry of `schedule`, run with that many torch threads (seeds fixed). For the
+    tests that switch thread counts as `train.threads: auto` does."""
+    algo, sampler = _built_on_hopper(config)
     install(algo)
-    sampler = Sampler(dataset)
     for threads in schedule:
         torch.set_num_threads(threads)
         algo.update(sampler.transition_batch(256))
     return algo
+
+
+def two_threads_change_training(config: Any, steps: int, one_thread: Any = None) -> bool:
+    """Measured here, not assumed: whether `steps` updates run with 2 threads leave other bits
+    than with 1 (`one_thread`: that run, if already trained). Whether they do depends on the
+    CPU and MKL's code path (samrl/threads.py), so tests that need the answer ask it. This is
+    independent of samrl's own check (fresh builds rather than copies, every tensor compared
+    rather than saved bytes), so a test can hold the check to it."""
+    one = one_thread if one_thread is not None else trained_with_threads(config, [1] * steps)
+    return state_differences(one, trained_with_threads(config, [2] * steps)) != []
+
+
+def auto_adapts(config: Any, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether `train.threads: auto` on 2 cores adapts for `config`; where it does not, that it
+    keeps one fixed thread and says why (asserted here)."""
+    from samrl.threads import threads_for_run
+
+    algo, sampler = _built_on_hopper(config)
+    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with threads_for_run("auto") as run_threads:
+        adaptive = run_threads.decide(algo, lambda: sampler.transition_batch(256), install)
+        if adaptive is None:
+            assert torch.get_num_threads() == 1
+            assert "differ in the last bits between 1 and 2 threads" in run_threads.description
+        return adaptive is not None
 
 
 def sample_batch(dataset: Any, facts: AlgoFacts) -> Any:
