@@ -129,7 +129,7 @@ def test_launcher_flags_are_the_launcher_sections_fields() -> None:
         if f.metadata["flag"] is not None
     }
     own = {"config", "rho", "seeds", "grid", "overrides", "jobs", "out", "name", "dry_run"}
-    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help"}
+    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help", "allow_pilot_seeds"}
     assert set(options) - own == set(declared)
     assert declared.keys() >= {"partition", "cpus_per_task", "address", "num_gpus"}
     for name, flag in declared.items():

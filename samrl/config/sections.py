@@ -284,7 +284,11 @@ class OutputSection(Section):
         "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)", None
     )
     run_dir: str | None = key(
-        "the exact run directory (sweeps set it; default <output.dir>/<name>/<run_id>)", None
+        "the exact run directory (sweeps set it; default <output.dir>/<name>/<run_id>)",
+        None,
+        # A run's config.yaml leaves it out (the run is where the file is: no machine path in
+        # a shipped record), so a record re-resolved writes the same YAML.
+        written_when_set=True,
     )
     loggers: tuple[str, ...] = key(
         "where metrics also go: file, tensorboard, wandb", factory=lambda: ("file",)
