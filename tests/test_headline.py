@@ -97,3 +97,9 @@ def test_a_claim_that_flips_with_the_scored_step_is_no_claim() -> None:
     # no claim under the headline: no sensitivity verdict at all
     same = comparison.versus_by_score(adam, adam, n_boot=200, seed=0)
     assert same["direction"] == comparison.NONE and same["sensitivity"] is None
+
+
+def test_the_held_out_split_is_said_per_row() -> None:
+    mixed = pd.DataFrame({"dataset.test_fraction": [0.0, 0.1, 0.1, None]})
+    assert comparison.split_text(mixed) == "0/0.1"  # a row mixing two sweeps says both
+    assert comparison.split_text(pd.DataFrame({"seed": [0]})) == "?"  # an older summary
