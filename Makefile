@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption clean
+.PHONY: mujoco-policies mujoco-pilot install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -80,6 +80,18 @@ study-smoke: install
 	-$(BIN)/samrl sweep configs/sweeps/study.yaml $(STUDY_SMOKE) --jobs $(JOBS)
 	$(BIN)/samrl sharpness runs/sweeps/study-smoke --rho 0.05 --n-batches 1 --batch-size 16
 	$(BIN)/samrl report runs/sweeps/study-smoke
+
+# MuJoCo evidence (issue 30). The SAC behaviour policies samrl ships (samrl/data/policies/) were
+# made by `make mujoco-policies`: 100k SAC steps per environment, resumable after a kill (about
+# 40 min per environment on an idle core, 1.5 h beside other work). Datasets roll them out in
+# minutes on first use; the pilot chooses the study's budget on seeds the study never uses.
+mujoco-policies: install
+	$(BIN)/python scripts/train_behaviour_policies.py hopper halfcheetah walker2d --steps 100000
+	$(BIN)/python scripts/export_behaviour_policies.py hopper halfcheetah walker2d --steps 100000
+
+mujoco-pilot: install   ## 8 Adam runs x 40k updates (TD3+BC, IQL x hopper-, halfcheetah-medium x seeds 100, 101)
+	-$(BIN)/samrl sweep configs/sweeps/mujoco_pilot.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl report results/mujoco-pilot
 
 reproduce-mujoco: install   ## 135 runs x 100k steps: ~340 CPU-core-hours (estimate) as a Slurm job array
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/mujoco.yaml runs/sweeps/mujoco $(SWEEP_ARGS)

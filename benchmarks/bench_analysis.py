@@ -63,7 +63,7 @@ def training_table(steps: int, per_epoch: int, size: int) -> None:
     import samrl.analysis.during_training as during
     from samrl.config import load_config
     from samrl.data import load_dataset
-    from samrl.train import run_training
+    from samrl.run.train import run_training
 
     spent: list[float] = []
     original = during.hessian_row

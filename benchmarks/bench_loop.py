@@ -3,7 +3,7 @@
 Each step samples a minibatch (batch 256) and updates. "stock" is d3rlpy 2.8.1's own
 `LearnableBase.fit` (no file logging, no progress bar: the cheapest stock loop) on the
 algorithm built with d3rlpy's defaults (256-256 networks); the samrl variants run samrl's own
-loop (samrl.loop.train_steps, what `samrl train` runs) with the same networks, threads and data
+loop (samrl.run.loop.train_steps, what `samrl train` runs) with the same networks, threads and data
 (Hopper-sized random data; discrete algorithms 4-dim observations and 2 actions). All variants
 of one algorithm are timed interleaved: each round runs one block of steps of every variant in a
 rotating order, so machine noise hits them alike; ratios are medians over rounds of per-round
@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from samrl.algos import algorithm_table
 from samrl.errors import ConfigError
-from samrl.loop import train_steps
+from samrl.run.loop import train_steps
+from samrl.run.sampling import Sampler
+from samrl.run.threads import resolve_threads
 from samrl.sam import SAMFactory
-from samrl.sampling import Sampler
-from samrl.threads import resolve_threads
 
 ALGORITHMS = [
     "bc",

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from _common import load_average
 
-from samrl.threads import available_cores
+from samrl.run.threads import available_cores
 
 
 def sweep_file(root: Path, runs: int, steps: int) -> Path:

@@ -9,7 +9,7 @@ kept across rounds as across a run's epochs, so its column includes the cost of 
 `--competing N` first starts N busy-loop processes (what another job on the workstation looks
 like to torch's threads) and stops them at the end. The
 load average is printed before and after. No assertion: the table is for choosing
-`train.threads` (samrl/threads.py) and for the README.
+`train.threads` (samrl/run/threads.py) and for the README.
 
     .venv/bin/python benchmarks/bench_threads.py                 # as the machine is
     .venv/bin/python benchmarks/bench_threads.py --competing 1   # one other busy process
@@ -29,9 +29,9 @@ from _common import build_algo, hopper_dataset, load_average, markdown_header, m
 from _common import quiet_d3rlpy as quiet
 from d3rlpy.models.encoders import VectorEncoderFactory
 
+from samrl.run.sampling import Sampler
+from samrl.run.threads import AdaptiveThreads, available_cores
 from samrl.sam import SAMFactory
-from samrl.sampling import Sampler
-from samrl.threads import AdaptiveThreads, available_cores
 
 NETWORKS = {"64-64": [64, 64], "256-256": [256, 256]}
 BATCH_SIZE = 256

@@ -1,49 +1,37 @@
-"""samrl: sharpness-aware minimization for offline reinforcement learning on d3rlpy 2.8.1."""
+"""samrl: sharpness-aware minimization for offline reinforcement learning on d3rlpy 2.8.1.
+
+`import samrl` loads neither torch nor d3rlpy, and registers nothing with d3rlpy (it changes
+nothing outside samrl). The two calls below import what they need when called.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
+from pathlib import Path
+from typing import Any
+
+from samrl.quiet import import_gym_quietly
 
 __version__ = "0.1.0"
-
-
-def import_gym_quietly() -> None:
-    """d3rlpy 2.8.1 imports the unmaintained gym 0.26, which prints a notice on stderr.
-
-    samrl uses gymnasium only; the notice would bury samrl's one-line messages.
-    """
-    if "gym" in sys.modules:
-        return
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(ImportError):
-        import gym  # noqa: F401
-
-
-_registered = False
+__all__ = ["import_gym_quietly", "load_learnable", "register"]
 
 
 def register() -> None:
-    """Register samrl's SAM optimizer factory, COMBO and RIQL with d3rlpy, so
-    `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr.
-    Idempotent.
-
-    Importing samrl registers nothing (it changes nothing outside samrl): `samrl.sam.install`
-    and the commands that load a model call this; a library user calls it before
-    `d3rlpy.load_learnable` of a model samrl saved.
+    """Register samrl's SAM optimizer factory and its own algorithms (COMBO, RIQL) with d3rlpy,
+    so `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr.
+    Idempotent. `samrl.load_learnable` calls it for you.
     """
-    global _registered
-    if _registered:
-        return
-    import_gym_quietly()
-    from d3rlpy.base import register_learnable
-    from d3rlpy.optimizers import register_optimizer_factory
+    from samrl.algos import register as register_with_d3rlpy  # lazy: d3rlpy loads on call
 
-    from samrl.combo import COMBOConfig
-    from samrl.riql import RIQLConfig
-    from samrl.sam.factory import SAMFactory
+    register_with_d3rlpy()
 
-    register_optimizer_factory(SAMFactory)
-    register_learnable(COMBOConfig)
-    register_learnable(RIQLConfig)
-    _registered = True
+
+def load_learnable(path: Path | str, device: Any = None) -> Any:
+    """Load a model samrl saved (a `.d3` file): registers samrl with d3rlpy, reads the file
+    without unpickling objects (samrl.safeload) and returns d3rlpy's algorithm, as
+    `d3rlpy.load_learnable(path, device)` would. Call `samrl.sam.install(algo)` on it to
+    continue SAM training.
+    """
+    from samrl.safeload import load_learnable as load_safely  # lazy: d3rlpy loads on call
+
+    register()
+    return load_safely(path, device)

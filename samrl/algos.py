@@ -10,12 +10,22 @@ import dataclasses
 from functools import cache
 
 import d3rlpy.algos
-from d3rlpy.base import LearnableBase, LearnableConfig
+from d3rlpy.base import LearnableBase, LearnableConfig, register_learnable
 from d3rlpy.dataset import ReplayBuffer
 from d3rlpy.logging import NoopAdapterFactory
+from d3rlpy.serializable_config import CONFIG_STORAGE
 
+from samrl.combo import COMBOConfig
 from samrl.errors import ConfigError, unknown_name
 from samrl.networks import canonical_network, network_name
+from samrl.quiet import import_gym_quietly
+from samrl.riql import RIQLConfig
+from samrl.sam.factory import register_factory
+
+#: samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
+#: samrl.run.hooks.TrainingHooks (docs/extending.md). `register()`, `samrl algos` and the
+#: resolver read this list; a new algorithm is one entry here.
+OWN_ALGORITHMS: tuple[type[LearnableConfig], ...] = (COMBOConfig, RIQLConfig)
 
 # Scalars stepped inside another network's loss; they always use the base optimizer.
 SCALAR_OPTIMIZERS = ("temp", "alpha")
@@ -31,6 +41,9 @@ class AlgoFacts:
     transformer: bool
     # networks whose optimizer d3rlpy builds from another network's factory: name -> owner
     shares_factory: dict[str, str] = dataclasses.field(default_factory=dict)
+    # what the algorithm itself reads from d3rlpy's replay buffer (whose next observations
+    # are derived from the next row), said as "<name> <this>"; None: only samrl's sampler
+    buffer_transitions: str | None = None
 
     def canonical_network(self, name: object) -> object:
         """A network name as a user may write it (`loss`, the old name of a single network,
@@ -43,6 +56,7 @@ EXCEPTIONS: dict[str, dict[str, object]] = {
     # PLAS builds its VAE optimizer from critic_optim_factory; imitator_optim_factory is unused.
     "plas": {"shares_factory": {"imitator": "critic"}},
     "plas_with_perturbation": {"shares_factory": {"imitator": "critic"}},
+    "combo": {"buffer_transitions": "trains its dynamics model on d3rlpy's replay buffer"},
 }
 
 NOT_TRAINABLE = {"random_policy", "discrete_random_policy"}
@@ -90,18 +104,28 @@ def algorithm_table() -> dict[str, AlgoFacts]:
                 continue
             if name not in NOT_TRAINABLE:
                 table[name] = _derive(cls)
-    for config_class in _samrl_algorithms():
+    for config_class in OWN_ALGORITHMS:
         table[config_class.get_type()] = _derive(config_class)
     return table
 
 
-def _samrl_algorithms() -> list[type[LearnableConfig]]:
-    """samrl's own algorithms: d3rlpy configs like any other, whose algorithms may inherit
-    samrl.extensions.TrainingHooks (docs/extending.md). A new one is one entry here."""
-    from samrl.combo import COMBOConfig
-    from samrl.riql import RIQLConfig
+_registered = False
 
-    return [COMBOConfig, RIQLConfig]
+
+def register() -> None:
+    """Register samrl's SAM optimizer factory and its own algorithms with d3rlpy, so
+    `d3rlpy.load_learnable` can rebuild what samrl trained; gym's notice is kept off stderr.
+    Idempotent (`samrl.register` is this)."""
+    global _registered
+    if _registered:
+        return
+    import_gym_quietly()
+    register_factory()
+    known = CONFIG_STORAGE[LearnableConfig].config_list
+    for config_class in OWN_ALGORITHMS:
+        if config_class.get_type() not in known:
+            register_learnable(config_class)
+    _registered = True
 
 
 def algo_facts(name: str, key: str = "algo.name") -> AlgoFacts:

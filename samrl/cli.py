@@ -14,7 +14,7 @@ from samrl.quiet import quiet_d3rlpy
 #: so `samrl --help` and `samrl train` never load the sweep, plotting or analysis stacks.
 SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("samrl.config_cli", "config_group", "Config keys: defaults and meanings."),
-    "data": ("samrl.data.cli", "data_group", "Datasets: list, make, download, inspect."),
+    "data": ("samrl.data_cli", "data_group", "Datasets: list, make, download, inspect."),
     "sweep": ("samrl.sweep.cli", "sweep", "Run a grid of configs x seeds into one sweep."),
     "summarize": ("samrl.results.cli", "summarize_cmd", "Write summary.csv and aggregate.csv."),
     "seed-table": (
@@ -27,8 +27,8 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "corruption_table_cmd",
         "SAM vs Adam on corrupted data, beside the paper.",
     ),
-    "plot": ("samrl.analysis.plot_cli", "plot_cmd", "Plot curves of a run or a sweep (PNG)."),
-    "report": ("samrl.analysis.plot_cli", "report_cmd", "Write report.md of a sweep."),
+    "plot": ("samrl.results.plot_cli", "plot_cmd", "Plot curves of a run or a sweep (PNG)."),
+    "report": ("samrl.results.plot_cli", "report_cmd", "Write report.md of a sweep."),
     "hessian": ("samrl.analysis.cli", "hessian_cmd", "Hessian eigenvalues of a saved model."),
     "landscape": ("samrl.analysis.cli", "landscape_cmd", "Loss landscape of a saved model."),
     "sharpness": ("samrl.analysis.cli", "sharpness_cmd", "Sharpness of a saved model."),
@@ -147,8 +147,8 @@ def train(
         return
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    from samrl.run.train import run_training
     from samrl.rundir import RunDir
-    from samrl.train import run_training
 
     if resume and not RunDir(config.run_dir).is_run():
         click.echo(

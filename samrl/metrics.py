@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,22 @@ def metric_name(prefix: str, metric: NetMetric | str) -> str:
     """`<prefix>_<metric>`: prefix is a network name or a fixed-radius prefix."""
     suffix = metric.suffix if isinstance(metric, NetMetric) else metric
     return f"{prefix}_{suffix}"
+
+
+def side_sharpness_name(side: str, net: str) -> str:
+    """`<side>_<net>_sharpness`: the sharpness column of one side (`adam`, `sam`) of a
+    comparison table (the corruption table and its figure)."""
+    return metric_name(f"{side}_{net}", SHARPNESS)
+
+
+def side_sharpness_networks(columns: Iterable[str], side: str = "adam") -> list[str]:
+    """The networks that have a `side_sharpness_name(side, net)` column, in column order."""
+    head, tail = f"{side}_", f"_{SHARPNESS.suffix}"
+    return [
+        c.removeprefix(head).removesuffix(tail)
+        for c in columns
+        if c.startswith(head) and c.endswith(tail)
+    ]
 
 
 def fixed_radius_prefix(net: str, rho: float) -> str:

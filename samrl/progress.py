@@ -5,7 +5,7 @@ output, `2> log`) every redraw stays as text. So a bar is drawn only on a termin
 `step_bar` writes one line when the work starts, one per tenth done (only once the work has
 taken a minute: short work stays two lines) and one when it ends; `byte_bar` (downloads)
 writes only the lines per tenth and the end, and only for a download that takes a minute.
-Training itself prints one line per epoch instead (samrl.train.epoch_line).
+Training itself prints one line per epoch instead (samrl.run.train.epoch_line).
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ worker process before training.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import sys
 
 
 def quiet_d3rlpy() -> None:
@@ -14,3 +17,14 @@ def quiet_d3rlpy() -> None:
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def import_gym_quietly() -> None:
+    """d3rlpy 2.8.1 imports the unmaintained gym 0.26, which prints a notice on stderr.
+
+    samrl uses gymnasium only; the notice would bury samrl's one-line messages.
+    """
+    if "gym" in sys.modules:
+        return
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(ImportError):
+        import gym  # noqa: F401

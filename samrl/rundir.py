@@ -17,7 +17,6 @@ import errno
 import fcntl
 import json
 import os
-import random
 import re
 import socket
 from collections.abc import Callable, Iterator
@@ -26,10 +25,17 @@ from typing import Any
 
 import yaml
 
-from samrl.config.sections import RUN_RECORD
+from samrl.config.sections import RUN_RECORD, Config
 from samrl.config.yamlio import dump_yaml
 from samrl.errors import RunError
-from samrl.status import RunStatus
+from samrl.safeload import (
+    UnsafeFileError,
+    check_torch_bytes,
+    decode_state,
+    encode_state,
+    load_torch,
+)
+from samrl.status import Preparation, RunStatus
 
 # ---------------------------------------------------------------- a run directory's files
 CONFIG_FILE = "config.yaml"
@@ -342,8 +348,6 @@ class RunDir(_Directory):
         """
         import torch
 
-        from samrl.safeload import encode_state
-
         folder = self.checkpoint_dir
         model_name, state_name = f"model_step{step}.pt", f"state_step{step}.pt"
         # Only what torch's weights-only load reads back (samrl/safeload.py): a run directory
@@ -386,12 +390,6 @@ class RunDir(_Directory):
         refuses: nothing in it runs) is reported in one line and the one before it is used;
         when none is readable, RunError says so.
         """
-        from samrl.safeload import (
-            UnsafeFileError,
-            check_torch_bytes,
-            decode_state,
-            load_torch,
-        )
 
         folder = self.checkpoint_dir
         steps = self.checkpoint_steps()
@@ -426,29 +424,58 @@ class RunDir(_Directory):
 
 def rng_state() -> dict[str, Any]:
     """Every process-wide RNG a run draws from (python, numpy, torch CPU and CUDA)."""
-    import numpy as np
-    import torch
+    from samrl.rng import ProcessRngState  # torch loads only for a checkpoint
 
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    return ProcessRngState.capture().as_dict()
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore `rng_state()`'s result (process-wide: the run owns the process's RNGs)."""
-    import numpy as np
-    import torch
+    from samrl.rng import ProcessRngState  # torch loads only for a checkpoint
 
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    ProcessRngState.from_dict(state).restore()
+
+
+# ---------------------------------------------------------------- run-directory policy
+
+
+def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Preparation:
+    """Start afresh, resume, or nothing to do; RunError when the directory may not be touched."""
+    run = RunDir(config.run_dir)
+    run_dir = run.path
+    if run.is_empty():
+        return Preparation.NEW
+    check_run_dir(run)
+    if overwrite:
+        run.clear()  # not the lock file this process holds
+        return Preparation.NEW
+    if not resume:
+        raise RunError(
+            f"{run_dir} already exists; pass --resume to continue it or --overwrite to start again"
+        )
+    saved = run.saved_hash()
+    if saved is not None and saved == config.legacy_result_hash():
+        raise RunError(
+            f"{run_dir} was made before samrl named single networks (its columns say loss_*, "
+            "this version writes the network's name); it cannot be resumed: use --overwrite "
+            "or another output.run_id"
+        )
+    if saved is not None and saved != config.result_hash():
+        raise RunError(
+            f"{run_dir} was made with a different config (hash {saved} != "
+            f"{config.result_hash()}); use another output.run_id or --overwrite"
+        )
+    done = run.read_status()["status"] == RunStatus.COMPLETED
+    return Preparation.DONE if done else Preparation.RESUME
+
+
+def check_run_dir(run: RunDir) -> None:
+    """Refuse a non-empty directory that is not a samrl run (before anything is put in it)."""
+    if not run.is_empty() and not run.is_run():
+        raise RunError(
+            f"{run.path} exists and is not a samrl run directory; choose another "
+            "output.dir or output.run_id"
+        )
 
 
 # ---------------------------------------------------------------- sweep directory

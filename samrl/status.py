@@ -52,7 +52,7 @@ class RunState(StrEnum):
 
 
 class Preparation(StrEnum):
-    """What `samrl.train.prepare_run_dir` found: start afresh, resume a checkpoint, or nothing
+    """What `samrl.rundir.prepare_run_dir` found: start afresh, resume a checkpoint, or nothing
     to do (the run completed already)."""
 
     NEW = "new"

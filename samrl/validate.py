@@ -1,7 +1,7 @@
 """Validation primitives for everything a user writes: configs, algorithm and optimizer
 parameters, sweep files and sweep flags.
 
-Each rule is written once here; `samrl.config` (the experiment config), `samrl.build` (d3rlpy
+Each rule is written once here; `samrl.config` (the experiment config), `samrl.config.build` (d3rlpy
 keyword arguments) and `samrl.sweep.grid` (sweep specs) call these. A failure is a ConfigError
 whose message is one line `<key>: must be ..., got ...` (the source file is added by whoever
 knows it), with a "did you mean" suggestion for a misspelt name.
@@ -198,3 +198,10 @@ def _type_ok(value: Any, default: Any, hint: Any) -> bool:
     if isinstance(default, str):
         return isinstance(value, str)
     return True
+
+
+def require(ok: bool, name: str, requirement: str, value: object) -> None:
+    """A d3rlpy config's own check (samrl's algorithms' `validate`): ValueError
+    `<name> <requirement>, got <value>` unless ok."""
+    if not ok:
+        raise ValueError(f"{name} {requirement}, got {value!r}")

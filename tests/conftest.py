@@ -107,7 +107,7 @@ def build(
 def _built_on_hopper(config: Any) -> tuple[Any, Any]:
     """A d3rlpy config built (engine not installed) on a Hopper-sized random dataset, seeds
     fixed, and a Sampler of that dataset."""
-    from samrl.sampling import Sampler
+    from samrl.run.sampling import Sampler
 
     dataset = random_dataset(
         discrete=False, n_episodes=4, episode_length=100, observation_size=11, action_size=3
@@ -134,7 +134,7 @@ def trained_with_threads(config: Any, schedule: list[int]) -> Any:
 def two_threads_change_training(config: Any, steps: int, one_thread: Any = None) -> bool:
     """Measured here, not assumed: whether `steps` updates run with 2 threads leave other bits
     than with 1 (`one_thread`: that run, if already trained). Whether they do depends on the
-    CPU and MKL's code path (samrl/threads.py), so tests that need the answer ask it. This is
+    CPU and MKL's code path (samrl/run/threads.py), so tests that need the answer ask it. This is
     independent of samrl's own check (fresh builds rather than copies, every tensor compared
     rather than saved bytes), so a test can hold the check to it."""
     one = one_thread if one_thread is not None else trained_with_threads(config, [1] * steps)
@@ -144,10 +144,10 @@ def two_threads_change_training(config: Any, steps: int, one_thread: Any = None)
 def auto_adapts(config: Any, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Whether `train.threads: auto` on 2 cores adapts for `config`; where it does not, that it
     keeps one fixed thread and says why (asserted here)."""
-    from samrl.threads import threads_for_run
+    from samrl.run.threads import threads_for_run
 
     algo, sampler = _built_on_hopper(config)
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)
+    monkeypatch.setattr("samrl.run.threads.available_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     with threads_for_run("auto") as run_threads:
         adaptive = run_threads.decide(algo, lambda: sampler.transition_batch(256), install)

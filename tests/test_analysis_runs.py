@@ -16,7 +16,7 @@ NETS = ("actor", "critic")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-epoch tiny CQL+SAM run with analysis.hessian (top 2, trace) every epoch."""
     from samrl.config import load_config
-    from samrl.train import run_training
+    from samrl.run.train import run_training
 
     base = tmp_path_factory.mktemp("analysis_run")
     config = tiny_config(

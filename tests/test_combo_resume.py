@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_combo_train import CONFIG
+from helpers.combo import CONFIG
 
 from samrl.config import load_config
+from samrl.run.train import run_training
 from samrl.rundir import RunDir
-from samrl.train import run_training
 
 NAMES = ("loss.csv", "sharpness.csv", "eval.csv")
 

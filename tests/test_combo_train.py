@@ -6,30 +6,10 @@ import csv
 from pathlib import Path
 
 import pytest
+from helpers.combo import CONFIG
 
 from samrl.config import load_config
-from samrl.train import run_training
-
-CONFIG = """
-name: combo_tiny
-algo:
-  name: combo
-  params:
-    batch_size: 32
-    n_action_samples: 4
-    actor_encoder_factory: {type: vector, params: {hidden_units: [16]}}
-    critic_encoder_factory: {type: vector, params: {hidden_units: [16]}}
-    dynamics_encoder_factory: {type: vector, params: {hidden_units: [16]}}
-    dynamics_ensemble_size: 2
-    dynamics_max_epochs: 3
-    rollout_interval: 10
-    rollout_batch_size: 64
-    rollout_horizon: 2
-dataset: {name: pendulum-random, size: 600}
-optim: {name: sam, rho: 0.05}
-train: {n_steps: 20, n_steps_per_epoch: 10, eval_episodes: 1, device: cpu}
-output: {dir: OUT}
-"""
+from samrl.run.train import run_training
 
 
 def _table(path: Path) -> list[dict[str, str]]:

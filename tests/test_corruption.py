@@ -29,7 +29,7 @@ from samrl.data.corruption import (
 )
 from samrl.data.provenance import fingerprint
 from samrl.data.transitions import Transitions
-from samrl.sampling import Sampler
+from samrl.run.sampling import Sampler
 from samrl.testing.data import random_dataset
 
 N = 20_000

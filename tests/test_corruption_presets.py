@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 from conftest import run_cli
-from test_d4rl_presets import DIMS, write_d4rl_file
+from helpers.d4rl import DIMS, write_d4rl_file
 
 from samrl.data.remote import d4rl_remote
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import run_cli
+from helpers.runs import write_run
 from scipy.stats import trim_mean
-from test_aggregate import write_run
 
 from samrl.data.corruption import CLEAN, condition_of
 from samrl.results.aggregate import compute_sweep_tables
@@ -147,7 +147,7 @@ def test_command_writes_table_and_figure(
     png = root / "plots" / "corruption_table.png"
     assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").is_file()
 
-    from samrl.analysis.corruption_plot import build_corruption_figure
+    from samrl.results.corruption_plot import build_corruption_figure
 
     tables = compute_sweep_tables(root, n_boot=N_BOOT)
     figure = build_corruption_figure(compute_corruption_table(tables, root, n_boot=N_BOOT))
@@ -199,7 +199,7 @@ def test_facet_columns_are_the_data_conditions() -> None:
     and no "rate=0.3" (a setting only corrupted points have) in the legend."""
     import pandas as pd
 
-    from samrl.analysis.facets import facet_layout
+    from samrl.results.facets import facet_layout
 
     keys = ["algo.name", "optim.name", *(f"dataset.corruption.{k}" for k in ("fields", "rate"))]
     conditions = [{}, {"fields": '["observations"]', "rate": 0.3}, {**MIXED, "rate": 0.3}]

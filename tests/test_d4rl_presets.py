@@ -7,33 +7,18 @@ import pathlib
 import subprocess
 import sys
 
-import h5py
-import numpy as np
 import pytest
 from conftest import run_cli
+from helpers.d4rl import DIMS, write_d4rl_file
 
 from samrl.data.remote import d4rl_remote
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRESETS = sorted((ROOT / "configs" / "d4rl").glob("*.yaml"))
 SWEEPS = sorted((ROOT / "configs" / "sweeps" / "d4rl").glob("*.yaml"))
+
+
 # D4RL -v2 observation / action sizes (also those of the gymnasium v5 envs used to evaluate).
-DIMS = {"hopper": (11, 3), "halfcheetah": (17, 6), "walker2d": (17, 6)}
-
-
-def write_d4rl_file(path: pathlib.Path, obs: int, act: int, n: int = 600) -> None:
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        f["observations"] = rng.normal(size=(n, obs)).astype(np.float32)
-        f["next_observations"] = rng.normal(size=(n, obs)).astype(np.float32)
-        f["actions"] = rng.uniform(-1, 1, size=(n, act)).astype(np.float32)
-        f["rewards"] = rng.normal(size=n).astype(np.float32)
-        f["terminals"] = np.zeros(n, bool)
-        timeouts = np.zeros(n, bool)
-        timeouts[99::100] = True
-        f["timeouts"] = timeouts
-
-
 @pytest.fixture(scope="module")
 def d4rl_files(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """Every dataset the presets name, generated where d4rl would keep it."""

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from samrl.data import mujoco
-from samrl.data.cli import data_group
+from samrl.data_cli import data_group
 from samrl.errors import DatasetError
 
 

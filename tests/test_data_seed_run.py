@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_data_files import small_arrays, write_raw_hdf5
+from helpers.d4rl import write_d4rl_file
 
 from samrl.config.resolve import resolve
 from samrl.data import load_dataset
@@ -64,7 +64,8 @@ def test_builtin_data_differ_between_seeds_and_repeat_for_one() -> None:
 
 
 def test_file_data_split_differs_between_seeds_and_repeats_for_one(tmp_path: pathlib.Path) -> None:
-    path = write_raw_hdf5(tmp_path / "data.hdf5", small_arrays(n=60))
+    path = tmp_path / "data.hdf5"
+    write_d4rl_file(path, obs=3, act=2)  # 6 episodes of 100 steps
     dataset = {"name": f"file:{path}", "seed": "run", "test_fraction": 0.4}
     draws = {s: training_bytes(s, dataset) for s in range(4)}
     assert training_bytes(0, dataset) == draws[0]
@@ -72,7 +73,8 @@ def test_file_data_split_differs_between_seeds_and_repeats_for_one(tmp_path: pat
 
 
 def test_corruption_differs_between_seeds_and_repeats_for_one(tmp_path: pathlib.Path) -> None:
-    path = write_raw_hdf5(tmp_path / "data.hdf5", small_arrays(n=60))
+    path = tmp_path / "data.hdf5"
+    write_d4rl_file(path, obs=3, act=2)
     dataset = {"name": f"file:{path}", "corruption": RANDOM_OBS}  # the file itself is fixed
     first, again, other = (training_bytes(s, dataset) for s in (0, 0, 1))
     assert first == again and first != other

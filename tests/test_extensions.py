@@ -1,4 +1,4 @@
-"""samrl's extension point for its own algorithms (samrl/extensions.py), honoured by train.
+"""samrl's extension point for its own algorithms (samrl/run/hooks.py), honoured by train.
 
 A second implementer besides COMBO: behaviour cloning that counts its updates outside its
 torch modules (restored only through the checkpoint hooks) and has a pretraining stage that
@@ -22,8 +22,8 @@ import samrl.algos
 from samrl.algos import algorithm_table
 from samrl.combo import COMBO, COMBOConfig
 from samrl.config import load_config
-from samrl.extensions import NO_HOOKS, TrainingHooks, training_hooks
-from samrl.train import run_training
+from samrl.run.hooks import NO_HOOKS, TrainingHooks, training_hooks
+from samrl.run.train import run_training
 
 PRETRAIN_FILE = "pretrain.txt"
 
@@ -70,8 +70,8 @@ class CountingBCConfig(BCConfig):
 @pytest.fixture
 def with_counting_bc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """counting_bc in samrl's algorithm table (one more entry of samrl's own algorithms)."""
-    own = samrl.algos._samrl_algorithms()
-    monkeypatch.setattr(samrl.algos, "_samrl_algorithms", lambda: [*own, CountingBCConfig])
+    own = samrl.algos.OWN_ALGORITHMS
+    monkeypatch.setattr(samrl.algos, "OWN_ALGORITHMS", (*own, CountingBCConfig))
     algorithm_table.cache_clear()
     yield
     algorithm_table.cache_clear()  # before monkeypatch restores the real list

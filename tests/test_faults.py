@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from conftest import crash_before_checkpoint, run_cli, tiny_config, write_config
 
-import samrl.stopping
+import samrl.run.stopping
 
 TABLES = ("loss.csv", "sharpness.csv")
 
@@ -126,9 +126,9 @@ def test_stop_mid_epoch_checkpoints_that_step_and_resume_is_identical(
     config = config_of(tmp_path)
     expected = reference(tmp_path, config, capsys)
     checks = {"n": 0}
-    real = samrl.stopping.StopRequest.requested
+    real = samrl.run.stopping.StopRequest.requested
 
-    def requested(self: samrl.stopping.StopRequest) -> bool:
+    def requested(self: samrl.run.stopping.StopRequest) -> bool:
         checks["n"] += 1
         if checks["n"] == 26:  # before update 26: 25 done
             os.kill(os.getpid(), signal.SIGTERM)
@@ -136,7 +136,7 @@ def test_stop_mid_epoch_checkpoints_that_step_and_resume_is_identical(
 
     path = write_config(tmp_path, config)
     with monkeypatch.context() as patch:
-        patch.setattr(samrl.stopping.StopRequest, "requested", property(requested))
+        patch.setattr(samrl.run.stopping.StopRequest, "requested", property(requested))
         code, _, err = run_cli(["train", "--config", str(path), "--quiet"], capsys)
     assert code == 128 + signal.SIGTERM, err
     run_dir = the_run_dir(tmp_path / "runs")

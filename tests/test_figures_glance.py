@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.sweeps import Point, write_point_sweep
 from matplotlib.figure import Figure
-from sweep_factory import Point, write_point_sweep
 
-from samrl.analysis import plots
-from samrl.analysis.sweep_figures import plot_sweep
+from samrl.results import plots
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.seed_reference import SEED_RETURNS
 from samrl.results.seed_table import choice_networks
+from samrl.results.sweep_figures import plot_sweep
 
 MAX = 6
 

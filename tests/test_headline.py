@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.runs import write_run
 
 from samrl.results import comparison
 from samrl.results.aggregate import aggregate_summary, read_summary, summarize_runs
@@ -17,7 +18,6 @@ from samrl.results.headline import (
     headline_rows,
     headline_score,
 )
-from tests.test_aggregate import write_run
 
 
 def evals(scores: list[float], every: int = 1000) -> pd.DataFrame:

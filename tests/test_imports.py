@@ -143,6 +143,33 @@ def test_importing_samrl_registers_nothing_and_register_is_one_idempotent_call()
     assert "refused" in done.stdout and "loaded SAMFactory" in done.stdout, done.stdout
 
 
+def test_samrl_load_learnable_registers_and_loads_a_saved_model_safely(tmp_path: Path) -> None:
+    """`samrl.load_learnable(path)` is the one call a library user needs for a model samrl
+    saved: it registers samrl with d3rlpy, loads without unpickling objects and returns
+    d3rlpy's algorithm; a file holding anything else is refused, nothing in it run."""
+    model = ROOT / "tests" / "data" / "old_looksam_asam.d3"
+    code = "\n".join(
+        [
+            "import samrl",
+            f"algo = samrl.load_learnable({str(model)!r}, device='cpu')",
+            "print('loaded', type(algo.config.critic_optim_factory).__name__)",
+            "import pickle",
+            f"real = pickle.loads(open({str(model)!r}, 'rb').read())",
+            f"bad = {str(tmp_path / 'bad.d3')!r}",
+            "pickle.dump({**real, 'extra': print}, open(bad, 'wb'))",
+            "try:",
+            "    samrl.load_learnable(bad)",
+            "except Exception as exc:",
+            "    print('refused', type(exc).__name__)",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "loaded SAMFactory" in done.stdout, done.stdout
+    assert "refused UnsafeFileError" in done.stdout, done.stdout
+
+
 def test_offline_flag_changes_no_environment_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,7 +21,6 @@ from samrl.analysis.network_loss import (
     networks_of,
     resolve_network,
 )
-from samrl.analysis.plots import read_curve, run_metrics
 from samrl.config import load_config
 from samrl.errors import ConfigError, SamrlError
 from samrl.networks import (
@@ -33,10 +32,11 @@ from samrl.networks import (
     network_name,
 )
 from samrl.results.aggregate import summarize_run
+from samrl.results.plots import read_curve, run_metrics
 from samrl.results.runs import RunEntry, read_run_table
+from samrl.run.train import run_training
 from samrl.sam import SAMFactory
 from samrl.sam.engine import sam_optimizers
-from samrl.train import run_training
 
 SUFFIXES = ("_sharpness", "_loss_perturbed", "_grad_norm")
 

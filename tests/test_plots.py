@@ -9,24 +9,24 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_aggregate import write_run, write_sweep
+from helpers.runs import write_run, write_sweep
 
-from samrl.analysis.facets import facet_layout
-from samrl.analysis.plot_cli import plot_cmd, report_cmd
-from samrl.analysis.plots import (
+from samrl.errors import RunError, SamrlError
+from samrl.results.aggregate import compute_sweep_tables
+from samrl.results.facets import facet_layout
+from samrl.results.plot_cli import plot_cmd, report_cmd
+from samrl.results.plots import (
     build_run_figure,
     mean_with_band,
     plot_run,
 )
-from samrl.analysis.report import write_report
-from samrl.analysis.sweep_figures import (
+from samrl.results.report import write_report
+from samrl.results.sweep_figures import (
     build_final_figure,
     build_metric_figure,
     build_scatter_figure,
     plot_sweep,
 )
-from samrl.errors import RunError, SamrlError
-from samrl.results.aggregate import compute_sweep_tables
 
 N_BOOT = 100
 SCORES = {0.0: [1.0, 2.0, 3.0], 0.05: [2.0, 3.0, 5.0], 0.1: [0.5, 4.0, 6.0]}
@@ -242,7 +242,7 @@ def test_final_figure_for_a_single_run_directory_is_not_an_empty_axis(tmp_path: 
 
 
 def test_dqn_loss_gets_its_panel() -> None:
-    from samrl.analysis.plots import default_metrics, metric_title
+    from samrl.results.plots import default_metrics, metric_title
 
     chosen = default_metrics(["loss", "q_sharpness", "q_grad_norm", "return_mean"])
     assert chosen == ["loss", "q_sharpness", "return_mean"]
@@ -278,7 +278,7 @@ def test_a_loss_only_some_algorithms_log_gets_only_their_rows(tmp_path: Path) ->
 def test_save_is_atomic_and_gives_the_same_bytes(tmp_path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from samrl.analysis.plots import save
+    from samrl.results.plots import save
 
     figure = Figure()
     figure.add_subplot().plot([0, 1], [1, 0])

@@ -1,4 +1,4 @@
-"""Spearman correlation of sharpness and score (samrl.stats, samrl.results.rank_correlation)."""
+"""Spearman correlation of sharpness and score (samrl.results.stats, .rank_correlation)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
-from sweep_factory import Point, write_point_sweep
 
-from samrl import stats
-from samrl.analysis.report import write_report
+from samrl.results import stats
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.rank_correlation import (
     ACROSS,
@@ -20,6 +19,7 @@ from samrl.results.rank_correlation import (
     rank_correlations,
     within_cell_spearman,
 )
+from samrl.results.report import write_report
 
 N_BOOT = 300
 

@@ -15,9 +15,9 @@ from d3rlpy.torch_utility import TorchMiniBatch
 from samrl.config import load_config
 from samrl.metrics import SHARPNESS, metric_name
 from samrl.riql import observation_statistics
+from samrl.run.train import run_training
 from samrl.rundir import RunDir
 from samrl.status import RunStatus
-from samrl.train import run_training
 
 IQL_CORNER = {"quantile": 0.0, "q_loss": "squared", "normalize_observations": False}
 
@@ -212,7 +212,7 @@ def test_riqls_scaler_leaves_the_resolved_config_untouched(tmp_path: Path) -> No
     import yaml
 
     from samrl.data import load_dataset
-    from samrl.extensions import training_hooks
+    from samrl.run.hooks import training_hooks
 
     path = tmp_path / "c.yaml"
     given = {

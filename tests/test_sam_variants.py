@@ -31,10 +31,11 @@ from d3rlpy.optimizers import CosineAnnealingLRFactory, SGDFactory
 
 import samrl
 from samrl.algos import algo_facts
-from samrl.build import algo_config
 from samrl.config import resolve
+from samrl.config.build import algo_config
 from samrl.errors import ConfigError
 from samrl.metrics import SAM_METRICS
+from samrl.run.threads import available_cores
 from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
 from samrl.sam.chunks import split_call
 from samrl.sam.engine import sam_optimizers
@@ -42,7 +43,6 @@ from samrl.sam.perturbation import dot
 from samrl.sam.schedules import RhoSchedule
 from samrl.sam.tape import RecordedCall, RngState
 from samrl.sam.variants import OPTIMIZER_NAMES
-from samrl.threads import available_cores
 
 samrl.register()  # d3rlpy.load_learnable of samrl models below
 

@@ -20,7 +20,7 @@ from d3rlpy.dataset import (
     ReplayBuffer,
 )
 
-from samrl.sampling import Sampler
+from samrl.run.sampling import Sampler
 from samrl.testing.data import random_dataset
 
 SEEDS = range(6)

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import run_cli
+from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
-from sweep_factory import Point, write_point_sweep
 
-from samrl.analysis.seed_table_plot import build_seed_table_figure
-from samrl.data.cli import data_group
+from samrl.data_cli import data_group
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.cli import seed_table_cmd
 from samrl.results.seed_reference import SEED_RETURNS
 from samrl.results.seed_table import choice_label, choice_order, compute_seed_table
+from samrl.results.seed_table_plot import build_seed_table_figure
 
 N_BOOT = 300
 ADAM_TD3 = [80.0, 82.0, 84.0, 86.0, 88.0]

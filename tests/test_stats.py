@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from samrl.stats import (
+from samrl.results.stats import (
     as_task_list,
     iqm,
     mean,
@@ -114,7 +114,7 @@ def test_probability_of_improvement_ci() -> None:
 
 
 def test_performance_profile_by_hand() -> None:
-    from samrl.stats import performance_profile
+    from samrl.results.stats import performance_profile
 
     tasks = [np.array([1.0, 2.0, 3.0, 4.0]), np.array([10.0, 20.0])]
     taus = [0.0, 2.5, 15.0, 100.0]

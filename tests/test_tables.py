@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_aggregate import write_run
+from helpers.runs import write_run
 
 from samrl.results.aggregate import summarize_sweep
 
@@ -148,7 +148,7 @@ def test_latex_is_booktabs_and_compiles(sweep: Path, tmp_path: Path):
 
 
 def test_report_shows_tables_base_name_and_both_wall_times(sweep: Path):
-    from samrl.analysis.report import write_report
+    from samrl.results.report import write_report
 
     text = write_report(sweep, n_boot=50).read_text()
     assert "## Paper tables" in text and "| dataset | CQL Adam |" in text

@@ -22,7 +22,7 @@ from conftest import (
     write_config,
 )
 
-from samrl.threads import (
+from samrl.run.threads import (
     AdaptiveThreads,
     available_cores,
     numerics_record,
@@ -157,9 +157,9 @@ def _built(name: str, hidden: int, batch_size: int) -> tuple[object, object, obj
     from d3rlpy.optimizers import AdamFactory, CosineAnnealingLRFactory
 
     from samrl.algos import algorithm_table, build_for_training
-    from samrl.loop import next_batch
+    from samrl.run.loop import next_batch
+    from samrl.run.sampling import Sampler
     from samrl.sam import SAMFactory
-    from samrl.sampling import Sampler
     from samrl.testing.data import random_dataset, tiny_params
 
     scheduled = name.endswith("_scheduled")  # every network's rate on a cosine schedule
@@ -220,8 +220,8 @@ def test_the_check_tells_which_updates_the_thread_count_changes(
     the checked algorithm, the RNG states and the thread count are left as they were."""
     import copy
 
+    from samrl.run.threads import thread_count_changes_updates
     from samrl.sam import install
-    from samrl.threads import thread_count_changes_updates
 
     differs = _updates_differ(name, hidden, batch_size)
     algo, draw, dataset = _built(name, hidden, batch_size)
@@ -249,11 +249,11 @@ def test_auto_adapts_exactly_when_the_check_finds_no_difference(
 ) -> None:
     """Both of `auto`'s outcomes on any CPU: the check's answer is given here (the real check is
     held to a direct measurement above)."""
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)
+    monkeypatch.setattr("samrl.run.threads.available_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     asked: list[int] = []
     fake = lambda algo, draw, most, prepare, shared: asked.append(most) or changes  # noqa: E731
-    monkeypatch.setattr("samrl.threads.thread_count_changes_updates", fake)
+    monkeypatch.setattr("samrl.run.threads.thread_count_changes_updates", fake)
     with threads_for_run("auto") as run_threads:
         adaptive = run_threads.decide(object(), _unchecked, _unchecked)
         assert asked == [2]
@@ -280,7 +280,7 @@ def test_auto_adapts_where_the_check_allows_and_keeps_one_thread_elsewhere(
     bits on this CPU (measured), the fixed count where they may not be compared."""
     from samrl.sam import install
 
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)
+    monkeypatch.setattr("samrl.run.threads.available_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     for name, hidden, batch_size in [("cql", 64, 256), ("decision_transformer", 8, 16)]:
         adapts = not _updates_differ(name, hidden, batch_size)
@@ -391,9 +391,9 @@ def test_train_with_adaptive_threads_gives_the_one_thread_run(
     adapts. `auto`'s CSVs are always a one-thread run's (it adapts only where its check finds
     1 and 2 threads alike, else it keeps 1); `adaptive`'s are wherever a fixed 2-thread run's
     are too (this CPU may make them differ: it is not assumed)."""
-    from samrl import threads
+    from samrl.run import threads
 
-    monkeypatch.setattr("samrl.threads.available_cores", lambda: 2)  # adapting needs 2
+    monkeypatch.setattr("samrl.run.threads.available_cores", lambda: 2)  # adapting needs 2
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     reported = []
     step_done = AdaptiveThreads.step_done

@@ -180,9 +180,9 @@ def test_wandb_offline_run_holds_every_metric_and_the_config(tmp_path: Path):
 def test_a_missing_tracker_package_is_one_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import samrl.trackers
+    import samrl.run.trackers
 
-    monkeypatch.setitem(samrl.trackers.REQUIRED_MODULE, "wandb", "samrl_no_such_module")
+    monkeypatch.setitem(samrl.run.trackers.REQUIRED_MODULE, "wandb", "samrl_no_such_module")
     path = write_config(tmp_path, tiny_config(tmp_path, output={"loggers": ["file", "wandb"]}))
     with pytest.raises(ConfigError) as error:
         load_config(path)

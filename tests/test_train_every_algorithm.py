@@ -10,8 +10,8 @@ from conftest import tiny_config, write_config
 
 from samrl.algos import algorithm_table
 from samrl.config import load_config
+from samrl.run.train import run_training
 from samrl.testing.data import tiny_params
-from samrl.train import run_training
 
 ALGORITHMS = sorted(algorithm_table())
 

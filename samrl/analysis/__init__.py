@@ -1,1 +1,4 @@
-"""Analysis tools: Hessian curvature, loss landscapes, worst-case sharpness, plots, reports."""
+"""Measuring models: Hessian curvature, loss landscapes, worst-case and post-hoc sharpness.
+
+What is read from run directories (tables, figures, reports, statistics) is samrl.results'.
+"""

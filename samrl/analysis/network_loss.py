@@ -28,7 +28,8 @@ from torch import nn
 from samrl.algos import SCALAR_OPTIMIZERS
 from samrl.errors import SamrlError, unknown_name
 from samrl.networks import canonical_network, network_name
-from samrl.sam.tape import RngState, backward_disabled, loss_scalar
+from samrl.rng import RngState
+from samrl.sam.tape import backward_disabled, loss_scalar
 
 __all__ = [
     "check_network",
@@ -177,10 +178,12 @@ def _rng_state_for(seed: int | None) -> RngState:
     """The global RNG state the closure starts from: seeded, or the current one."""
     if seed is None:
         return RngState.capture()
-    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
+    outer = RngState.capture()
+    try:
         torch.manual_seed(seed)
         return RngState.capture()
+    finally:
+        outer.restore()
 
 
 def network_loss_fn(

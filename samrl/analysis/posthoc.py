@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from samrl.algos import algo_facts, register
 from samrl.analysis.curvature import spectral_density
 from samrl.analysis.during_training import network_curvature
 from samrl.analysis.landscape import filter_normalized_direction, loss_surface_1d, loss_surface_2d
@@ -38,10 +39,13 @@ from samrl.analysis.network_loss import (
     resolve_network,
 )
 from samrl.analysis.worst_case import average_sharpness, m_sharpness
+from samrl.config import DatasetSection
 from samrl.config.sections import RUN_RECORD
+from samrl.data import load_dataset
 from samrl.errors import RunError, SamrlError
 from samrl.metrics import AVERAGE_CASE, WORST_CASE
 from samrl.progress import disable_unless_terminal
+from samrl.results.plots import save
 from samrl.rundir import (
     CONFIG_FILE,
     D3RLPY_LOG_DIR,
@@ -50,6 +54,8 @@ from samrl.rundir import (
     RunDir,
     atomic_write,
 )
+from samrl.safeload import load_learnable
+from samrl.sam import install
 
 HESSIAN_FILE = POSTHOC_HESSIAN_FILE
 SHARPNESS_FILE = POSTHOC_SHARPNESS_FILE
@@ -106,13 +112,6 @@ def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     """Load the checkpoint of ``step`` (default: the latest) on the CPU, with the SAM engine
     installed, and the run's training split (regenerated from the config if not cached)."""
-    import samrl
-    from samrl.algos import algo_facts
-    from samrl.config import DatasetSection
-    from samrl.data import load_dataset
-    from samrl.safeload import load_learnable
-    from samrl.sam import install
-
     run_dir = Path(run_dir)
     config = _read_config(run_dir)
     steps = checkpoint_steps(run_dir)
@@ -128,7 +127,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
             f"{run_dir} has no checkpoint for step {step}; available steps: "
             f"{', '.join(map(str, steps))}"
         )
-    samrl.register()  # d3rlpy.load_learnable must know samrl's factory, COMBO and RIQL
+    register()  # d3rlpy.load_learnable must know samrl's factory, COMBO and RIQL
     algo_name = (config.get("algo") or {}).get("name")
     if algo_name:
         algo_facts(str(algo_name))  # imports samrl's own algorithms so d3rlpy can load them
@@ -362,8 +361,6 @@ def _plot_landscapes(path: Path, net: str, results: list[Landscape]) -> None:
     fig.suptitle(f"{net} loss landscape (Li et al. 2018 directions)", fontsize="medium")
     if results[0].betas is None:
         fig.tight_layout()
-    from samrl.analysis.plots import save
-
     save(fig, path, dpi=120)
     plt.close(fig)
 
@@ -387,8 +384,6 @@ def _plot_density(csv_path: Path, net: str) -> Path:
     ax.grid(alpha=0.3)
     if table["step"].nunique() > 1:
         ax.legend(fontsize="small")
-    from samrl.analysis.plots import save
-
     png = save(fig, csv_path.with_suffix(".png"), dpi=120, pdf=False)
     plt.close(fig)
     return png

@@ -34,7 +34,8 @@ from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
 from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
 from samrl.combo.rollout import Transitions as RolloutTransitions
-from samrl.extensions import TrainingHooks
+from samrl.run.hooks import TrainingHooks
+from samrl.validate import require
 
 
 def _dynamics_encoder_field() -> EncoderFactory:
@@ -114,8 +115,8 @@ class COMBOConfig(LearnableConfig):
     real_ratio: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]", self.real_ratio)
-        _check(
+        require(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]", self.real_ratio)
+        require(
             0.0 < self.dynamics_holdout_ratio < 1.0,
             "dynamics_holdout_ratio",
             "must be in (0, 1)",
@@ -135,27 +136,27 @@ class COMBOConfig(LearnableConfig):
             "batch_size",
         ):
             value = getattr(self, name)
-            _check(value >= 1, name, "must be >= 1", value)
-        _check(
+            require(value >= 1, name, "must be >= 1", value)
+        require(
             self.conservative_weight >= 0.0,
             "conservative_weight",
             "must be >= 0",
             self.conservative_weight,
         )
-        _check(
+        require(
             self.temp_learning_rate >= 0.0,
             "temp_learning_rate",
             "must be >= 0",
             self.temp_learning_rate,
         )
-        _check(
+        require(
             self.initial_temperature > 0.0,
             "initial_temperature",
             "must be > 0",
             self.initial_temperature,
         )
         # CUDA graphs need fixed-shape batches copied field by field; mixed batches carry more.
-        _check(not self.compile_graph, "compile_graph", "is not supported by COMBO", True)
+        require(not self.compile_graph, "compile_graph", "is not supported by COMBO", True)
 
     @property
     def model_buffer_capacity(self) -> int:
@@ -169,15 +170,10 @@ class COMBOConfig(LearnableConfig):
         return "combo"
 
 
-def _check(ok: bool, name: str, requirement: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{name} {requirement}, got {value!r}")
-
-
 class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
     """COMBO on d3rlpy 2.x. With d3rlpy's own `fit`, the dynamics model is trained on the
     dataset before the first update; samrl's trainer calls `samrl_pretrain` itself, and
-    checkpoints the model buffer through the other TrainingHooks (samrl/extensions.py)."""
+    checkpoints the model buffer through the other TrainingHooks (samrl/run/hooks.py)."""
 
     _config: COMBOConfig
     _rollout_dataset: ReplayBufferBase | None = None
@@ -312,7 +308,7 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
 
     def samrl_checkpoint_state(self) -> dict[str, Any]:
         """The model buffer is not a module: samrl's resume checkpoint carries it, as a dict of
-        its tensors (checkpoint state holds plain containers only: samrl/extensions.py)."""
+        its tensors (checkpoint state holds plain containers only: samrl/run/hooks.py)."""
         assert self._impl is not None
         data = self._impl.model_buffer.data
         if data is None:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from samrl.combo.dynamics import DynamicsBatch, ProbabilisticEnsemble
 from samrl.progress import disable_unless_terminal
+from samrl.run.csv_writer import CsvTable
 
 DYNAMICS_CSV = "dynamics.csv"
 DYNAMICS_COLUMNS = ("epoch", "train_nll", "val_nll", "val_mse")  # then any SAM/probe metrics
@@ -90,7 +91,6 @@ def train_dynamics(
     from torch's global RNG, so the run's seed decides them. The best validation-NLL weights
     are kept.
     """
-    from samrl.tables import CsvTable
 
     dynamics: ProbabilisticEnsemble = impl.dynamics
     device = data.observations.device

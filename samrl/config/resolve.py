@@ -3,7 +3,7 @@
 Every problem is a ConfigError naming the file and the key path, raised before any work starts.
 Value rules come from samrl.validate; what is specific to a key (a network of this algorithm,
 a dataset that exists, parameters d3rlpy accepts) is checked here, by asking the owner:
-`samrl.algos` (networks), `samrl.data` (datasets), `samrl.build` (d3rlpy keyword arguments,
+`samrl.algos` (networks), `samrl.data` (datasets), `samrl.config.build` (d3rlpy keyword arguments,
 which builds the optimizer factories; samrl.sam checks the SAM variant's parameters there).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,11 @@ from samrl.config.sections import (
     TrainSection,
 )
 from samrl.config.yamlio import apply_override, parse_override, read_yaml
-from samrl.errors import DatasetError
-from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.errors import ConfigError, DatasetError
+from samrl.sam.variants import (
+    OPTIMIZER_NAMES,
+    check_batch_size,  # msam: m must divide it
+)
 from samrl.validate import Checker, as_name, describe
 
 if TYPE_CHECKING:
@@ -43,6 +47,27 @@ if TYPE_CHECKING:
 TOP_LEVEL = ("name", *SECTIONS, "sweep")
 #: `dataset.seed` / `dataset.corruption.seed` value tying the draw to the run's train.seed.
 RUN_SEED = "run"
+
+
+LOGGERS = ("file", "tensorboard", "wandb")
+# The module each d3rlpy adapter imports, and the samrl extra that installs it.
+REQUIRED_MODULE = {"tensorboard": "tensorboardX", "wandb": "wandb"}
+
+
+def check_loggers(value: Any, key: str = "output.loggers") -> list[str]:
+    """The validated logger list, `file` first; a missing package is a ConfigError."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"must be a list of {', '.join(LOGGERS)}, got {value!r}", key=key)
+    for name in value:
+        Checker().choice(name, key, LOGGERS, "logger")  # `unknown logger 'x' (did you mean ...`
+        module = REQUIRED_MODULE.get(name)
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"{name} needs the {module} package: pip install 'samrl[{name}]'", key=key
+            )
+    return ["file", *dict.fromkeys(v for v in value if v != "file")]
 
 
 def load_config(
@@ -221,10 +246,10 @@ def _check_corruption_paths(
     cor = dataset.corruption
     if cor is None or not {"observations", "next_observations"} & set(cor.fields):
         return
-    if facts.name == "combo":
+    if facts.buffer_transitions is not None:
         raise c.fail(
             "dataset.corruption.fields",
-            "combo trains its dynamics model on d3rlpy's replay buffer, which derives next "
+            f"{facts.name} {facts.buffer_transitions}, which derives next "
             "observations from the next row; corrupted observations or next_observations are "
             "not supported with it",
         )
@@ -351,7 +376,7 @@ def _optim(
     variant = {k: v for k, v in given.items() if k not in own}
     c.known_keys(variant, [*own, *spec.keys], "optim", f"key for optimizer '{name}'")
     if optim["base"] is not None:
-        from samrl.build import BASE_FACTORIES
+        from samrl.config.build import BASE_FACTORIES
 
         base = c.string(optim["base"], "optim.base")
         c.choice(base, "optim.base", BASE_FACTORIES, "base optimizer")
@@ -375,14 +400,14 @@ def _optim(
     section = OptimSection(
         name, optim["base"], rho, networks, params, probe, schedulers, variant_params=variant
     )
-    from samrl.build import optimizer_factories
+    from samrl.config.build import optimizer_factories
 
     return section, c.rebased(lambda: optimizer_factories(section, facts, None))
 
 
 def _lr_schedulers(c: Checker, value: Any, facts: Any) -> dict[str, Any] | None:
     """optim.lr_scheduler: network -> d3rlpy {type, params}, under the networks' own names
-    (samrl.build decodes and checks each scheduler)."""
+    (samrl.config.build decodes and checks each scheduler)."""
     if value is None:
         return None
     given = c.mapping(value, "optim.lr_scheduler")
@@ -419,13 +444,11 @@ def _check_algo_params(
 ) -> Any:
     """d3rlpy's <Algo>Config from algo.params and the factories `_optim` built, checked
     against the dataset, the device and the SAM variant's batch-size rules."""
-    from samrl.build import algo_config
+    from samrl.config.build import algo_config
 
     config = c.rebased(lambda: algo_config(facts, algo.params, optim, factories))
     batch_size = getattr(config, "batch_size", None)
     if batch_size and optim.sharpness_aware:
-        from samrl.sam.variants import check_batch_size  # msam: m must divide it
-
         values = {"name": optim.name, **optim.variant_params}
         c.rebased(lambda: check_batch_size(values, batch_size))
     _check_max_timestep(c, config, dataset.name)
@@ -482,8 +505,6 @@ def _output(c: Checker, given: dict[str, Any]) -> OutputSection:
         raise c.fail("output.dir", f"{out['dir']} is a file, not a directory")
     if out["run_dir"] is not None:
         out["run_dir"] = c.string(out["run_dir"], "output.run_dir")
-    from samrl.trackers import check_loggers
-
     out["loggers"] = tuple(c.rebased(lambda: check_loggers(out["loggers"])))
     if out["run_id"] is not None:
         c.name(c.string(out["run_id"], "output.run_id"), "output.run_id")

@@ -26,6 +26,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from samrl.config.yamlio import dump_yaml
+from samrl.networks import LEGACY_SINGLE_NETWORK, SINGLE_NETWORK
+from samrl.sam.variants import COMMON_KEYS, OPTIMIZER_NAMES, names_doc, param_docs
+
 _MISSING = dataclasses.MISSING
 
 
@@ -206,7 +210,6 @@ class ProbeSection(Section):
 
 
 def _names_doc() -> str:
-    from samrl.sam.variants import names_doc
 
     return names_doc()  # the variant registry (samrl/sam/variants.py)
 
@@ -244,7 +247,6 @@ class OptimSection(Section):
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Any:
         section = super().from_mapping(data)
-        from samrl.sam.variants import OPTIMIZER_NAMES
 
         known = {k for spec in OPTIMIZER_NAMES.values() for k in spec.keys}
         variant = {k: copy.deepcopy(v) for k, v in data.items() if k in known}
@@ -253,7 +255,6 @@ class OptimSection(Section):
     @property
     def sharpness_aware(self) -> bool:
         """Whether this optimizer trains with SAM (else the base optimizer alone)."""
-        from samrl.sam.variants import OPTIMIZER_NAMES
 
         return OPTIMIZER_NAMES[self.name].sharpness_aware
 
@@ -356,7 +357,6 @@ class Config(Section):
         return dataclasses.replace(self, output=dataclasses.replace(self.output, **output))
 
     def to_yaml(self) -> str:
-        from samrl.config.yamlio import dump_yaml
 
         return dump_yaml(self.to_dict())
 
@@ -368,7 +368,6 @@ class Config(Section):
         """The hash this config had before single networks were named (`loss` where it now
         says `q`, `policy`, ...; samrl/networks.py), or None when no network name is spelt
         differently: a run made then is recognised and told why it cannot resume."""
-        from samrl.networks import LEGACY_SINGLE_NETWORK, SINGLE_NETWORK
 
         new = SINGLE_NETWORK.get(str(self.algo.name))
         data = self.to_dict(results_only=True)
@@ -420,7 +419,6 @@ def _rows(cls: type[Section], prefix: str) -> Iterator[tuple[str, Any, str]]:
 def key_table() -> list[tuple[str, Any, str]]:
     """(key path, default, meaning) of every config key, in schema order, then optim's variant
     keys (those of one variant first, then the ones every variant takes)."""
-    from samrl.sam.variants import COMMON_KEYS, OPTIMIZER_NAMES, param_docs
 
     variant_keys = dict.fromkeys(k for spec in OPTIMIZER_NAMES.values() for k in spec.keys)
     ordered = [*(k for k in variant_keys if k not in COMMON_KEYS), *COMMON_KEYS]

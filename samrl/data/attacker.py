@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,9 @@ import numpy as np
 import torch
 
 from samrl.data.transitions import Transitions
+from samrl.rng import forked as forked_rng
+from samrl.rundir import atomic_path, atomic_write
+from samrl.safeload import load_learnable
 
 ATTACKER_VERSION = 1
 #: The attack's Adam learning rate is ATTACK_LR * eps (RIQL's step_size 0.01).
@@ -38,17 +40,13 @@ _CHUNK = 65536  # rows per forward pass (memory only: results do not depend on i
 @contextlib.contextmanager
 def _scoped_rng(seed: int) -> Iterator[None]:
     """Seed python/numpy/torch's global generators for d3rlpy's training and put the caller's
-    states back afterwards (process-wide state, restored on exit)."""
-    py, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
+    states back afterwards (process-wide state, restored on exit; CUDA's is left as the
+    attacker's training leaves it, as before)."""
+    with forked_rng(cuda=False):
         import d3rlpy
 
         d3rlpy.seed(seed)
         yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(np_state)
-        torch.set_rng_state(torch_state)
 
 
 def attacker_key(data_digest: str, spec: Any) -> str:
@@ -95,8 +93,6 @@ def trained_attacker(
     from d3rlpy.dataset import MDPDataset
     from d3rlpy.logging import NoopAdapterFactory
 
-    from samrl.rundir import atomic_path, atomic_write
-
     settings = spec.attacker
     key = attacker_key(data_digest, spec)
     path = directory / f"attacker_{key}.d3"
@@ -112,8 +108,6 @@ def trained_attacker(
         "file": str(path),
     }
     if path.is_file():  # a cache may be copied between machines: loaded unpickling nothing
-        from samrl.safeload import load_learnable
-
         return load_learnable(path, device="cpu"), record
     dataset = MDPDataset(
         observations=data.observations,

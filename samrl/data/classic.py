@@ -13,8 +13,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from samrl.data.rollout import episode_returns
 from samrl.data.transitions import Transitions
-from samrl.rollout import episode_returns
 
 # Bump when anything below changes the generated numbers; it is part of the cache file name.
 GENERATOR_VERSION = 1

@@ -14,7 +14,7 @@ What RIQL's `attack.py` does, and samrl with it:
   in [-eps, eps] * std minimising the mean Q of critics trained on the clean data).
 
 Each field is corrupted alone: next observations live in their own array (d3rlpy derives them
-from the next row, so samrl's sampler takes this array; samrl/sampling.py), so corrupting
+from the next row, so samrl's sampler takes this array; samrl/run/sampling.py), so corrupting
 observations leaves next observations clean and vice versa. The other fields an attack reads
 are the clean ones (RIQL's mixed attack reads actions already corrupted; samrl keeps each
 field's corruption independent of the others, so a field's corruption under mixed corruption
@@ -41,6 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from samrl.data.attacker import attack, trained_attacker
+from samrl.data.builtin import dataset_cache_dir
+from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.transitions import Transitions
 
 FIELDS = ("observations", "actions", "rewards", "next_observations")
@@ -138,8 +141,6 @@ def corrupt(
             if spec.mode == "random":
                 noise = rng.uniform(-eps, eps, size=x.shape) * std
             else:
-                from samrl.data.attacker import attack
-
                 start = rng.uniform(-eps, eps, size=x.shape)
                 noise = attack(
                     attacker,
@@ -222,7 +223,6 @@ def corruption_key(data_digest: str, spec: Any, eligible: np.ndarray) -> str:
 
 
 def cache_dir() -> pathlib.Path:
-    from samrl.data.builtin import dataset_cache_dir
 
     return dataset_cache_dir() / "corrupted"
 
@@ -237,7 +237,6 @@ def corrupted_cached(
 ) -> tuple[Transitions, dict[str, Any]]:
     """The corrupted data, from the cache when there (else made and cached); and the record
     of what was done (key, file, attacker) for the run directory."""
-    from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 
     data_digest = digest(data)
     key = corruption_key(data_digest, spec, eligible)
@@ -255,8 +254,6 @@ def corrupted_cached(
         return corrupted, record
     attacker = None
     if needs_attacker(spec.mode, spec.fields):
-        from samrl.data.attacker import trained_attacker
-
         attacker, record["attacker"] = trained_attacker(data, spec, data_digest, cache_dir())
     corrupted = corrupt(data, spec, eligible, attacker=attacker)
     meta = {"source": source, "corruption": spec.to_dict(), "attacker": record.get("attacker")}

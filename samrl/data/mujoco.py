@@ -26,10 +26,10 @@ import numpy as np
 
 from samrl.data.actor import Actor
 from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
+from samrl.data.rollout import episode_returns
 from samrl.data.transitions import Transitions, concatenate
 from samrl.envvars import env_number
 from samrl.progress import step_bar
-from samrl.rollout import episode_returns
 
 GENERATOR_VERSION = 2  # 2: SAC trained in resumable segments; float64 numpy rollouts
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"

@@ -12,6 +12,8 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from samrl.data.download import download
+
 D4RL_URL_ENV = "SAMRL_D4RL_URL"
 D4RL_DIR_ENV = "D4RL_DATASET_DIR"
 # D4RL's own host; SAMRL_D4RL_URL replaces this prefix (a lab mirror, or a test server).
@@ -39,7 +41,6 @@ class RemoteFile:
 
     def fetch(self, *, progress: bool = True) -> pathlib.Path:
         """The local file, downloaded (resumable, validated) when it is not there yet."""
-        from samrl.data.download import download
 
         return download(
             self.url,

@@ -16,7 +16,7 @@ from samrl.data.d3rlpy_source import (
     fetch_d3rlpy,
     read_d3rlpy,
 )
-from samrl.data.download import offline
+from samrl.data.download import offline, refuse_if_offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
 from samrl.data.minari_source import (
@@ -29,7 +29,7 @@ from samrl.data.minari_source import (
 from samrl.data.references import D4RL_REFERENCES, MUJOCO_ENV_IDS
 from samrl.data.remote import D4RL_DIR_ENV, D4RL_PATHS, d4rl_dir, d4rl_remote
 from samrl.data.transitions import Transitions
-from samrl.errors import DatasetError, unknown_name
+from samrl.errors import DatasetError, suggest, unknown_name
 
 PREFIXES = ("d4rl", "minari", "d3rlpy", "file")
 __all__ = ["D4RL_DIR_ENV", "MINARI_DIR_ENV", "d4rl_dir", "minari_root"]
@@ -121,8 +121,6 @@ def check_d4rl_available(name: str) -> None:
             f"no dataset of that name to download{_suggest_d4rl(name)}"
         )
     if offline():
-        from samrl.data.download import refuse_if_offline
-
         refuse_if_offline(remote.spec, remote.path)
 
 
@@ -135,13 +133,10 @@ def check_available(spec: str) -> None:
     elif kind == "d3rlpy":
         remote = d3rlpy_dataset(rest).remote()
         if not remote.path.is_file():
-            from samrl.data.download import refuse_if_offline
-
             refuse_if_offline(remote.spec, remote.path)
 
 
 def _suggest_d4rl(name: str) -> str:
-    from samrl.errors import suggest
 
     return suggest(name, D4RL_PATHS) or " (see `samrl data list --remote`)"
 

@@ -1,1 +1,2 @@
-"""Reading results: run tables, summary.csv and aggregate.csv (used by sweep and analysis)."""
+"""What is read from run directories: run tables, summaries and aggregates, statistics (IQM,
+bootstrap CIs), paper tables, figures and reports (used by sweep and the CLI)."""

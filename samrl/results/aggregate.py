@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl import stats
 from samrl.errors import RunError
 from samrl.metrics import (
     POSTHOC_HESSIAN,
@@ -54,6 +53,7 @@ from samrl.metrics import (
     posthoc_name,
 )
 from samrl.networks import canonical_network
+from samrl.results import stats
 from samrl.results.baselines import adam_levels
 from samrl.results.headline import (
     HEADLINE,

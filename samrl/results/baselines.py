@@ -7,7 +7,8 @@ with this level.
 Per (algorithm, dataset), over the *completed* Adam runs (optim.name a base optimizer):
 - the headline normalized score's IQM (samrl.results.headline: the mean over the evaluations of
   the last 20% of training, so that one noisy evaluation does not decide a verdict) with its
-  stratified-bootstrap 95% CI and n (samrl.stats), and how many evaluations each run averaged;
+  stratified-bootstrap 95% CI and n (samrl.results.stats), and how many evaluations each run
+  averaged;
 - the behaviour policy's normalized return on that dataset: for built-ins the recorded
   `behaviour_return_mean` of the cached file's metadata, for other datasets the mean episode
   return in the file, normalized with the dataset's references;
@@ -31,9 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl import stats
 from samrl.errors import SamrlError
+from samrl.results import stats
 from samrl.results.headline import HEADLINE, HEADLINE_N
+from samrl.results.paper import algo_name
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
@@ -250,7 +252,6 @@ def level_text(level: Mapping[str, Any] | None) -> str:
 
 def level_rows(levels: pd.DataFrame) -> list[dict[str, str]]:
     """The levels as markdown table rows (report.md, seed_table.md)."""
-    from samrl.results.paper import algo_name
 
     rows = []
     for _, level in levels.iterrows():

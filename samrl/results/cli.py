@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from samrl import stats
+from samrl.results import stats
 from samrl.results.aggregate import (
     compute_sweep_tables,
     format_number,
@@ -119,14 +119,14 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
     Writes SWEEP_DIR/seed_table.{md,csv,tex}, plots/seed_table.png (+ .pdf), and rebuilds
     summary.csv, aggregate.csv and baselines.csv.
     """
-    from samrl.analysis.plots import save
-    from samrl.analysis.seed_table_plot import build_seed_table_figure
+    from samrl.results.plots import save
     from samrl.results.seed_table import (
         borrow_rows,
         compute_seed_table,
         tally_text,
         write_seed_table,
     )
+    from samrl.results.seed_table_plot import build_seed_table_figure
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
     others = [(str(d), compute_sweep_tables(d, n_boot=n_boot, seed=seed)) for d in also]
@@ -165,10 +165,10 @@ def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     Writes SWEEP_DIR/corruption_table.{md,csv}, plots/corruption_table.png (+ .pdf), and
     rebuilds summary.csv, aggregate.csv and baselines.csv.
     """
-    from samrl.analysis.corruption_plot import build_corruption_figure
-    from samrl.analysis.plots import save
     from samrl.results.comparison import tally_text
+    from samrl.results.corruption_plot import build_corruption_figure
     from samrl.results.corruption_table import compute_corruption_table, write_corruption_table
+    from samrl.results.plots import save
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
     cells = compute_corruption_table(tables, sweep_dir, n_boot=n_boot, seed=seed)

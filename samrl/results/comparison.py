@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from samrl import stats
+from samrl.results import stats
 from samrl.results.headline import score_name
 
 HIGHER, LOWER, NONE = "higher", "lower", "none"

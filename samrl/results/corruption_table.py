@@ -32,17 +32,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl import stats
 from samrl.data.corruption import CLEAN, condition_of
 from samrl.errors import RunError
-from samrl.metrics import fixed_radius_parts, is_last10
-from samrl.results import comparison
+from samrl.metrics import (
+    fixed_radius_parts,
+    is_last10,
+    side_sharpness_name,
+    side_sharpness_networks,
+)
+from samrl.results import comparison, stats
 from samrl.results.aggregate import SweepTables
 from samrl.results.baselines import LEARNS, distinct_counts, level_of, level_text, reaches_bar
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
 from samrl.results.headline import HEADLINE, HEADLINE_N, HEADLINE_TEXT
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name
+from samrl.results.report import markdown_table
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.rundir import CORRUPTION_TABLE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import is_base
@@ -168,7 +173,9 @@ def _measured(
     cells = {**_iqm_cells("adam", adam, n_boot, seed), **_iqm_cells("sam", sam, n_boot, seed)}
     for net, column in probes.items():
         for side, side_runs in (("adam", adam), ("sam", sam)):
-            cells.update(_sharpness(f"{side}_{net}_sharpness", side_runs, column, n_boot, seed))
+            cells.update(
+                _sharpness(side_sharpness_name(side, net), side_runs, column, n_boot, seed)
+            )
     if len(adam) and len(sam):
         cells.update(comparison.versus_by_score(sam, adam, n_boot, seed))
     return cells
@@ -205,15 +212,14 @@ def _verdict_text(row: pd.Series) -> str:
 
 
 def _sharpness_text(row: pd.Series, net: str) -> str:
-    adam = comparison.number_text(_cell(row, f"adam_{net}_sharpness"), 2)
-    sam = comparison.number_text(_cell(row, f"sam_{net}_sharpness"), 2)
+    adam = comparison.number_text(_cell(row, side_sharpness_name("adam", net)), 2)
+    sam = comparison.number_text(_cell(row, side_sharpness_name("sam", net)), 2)
     return f"{adam} / {sam}" if adam or sam else ""
 
 
 def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
     """The table's cells as text, one row per (condition, algorithm, dataset, SAM setting)."""
-    nets = [c.removeprefix("adam_").removesuffix("_sharpness") for c in cells.columns]
-    nets = [n for n in dict.fromkeys(nets) if f"adam_{n}_sharpness" in cells.columns]
+    nets = list(dict.fromkeys(side_sharpness_networks(cells.columns)))
     rows = []
     for _, row in cells.iterrows():
         paper = (
@@ -246,7 +252,6 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
-    from samrl.analysis.report import markdown_table
 
     radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
     probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"

@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from samrl.config.sections import CorruptionSection
 from samrl.sam.variants import is_base
 
 
@@ -34,7 +35,6 @@ CONDITION_KEYS = (f"{CORRUPTION}fields", f"{CORRUPTION}mode")
 def condition_of_point(point: Mapping[str, Any]) -> str:
     """The data condition of a grid point in words (samrl.data.corruption.condition_of), its
     mode the config default where the point does not set it."""
-    from samrl.config.sections import CorruptionSection
     from samrl.data.corruption import condition_of  # lazy: samrl.data imports d3rlpy
 
     fields = point.get(CONDITION_KEYS[0])

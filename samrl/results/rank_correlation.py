@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from samrl import stats
 from samrl.metrics import SHARPNESS, WORST_CASE, fixed_radius_parts, is_last10, is_posthoc
+from samrl.results import stats
 from samrl.results.headline import HEADLINE
 from samrl.results.labels import group_key
+from samrl.results.paper import algo_name
 from samrl.results.runs import read_run_table, run_path
 from samrl.rundir import SHARPNESS_FILE
 from samrl.status import RunStatus
@@ -163,7 +164,6 @@ def rank_correlations(
 
 def correlation_rows(table: pd.DataFrame) -> list[dict[str, str]]:
     """The table as markdown rows for report.md."""
-    from samrl.results.paper import algo_name
 
     def number(value: float) -> str:
         return "–" if pd.isna(value) else f"{value:+.2f}"

@@ -37,7 +37,7 @@ def end_marker(name: str) -> str:
 
 
 def table(rows: Sequence[Mapping[str, str]]) -> str:
-    from samrl.analysis.report import markdown_table
+    from samrl.results.report import markdown_table
 
     return markdown_table(rows)
 

@@ -14,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from samrl.config.resolve import resolve
+from samrl.config.yamlio import apply_override
+from samrl.errors import ConfigError
 from samrl.networks import (
     LEGACY_SINGLE_NETWORK,
     canonical_network,
@@ -93,9 +96,6 @@ def entry_config(entry: RunEntry) -> dict[str, Any]:
     if config or not isinstance(entry.base_config, Mapping):
         return config
     # lazy: resolving a config imports d3rlpy, which reading finished runs never needs
-    from samrl.config.resolve import resolve
-    from samrl.config.yamlio import apply_override
-    from samrl.errors import ConfigError
 
     raw = copy.deepcopy(dict(entry.base_config))
     try:

@@ -10,7 +10,7 @@ all-Adam whatever its `optim.networks`. Per (algorithm, dataset, choice), over c
 - the difference of IQMs from the row's all-Adam choice, with a bootstrap 95% CI, and the same
   difference under the final and the best evaluation (samrl.results.comparison: a claim whose
   direction changes between them "depends on the scored step" and makes no claim);
-- P(improvement) over all-Adam with its CI (samrl.stats);
+- P(improvement) over all-Adam with its CI (samrl.results.stats);
   both bootstraps pair seeds when the two choices completed the same seeds (a seed fixes the
   data order and the initial weights), else resample each side independently (`paired`);
 - the seed's one-seed return and its difference from the seed's all-Adam;
@@ -37,10 +37,18 @@ from typing import Any
 
 import pandas as pd
 
-from samrl import stats
 from samrl.errors import RunError
+from samrl.results import stats
 from samrl.results.aggregate import SweepTables
-from samrl.results.baselines import LEARNS, NOT_LEARNING, distinct_counts, level_of, level_text
+from samrl.results.baselines import (
+    LEARNS,
+    LEVEL_RULE,
+    NOT_LEARNING,
+    distinct_counts,
+    level_of,
+    level_rows,
+    level_text,
+)
 from samrl.results.comparison import (
     agreement,
     depends,
@@ -306,8 +314,7 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 def markdown(
     cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int, borrowed: Sequence[str] = ()
 ) -> str:
-    from samrl.analysis.report import markdown_table
-    from samrl.results.baselines import LEVEL_RULE, level_rows
+    from samrl.results.report import markdown_table
 
     lines = [
         "# Seed table: SAM vs Adam per network, with seeds and confidence intervals",

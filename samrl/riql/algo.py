@@ -42,7 +42,8 @@ from d3rlpy.preprocessing import StandardObservationScaler
 from d3rlpy.torch_utility import TorchMiniBatch
 from d3rlpy.types import Shape
 
-from samrl.extensions import TrainingHooks
+from samrl.run.hooks import TrainingHooks
+from samrl.validate import require
 
 Q_LOSSES = ("huber", "squared")
 #: RIQL's eps added to the observations' std (compute_mean_std(..., eps=1e-3)).
@@ -75,11 +76,11 @@ class RIQLConfig(IQLConfig):
     normalize_observations: bool = True
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.quantile <= 1.0, "quantile", "must be in [0, 1]", self.quantile)
-        _check(self.q_loss in Q_LOSSES, "q_loss", "must be huber or squared", self.q_loss)
-        _check(self.huber_sigma > 0.0, "huber_sigma", "must be > 0", self.huber_sigma)
-        _check(self.n_critics >= 1, "n_critics", "must be >= 1", self.n_critics)
-        _check(
+        require(0.0 <= self.quantile <= 1.0, "quantile", "must be in [0, 1]", self.quantile)
+        require(self.q_loss in Q_LOSSES, "q_loss", "must be huber or squared", self.q_loss)
+        require(self.huber_sigma > 0.0, "huber_sigma", "must be > 0", self.huber_sigma)
+        require(self.n_critics >= 1, "n_critics", "must be >= 1", self.n_critics)
+        require(
             self.target_min < self.target_max,
             "target_min",
             f"must be < target_max ({self.target_max})",
@@ -92,11 +93,6 @@ class RIQLConfig(IQLConfig):
     @staticmethod
     def get_type() -> str:
         return "riql"
-
-
-def _check(ok: bool, name: str, requirement: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{name} {requirement}, got {value!r}")
 
 
 def observation_statistics(

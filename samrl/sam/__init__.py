@@ -6,8 +6,8 @@ Usage::
     algo.build_with_dataset(dataset)
     samrl.sam.install(algo)        # again after d3rlpy.load_learnable
 
-`install` registers samrl with d3rlpy (`samrl.register()`); to load a saved model, call
-`samrl.register()` before `d3rlpy.load_learnable`.
+`install` registers the SAM optimizer factory with d3rlpy; to load a saved model, use
+`samrl.load_learnable(path)` (or call `samrl.register()` before `d3rlpy.load_learnable`).
 
 A new SAM variant: a `SAMVariant` subclass with `@register_variant` (docs/sam-variants.md).
 

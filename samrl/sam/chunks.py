@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from samrl.errors import ConfigError
-from samrl.sam.tape import RecordedCall, RngState
+from samrl.rng import RngState
+from samrl.sam.tape import RecordedCall
 
 
 def split_call(call: RecordedCall, m: int) -> list[RecordedCall]:

@@ -22,12 +22,13 @@ from torch import nn
 
 from samrl.errors import ConfigError
 from samrl.networks import network_name
+from samrl.rng import RngState
+from samrl.sam.factory import register_factory
 from samrl.sam.optimizer import EvaluateFn, SAMOptimizerWrapper
 from samrl.sam.reuse import Replay, wrap_networks
 from samrl.sam.tape import (
     NestedStep,
     RecordedCall,
-    RngState,
     Tape,
     backward_disabled,
     global_rng_exclusive,
@@ -58,9 +59,7 @@ def install(algo: Any) -> Tape | None:
     Call after `build_with_dataset`/`create_impl` and again after `d3rlpy.load_learnable`.
     Returns the tape, or None when the algorithm has no SAM optimizer (nothing is changed).
     """
-    import samrl
-
-    samrl.register()  # the one registration with d3rlpy, so this model can be loaded again
+    register_factory()  # so d3rlpy.load_learnable rebuilds this model's SAM optimizers
     impl = algo.impl
     if impl is None:
         raise ValueError("install() needs a built algorithm: call build_with_dataset first")

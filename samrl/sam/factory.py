@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from d3rlpy.optimizers import OptimizerFactory
+from d3rlpy.optimizers import OptimizerFactory, register_optimizer_factory
 from d3rlpy.optimizers.optimizers import make_optimizer_field
+from d3rlpy.serializable_config import CONFIG_STORAGE
 from torch import nn
 
 from samrl.sam import variants as _variants  # noqa: F401  (registers the built-in variants)
@@ -179,3 +180,10 @@ _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SAMFactory)}
 #: own: k, alpha and m, as saved models and params.json store them; a variant's other
 #: parameters live in `options`. A field's default means "not set": the Param's default applies.
 PARAM_FIELDS = tuple(name for name in _FIELD_DEFAULTS if name in param_keys())
+
+
+def register_factory() -> None:
+    """Register SAMFactory with d3rlpy's optimizer factories, so a model that uses it loads
+    again (idempotent; `samrl.register()` also registers samrl's own algorithms)."""
+    if SAMFactory.get_type() not in CONFIG_STORAGE[OptimizerFactory].config_list:
+        register_optimizer_factory(SAMFactory)

@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from samrl.sam.tape import Tape
+    from samrl.rng import RngState
+from samrl.rng import RngState
+from samrl.sam.tape import Tape
 
 
 class _NotCopyable(Exception):
@@ -117,9 +119,9 @@ def _recorded(
     )
     if not eligible:
         return forward(*args, **kwargs)
-    rng = _rng_state()
+    rng = RngState.capture()
     output = forward(*args, **kwargs)
-    if not _same_rng(rng, _rng_state()):
+    if not rng.same_as(RngState.capture()):
         return output  # the network drew random numbers: pass 2 must run it
     try:
         entry.inputs = _copy((args, kwargs))
@@ -153,19 +155,6 @@ def _replayed(
         return forward(*args, **kwargs)
     replay.reused += 1
     return _copy(entry.output)
-
-
-def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    return torch.get_rng_state(), cuda
-
-
-def _same_rng(a: Any, b: Any) -> bool:
-    if not torch.equal(a[0], b[0]):
-        return False
-    if a[1] is None or b[1] is None:
-        return a[1] is None and b[1] is None
-    return all(torch.equal(x, y) for x, y in zip(a[1], b[1], strict=True))
 
 
 def _requires_grad(value: Any) -> bool:

@@ -18,21 +18,7 @@ from typing import Any
 
 import torch
 
-
-@dataclasses.dataclass
-class RngState:
-    cpu: torch.Tensor
-    cuda: list[torch.Tensor] | None
-
-    @staticmethod
-    def capture() -> RngState:
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-        return RngState(torch.get_rng_state(), cuda)
-
-    def restore(self) -> None:
-        torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
+from samrl.rng import RngState
 
 
 @dataclasses.dataclass
@@ -126,7 +112,7 @@ def backward_disabled() -> Iterator[None]:
         _BACKWARD_OFF.reset(token)
 
 
-# The engine replays torch's *global* RNG state (RngState above): pass 2 restores the state
+# The engine replays torch's *global* RNG state (samrl.rng.RngState): pass 2 restores the state
 # pass 1 started from, then puts back the state pass 1 left. Two algorithms training at once in
 # one process would draw from, and rewind, the same generator, so samrl assumes ONE training
 # algorithm per process at a time (the CLI, sweeps, Slurm and Ray all run one run per process).

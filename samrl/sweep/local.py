@@ -36,7 +36,9 @@ GRACE_S = 15.0
 
 
 def threads_per_job(n_jobs: int, cores: int | None = None) -> int:
-    from samrl.threads import available_cores  # samrl.threads imports torch: only when needed
+    from samrl.run.threads import (
+        available_cores,  # samrl.run.threads imports torch: only when needed
+    )
 
     return max(1, (cores or available_cores()) // n_jobs)
 

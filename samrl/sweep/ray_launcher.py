@@ -49,7 +49,7 @@ def run_ray(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            from samrl.threads import available_cores
+            from samrl.run.threads import available_cores
 
             ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
     num_cpus = options.num_cpus or 1

@@ -15,10 +15,14 @@ from typing import Any
 from tqdm import tqdm
 
 from samrl.config.launchers import LocalLauncher, SlurmLauncher
+from samrl.results.aggregate import summarize_sweep
 from samrl.rundir import AGGREGATE_FILE, SUMMARY_FILE, SWEEP_RUNS_DIR, SweepDir
 from samrl.status import FAILED_STATUSES, RunState, RunStatus
 from samrl.sweep import state
 from samrl.sweep.grid import RunPlan, SweepSpec, expand, point_text
+from samrl.sweep.local import run_local
+from samrl.sweep.ray_launcher import run_ray
+from samrl.sweep.slurm import run_slurm
 from samrl.sweep.worker import Job, Outcome, forwarded_env
 
 Echo = Callable[[str], None]
@@ -214,8 +218,6 @@ def launch(
     jobs = _jobs(sweep_dir, plans)
     launcher = spec.launcher
     if isinstance(launcher, LocalLauncher):
-        from samrl.sweep.local import run_local
-
         timeout = launcher.timeout_min
         return run_local(
             jobs,
@@ -224,8 +226,6 @@ def launch(
             timeout_s=None if timeout is None else 60.0 * timeout,
         )
     if isinstance(launcher, SlurmLauncher):
-        from samrl.sweep.slurm import run_slurm
-
         return run_slurm(
             jobs,
             folder=SweepDir(sweep_dir).slurm_dir,
@@ -236,7 +236,6 @@ def launch(
             env=forwarded_env(),
             echo=progress.bar.write if not progress.bar.disable else echo,
         )
-    from samrl.sweep.ray_launcher import run_ray
 
     return run_ray(jobs, options=launcher, monitor=progress, env=forwarded_env())
 
@@ -351,7 +350,6 @@ def _to_run(
 
 
 def _summarize(sweep_dir: Path, echo: Echo) -> bool:
-    from samrl.results.aggregate import summarize_sweep
 
     try:
         summarize_sweep(sweep_dir)

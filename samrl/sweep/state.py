@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from samrl.config.yamlio import flatten
 from samrl.errors import RunError
 from samrl.rundir import RunDir, RunWriteError, SweepDir
 from samrl.status import RunState, RunStatus
@@ -48,15 +49,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict) or (not data and prefix):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
 def sweep_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between a recorded sweep and a new one (base config and grid; seeds may
     change: a sweep can be extended with more seeds)."""
@@ -67,10 +59,10 @@ def sweep_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for key in list(dict.fromkeys([*old_grid, *new_grid])):
         if _canonical(old_grid.get(key)) != _canonical(new_grid.get(key)):
             changes.append(f"grid {key}: {old_grid.get(key)} -> {new_grid.get(key)}")
-    old_base = _flatten(
+    old_base = flatten(
         {k: v for k, v in (old.get("base_config") or {}).items() if k not in IGNORED_BASE_KEYS}
     )
-    new_base = _flatten({k: v for k, v in new["base_config"].items() if k not in IGNORED_BASE_KEYS})
+    new_base = flatten({k: v for k, v in new["base_config"].items() if k not in IGNORED_BASE_KEYS})
     for key in sorted(set(old_base) | set(new_base)):
         if _canonical(old_base.get(key)) != _canonical(new_base.get(key)):
             changes.append(f"{key}: {old_base.get(key)!r} -> {new_base.get(key)!r}")

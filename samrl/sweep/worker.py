@@ -87,7 +87,7 @@ def run_config_file(
     from samrl.config import load_config
     from samrl.errors import SamrlError
     from samrl.quiet import quiet_d3rlpy
-    from samrl.train import run_training
+    from samrl.run.train import run_training
 
     quiet_d3rlpy()
     try:
