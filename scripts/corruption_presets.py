@@ -147,10 +147,18 @@ def preset(variant: str, task: str, mode: str) -> tuple[str, dict[str, Any]]:
             "only: Q and V (SAM on the policy was unstable there)."
         )
     header.append("Evaluated in the clean gymnasium v5 env, D4RL's normalized score.")
+    header.append(
+        "Data seeds `run`: each train.seed draws its own corruption (DESIGN.md section 8)."
+    )
     config = {
         "name": f"{variant}_{task}_{mode}",
         "algo": {"name": algo, "params": params},
-        "dataset": {"name": dataset, "corruption": {**corruption, "rate": RATE, "scale": SCALE}},
+        # the corruption (and the held-out split) drawn per run seed: CIs include the draw
+        "dataset": {
+            "name": dataset,
+            "seed": "run",
+            "corruption": {**corruption, "rate": RATE, "scale": SCALE, "seed": "run"},
+        },
         "optim": {
             **optim,
             "lr_scheduler": {

@@ -93,7 +93,7 @@ def test_aggregate_numbers_by_hand(tmp_path: Path) -> None:
     assert sam["prob_improvement"] == pytest.approx(by_hand)
     assert sam["prob_improvement_ci_low"] <= by_hand <= sam["prob_improvement_ci_high"]
     assert sam["baseline"] == "rho=0" and bool(sam["prob_improvement_paired"])
-    assert sam["prob_improvement_metric"] == "final_normalized_score"
+    assert sam["prob_improvement_metric"] == "headline_normalized_score"
     assert np.isnan(base["prob_improvement"]) and pd.isna(base["baseline"])
     # written atomically and readable back with the same numbers
     again = pd.read_csv(sweep / "aggregate.csv")

@@ -232,12 +232,16 @@ def test_a_row_claims_only_where_adam_learns_on_its_own_data() -> None:
     from samrl.results.corruption_table import _baseline_learns_here
 
     learns = {"verdict": "learns", "behaviour_normalized": 46.4}
-    assert _baseline_learns_here(learns, 73.7)  # clean Adam: the level's own runs
-    assert not _baseline_learns_here(learns, 45.9)  # corrupted Adam below the level
-    assert not _baseline_learns_here({**learns, "behaviour_normalized": 80.0}, 73.7)
-    assert not _baseline_learns_here({**learns, "verdict": "does not learn"}, 73.7)
-    assert not _baseline_learns_here(None, 73.7)
-    assert not _baseline_learns_here(learns, float("nan"))
+    replay = "pendulum-replay"
+    assert _baseline_learns_here(learns, 73.7, replay)  # clean Adam: the level's own runs
+    assert not _baseline_learns_here(learns, 45.9, replay)  # corrupted Adam below the level
+    # the bar is behaviour + 5 (51.4 here), not the behaviour level itself
+    assert not _baseline_learns_here(learns, 50.5, replay)
+    assert _baseline_learns_here(learns, 51.5, replay)
+    assert not _baseline_learns_here({**learns, "behaviour_normalized": 80.0}, 73.7, replay)
+    assert not _baseline_learns_here({**learns, "verdict": "does not learn"}, 73.7, replay)
+    assert not _baseline_learns_here(None, 73.7, replay)
+    assert not _baseline_learns_here(learns, float("nan"), replay)
 
 
 def test_tally_counts_claims_and_says_the_directions_of_the_rest() -> None:

@@ -198,7 +198,7 @@ def test_report_command_writes_aggregate_table(sweep: Path) -> None:
     report = sweep / "report.md"
     assert result.output.strip().splitlines()[-1].startswith(f"wrote {report}")
     text = report.read_text()
-    assert "| point | n | final_normalized_score IQM [95% CI] | mean ± std |" in text
+    assert "| point | n | headline_normalized_score IQM [95% CI] | mean ± std |" in text
     assert "| rho=0.05 | 3 |" in text and "vs rho=0" in text
     assert "![score_vs_steps](plots/score_vs_steps.png)" in text
     assert "`optim.rho`: 0.0, 0.05, 0.1" in text

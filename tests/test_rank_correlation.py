@@ -12,7 +12,13 @@ from scipy import stats as scipy_stats
 
 from samrl.results import stats
 from samrl.results.aggregate import compute_sweep_tables
-from samrl.results.rank_correlation import ALL_RUNS, rank_correlations
+from samrl.results.rank_correlation import (
+    ACROSS,
+    ALL_RUNS,
+    WITHIN,
+    rank_correlations,
+    within_cell_spearman,
+)
 from samrl.results.report import write_report
 
 N_BOOT = 300
@@ -72,7 +78,9 @@ def test_rank_correlations_of_a_sweep(tmp_path: Path) -> None:
         "critic_rho0.05_sharpness",
         "posthoc_critic_rho0.05_worst_case",
     }
-    rows = table.set_index(["measure", "scope"])
+    assert set(table["ranking"]) == {ACROSS, WITHIN}
+    within = table[table["ranking"] == WITHIN].set_index(["measure", "scope"])
+    rows = table[table["ranking"] == ACROSS].set_index(["measure", "scope"])
     summary = tables.summary
     for scope in (ALL_RUNS, "td3", "cql"):
         runs = summary if scope == ALL_RUNS else summary[summary["algo.name"] == scope]
@@ -82,21 +90,35 @@ def test_rank_correlations_of_a_sweep(tmp_path: Path) -> None:
             for r in runs["run_dir"]
         ]
         row = rows.loc[("critic_rho0.05_sharpness", scope)]
-        expected = scipy_stats.spearmanr(probe, runs["final_normalized_score"]).statistic
+        expected = scipy_stats.spearmanr(probe, runs["headline_normalized_score"]).statistic
         assert row["n"] == len(runs) and row["spearman"] == pytest.approx(expected)
         assert row["ci_low"] <= row["spearman"] <= row["ci_high"]
         worst = rows.loc[("posthoc_critic_rho0.05_worst_case", scope)]
         expected = scipy_stats.spearmanr(
-            runs["posthoc_critic_rho0.05_worst_case"], runs["final_normalized_score"]
+            runs["posthoc_critic_rho0.05_worst_case"], runs["headline_normalized_score"]
         ).statistic
         assert worst["spearman"] == pytest.approx(expected)
     assert rows.loc[("critic_rho0.05_sharpness", "td3"), "spearman"] < -0.9
     assert rows.loc[("critic_rho0.05_sharpness", "cql"), "spearman"] > 0.9
+    # within each cell the probe follows the score too (it is built from it, plus noise)
+    for scope, sign in (("td3", -1), ("cql", 1)):
+        row = within.loc[("critic_rho0.05_sharpness", scope)]
+        assert sign * row["spearman"] > 0.5 and row["ci_low"] <= row["spearman"] <= row["ci_high"]
 
     report = write_report(sweep, n_boot=50)
     text = report.read_text()
     assert "## Does sharpness rank runs as their scores do?" in text
-    assert "`critic_rho0.05_sharpness` | TD3 | 12 |" in text
+    assert "`critic_rho0.05_sharpness` | TD3 | across runs | 12 |" in text
     assert (sweep / "rank_correlation.csv").is_file()
-    assert "Each final score averages the returns of 10 episodes (24 runs)" in text
+    assert "Each evaluation averages the returns of 10 episodes (24 runs)" in text
     assert "## Adam baselines: do they learn?" in text
+
+
+def test_within_cell_ranking_ignores_differences_between_cells() -> None:
+    # two cells far apart; inside each, x and y rank in opposite orders
+    x = np.array([1.0, 2.0, 3.0, 10.0, 11.0, 12.0])
+    y = np.array([3.0, 2.0, 1.0, 30.0, 20.0, 10.0])
+    cells = np.array([0, 0, 0, 1, 1, 1])
+    assert stats.spearman(x, y) > 0  # across runs, the cells make it positive
+    rho, low, _ = within_cell_spearman(x, y, cells, n_boot=50, seed=0)
+    assert rho == pytest.approx(-1.0) and low == pytest.approx(-1.0)

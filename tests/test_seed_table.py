@@ -189,7 +189,7 @@ def _filled(collection: object) -> bool:
         (lambda p: p.mkdir(), "not a sweep or run directory"),
         (
             lambda p: write_point_sweep(p, [Point("td3", [1.0], statuses={0: "running"})]),
-            "no completed run with a final normalized score",
+            "no completed run with a headline normalized score",
         ),
     ],
 )

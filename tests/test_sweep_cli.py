@@ -129,7 +129,7 @@ def test_launcher_flags_are_the_launcher_sections_fields() -> None:
         if f.metadata["flag"] is not None
     }
     own = {"config", "rho", "seeds", "grid", "overrides", "jobs", "out", "name", "dry_run"}
-    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help"}
+    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help", "allow_pilot_seeds"}
     assert set(options) - own == set(declared)
     assert declared.keys() >= {"partition", "cpus_per_task", "address", "num_gpus"}
     for name, flag in declared.items():
@@ -163,3 +163,39 @@ def test_launcher_flags_reach_the_typed_section(tmp_path: Path) -> None:
         launcher_flags=flags,
     )
     assert spec.launcher == SlurmLauncher(partition="gpu", cpus_per_task=4)
+
+
+def test_a_study_on_its_pilots_seeds_is_refused(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pilot.yaml").write_text("base: base.yaml\nseeds: 0-1\n")
+    study = tmp_path / "study.yaml"
+    study.write_text("base: base.yaml\npilot: pilot.yaml\nseeds: 0-4\n")
+    out = ["--out", str(tmp_path / "out"), "--dry-run"]
+    code, _, err = run_cli(["sweep", str(study), *out], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "seeds 0,1 are also its pilot's" in err and "--allow-pilot-seeds" in err
+    code, _, err = run_cli(["sweep", str(study), *out, "--allow-pilot-seeds"], capsys)
+    assert code == 0, err
+    # a pilot on its own seeds (a sweep directory's sweep.json counts as well)
+    (tmp_path / "pilot.yaml").write_text("base: base.yaml\nseeds: 100-101\n")
+    assert run_cli(["sweep", str(study), *out], capsys)[0] == 0
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "sweep.json").write_text(json.dumps({"seeds": [3]}))
+    study.write_text("base: base.yaml\npilot: done\nseeds: 0-4\n")
+    code, _, err = run_cli(["sweep", str(study), *out], capsys)
+    assert code == 2 and "seeds 3 are also its pilot's (" in err
+    study.write_text("base: base.yaml\npilot: nowhere.yaml\nseeds: 0-4\n")
+    code, _, err = run_cli(["sweep", str(study), *out], capsys)
+    assert code == 2 and "no such sweep file or directory" in err
+
+
+def test_the_shipped_studies_name_a_pilot_on_other_seeds() -> None:
+    from samrl.sweep.grid import load_sweep_file
+    from samrl.sweep.pilot import check_pilot_seeds
+
+    root = Path(__file__).parent.parent / "configs/sweeps"
+    for name in ("study", "seed_table", "corruption", "mujoco"):
+        spec = load_sweep_file(root / f"{name}.yaml")
+        assert spec.pilot is not None, name
+        check_pilot_seeds(spec.seeds, spec.pilot, allow=False)

@@ -106,6 +106,7 @@ def test_final_and_best_recomputed_from_summary_and_eval_csv(sweep: Path):
 def test_markdown_has_both_tables_in_the_three_way_layout(sweep: Path):
     text = (sweep / "scores.md").read_text()
     assert "Final normalized score" in text and "Best normalized score" in text
+    assert "Headline normalized score" in text
     header = next(line for line in text.splitlines() if line.startswith("| dataset"))
     cells = [c.strip() for c in header.strip("|").split("|")]
     assert cells[0] == "dataset" and len(cells) == 1 + len(ALGOS) * len(OPTIMS)
@@ -117,14 +118,14 @@ def test_markdown_has_both_tables_in_the_three_way_layout(sweep: Path):
         assert len(bold) == len(ALGOS)  # the best variant of each algorithm
         for algo, value in zip(ALGOS, bold, strict=True):
             rows = table[(table["algo"] == algo) & (table["dataset"] == dataset)]
-            assert float(value) == pytest.approx(rows["final_mean"].max(), abs=0.051)
+            assert float(value) == pytest.approx(rows["headline_mean"].max(), abs=0.051)
 
 
 def test_latex_is_booktabs_and_compiles(sweep: Path, tmp_path: Path):
     tex = (sweep / "scores.tex").read_text()
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){2-4}", r"$\rho$="):
         assert token in tex, token
-    assert tex.count(r"\begin{tabular}") == 2 == tex.count(r"\end{tabular}")
+    assert tex.count(r"\begin{tabular}") == 3 == tex.count(r"\end{tabular}")
     n_cols = 1 + len(ALGOS) * len(OPTIMS)
     assert "{l" + "r" * (n_cols - 1) + "}" in tex
     for line in tex.splitlines():

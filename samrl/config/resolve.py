@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 #: Top-level keys: the experiment name, the sections, and what a sweep records (`sweep`).
 TOP_LEVEL = ("name", *SECTIONS, "sweep")
+#: `dataset.seed` / `dataset.corruption.seed` value tying the draw to the run's train.seed.
+RUN_SEED = "run"
 
 
 LOGGERS = ("file", "tensorboard", "wandb")
@@ -110,8 +112,8 @@ def resolve(
     facts = c.rebased(lambda: algo_facts(c.string(algo_name, "algo.name")))
     algo = AlgoSection(algo_name, c.mapping(given["algo"].get("params"), "algo.params"))
 
-    dataset = _dataset(c, given["dataset"], facts, check_dataset)
     train = _train(c, given["train"])
+    dataset = _dataset(c, given["dataset"], facts, check_dataset, train.seed)
     optim, factories = _optim(c, given["optim"], facts)
     built = _check_algo_params(c, facts, algo, dataset, optim, train, factories)
     analysis = AnalysisSection(_hessian(c, given["analysis"].get("hessian"), facts))
@@ -128,8 +130,28 @@ def _merged(cls: type[Section], given: dict[str, Any]) -> dict[str, Any]:
     return {**cls.defaults(), **given}
 
 
-def _dataset(c: Checker, given: dict[str, Any], facts: Any, check: bool) -> DatasetSection:
+def run_seed(c: Checker, value: Any, key: str, seed: int) -> Any:
+    """`run` (RUN_SEED) stands for the run's own train.seed: the data draw (or the corruption
+    draw) then varies with the seed, so confidence intervals over seeds include it (DESIGN.md
+    section 8). The resolved config records the number, so a run's hash is the same as with
+    the seed written out."""
+    if isinstance(value, str):
+        if value != RUN_SEED:
+            raise c.fail(key, f"must be a non-negative integer or '{RUN_SEED}', got {value!r}")
+        return seed
+    return value
+
+
+def _dataset(
+    c: Checker, given: dict[str, Any], facts: Any, check: bool, seed: int
+) -> DatasetSection:
     ds = _merged(DatasetSection, given)
+    ds["seed"] = run_seed(c, ds["seed"], "dataset.seed", seed)
+    if isinstance(ds["corruption"], dict):
+        ds["corruption"] = {**ds["corruption"]}
+        cor_seed = ds["corruption"].get("seed")
+        if cor_seed is not None:
+            ds["corruption"]["seed"] = run_seed(c, cor_seed, "dataset.corruption.seed", seed)
     if ds["name"] is None:
         raise c.fail(
             "dataset.name", "missing; e.g. pendulum-medium, cartpole-replay, d4rl:hopper-medium-v2"

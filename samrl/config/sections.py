@@ -160,7 +160,9 @@ class CorruptionSection(Section):
         "U(-30 eps, 30 eps), adversarial ones become -eps * r",
         1.0,
     )
-    seed: int | None = key("seed of the corruption (default: dataset.seed)", None)
+    seed: int | None = key(
+        "seed of the corruption (default: dataset.seed); `run`: the run's train.seed", None
+    )
     attack_steps: int = key("adversarial: Adam steps of the attack", 100)
     attacker: AttackerSection | None = key(
         "adversarial: the critics the attack minimises (trained with d3rlpy on the clean data)",
@@ -174,7 +176,11 @@ class CorruptionSection(Section):
 class DatasetSection(Section):
     name: str = key("built-in name, d4rl:<name>, d3rlpy:<name>, minari:<id> or file:<path>")
     size: int | None = key("transitions to generate (built-in datasets; default per dataset)", None)
-    seed: int = key("seed of the generated data (built-in datasets)", 0)
+    seed: int = key(
+        "seed of the generated data (built-ins) and of the held-out split; `run`: the run's "
+        "train.seed, so the data draw varies over seeds",
+        0,
+    )
     test_fraction: float = key("share of episodes held out for TD-error evaluation (0-0.9)", 0.0)
     sha256: str | None = key(
         "pins the dataset file: its sha256 (64 hex digits, `samrl data info` shows it); a "
@@ -279,7 +285,11 @@ class OutputSection(Section):
         "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)", None
     )
     run_dir: str | None = key(
-        "the exact run directory (sweeps set it; default <output.dir>/<name>/<run_id>)", None
+        "the exact run directory (sweeps set it; default <output.dir>/<name>/<run_id>)",
+        None,
+        # A run's config.yaml leaves it out (the run is where the file is: no machine path in
+        # a shipped record), so a record re-resolved writes the same YAML.
+        written_when_set=True,
     )
     loggers: tuple[str, ...] = key(
         "where metrics also go: file, tensorboard, wandb", factory=lambda: ("file",)

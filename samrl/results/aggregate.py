@@ -3,7 +3,9 @@
 
 summary.csv columns: the grid keys (named by key path, e.g. `optim.rho`; also `optim.name` and
 `optim.rho` when they are not grid keys), seed, run_id, status, wall_time_s, steps_done, n_steps,
-final_return / final_normalized_score (last row of eval.csv), best_return /
+headline_return / headline_normalized_score (the headline score, samrl.results.headline: mean
+over the evaluations of the last 20% of training, at least 3) and headline_n_evals (how many it
+averaged), final_return / final_normalized_score (last row of eval.csv), best_return /
 best_normalized_score (max over eval.csv; NaN without evaluations), `last_<term>` for each
 loss.csv column (last epoch), `<column>_last10` for each sharpness.csv column (mean over the last
 ceil(10%) of epochs, at least one), error, run_dir (relative to the sweep directory).
@@ -53,6 +55,14 @@ from samrl.metrics import (
 from samrl.networks import canonical_network
 from samrl.results import stats
 from samrl.results.baselines import adam_levels
+from samrl.results.headline import (
+    HEADLINE,
+    HEADLINE_N,
+    HEADLINE_RETURN,
+    compared_score,
+    eval_columns,
+    upgrade_summary,
+)
 from samrl.results.labels import group_key, point_labels
 from samrl.results.paper import write_tables as write_paper_tables
 from samrl.results.runs import (
@@ -85,10 +95,17 @@ DEFAULT_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
 #: The optimizer of a point, always present in summary.csv (figures colour by the networks SAM
 #: steps even where they are not a grid key); name and rho decide a point's baseline.
 OPTIM_KEYS = ("optim.name", "optim.rho", "optim.networks")
-# Also in every summary (paper tables are laid out by them), grid keys or not.
-TABLE_KEYS = ("algo.name", "dataset.name")
+# Also in every summary (paper tables are laid out by them; the held-out split changes the
+# training data, so a table that mixes sweeps says which each row trained without).
+TABLE_KEYS = ("algo.name", "dataset.name", "dataset.test_fraction")
 SCORE_COLUMNS = ("final_return", "final_normalized_score")
 BEST_COLUMNS = ("best_return", "best_normalized_score")
+#: The score every table compares on (samrl.results.headline), and how many evaluations it averaged.
+HEADLINE_COLUMNS = (HEADLINE_RETURN, HEADLINE, HEADLINE_N)
+#: Columns a summary.csv of an earlier samrl may lack, with the value they get (None: unknown).
+SUMMARY_DEFAULTS: dict[str, object] = {
+    key: None for key in (*OPTIM_KEYS, *TABLE_KEYS, *HEADLINE_COLUMNS, *BEST_COLUMNS)
+}
 STAT_SUFFIXES = ("mean", "std", "iqm", "ci_low", "ci_high")
 #: Fraction of the last epochs averaged for sharpness columns.
 LAST_FRACTION = 0.1
@@ -145,7 +162,7 @@ def summarize_run(
     row["wall_time_s"] = status.get("wall_time_s")
     row["steps_done"] = status.get("steps_done")
     row["n_steps"] = status.get("n_steps", get_path(config, "train.n_steps"))
-    row.update(_eval_columns(read_run_table(run_dir, EVAL_FILE)))
+    row.update(eval_columns(read_run_table(run_dir, EVAL_FILE)))
 
     losses = read_run_table(run_dir, LOSS_FILE)
     if row["steps_done"] is None and "step" in losses:
@@ -188,21 +205,6 @@ def posthoc_columns(run_dir: Path) -> dict[str, float]:
     return out
 
 
-def _eval_columns(evals: pd.DataFrame) -> dict[str, float]:
-    columns: dict[str, float] = {}
-    for name, source in (("return", "return_mean"), ("normalized_score", "normalized_score")):
-        values = (
-            pd.to_numeric(evals[source], errors="coerce")
-            if source in evals
-            else pd.Series(dtype=float)
-        )
-        finite = values.dropna()
-        # "final" is the last evaluation; NaN when that evaluation has no value.
-        columns[f"final_{name}"] = float(values.iloc[-1]) if len(values) else np.nan
-        columns[f"best_{name}"] = float(finite.max()) if len(finite) else np.nan
-    return columns
-
-
 def _relative(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
@@ -226,6 +228,12 @@ class SweepTables:
     baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def read_summary(path: Path | str) -> pd.DataFrame:
+    """A summary.csv, whichever samrl wrote it: the columns it predates (SUMMARY_DEFAULTS)
+    are added as unknown, so the tables can be rebuilt from it."""
+    return upgrade_summary(pd.read_csv(path), SUMMARY_DEFAULTS)
+
+
 def build_summary(
     entries: Sequence[RunEntry], root: Path | None = None, keys: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -246,9 +254,9 @@ def build_summary(
         "wall_time_s",
         "steps_done",
         "n_steps",
+        *HEADLINE_COLUMNS,
         *SCORE_COLUMNS,
-        "best_return",
-        "best_normalized_score",
+        *BEST_COLUMNS,
     ]
     for column in [*head, "error", "run_dir"]:
         if column not in frame:
@@ -343,23 +351,24 @@ def aggregate_summary(
     """One row per grid point: counts, statistics of completed runs, probability of
     improvement over the point's baseline. Columns: the grid keys (plus OPTIM_KEYS that are
     not grid keys), label, n, n_runs, n_diverged, n_failed, n_unfinished,
-    `<metric>_{mean,std,iqm,ci_low,ci_high}` for final_return, final_normalized_score and
+    `<metric>_{mean,std,iqm,ci_low,ci_high}` for the headline, final and best scores and
     every `*_sharpness_last10`, then prob_improvement, prob_improvement_ci_low/high,
-    prob_improvement_paired, prob_improvement_metric, baseline."""
+    prob_improvement_paired, prob_improvement_metric (the headline score), baseline.
+
+    A summary written by an earlier samrl is read as it is: the columns it predates
+    (optim.networks, the headline) count as unknown."""
     keys = list(keys)
+    summary = upgrade_summary(summary, SUMMARY_DEFAULTS)
     metrics = [
+        HEADLINE_RETURN,
+        HEADLINE,
         *SCORE_COLUMNS,
         *BEST_COLUMNS,
         *(c for c in summary if is_sharpness_summary(c) or is_posthoc(c)),
     ]
     points = grid_points(summary, keys)
     labels = point_labels([_point_dict(runs, keys) for _, runs in points], keys)
-    completed = summary[summary["status"] == RunStatus.COMPLETED]
-    score = (
-        "final_normalized_score"
-        if completed["final_normalized_score"].notna().any()
-        else "final_return"
-    )
+    score = compared_score(summary[summary["status"] == RunStatus.COMPLETED])
 
     rows = []
     for (_, runs), label in zip(points, labels, strict=True):
@@ -488,7 +497,8 @@ def format_number(value: object, digits: int = 4) -> str:
 
 
 def score_column(aggregate: pd.DataFrame) -> str:
-    """The score the aggregate compares points on (normalized score when there is one)."""
+    """The score the aggregate compares points on (the headline normalized score when there
+    is one)."""
     if "prob_improvement_metric" in aggregate and len(aggregate):
         return str(aggregate["prob_improvement_metric"].iloc[0])
-    return "final_return"
+    return HEADLINE

@@ -7,6 +7,11 @@ seed fixes the data order and the initial weights). Our direction is "higher" / 
 when the CI of the difference excludes 0, else "none"; theirs is the sign of their difference
 (one run or a mean over few seeds: no interval). The agreement is agrees / disagrees /
 indistinguishable (ours "none"), None where they reported nothing.
+
+Sensitivity to the scored step (issue 31): the difference is computed under the headline score
+(samrl.results.headline), and again under the final and the best evaluation. A cell whose
+headline CI excludes 0 is a claim; a claim whose direction changes (sign, or CI reaching 0)
+under the final or the best score is "depends on the scored step" and makes no claim.
 """
 
 from __future__ import annotations
@@ -17,9 +22,71 @@ from typing import Any
 import pandas as pd
 
 from samrl.results import stats
+from samrl.results.headline import score_name
 
 HIGHER, LOWER, NONE = "higher", "lower", "none"
 AGREES, DISAGREES, INDISTINGUISHABLE = "agrees", "disagrees", "indistinguishable"
+HOLDS, DEPENDS = "holds", "depends on the scored step"
+#: The score kinds a claim is checked under besides the headline.
+OTHER_KINDS = ("final", "best")
+
+
+def scores_by_seed(runs: pd.DataFrame, kind: str = "headline") -> pd.Series:
+    """The normalized score of `kind` per completed run, indexed by seed."""
+    column = score_name(kind)
+    return pd.Series(
+        pd.to_numeric(runs[column], errors="coerce").to_numpy(float), index=runs["seed"].to_numpy()
+    )
+
+
+def sensitivity(directions: dict[str, str]) -> str | None:
+    """HOLDS when the headline direction is a claim and every other kind agrees with it,
+    DEPENDS when one differs, None when the headline makes no claim (CI spans 0)."""
+    headline = directions["headline"]
+    if headline == NONE:
+        return None
+    return HOLDS if all(d == headline for d in directions.values()) else DEPENDS
+
+
+def versus_by_score(x: pd.DataFrame, y: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
+    """`versus` of the runs x against the runs y under the headline score (plain column
+    names) and `diff_<kind>`, its CI and `direction_<kind>` under the final and best scores,
+    then `direction` (headline) and `sensitivity`."""
+    cells = versus(scores_by_seed(x), scores_by_seed(y), n_boot, seed)
+    directions = {"headline": direction(cells["diff_ci_low"], cells["diff_ci_high"])}
+    for kind in OTHER_KINDS:
+        other = versus(scores_by_seed(x, kind), scores_by_seed(y, kind), n_boot, seed)
+        for part in ("diff", "diff_ci_low", "diff_ci_high"):
+            cells[part.replace("diff", f"diff_{kind}")] = other[part]
+        directions[kind] = direction(other["diff_ci_low"], other["diff_ci_high"])
+        cells[f"direction_{kind}"] = directions[kind]
+    cells["direction"] = directions["headline"]
+    cells["sensitivity"] = sensitivity(directions)
+    return cells
+
+
+def split_text(runs: pd.DataFrame) -> str:
+    """The held-out fractions (dataset.test_fraction) the runs trained without: "0", "0/0.1";
+    "?" for a summary that predates the column."""
+    if "dataset.test_fraction" not in runs:
+        return "?"
+    values = pd.to_numeric(runs["dataset.test_fraction"], errors="coerce").fillna(0.0)
+    return "/".join(f"{v:g}" for v in sorted(set(values.astype(float))))
+
+
+def depends(row: pd.Series | dict[str, Any]) -> bool:
+    """Whether a table row's claim depends on the scored step."""
+    return row.get("sensitivity") == DEPENDS
+
+
+def sensitivity_text(row: pd.Series) -> str:
+    """ "−4.1 / −5.0 / −1.2 (holds)": Δ under the final, headline and best scores."""
+    values = [row.get(c) for c in ("diff_final", "diff", "diff_best")]
+    if any(v is None or pd.isna(v) for v in values):
+        return ""
+    text = " / ".join(number_text(v, signed=True) for v in values)
+    word = row.get("sensitivity")
+    return text if word is None or pd.isna(word) else f"{text} ({word})"
 
 
 def versus(x: pd.Series, y: pd.Series, n_boot: int, seed: int) -> dict[str, Any]:
@@ -86,11 +153,14 @@ def interval_text(row: pd.Series, prefix: str, digits: int = 1, signed: bool = F
     return f"{centre_text} [{low_text}, {high_text}]"
 
 
-def verdict_text(ours: str, verdict: Any, claim: bool) -> str:
+def verdict_text(ours: str, verdict: Any, claim: bool, sensitive: bool = False) -> str:
     """ "agrees (SAM higher)", "SAM lower" where they reported nothing, prefixed "no claim: "
-    where the row's baseline does not learn."""
+    where the row's baseline does not learn, "no claim (depends on the scored step): " where
+    the direction changes with the scored step."""
     words = {HIGHER: "SAM higher", LOWER: "SAM lower", NONE: "no difference"}[ours]
     text = words if verdict is None or pd.isna(verdict) else f"{verdict} ({words})"
+    if sensitive:
+        return f"no claim ({DEPENDS}): {text}"
     return text if claim else f"no claim: {text}"
 
 

@@ -1,4 +1,4 @@
-"""The corruption table's figure: per data condition (x), the final normalized score and the
+"""The corruption table's figure: per data condition (x), the headline normalized score and the
 sharpness at the fixed radius of each probed network, IQM over runs with its 95% CI.
 
 One panel per quantity; in each, four series at most: algorithm (marker and line style) x
@@ -29,7 +29,8 @@ def _networks(setting: str) -> list[str]:
 def build_corruption_figure(cells: pd.DataFrame) -> Figure:
     nets = side_sharpness_networks(cells.columns)
     radius = cells["probe_rho"].dropna().iloc[0] if "probe_rho" in cells and len(cells) else None
-    panels = [("final normalized score", "normalized score (0-100)", "adam_iqm", "sam_iqm")] + [
+    score = ("headline normalized score", "normalized score (0-100)", "adam_iqm", "sam_iqm")
+    panels = [score] + [
         (
             f"{net} sharpness at rho {radius:g}" if radius else f"{net} sharpness",
             "L(w + eps) − L(w)",
@@ -52,7 +53,8 @@ def build_corruption_figure(cells: pd.DataFrame) -> Figure:
     handles, labels = figure.axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=4, fontsize="small")
     figure.suptitle(
-        "Clean and corrupted data: IQM over seeds with 95% CI (n per point in the table)",
+        "Clean and corrupted data: IQM over seeds with 95% CI (n per point in the table)\n"
+        "headline score: mean of the evaluations in the last 20% of training (at least 3)",
         fontsize="medium",
     )
     return figure

@@ -5,18 +5,23 @@ From a sweep over data conditions (clean and corrupted: samrl.data.corruption.co
 each run's `dataset.corruption`) x algorithm x Adam / SAM, per (condition, algorithm, dataset,
 SAM setting), over completed runs:
 
-- n, the final normalized score's IQM with its stratified-bootstrap 95% CI, for Adam and SAM;
+- n, the headline normalized score's IQM (samrl.results.headline) with its
+  stratified-bootstrap 95% CI, for Adam and SAM, and how many evaluations each headline averaged;
 - SAM minus Adam (difference of IQMs) and P(SAM > Adam), each with a bootstrap 95% CI pairing
-  seeds when both completed the same ones (samrl.results.comparison);
+  seeds when both completed the same ones, and the difference under the final and the best
+  evaluation: a claim whose direction changes between them "depends on the scored step" and
+  makes no claim (samrl.results.comparison);
 - the sharpness at the fixed measuring radius (`optim.probe`: every run, Adam included, logs
   L(w + eps) - L(w) at the same rho), the mean of its last 10 measurements per run, IQM over
   runs, per network, for Adam and SAM: clean against corrupted is read down a column;
 - the paper's scores (mean over its tasks), its direction and whether ours agrees. The data
   differ (pendulum here, D4RL there), so only directions are compared, never values;
 - the clean Adam baseline level of the algorithm (samrl.results.baselines); a row is a claim
-  only where Adam learns both on clean data and on the row's own data (IQM >= the level and
-  >= the behaviour policy): under corruption a failing Adam leaves SAM's difference saying only
-  whether SAM rescues it.
+  only where Adam learns both on clean data and on the row's own data (the same bar:
+  samrl.results.baselines.reaches_bar): under corruption a failing Adam leaves SAM's
+  difference saying only whether SAM rescues it;
+- the held-out split (`dataset.test_fraction`) of the runs, since it changes the training
+  data: a table that mixes sweeps says which split each row trained without.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from samrl.metrics import (
 )
 from samrl.results import comparison, stats
 from samrl.results.aggregate import SweepTables
-from samrl.results.baselines import LEARNS, LEVEL, level_of, level_text
+from samrl.results.baselines import LEARNS, distinct_counts, level_of, level_text, reaches_bar
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
+from samrl.results.headline import HEADLINE, HEADLINE_N, HEADLINE_TEXT
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name
 from samrl.results.report import markdown_table
@@ -47,7 +53,7 @@ from samrl.rundir import CORRUPTION_TABLE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
 
-SCORE = "final_normalized_score"
+SCORE = HEADLINE
 #: Conditions in the order a reader compares them; others follow by name.
 CONDITION_ORDER = (CLEAN, "random observations", "random mixed", "adversarial observations")
 ALGO_ORDER = ("iql", "riql")
@@ -78,7 +84,7 @@ def _runs(tables: SweepTables, sweep_dir: Path) -> pd.DataFrame:
     done[SCORE] = pd.to_numeric(done[SCORE], errors="coerce")
     done = done[done[SCORE].notna()]
     if done.empty:
-        raise RunError("no completed run with a final normalized score: no corruption table yet")
+        raise RunError("no completed run with a headline normalized score: no corruption table yet")
     configs = [read_config(run_path(sweep_dir, r)) for r in done["run_dir"]]
     done["condition"] = [condition_of(get_path(c, "dataset.corruption")) for c in configs]
     done["sam"] = [
@@ -99,14 +105,12 @@ def _order(values: pd.Series, first: tuple[str, ...]) -> list[str]:
     return sorted(unique, key=lambda v: (v not in first, first.index(v) if v in first else 0, v))
 
 
-def _scores(runs: pd.DataFrame) -> pd.Series:
-    return pd.Series(runs[SCORE].to_numpy(float), index=runs["seed"].to_numpy())
-
-
-def _iqm_cells(prefix: str, values: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+def _iqm_cells(prefix: str, runs: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
+    values = comparison.scores_by_seed(runs).to_numpy(float)
     low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
     return {
         f"{prefix}_n": len(values),
+        f"{prefix}_n_evals": distinct_counts(runs, HEADLINE_N),
         f"{prefix}_iqm": stats.iqm(values),
         f"{prefix}_iqm_ci_low": low,
         f"{prefix}_iqm_ci_high": high,
@@ -115,8 +119,8 @@ def _iqm_cells(prefix: str, values: np.ndarray, n_boot: int, seed: int) -> dict[
 
 def _sharpness(prefix: str, runs: pd.DataFrame, column: str, n_boot: int, seed: int) -> dict:
     values = pd.to_numeric(runs[column], errors="coerce").dropna().to_numpy(float)
-    cells = _iqm_cells(prefix, values, n_boot, seed)
-    return {k.replace("_iqm", ""): v for k, v in cells.items() if not k.endswith("_n")}
+    low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
+    return {prefix: stats.iqm(values), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}
 
 
 def compute_corruption_table(
@@ -141,41 +145,39 @@ def compute_corruption_table(
                         "sam": setting,
                         "clean_adam_level": None if level is None else level["verdict"],
                         "probe_rho": radius,
+                        "test_fraction": comparison.split_text(runs),
                     }
                     adam = runs[runs["sam"] == ""]
                     sam = runs[runs["sam"] == setting] if setting else runs.iloc[:0]
                     row.update(_measured(adam, sam, probes, n_boot, seed))
-                    row["claim"] = _baseline_learns_here(level, row["adam_iqm"])
+                    row["adam_learns"] = _baseline_learns_here(level, row["adam_iqm"], dataset)
+                    row["claim"] = row["adam_learns"] and not comparison.depends(row)
                     row.update(_against_paper(condition, algo, row.get("direction")))
                     rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _baseline_learns_here(level: Any, adam_iqm: float) -> bool:
+def _baseline_learns_here(level: Any, adam_iqm: float, dataset: str) -> bool:
     """A row makes a claim only where Adam learns on clean data (the level) *and* on this
-    row's data: IQM >= LEVEL and >= the behaviour policy. Under corruption an Adam at the
+    row's data, by the same bar (samrl.results.baselines). Under corruption an Adam at the
     floor leaves SAM's difference saying only whether SAM rescues it."""
     if level is None or level["verdict"] != LEARNS or np.isnan(adam_iqm):
         return False
-    return bool(adam_iqm >= LEVEL and adam_iqm >= level["behaviour_normalized"])
+    return reaches_bar(adam_iqm, str(dataset), level["behaviour_normalized"])
 
 
 def _measured(
     adam: pd.DataFrame, sam: pd.DataFrame, probes: dict[str, str], n_boot: int, seed: int
 ) -> dict[str, Any]:
     """Scores and fixed-radius sharpness of both sides; SAM against Adam where both ran."""
-    cells = {
-        **_iqm_cells("adam", _scores(adam).to_numpy(float), n_boot, seed),
-        **_iqm_cells("sam", _scores(sam).to_numpy(float), n_boot, seed),
-    }
+    cells = {**_iqm_cells("adam", adam, n_boot, seed), **_iqm_cells("sam", sam, n_boot, seed)}
     for net, column in probes.items():
         for side, side_runs in (("adam", adam), ("sam", sam)):
             cells.update(
                 _sharpness(side_sharpness_name(side, net), side_runs, column, n_boot, seed)
             )
     if len(adam) and len(sam):
-        cells.update(comparison.versus(_scores(sam), _scores(adam), n_boot, seed))
-        cells["direction"] = comparison.direction(cells["diff_ci_low"], cells["diff_ci_high"])
+        cells.update(comparison.versus_by_score(sam, adam, n_boot, seed))
     return cells
 
 
@@ -204,7 +206,9 @@ def _verdict_text(row: pd.Series) -> str:
     ours = _cell(row, "direction")
     if ours is None or pd.isna(ours):
         return ""
-    return comparison.verdict_text(ours, _cell(row, "agreement"), bool(row["claim"]))
+    return comparison.verdict_text(
+        ours, _cell(row, "agreement"), bool(row["claim"]), comparison.depends(row)
+    )
 
 
 def _sharpness_text(row: pd.Series, net: str) -> str:
@@ -227,11 +231,14 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
             "data": str(row["condition"]),
             "algorithm": algo_name(row["algo.name"]),
             "n (Adam / SAM)": f"{row['adam_n']} / {row['sam_n']}",
+            "evals": str(_cell(row, "adam_n_evals") or ""),
+            "held out": str(_cell(row, "test_fraction") or ""),
             "Adam IQM [95% CI]": comparison.interval_text(row, "adam_iqm"),
             "SAM IQM [95% CI]": comparison.interval_text(row, "sam_iqm"),
             "SAM − Adam [95% CI]": comparison.interval_text(row, "diff", signed=True)
             if pd.notna(_cell(row, "diff"))
             else "",
+            "SAM − Adam final / headline / best": comparison.sensitivity_text(row),
             "P(SAM > Adam) [95% CI]": comparison.interval_text(row, "prob_improvement", digits=2)
             if pd.notna(_cell(row, "prob_improvement"))
             else "",
@@ -253,10 +260,15 @@ def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
         "",
         f"Paper: {SOURCE}; its number per condition is the mean over its tasks (random "
         "observations: halfcheetah, walker2d, hopper; random mixed: halfcheetah; adversarial: "
-        "the average it gives). Here: final normalized score (last evaluation, clean "
-        f"environment), IQM over seeds with a stratified-bootstrap 95% CI ({n_boot} "
-        "resamples); SAM − Adam is the difference of IQMs, its CI a bootstrap over seeds "
-        "(paired when both completed the same seeds). The data differ, so only directions are "
+        f"the average it gives). Here: the {HEADLINE_TEXT} (clean environment; "
+        "`evals`: how many each run averaged), IQM over seeds with a stratified-bootstrap 95% "
+        f"CI ({n_boot} resamples); SAM − Adam is the difference of IQMs, its CI a bootstrap "
+        "over seeds (paired when both completed the same seeds); `final / headline / best` "
+        "gives it under the "
+        "last evaluation, the headline and the best evaluation, and a claim whose direction "
+        "changes between them is marked *depends on the scored step* and makes no claim; "
+        "`held out`: the fraction of the data kept out of training (dataset.test_fraction). "
+        "The data differ, so only directions are "
         "compared: ours is a direction only when the CI of SAM − Adam excludes 0. Sharpness: "
         f"L(w + eps) − L(w) at {probe} (optim.probe), the mean of each run's last 10 "
         "measurements, IQM over runs.",

@@ -1,12 +1,13 @@
-"""Paper tables from summary.csv: final and best score per grid point (CORL / d3rlpy
-convention: final = the last evaluation, best = the best evaluation of a run, each averaged over
-seeds), laid out algorithm x {Adam, SAM rho ...} x dataset, as CSV, Markdown and LaTeX
-(booktabs).
+"""Paper tables from summary.csv: headline, final and best score per grid point (headline =
+samrl.results.headline, the mean over the evaluations of the last 20% of training, the score
+samrl's claims rest on; final = the last evaluation, best = the best evaluation of a run, the
+CORL / d3rlpy convention; each averaged over seeds), laid out algorithm x {Adam, SAM rho ...}
+x dataset, as CSV, Markdown and LaTeX (booktabs).
 
 scores.csv is the long form (one row per algorithm, dataset and optimizer variant, numbers
-only); scores.md and scores.tex hold the two wide tables (final, best): datasets as rows, one
-column group per algorithm with a column per optimizer variant, "mean ± std (n)" cells, the
-best mean of each algorithm and dataset in bold.
+only); scores.md and scores.tex hold the three wide tables (headline, final, best): datasets
+as rows, one column group per algorithm with a column per optimizer variant, "mean ± std (n)"
+cells, the best mean of each algorithm and dataset in bold.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from samrl.results.headline import KIND_TEXT, SCORE_KINDS
 from samrl.rundir import SCORE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import BASE_NAMES, display_name, is_base
 from samrl.status import RunStatus
@@ -49,7 +51,7 @@ ALGO_NAMES = {
 
 @dataclass(frozen=True)
 class ScoreTables:
-    long: pd.DataFrame  # algo, dataset, variant, n, {final,best}_{mean,std}
+    long: pd.DataFrame  # algo, dataset, variant, n, {headline,final,best}_{mean,std}
     score: str  # "normalized_score" or "return"
 
 
@@ -107,8 +109,10 @@ def score_tables(summary: pd.DataFrame, keys: Sequence[str]) -> ScoreTables:
     ):
         row: dict[str, Any] = {"algo": algo, "dataset": dataset, "variant": variant}
         row["n"] = len(runs)
-        for kind in ("final", "best"):
-            values = pd.to_numeric(runs[f"{kind}_{score}"], errors="coerce").dropna()
+        for kind in SCORE_KINDS:
+            column = f"{kind}_{score}"
+            values = pd.to_numeric(runs.get(column, pd.Series(dtype=float)), errors="coerce")
+            values = values.dropna()
             row[f"{kind}_mean"] = float(values.mean()) if len(values) else math.nan
             # Sample standard deviation over seeds (ddof=1); NaN for one seed.
             row[f"{kind}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
@@ -120,10 +124,7 @@ def score_tables(summary: pd.DataFrame, keys: Sequence[str]) -> ScoreTables:
             "dataset",
             "variant",
             "n",
-            "final_mean",
-            "final_std",
-            "best_mean",
-            "best_std",
+            *(f"{kind}_{part}" for kind in SCORE_KINDS for part in ("mean", "std")),
         ],
     )
     if len(long):
@@ -167,8 +168,8 @@ def _wide(tables: ScoreTables, kind: str) -> tuple[list[str], list[tuple[str, li
 
 def _title(tables: ScoreTables, kind: str) -> str:
     what = "normalized score" if tables.score == "normalized_score" else "return"
-    when = "last evaluation" if kind == "final" else "best evaluation of each run"
-    return f"{kind.capitalize()} {what} ({when}), mean ± std over seeds"
+    name, when = KIND_TEXT[kind].split(" ", 1)
+    return f"{name.capitalize()} {what} {when}, mean ± std over seeds"
 
 
 def algo_name(name: str) -> str:
@@ -177,7 +178,7 @@ def algo_name(name: str) -> str:
 
 def markdown(tables: ScoreTables) -> str:
     blocks = []
-    for kind in ("final", "best"):
+    for kind in SCORE_KINDS:
         datasets, groups, cells = _wide(tables, kind)
         header = ["dataset"] + [f"{algo_name(a)} {v}" for a, vs in groups for v in vs]
         lines = [
@@ -221,9 +222,9 @@ def _latex_variant(label: str) -> str:
 
 
 def latex(tables: ScoreTables) -> str:
-    """Two booktabs tables (needs \\usepackage{booktabs} in the preamble)."""
+    """Three booktabs tables (needs \\usepackage{booktabs} in the preamble)."""
     out = [f"% samrl paper tables: {tables.score}; needs \\usepackage{{booktabs}}"]
-    for kind in ("final", "best"):
+    for kind in SCORE_KINDS:
         datasets, groups, cells = _wide(tables, kind)
         n_cols = 1 + sum(len(vs) for _, vs in groups)
         lines = [

@@ -37,6 +37,7 @@ from samrl.metrics import (
 from samrl.networks import TITLES
 from samrl.results.aggregate import (
     SweepTables,
+    score_column,
 )
 from samrl.results.runs import (
     find_runs,
@@ -151,6 +152,10 @@ def metric_title(metric: str) -> str:
         "normalized_score": "Normalized score",
         "final_return": "Final return",
         "final_normalized_score": "Final normalized score",
+        "headline_return": "Headline return (mean of the evaluations in the last 20% of "
+        "training, at least 3)",
+        "headline_normalized_score": "Headline normalized score (mean of the evaluations in the "
+        "last 20% of training, at least 3)",
         "loss": "Training loss",  # d3rlpy's own: TD for DQN, imitation for BC, action for DT
     }
     if name in named:
@@ -260,11 +265,7 @@ def _comparable(columns: Sequence[str]) -> list[str]:
 def vs_rho_columns(aggregate: pd.DataFrame) -> list[str]:
     """Columns plotted against rho: the compared score and each network's sharpness (at the
     fixed radius when measured, else `<net>_sharpness_last10`)."""
-    score = (
-        str(aggregate["prob_improvement_metric"].iloc[0])
-        if "prob_improvement_metric" in aggregate and len(aggregate)
-        else "final_return"
-    )
+    score = score_column(aggregate)
     sharpness = [
         c.removesuffix("_iqm")
         for c in aggregate

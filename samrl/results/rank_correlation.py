@@ -1,8 +1,13 @@
 """Does a run's sharpness, measured without the environment, rank runs as their scores do?
 
-Per sharpness measure and scope (all completed runs, then each algorithm): Spearman's rank
-correlation between the measure and the final score over runs, with a bootstrap 95% CI that
-resamples runs (seeded), and n. Measures:
+Per sharpness measure and scope (all completed runs, then each algorithm), two rankings:
+- `across runs`: Spearman's rank correlation between the measure and the headline score
+  (samrl.results.headline) over runs, with a bootstrap 95% CI that resamples runs (seeded);
+- `within cells`: runs ranked within their treatment cell (grid point less seed), the ranks
+  centred per cell and pooled (the Pearson correlation of the centred ranks), with a bootstrap
+  CI that resamples cells. This is the selection question: among runs trained alike, does the
+  sharper one score higher? A correlation across runs mixes in the treatments' own effects.
+n counts runs. Measures:
 - `<net>_rho<r>_sharpness`: the fixed-radius probe (optim.probe), the value of the final epoch
   that measured it (last non-NaN row of the run's sharpness.csv), the same radius in every run
   whatever it trains with;
@@ -12,24 +17,68 @@ Sharpness measured at each run's own training rho is left out: it is 0 for Adam 
 rho by construction. A negative correlation means that flatter runs score higher.
 
 Pooling all runs mixes algorithms (and datasets) whose scores differ for other reasons; the
-per-algorithm rows are the ones to read when the pooled one disagrees with them.
+per-algorithm rows are the ones to read when the pooled one disagrees with them, and the
+within-cell rows the ones that say whether sharpness selects among runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from samrl.metrics import SHARPNESS, WORST_CASE, fixed_radius_parts, is_last10, is_posthoc
 from samrl.results import stats
+from samrl.results.headline import HEADLINE
+from samrl.results.labels import group_key
 from samrl.results.paper import algo_name
 from samrl.results.runs import read_run_table, run_path
 from samrl.rundir import SHARPNESS_FILE
 from samrl.status import RunStatus
 
 ALL_RUNS = "all runs"
-COLUMNS = ("measure", "scope", "n", "spearman", "ci_low", "ci_high", "score")
+ACROSS, WITHIN = "across runs", "within cells"
+#: What a treatment cell is when the caller names no grid keys.
+CELL_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho", "optim.networks")
+COLUMNS = ("measure", "scope", "ranking", "n", "spearman", "ci_low", "ci_high", "score")
+
+
+def _centred_ranks(x: np.ndarray, cells: np.ndarray) -> list[np.ndarray]:
+    """Per cell with at least 2 runs: the ranks of x within it minus their mean."""
+    out = []
+    for cell in dict.fromkeys(cells):
+        values = x[cells == cell]
+        if len(values) >= 2:
+            ranks = rankdata(values)
+            out.append(ranks - ranks.mean())
+    return out
+
+
+def _pooled(rx: Sequence[np.ndarray], ry: Sequence[np.ndarray]) -> float:
+    x, y = np.concatenate(rx), np.concatenate(ry)
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def within_cell_spearman(
+    x: np.ndarray, y: np.ndarray, cells: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float, float]:
+    """(correlation of within-cell centred ranks, CI low, CI high); the bootstrap resamples
+    cells, the units that are independent here. NaN without 2 cells of 2 runs."""
+    rx, ry = _centred_ranks(x, cells), _centred_ranks(y, cells)
+    if len(rx) < 2:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(rx), size=(n_boot, len(rx)))
+    replicates = np.array([_pooled([rx[i] for i in p], [ry[i] for i in p]) for p in picks])
+    replicates = replicates[np.isfinite(replicates)]
+    if not len(replicates):
+        return _pooled(rx, ry), float("nan"), float("nan")
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return _pooled(rx, ry), float(low), float(high)
 
 
 def _is_probe(column: str) -> bool:
@@ -62,11 +111,13 @@ def final_probe_values(summary: pd.DataFrame, sweep_dir: Path | None) -> pd.Data
 def rank_correlations(
     summary: pd.DataFrame,
     sweep_dir: Path | None,
-    score: str = "final_normalized_score",
+    score: str = HEADLINE,
     n_boot: int = stats.DEFAULT_N_BOOT,
     seed: int = 0,
+    cell_keys: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per (measure, scope) with at least one completed run measured (COLUMNS)."""
+    """One row per (measure, scope, ranking) with at least one completed run measured
+    (COLUMNS); cells are the values of `cell_keys` (default CELL_KEYS, those present)."""
     done = summary[summary["status"] == RunStatus.COMPLETED]
     if done.empty:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -75,6 +126,10 @@ def rank_correlations(
         if _is_posthoc_worst_case(column):
             measures[column] = pd.to_numeric(done[column], errors="coerce")
     scores = pd.to_numeric(done[score], errors="coerce")
+    keys = [k for k in (cell_keys or CELL_KEYS) if k in done]
+    # integer codes: an array of tuples would compare element by element
+    codes, _ = pd.factorize(pd.Series([group_key(v) for v in done[keys].itertuples(index=False)]))
+    cells = pd.Series(codes, done.index)
     rows = []
     for measure in sorted(measures.columns, key=lambda c: (is_posthoc(c), c)):
         scopes = [(ALL_RUNS, done.index)]
@@ -86,15 +141,22 @@ def rank_correlations(
                 continue
             x, y = pair["x"].to_numpy(float), pair["y"].to_numpy(float)
             low, high = stats.spearman_ci(x, y, n_boot=n_boot, seed=seed)
+            head = {"measure": measure, "scope": scope, "n": len(pair), "score": score}
             rows.append(
                 {
-                    "measure": measure,
-                    "scope": scope,
-                    "n": len(pair),
+                    **head,
+                    "ranking": ACROSS,
                     "spearman": stats.spearman(x, y),
                     "ci_low": low,
                     "ci_high": high,
-                    "score": score,
+                }
+            )
+            within = within_cell_spearman(x, y, cells.loc[pair.index].to_numpy(), n_boot, seed)
+            rows.append(
+                {
+                    **head,
+                    "ranking": WITHIN,
+                    **dict(zip(("spearman", "ci_low", "ci_high"), within, strict=True)),
                 }
             )
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -110,6 +172,7 @@ def correlation_rows(table: pd.DataFrame) -> list[dict[str, str]]:
         {
             "sharpness measure": f"`{row['measure']}`",
             "runs": row["scope"] if row["scope"] == ALL_RUNS else algo_name(row["scope"]),
+            "ranked": str(row.get("ranking") or ACROSS),
             "n": str(row["n"]),
             "Spearman rho [95% CI]": f"{number(row['spearman'])} "
             f"[{number(row['ci_low'])}, {number(row['ci_high'])}]",

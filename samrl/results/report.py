@@ -15,6 +15,8 @@ from samrl.errors import RunError
 from samrl.metrics import without_last10
 from samrl.results import stats
 from samrl.results.aggregate import (
+    OPTIM_KEYS,
+    TABLE_KEYS,
     SweepTables,
     compute_sweep_tables,
     format_number,
@@ -22,6 +24,7 @@ from samrl.results.aggregate import (
     write_sweep_tables,
 )
 from samrl.results.baselines import LEVEL_RULE, MIN_EVAL_EPISODES, level_rows
+from samrl.results.headline import HEADLINE_N, HEADLINE_TEXT
 from samrl.results.paper import markdown, score_tables
 from samrl.results.plots import vs_rho_columns
 from samrl.results.rank_correlation import correlation_rows, rank_correlations
@@ -47,7 +50,7 @@ VERSION_KEYS = ("version", "d3rlpy", "torch", "python", "device")
 PLOT_TITLES = {
     "score_vs_steps": "Score against training steps (mean over seeds, 95% bootstrap band)",
     "curves": "Against training steps (mean over seeds, 95% bootstrap band)",
-    "final_vs_rho": "Final value per optimizer variant (IQM, 95% CI)",
+    "final_vs_rho": "Headline score or sharpness per optimizer variant (IQM, 95% CI)",
     "sharpness_vs_score": "Sharpness against score, one point per run",
     "performance_profile": "Performance profiles: fraction of runs above each score",
     "prob_improvement": "Probability of improvement over the baseline (95% CI)",
@@ -97,7 +100,12 @@ def write_report(sweep_dir: Path | str, n_boot: int = stats.DEFAULT_N_BOOT, seed
     except RunError:
         plots = []  # no run has written a CSV row yet: the report still lists what is planned
     correlations = rank_correlations(
-        tables.summary, sweep_dir, score_column(tables.aggregate), n_boot=n_boot, seed=seed
+        tables.summary,
+        sweep_dir,
+        score_column(tables.aggregate),
+        n_boot=n_boot,
+        seed=seed,
+        cell_keys=[*tables.keys, *OPTIM_KEYS, *TABLE_KEYS],
     )
     write_csv_atomic(correlations, sweep_dir / RANK_CORRELATION_FILE)
     text = render_report(sweep_dir, tables, plots, n_boot=n_boot, correlations=correlations)
@@ -132,7 +140,8 @@ def render_report(
         else "_No Adam runs in this sweep: no baseline level._",
         *_correlation_section(correlations, n_boot),
         "## Paper tables",
-        "Final and best score per algorithm, optimizer and dataset (CORL / d3rlpy convention; "
+        "Headline, final and best score per algorithm, optimizer and dataset (final and best: "
+        "the CORL / d3rlpy convention; "
         f"also as {', '.join(f'`{n}`' for n in SCORE_FILES)}, the LaTeX with booktabs).",
         markdown(score_tables(summary, tables.keys)),
         "## Plots",
@@ -157,7 +166,10 @@ def _correlation_section(correlations: pd.DataFrame | None, n_boot: int) -> list
         "## Does sharpness rank runs as their scores do?",
         f"Spearman rank correlation over completed runs between each sharpness measure taken "
         f"without the environment and `{score}`, with a bootstrap 95% CI resampling runs "
-        f"({n_boot} resamples, seeded); also `{RANK_CORRELATION_FILE}`. The fixed-radius probe "
+        f"({n_boot} resamples, seeded), across runs and within treatment cells (runs ranked "
+        "within their grid point, ranks centred per cell and pooled, CI resampling cells: the "
+        "selection question; across runs the treatments' own effects drive the correlation); "
+        f"also `{RANK_CORRELATION_FILE}`. The fixed-radius probe "
         "is its value at the last epoch that measured it; `posthoc_*_worst_case` is the "
         "worst-case sharpness of the last checkpoint. Negative: flatter runs score higher. "
         "The pooled row mixes algorithms and datasets; read the per-algorithm rows first.",
@@ -271,14 +283,15 @@ def _duration(seconds: float) -> str:
 def _results_intro(aggregate: pd.DataFrame) -> str:
     score = vs_rho_columns(aggregate)[0]
     return (
-        f"Score: `{score}` at the last evaluation. IQM [95% CI] over completed runs; "
+        f"Score: `{score}` ({HEADLINE_TEXT}; `{HEADLINE_N}` in `{SUMMARY_FILE}` says how "
+        "many each run averaged). IQM [95% CI] over completed runs; "
         "P(improvement) is against the baseline named beside it. Full numbers: "
         f"`{AGGREGATE_FILE}` (one row per grid point) and `{SUMMARY_FILE}` (one row per run)."
     )
 
 
 def _episodes_text(sweep_dir: Path, summary: pd.DataFrame) -> str:
-    """How many episodes each run's final evaluation averaged (train.eval_episodes)."""
+    """How many episodes each run's evaluations averaged (train.eval_episodes)."""
 
     counts: dict[int, int] = {}
     for relative in summary["run_dir"]:
@@ -289,7 +302,7 @@ def _episodes_text(sweep_dir: Path, summary: pd.DataFrame) -> str:
         return "The number of evaluation episodes is not recorded (no config.yaml yet)."
     text = ", ".join(f"{e} episodes ({n} runs)" for e, n in sorted(counts.items()))
     few = min(counts) < MIN_EVAL_EPISODES
-    return f"Each final score averages the returns of {text} (train.eval_episodes)" + (
+    return f"Each evaluation averages the returns of {text} (train.eval_episodes)" + (
         f"; fewer than {MIN_EVAL_EPISODES} episodes make a noisy score." if few else "."
     )
 

@@ -5,8 +5,11 @@ An optimizer choice says, per network in the order actor/critic[/imitator], whet
 steps it: "SAM/Adam" is SAM on the actor, Adam on the critic; an `optim.name: adam` run is
 all-Adam whatever its `optim.networks`. Per (algorithm, dataset, choice), over completed runs:
 
-- n and the final normalized score's IQM with its stratified-bootstrap 95% CI;
-- the difference of IQMs from the row's all-Adam choice, with a bootstrap 95% CI;
+- n and the headline normalized score's IQM (samrl.results.headline) with its
+  stratified-bootstrap 95% CI, and how many evaluations each run's headline averaged;
+- the difference of IQMs from the row's all-Adam choice, with a bootstrap 95% CI, and the same
+  difference under the final and the best evaluation (samrl.results.comparison: a claim whose
+  direction changes between them "depends on the scored step" and makes no claim);
 - P(improvement) over all-Adam with its CI (samrl.results.stats);
   both bootstraps pair seeds when the two choices completed the same seeds (a seed fixes the
   data order and the initial weights), else resample each side independently (`paired`);
@@ -16,7 +19,8 @@ all-Adam whatever its `optim.networks`. Per (algorithm, dataset, choice), over c
   indistinguishable (ours "none"), blank where the seed reported nothing, "not run" for a
   choice the seed reported that has no completed run (a row with n = 0);
 - the row's Adam level (samrl.results.baselines): in a row whose baseline does not learn,
-  `claim` is False and the SAM differences count as no claim.
+  `claim` is False and the SAM differences count as no claim; so is it in a cell whose
+  direction depends on the scored step.
 
 The seed used d3rlpy's own pendulum replay data and returns; samrl uses its built-in data and
 normalized scores, so only directions are compared, never values.
@@ -40,20 +44,25 @@ from samrl.results.baselines import (
     LEARNS,
     LEVEL_RULE,
     NOT_LEARNING,
+    distinct_counts,
     level_of,
     level_rows,
     level_text,
 )
 from samrl.results.comparison import (
     agreement,
-    direction,
+    depends,
     interval_text,
     number_text,
+    scores_by_seed,
+    sensitivity_text,
     sign,
+    split_text,
     tally_text,
     verdict_text,
-    versus,
+    versus_by_score,
 )
+from samrl.results.headline import HEADLINE, HEADLINE_N, HEADLINE_TEXT
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, latex_escape
 from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
@@ -61,7 +70,7 @@ from samrl.rundir import SEED_TABLE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
 
-SCORE = "final_normalized_score"
+SCORE = HEADLINE
 NOT_RUN = "not run"  # a choice the seed reported that the sweep has no completed run of
 COLUMNS = (
     "algo.name",
@@ -69,22 +78,34 @@ COLUMNS = (
     "choice",
     "sam_networks",
     "n",
+    "n_evals",
     "iqm",
     "ci_low",
     "ci_high",
     "diff",
     "diff_ci_low",
     "diff_ci_high",
+    "diff_final",
+    "diff_final_ci_low",
+    "diff_final_ci_high",
+    "diff_best",
+    "diff_best_ci_low",
+    "diff_best_ci_high",
+    "direction_final",
+    "direction_best",
+    "sensitivity",
     "prob_improvement",
     "prob_improvement_ci_low",
     "prob_improvement_ci_high",
     "paired",
+    "held_out",
     "seed_return",
     "seed_diff",
     "direction",
     "seed_direction",
     "agreement",
     "adam_level",
+    "adam_learns",
     "claim",
 )
 
@@ -113,10 +134,6 @@ def choice_order(algo: str) -> list[str]:
     ]
     subsets.sort(key=lambda s: (len(s), [-nets.index(n) for n in sorted(s, key=nets.index)]))
     return [choice_label(algo, s) for s in subsets]
-
-
-def _scores(runs: pd.DataFrame) -> pd.Series:
-    return pd.Series(runs[SCORE].to_numpy(float), index=runs["seed"].to_numpy())
 
 
 def borrow_rows(
@@ -162,7 +179,7 @@ def compute_seed_table(
     done[SCORE] = pd.to_numeric(done[SCORE], errors="coerce")
     done = done[done[SCORE].notna()]
     if done.empty:
-        raise RunError("no completed run with a final normalized score: no seed table yet")
+        raise RunError("no completed run with a headline normalized score: no seed table yet")
     networks = done["optim.networks"] if "optim.networks" in done else pd.Series(None, done.index)
     rhos = pd.to_numeric(done["optim.rho"], errors="coerce")
     done["sam"] = [sam_networks(o, n) for o, n in zip(done["optim.name"], networks, strict=True)]
@@ -200,15 +217,15 @@ def _row_cells(
     choices += [c for c in present if c not in order]
     level = level_of(levels, algo, dataset)
     verdict = None if level is None else level["verdict"]
-    adam = _scores(runs[runs["choice"] == all_adam])
+    adam = runs[runs["choice"] == all_adam]
     seed_adam = seed_return(algo, all_adam)
     cells = []
     for choice in choices:
         if choice not in present:
             cells.append(_not_run(algo, dataset, choice, verdict))
             continue
-        x = _scores(runs[runs["choice"] == choice])
-        values = x.to_numpy(float)
+        mine = runs[runs["choice"] == choice]
+        values = scores_by_seed(mine).to_numpy(float)
         low, high = stats.stratified_bootstrap_ci(values, stats.iqm, n_boot=n_boot, seed=seed)
         cell: dict[str, Any] = {
             "algo.name": algo,
@@ -218,19 +235,22 @@ def _row_cells(
                 n for n in NETWORK_ORDER if n in runs.loc[runs["choice"] == choice, "sam"].iloc[0]
             ),
             "n": len(values),
+            "n_evals": distinct_counts(mine, HEADLINE_N),
+            "held_out": split_text(mine),
             "iqm": stats.iqm(values),
             "ci_low": low,
             "ci_high": high,
             "adam_level": verdict,
+            "adam_learns": verdict == LEARNS,
             "claim": verdict == LEARNS,
         }
         theirs = seed_return(algo, choice)
         cell["seed_return"] = theirs
         if choice != all_adam and len(adam):
-            cell.update(versus(x, adam, n_boot, seed))
+            cell.update(versus_by_score(mine, adam, n_boot, seed))
+            cell["claim"] = cell["claim"] and not depends(cell)
             seed_diff = None if theirs is None or seed_adam is None else theirs - seed_adam
             cell["seed_diff"] = seed_diff
-            cell["direction"] = direction(cell["diff_ci_low"], cell["diff_ci_high"])
             cell["seed_direction"] = sign(seed_diff)
             cell["agreement"] = agreement(cell["direction"], cell["seed_direction"])
         cells.append(cell)
@@ -262,7 +282,7 @@ def _direction_text(row: pd.Series) -> str:
         return NOT_RUN
     if pd.isna(row.get("direction")):
         return ""
-    return verdict_text(row["direction"], row["agreement"], bool(row["claim"]))
+    return verdict_text(row["direction"], row["agreement"], bool(row["claim"]), depends(row))
 
 
 def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
@@ -277,8 +297,11 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
                 "Adam level": (str(row["adam_level"] or "no Adam runs") if is_first else ""),
                 "choice": str(row["choice"]),
                 "n": str(row["n"]),
-                "IQM [95% CI]": interval_text(row, ""),
+                "evals": str(row.get("n_evals") or ""),
+                "held out": str(row.get("held_out") or ""),
+                "headline IQM [95% CI]": interval_text(row, ""),
                 "Δ vs all-Adam [95% CI]": interval_text(row, "diff", signed=True),
+                "Δ final / headline / best": sensitivity_text(row),
                 "P(improvement) [95% CI]": interval_text(row, "prob_improvement", digits=2),
                 "seed return": number_text(row["seed_return"], 0),
                 "seed Δ": number_text(row.get("seed_diff"), 0, signed=True),
@@ -296,10 +319,16 @@ def markdown(
     lines = [
         "# Seed table: SAM vs Adam per network, with seeds and confidence intervals",
         "",
-        f"Seed numbers: {SOURCE}. Here: final normalized score (last evaluation), IQM over "
-        f"seeds with a stratified-bootstrap 95% CI ({n_boot} resamples); Δ is the IQM minus the "
-        "row's all-Adam IQM, its CI a bootstrap over seeds (paired when both completed the "
-        "same seeds). Choices are written actor/critic (BCQ, BEAR: actor/critic/imitator). "
+        f"Seed numbers: {SOURCE}. Here: the {HEADLINE_TEXT} (`evals`: how many each run "
+        f"averaged), IQM over seeds with a stratified-bootstrap 95% CI ({n_boot} resamples); Δ "
+        "is the IQM minus the row's all-Adam IQM, its CI a bootstrap over seeds (paired when "
+        "both completed the same seeds). `Δ final / headline / best`: the same Δ under the last "
+        "evaluation, the headline and the best evaluation; a Δ whose CI excludes 0 under the "
+        "headline but whose direction changes under another is marked *depends on the scored "
+        "step* and makes no claim. `held out`: the share of the data kept out of training "
+        "(dataset.test_fraction; rows may come from several sweeps). Choices are written "
+        "actor/critic (BCQ, BEAR: "
+        "actor/critic/imitator). "
         "The data differ (samrl's built-in pendulum replay vs d3rlpy's download), so only "
         "directions are compared: ours is a direction only when the CI of Δ excludes 0; the "
         "seed's is the sign of its cell minus its all-Adam cell. Blank seed cells: the seed did "
@@ -349,7 +378,8 @@ def latex(cells: pd.DataFrame) -> str:
         "% samrl seed table; needs \\usepackage{booktabs}",
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{SAM vs Adam per network: final normalized score, IQM [95\% CI] over seeds; "
+        r"\caption{SAM vs Adam per network: headline normalized score (mean of the evaluations "
+        r"in the last 20\% of training, at least 3), IQM [95\% CI] over seeds; "
         r"seed: one-seed return of the d3rlpy 1.x notebook}",
         r"\label{tab:samrl-seed-table}",
         r"\begin{tabular}{" + "l" * 4 + "r" * (len(header) - 5) + "l}",

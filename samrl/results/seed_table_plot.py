@@ -1,5 +1,5 @@
 """The seed table's headline figure: per algorithm and optimizer choice, the difference of the
-final normalized score from all-Adam with its 95% CI; filled markers where the CI excludes 0.
+headline normalized score from all-Adam with its 95% CI; filled markers where the CI excludes 0.
 
 Facets: one row of panels per network layout (actor/critic; actor/critic/imitator), one column
 per dataset; in a panel, one colour per choice (samrl.results.styles), algorithms on the y
@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from samrl.results.comparison import DEPENDS
 from samrl.results.paper import algo_name
 from samrl.results.seed_table import choice_networks, choice_order, headline_cells
 from samrl.results.styles import network_colour
@@ -50,12 +51,44 @@ def build_seed_table_figure(cells: pd.DataFrame) -> Figure:
             _panel(ax, rows, "/".join(nets))
             ax.set_title(f"{dataset}: choices written {'/'.join(nets)}", fontsize="medium")
     figure.suptitle(
-        "SAM vs all-Adam: Δ final normalized score (IQM, 95% CI, n seeds)\n"
-        "filled: CI excludes 0; grey rows: no claim\n"
-        "(their Adam baseline does not learn, or is not assessed)",
+        "SAM vs all-Adam: Δ headline normalized score (IQM, 95% CI, n seeds)\n"
+        "headline = mean of the evaluations in the last 20% of training, at least 3\n"
+        "filled: CI excludes 0; diamond: its direction depends on the scored step (no claim)\n"
+        "grey rows: no claim (their Adam baseline does not learn, or is not assessed)",
         fontsize="medium",
     )
     return figure
+
+
+def _learns(rows: pd.DataFrame, algo: str) -> bool:
+    """Whether the row's Adam baseline learns (older tables: its first cell's claim)."""
+    column = "adam_learns" if "adam_learns" in rows else "claim"
+    return bool(rows.loc[rows["algo.name"] == algo, column].iloc[0])
+
+
+def _depends(cells: pd.DataFrame) -> np.ndarray:
+    if "sensitivity" not in cells:
+        return np.zeros(len(cells), dtype=bool)
+    return (cells["sensitivity"] == DEPENDS).to_numpy()
+
+
+def _markers(ax: Axes, cells: pd.DataFrame, centre: np.ndarray, y: np.ndarray, colour: str) -> None:
+    """Filled where the CI excludes 0, hollow where it does not, a hollow diamond where the
+    direction depends on the scored step."""
+    excludes = ((cells["diff_ci_low"] > 0) | (cells["diff_ci_high"] < 0)).to_numpy()
+    sensitive = _depends(cells)
+    filled, hollow = excludes & ~sensitive, ~excludes
+    ax.scatter(centre[filled], y[filled], color=colour, s=36, zorder=3)
+    ax.scatter(centre[hollow], y[hollow], facecolor="white", edgecolor=colour, s=36, zorder=3)
+    ax.scatter(
+        centre[sensitive],
+        y[sensitive],
+        marker="D",
+        facecolor="white",
+        edgecolor=colour,
+        s=30,
+        zorder=3,
+    )
 
 
 def _panel(ax: Axes, rows: pd.DataFrame, layout: str) -> None:
@@ -76,30 +109,26 @@ def _panel(ax: Axes, rows: pd.DataFrame, layout: str) -> None:
         below = np.clip(centre - these["diff_ci_low"].to_numpy(float), 0, None)
         above = np.clip(these["diff_ci_high"].to_numpy(float) - centre, 0, None)
         ax.errorbar(centre, y, xerr=[below, above], fmt="none", ecolor=colour, elinewidth=1.6)
-        excludes = (these["diff_ci_low"] > 0) | (these["diff_ci_high"] < 0)
-        ax.scatter(centre[excludes], y[excludes], color=colour, s=36, zorder=3)
-        ax.scatter(
-            centre[~excludes], y[~excludes], facecolor="white", edgecolor=colour, s=36, zorder=3
-        )
+        _markers(ax, these, centre, y, colour)
         handles.append(
             Line2D([], [], color=colour, marker="o", label=f"{choice} (SAM on {'+'.join(nets)})")
         )
     for index, algo in enumerate(algos):
-        if not rows.loc[rows["algo.name"] == algo, "claim"].iloc[0]:
+        if not _learns(rows, algo):
             ax.axhspan(index - 0.45, index + 0.45, color=NO_CLAIM_SHADE, zorder=0)
     labels = []
     for algo in algos:
         algo_rows = rows[rows["algo.name"] == algo]
         n = "/".join(str(v) for v in dict.fromkeys(algo_rows["n"]))
-        claim = algo_rows["claim"].iloc[0]
+        claim = _learns(rows, algo)
         labels.append(f"{algo_name(algo)} (n={n})" + ("" if claim else "\nno claim"))
     ax.set_yticks(range(len(algos)), labels)
     for tick, algo in zip(ax.get_yticklabels(), algos, strict=True):
-        if not rows.loc[rows["algo.name"] == algo, "claim"].iloc[0]:
+        if not _learns(rows, algo):
             tick.set_color("dimgrey")
     ax.set_ylim(len(algos) - 0.5, -0.5)
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("Δ final normalized score vs all-Adam (points)")
+    ax.set_xlabel("Δ headline normalized score vs all-Adam (points)")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(
         handles=handles,

@@ -388,7 +388,7 @@ def build_scatter_figure(tables: SweepTables, columns: Sequence[str], score: str
         ax.set_ylabel(metric_unit(score), fontsize="small")
     _legend(figure, axes, handles)
     figure.suptitle(
-        f"Sharpness against {metric_title(score).lower()}, one point per run", fontsize="medium"
+        f"Sharpness against {metric_title(score).lower()}\none point per run", fontsize="medium"
     )
     return figure
 

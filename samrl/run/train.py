@@ -176,6 +176,9 @@ def _record_start(
     corruption's record) and status.json `running`;
     (that config, the run's clock: wall time accumulates over resumed sessions)."""
     resolved = config.to_dict()
+    # The record names no machine path: the run is where its config.yaml is, and a shipped
+    # record re-run elsewhere must not write into the first machine's directory tree.
+    resolved["output"].pop("run_dir", None)
     resolved[RUN_RECORD] = {
         **versions(config.train.device),
         # the machine's part in the last bits (samrl/run/threads.py); the count: status.json threads

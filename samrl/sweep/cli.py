@@ -17,6 +17,7 @@ from samrl.sweep.grid import (
     parse_seeds,
     spec_from_config,
 )
+from samrl.sweep.pilot import check_pilot_seeds
 from samrl.sweep.runner import SweepOptions, exit_code, final_line, print_failures, run_sweep
 
 #: Flag -> (its launcher section, the field, the flag): declared on the sections.
@@ -147,6 +148,11 @@ def build_spec(
 @click.option("--overwrite", is_flag=True, help="Delete the sweep directory and start again.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
+    "--allow-pilot-seeds",
+    is_flag=True,
+    help="Run although the seeds overlap those of the pilot the sweep file names.",
+)
+@click.option(
     "--launcher", type=click.Choice(LAUNCHERS), help="Where runs execute (default local)."
 )
 @_launcher_options
@@ -164,6 +170,7 @@ def sweep(
     retry_failed: bool,
     overwrite: bool,
     quiet: bool,
+    allow_pilot_seeds: bool,
     launcher: str | None,
     **launcher_flags: Any,
 ) -> None:
@@ -191,6 +198,7 @@ def sweep(
         launcher=launcher,
         launcher_flags=launcher_flags,
     )
+    check_pilot_seeds(spec.seeds, spec.pilot, allow_pilot_seeds)
     if not dry_run:
         from samrl.quiet import quiet_d3rlpy
 

@@ -30,7 +30,18 @@ from samrl.rundir import SweepDir
 from samrl.validate import KEY_PATH, Checker, as_name
 
 DEFAULT_OUT = "runs/sweeps"
-SWEEP_KEYS = ("name", "base", "config", "grid", "seeds", "set", "jobs", "out", "launcher")
+SWEEP_KEYS = (
+    "name",
+    "base",
+    "config",
+    "grid",
+    "seeds",
+    "set",
+    "jobs",
+    "out",
+    "launcher",
+    "pilot",
+)
 #: Keys a grid may not vary: seeds have their own axis, the sweep sets output (each run's
 #: directory is `<sweep>/runs/<run_id>`); name is the sweep's.
 RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
@@ -56,6 +67,8 @@ class SweepSpec:
     out: str = DEFAULT_OUT
     jobs: int = 1
     launcher: Launcher = dataclasses.field(default_factory=LocalLauncher)
+    #: The pilot the budget was chosen from (sweep file or directory; samrl.sweep.pilot).
+    pilot: str | None = None
 
     @property
     def directory(self) -> Path:
@@ -268,9 +281,17 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
             out=_CHECK.string(data.get("out", DEFAULT_OUT), "out"),
             jobs=check_jobs(data.get("jobs", 1)),
             launcher=parse_launcher(data.get("launcher"), check=_CHECK),
+            pilot=_pilot_path(path, data.get("pilot")),
         )
     except ConfigError as exc:
         raise ConfigError(exc.message, key=exc.key, source=exc.source or source) from None
+
+
+def _pilot_path(path: Path, value: Any) -> str | None:
+    """The `pilot:` entry as a path (relative to the sweep file), None without one."""
+    if value is None:
+        return None
+    return str(path.parent / _CHECK.string(value, "pilot", expected="a sweep file or directory"))
 
 
 def spec_from_config(path: str | Path) -> SweepSpec:
