@@ -26,7 +26,7 @@ import samrl
 from samrl.config import resolve
 from samrl.errors import ConfigError
 from samrl.metrics import GRAD_COSINE
-from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
+from samrl.sam import SAMFactory, install
 from samrl.sam.engine import sam_optimizers
 from samrl.sam.strategy import (
     Param,
@@ -67,8 +67,10 @@ class ScaledSAM(SAMVariant):
     params = (Param("scale", "multiplies the radius", default=1.0, check=_check_scale),)
     scale: float
 
-    def sam_step(self, opt: SAMOptimizerWrapper, call: Any, rho: float) -> None:
-        super().sam_step(opt, call, rho * self.scale)
+    def ascent(
+        self, params: list[Any], grads: list[Any], rho: float, adaptive: bool
+    ) -> tuple[list[Any], Any]:
+        return super().ascent(params, grads, rho * self.scale, adaptive)
 
 
 @pytest.fixture

@@ -131,22 +131,19 @@ class LookSAM(PeriodicSAM):
         self.direction: list[torch.Tensor | None] | None = None
         self._unit: list[torch.Tensor | None] | None = None  # alpha g_v/||g_v||, cached
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
-        """SAM, storing g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g."""
+    def combine(
+        self, opt: SAMStepHost, params: list[torch.nn.Parameter], g: list[torch.Tensor], rho: float
+    ) -> None:
+        """Store g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g; step with g_s."""
         from samrl.sam.perturbation import orthogonal_part
 
-        params = opt.params_with_grad()
-        # At rho = 0, g_s == g bitwise: no direction to reuse (and no copy of g needed).
-        g = [p.grad.detach().clone() for p in params] if rho > 0.0 else None  # type: ignore[union-attr]
-        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
         self._unit = None
-        if g is None:
+        if rho <= 0.0:  # g_s == g bitwise: no direction to reuse
             self.direction = None
-        else:
-            g_v = orthogonal_part([p.grad for p in params], g)  # type: ignore[misc]
-            by_param = {id(p): v for p, v in zip(params, g_v, strict=True)}
-            self.direction = [by_param.get(id(p)) for p in opt.parameters]
-        opt.report(call, loss_perturbed, grad_norm)
+            return
+        g_v = orthogonal_part([p.grad for p in params], g)  # type: ignore[misc]
+        by_param = {id(p): v for p, v in zip(params, g_v, strict=True)}
+        self.direction = [by_param.get(id(p)) for p in opt.parameters]
 
     def between(self, opt: SAMStepHost) -> None:
         """g + alpha ||g||/||g_v|| g_v."""
@@ -194,25 +191,22 @@ class GSAM(SAMVariant):
     params = (Param("alpha", "weight of the surrogate-gap correction", 0.1, _check_alpha),)
     alpha: float
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
+    def combine(
+        self, opt: SAMStepHost, params: list[torch.nn.Parameter], g: list[torch.Tensor], rho: float
+    ) -> None:
         """Descend the surrogate gap h = L(w+eps) - L(w) orthogonally to g_s, which leaves
         L(w+eps) unchanged to first order: g_s - alpha g_perp, g_perp = g - proj_g_s g
         (Zhuang et al. 2022, Alg. 1; the official gsam.py subtracts alpha * vertical)."""
         # At alpha = 0 or rho = 0 (g_s == g bitwise) the correction is exactly zero: skipped.
         if self.alpha <= 0.0 or rho <= 0.0:
-            super().sam_step(opt, call, rho)
             return
         import torch
 
         from samrl.sam.perturbation import orthogonal_part
 
-        params = opt.params_with_grad()
-        g = [p.grad.detach().clone() for p in params]  # type: ignore[union-attr]
-        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
         g_s = [p.grad for p in params]
         g_perp = orthogonal_part(g, g_s)  # type: ignore[arg-type]
         torch._foreach_add_(g_s, g_perp, alpha=-self.alpha)  # type: ignore[arg-type]
-        opt.report(call, loss_perturbed, grad_norm)
 
 
 @register_variant
@@ -230,44 +224,12 @@ class MSAM(SAMVariant):
             message = f"must divide the minibatch size {batch_size} (algo.params.batch_size)"
             raise fail("m", f"{message}, got {m}")
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
+    def chunks(self, call: RecordedCall, rho: float) -> list[RecordedCall]:
+        """Chunks of m rows, each perturbed along its own g_c (Foret et al.); the step uses the
+        mean of their g_s,c. At rho = 0 the unchunked call: the base optimizer bitwise."""
         from samrl.sam.chunks import split_call
 
-        if rho > 0.0:  # at rho = 0 the unchunked step: the base optimizer bitwise
-            chunks = split_call(call, self.m)
-            if len(chunks) > 1:
-                self._chunked_step(opt, chunks, rho)
-                return
-        super().sam_step(opt, call, rho)
-
-    @staticmethod
-    def _chunked_step(opt: SAMStepHost, chunks: list[RecordedCall], rho: float) -> None:
-        """Per chunk c, g_c at w, eps_c = rho g_c/||g_c|| (Foret et al.: each chunk perturbs
-        along its own gradient), g_s,c at w + eps_c; .grad = the mean over chunks."""
-        import torch
-
-        params = opt.params_with_grad()
-        zeros = [torch.zeros_like(p) for p in params]
-        total = [torch.zeros_like(p) for p in params]
-        losses, perturbed, norms = [], [], []
-        for chunk in chunks:
-            losses.append(opt.evaluate(chunk, params, zeros))  # g_c in .grad
-            opt.add_l2(params, None)
-            loss_perturbed, grad_norm = opt.perturbed_gradient(chunk, params, rho)
-            perturbed.append(loss_perturbed)
-            norms.append(grad_norm)
-            for t, p in zip(total, params, strict=True):
-                t.add_(p.grad)  # type: ignore[arg-type]
-        with torch.no_grad():
-            for p, t in zip(params, total, strict=True):
-                p.grad.copy_(t.div_(len(chunks)))  # type: ignore[union-attr]
-        opt.report(chunks[0], _mean(perturbed), _mean(norms), loss=_mean(losses))
-
-
-def _mean(values: list[torch.Tensor]) -> torch.Tensor:
-    import torch
-
-    return torch.stack(values).mean()
+        return split_call(call, self.m) if rho > 0.0 else [call]
 
 
 # ---------------------------------------------------------------------------------------------
