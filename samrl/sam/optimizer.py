@@ -1,15 +1,13 @@
-"""The SAM optimizer wrapper: one d3rlpy OptimizerWrapper whose step() performs the SAM update.
+"""The SAM optimizer wrapper: one d3rlpy OptimizerWrapper whose step() is the SAM update.
 
-step() runs after the algorithm's own gradient call has left g(w) in .grad; its variant
-(strategy.py, variants.py) decides whether this update is a SAM step. A SAM step (plain SAM):
-  1. eps = rho_t g/||g|| (ASAM: rho_t T^2 g/||T g||) on this optimizer's parameters only, rho_t
-     from the radius schedule (schedules.py);
-  2. the recorded gradient call again at w + eps, same minibatch, same random draws, nested
-     scalar optimizers replayed (see engine.py);
-  3. w restored bitwise; the variant may combine g(w) and g_s (GSAM, LookSAM) or repeat 1-2 per
-     chunk (m-sharpness);
-then the base optimizer (clipping, step, scheduler) steps once. An update that is not a SAM
-step goes to the variant's `between` (LookSAM adds its stored direction) and then the base step.
+step() runs after the algorithm's own gradient call has left g(w) in .grad and reads top to
+bottom as SAM does (its docstring has the steps): ascend, evaluate at w + eps through the
+recorded call, restore w, step the base optimizer. Its variant (strategy.py, variants.py) hooks
+in: whether this update is a SAM step (`sam_due`), the ascent (`ascent`; ASAM's ball), the parts
+of the call (`chunks`; m-sharpness), what the base optimizer steps with (`combine`; GSAM,
+LookSAM) and updates that are not SAM steps (`between`). rho_t comes from the radius schedule
+(schedules.py); the pass at w + eps is engine.py's `evaluate` (RNG and nested scalar steps
+replayed, outputs eps cannot change reused: the one seam over tape.py and reuse.py).
 weight_decay_mode "loss": wd w is part of g, wd (w + eps) part of g_s, whatever the variant.
 The probes (probe_every, fixed_rho) measure L(w + eps) forward only, beside any variant.
 """
