@@ -28,6 +28,7 @@ from samrl.errors import ConfigError
 from samrl.metrics import GRAD_COSINE
 from samrl.sam import SAMFactory, install
 from samrl.sam.engine import sam_optimizers
+from samrl.sam.names import OPTIMIZER_NAMES, README_END, README_START, markdown_table
 from samrl.sam.strategy import (
     Param,
     SAMVariant,
@@ -36,16 +37,7 @@ from samrl.sam.strategy import (
     unregister_variant,
     variant_names,
 )
-from samrl.sam.variants import (
-    GSAM,
-    OPTIMIZER_NAMES,
-    README_END,
-    README_START,
-    SAM,
-    LookSAM,
-    display_name,
-    markdown_table,
-)
+from samrl.sam.variants import GSAM, SAM, LookSAM, display_name
 
 samrl.register()  # d3rlpy.load_learnable of samrl models below
 
@@ -162,8 +154,7 @@ def test_readme_variant_table_is_generated_from_the_registry() -> None:
     text = README.read_text()
     start, end = text.index(README_START) + len(README_START), text.index(README_END)
     assert text[start:end].strip() == markdown_table(), (
-        "README's SAM variant table is stale: regenerate it with "
-        "samrl.sam.variants.markdown_table()"
+        "README's SAM variant table is stale: regenerate it with samrl.sam.names.markdown_table()"
     )
 
 
