@@ -194,6 +194,14 @@ def info_command(
         return
     for note in info.notes:
         click.echo(f"note:        {note}")
+    _echo_builtin_versions(name, info, size, seed)
+
+
+def _echo_builtin_versions(
+    name: str, info: DatasetInfo, size: int | None, seed: int | None
+) -> None:
+    """Each cached version of a built-in dataset (those of --size/--seed when given), or how
+    to generate it when none is."""
     builtin = BUILTINS[name]
     paths = [
         p

@@ -26,8 +26,9 @@ import samrl
 from samrl.config import resolve
 from samrl.errors import ConfigError
 from samrl.metrics import GRAD_COSINE
-from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
+from samrl.sam import SAMFactory, install
 from samrl.sam.engine import sam_optimizers
+from samrl.sam.names import OPTIMIZER_NAMES, README_END, README_START, markdown_table
 from samrl.sam.strategy import (
     Param,
     SAMVariant,
@@ -36,16 +37,7 @@ from samrl.sam.strategy import (
     unregister_variant,
     variant_names,
 )
-from samrl.sam.variants import (
-    GSAM,
-    OPTIMIZER_NAMES,
-    README_END,
-    README_START,
-    SAM,
-    LookSAM,
-    display_name,
-    markdown_table,
-)
+from samrl.sam.variants import GSAM, SAM, LookSAM, display_name
 
 samrl.register()  # d3rlpy.load_learnable of samrl models below
 
@@ -67,8 +59,10 @@ class ScaledSAM(SAMVariant):
     params = (Param("scale", "multiplies the radius", default=1.0, check=_check_scale),)
     scale: float
 
-    def sam_step(self, opt: SAMOptimizerWrapper, call: Any, rho: float) -> None:
-        super().sam_step(opt, call, rho * self.scale)
+    def ascent(
+        self, params: list[Any], grads: list[Any], rho: float, adaptive: bool
+    ) -> tuple[list[Any], Any]:
+        return super().ascent(params, grads, rho * self.scale, adaptive)
 
 
 @pytest.fixture
@@ -160,8 +154,7 @@ def test_readme_variant_table_is_generated_from_the_registry() -> None:
     text = README.read_text()
     start, end = text.index(README_START) + len(README_START), text.index(README_END)
     assert text[start:end].strip() == markdown_table(), (
-        "README's SAM variant table is stale: regenerate it with "
-        "samrl.sam.variants.markdown_table()"
+        "README's SAM variant table is stale: regenerate it with samrl.sam.names.markdown_table()"
     )
 
 

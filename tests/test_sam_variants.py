@@ -39,10 +39,10 @@ from samrl.run.threads import available_cores
 from samrl.sam import SAMFactory, SAMOptimizerWrapper, install
 from samrl.sam.chunks import split_call
 from samrl.sam.engine import sam_optimizers
+from samrl.sam.names import OPTIMIZER_NAMES
 from samrl.sam.perturbation import dot
 from samrl.sam.schedules import RhoSchedule
 from samrl.sam.tape import RecordedCall, RngState
-from samrl.sam.variants import OPTIMIZER_NAMES
 
 samrl.register()  # d3rlpy.load_learnable of samrl models below
 

@@ -21,7 +21,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -56,6 +56,11 @@ from samrl.rundir import (
 )
 from samrl.safeload import load_learnable
 from samrl.sam import install
+
+if TYPE_CHECKING:
+    import torch
+
+    from samrl.analysis.network_loss import LossFn
 
 HESSIAN_FILE = POSTHOC_HESSIAN_FILE
 SHARPNESS_FILE = POSTHOC_SHARPNESS_FILE
@@ -398,6 +403,39 @@ def _plot_density(csv_path: Path, net: str) -> Path:
 # ------------------------------------------------------------------------------ sharpness
 
 
+def _check_sharpness_options(rho: float, steps: int, n_samples: int, sigma: float | None) -> None:
+    """The options of `samrl analyze sharpness`, refused with the flag's name."""
+    if not rho >= 0:
+        raise SamrlError(f"--rho must be >= 0, got {rho}")
+    if steps < 1:
+        raise SamrlError(f"--steps must be >= 1, got {steps}")
+    if n_samples < 1:
+        raise SamrlError(f"--samples must be >= 1, got {n_samples}")
+    if sigma is not None and not sigma >= 0:
+        raise SamrlError(f"--sigma must be >= 0, got {sigma}")
+
+
+def _average_case(
+    fns: list[LossFn],
+    params: list[torch.Tensor],
+    sigma: float,
+    n_samples: int,
+    *,
+    seed: int,
+    adaptive: bool,
+) -> tuple[float, float]:
+    """Average-case sharpness, the mean over the minibatches' loss functions (minibatch i
+    seeded seed + i) and its standard error (nan for one minibatch)."""
+    avg = [
+        average_sharpness(fn, params, sigma, n_samples, seed=seed + i, adaptive=adaptive)[
+            "sharpness"
+        ]
+        for i, fn in enumerate(fns)
+    ]
+    avg_se = float(np.std(avg, ddof=1) / math.sqrt(len(avg))) if len(avg) > 1 else math.nan
+    return float(np.mean(avg)), avg_se
+
+
 def sharpness(
     run: LoadedRun,
     nets: Sequence[str] | None = None,
@@ -417,14 +455,7 @@ def sharpness(
     (m-sharpness), and average-case sharpness E L(w + N(0, sigma^2)) - L(w) on the same
     minibatches (default sigma = rho / sqrt(n_params): the same expected radius as the ball;
     with ``adaptive`` both use ASAM's |w| scaling). Returns the file and its new rows."""
-    if not rho >= 0:
-        raise SamrlError(f"--rho must be >= 0, got {rho}")
-    if steps < 1:
-        raise SamrlError(f"--steps must be >= 1, got {steps}")
-    if n_samples < 1:
-        raise SamrlError(f"--samples must be >= 1, got {n_samples}")
-    if sigma is not None and not sigma >= 0:
-        raise SamrlError(f"--sigma must be >= 0, got {sigma}")
+    _check_sharpness_options(rho, steps, n_samples, sigma)
     nets = select_networks(run.algo, nets)
     batches = evaluation_batches(run.algo, run.dataset, batch_size, n_batches, seed)
     rows = []
@@ -435,13 +466,7 @@ def sharpness(
         worst = m_sharpness(fns.__getitem__, n_batches, params, rho, steps, adaptive=adaptive)
         n_params = sum(p.numel() for p in params)
         s = rho / math.sqrt(n_params) if sigma is None else sigma
-        avg = [
-            average_sharpness(fn, params, s, n_samples, seed=seed + i, adaptive=adaptive)[
-                "sharpness"
-            ]
-            for i, (fn, _) in enumerate(closures)
-        ]
-        avg_se = float(np.std(avg, ddof=1) / math.sqrt(len(avg))) if len(avg) > 1 else math.nan
+        avg, avg_se = _average_case(fns, params, s, n_samples, seed=seed, adaptive=adaptive)
         rows.append(
             {
                 "step": run.step,
@@ -457,7 +482,7 @@ def sharpness(
                 f"{WORST_CASE}_se": worst["standard_error"],
                 "loss": worst["loss"],
                 "loss_perturbed": worst["loss_perturbed"],
-                AVERAGE_CASE: float(np.mean(avg)),
+                AVERAGE_CASE: avg,
                 f"{AVERAGE_CASE}_se": avg_se,
                 "n_params": n_params,
             }

@@ -73,42 +73,65 @@ def worst_case_sharpness(
     w0 = snapshot(params)
     scale = [w.abs() if adaptive else torch.ones_like(w) for w in w0]
 
-    def ascent_direction(g: list[torch.Tensor]) -> list[torch.Tensor]:
-        tg = [t * gi for t, gi in zip(scale, g, strict=True)]
-        n = _norm(tg)
-        return [torch.zeros_like(x) for x in tg] if n == 0.0 else [x / n for x in tg]
-
-    losses: list[float] = []
-    best: tuple[float, list[torch.Tensor], int] | None = None
     with RngGuard(params) as guard:
         try:
             with torch.enable_grad():  # callers may hold no_grad
                 loss0 = evaluate(loss_fn, guard)
                 g = gradient(loss0, params)
             base = float(loss0.detach())
-            u = [rho * x for x in ascent_direction(g)]
-            for t in range(1, steps + 1):
-                eps = [s * ui for s, ui in zip(scale, u, strict=True)]
-                assign(params, [w + e for w, e in zip(w0, eps, strict=True)])
-                last = t == steps
-                with torch.set_grad_enabled(not last):
-                    loss_t = evaluate(loss_fn, guard)
-                value = float(loss_t.detach())
-                losses.append(value)
-                if best is None or value > best[0]:
-                    best = (value, [e.detach().clone() for e in eps], t)
-                if last:
-                    break
-                with torch.enable_grad():
-                    step = ascent_direction(gradient(loss_t, params))
-                u = [ui + eta * si for ui, si in zip(u, step, strict=True)]
-                n = _norm(u)
-                if n > rho:
-                    u = [ui * (rho / n) for ui in u]
+            u = [rho * x for x in _unit_direction(scale, g)]
+            losses, best = _projected_ascent(
+                loss_fn, guard, params, w0, scale, u, rho=rho, eta=eta, steps=steps
+            )
         finally:
             assign(params, w0)
-    assert best is not None
     return _worst_case_result(base, best, g, losses, scale if adaptive else None)
+
+
+def _unit_direction(scale: list[torch.Tensor], g: list[torch.Tensor]) -> list[torch.Tensor]:
+    """T g / ||T g|| (zeros when the gradient vanishes): the ascent direction in u = eps / T."""
+    tg = [t * gi for t, gi in zip(scale, g, strict=True)]
+    n = _norm(tg)
+    return [torch.zeros_like(x) for x in tg] if n == 0.0 else [x / n for x in tg]
+
+
+def _projected_ascent(
+    loss_fn: LossFn,
+    guard: RngGuard,
+    params: list[torch.Tensor],
+    w0: list[torch.Tensor],
+    scale: list[torch.Tensor],
+    u: list[torch.Tensor],
+    *,
+    rho: float,
+    eta: float,
+    steps: int,
+) -> tuple[list[float], tuple[float, list[torch.Tensor], int]]:
+    """`steps` evaluations at w0 + T u, u moved by eta along the unit ascent direction and
+    projected back into the rho ball after each: (L(w + eps_t) per step, the best
+    (loss, eps, step)). The last step needs no gradient. Leaves params at the last iterate."""
+    losses: list[float] = []
+    best: tuple[float, list[torch.Tensor], int] | None = None
+    for t in range(1, steps + 1):
+        eps = [s * ui for s, ui in zip(scale, u, strict=True)]
+        assign(params, [w + e for w, e in zip(w0, eps, strict=True)])
+        last = t == steps
+        with torch.set_grad_enabled(not last):
+            loss_t = evaluate(loss_fn, guard)
+        value = float(loss_t.detach())
+        losses.append(value)
+        if best is None or value > best[0]:
+            best = (value, [e.detach().clone() for e in eps], t)
+        if last:
+            break
+        with torch.enable_grad():
+            step = _unit_direction(scale, gradient(loss_t, params))
+        u = [ui + eta * si for ui, si in zip(u, step, strict=True)]
+        n = _norm(u)
+        if n > rho:
+            u = [ui * (rho / n) for ui in u]
+    assert best is not None
+    return losses, best
 
 
 def _worst_case_result(

@@ -184,6 +184,36 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
         config = self._config
         if len(observation_shape) != 1 or isinstance(observation_shape[0], list | tuple):
             raise ValueError(f"COMBO needs vector observations, got shape {observation_shape}")
+        modules, q_func_forwarder, targ_q_func_forwarder = self._create_modules(
+            observation_shape, action_size
+        )
+        self._impl = COMBOImpl(
+            observation_shape=observation_shape,
+            action_size=action_size,
+            modules=modules,
+            q_func_forwarder=q_func_forwarder,
+            targ_q_func_forwarder=targ_q_func_forwarder,
+            gamma=config.gamma,
+            tau=config.tau,
+            conservative_weight=config.conservative_weight,
+            n_action_samples=config.n_action_samples,
+            soft_q_backup=config.soft_q_backup,
+            rollout=RolloutSettings(
+                interval=config.rollout_interval,
+                horizon=config.rollout_horizon,
+                batch_size=config.rollout_batch_size,
+                real_ratio=config.real_ratio,
+            ),
+            model_buffer_capacity=config.model_buffer_capacity,
+            device=self._device,
+        )
+
+    def _create_modules(
+        self, observation_shape: Shape, action_size: int
+    ) -> tuple[COMBOModules, Any, Any]:
+        """The networks (created in d3rlpy's order: the same initial weights for a seed) and
+        their optimizers; with the critic's and its target's forwarders."""
+        config = self._config
         policy = create_normal_policy(
             observation_shape,
             action_size,
@@ -218,9 +248,7 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
             config.dynamics_ensemble_size,
         ).to(self._device)
 
-        def optimizer(factory: Any, modules: Any, lr: float) -> Any:
-            return factory.create(modules.named_modules(), lr=lr, compiled=self.compiled)
-
+        optimizer = self._optimizer
         temp_optim = None
         if config.temp_learning_rate > 0:
             temp_optim = optimizer(config.temp_optim_factory, log_temp, config.temp_learning_rate)
@@ -239,26 +267,10 @@ class COMBO(QLearningAlgoBase[COMBOImpl, COMBOConfig], TrainingHooks):
                 config.dynamics_optim_factory, dynamics, config.dynamics_learning_rate
             ),
         )
-        self._impl = COMBOImpl(
-            observation_shape=observation_shape,
-            action_size=action_size,
-            modules=modules,
-            q_func_forwarder=q_func_forwarder,
-            targ_q_func_forwarder=targ_q_func_forwarder,
-            gamma=config.gamma,
-            tau=config.tau,
-            conservative_weight=config.conservative_weight,
-            n_action_samples=config.n_action_samples,
-            soft_q_backup=config.soft_q_backup,
-            rollout=RolloutSettings(
-                interval=config.rollout_interval,
-                horizon=config.rollout_horizon,
-                batch_size=config.rollout_batch_size,
-                real_ratio=config.real_ratio,
-            ),
-            model_buffer_capacity=config.model_buffer_capacity,
-            device=self._device,
-        )
+        return modules, q_func_forwarder, targ_q_func_forwarder
+
+    def _optimizer(self, factory: Any, modules: Any, lr: float) -> Any:
+        return factory.create(modules.named_modules(), lr=lr, compiled=self.compiled)
 
     def get_action_type(self) -> ActionSpace:
         return ActionSpace.CONTINUOUS

@@ -73,6 +73,45 @@ def _split(
     return train_index, validation, counts.to(device=device, dtype=torch.float32)
 
 
+def _train_epoch(
+    impl: Any,
+    data: DynamicsBatch,
+    train_index: torch.Tensor,
+    counts: torch.Tensor,
+    generator: torch.Generator,
+    batch_size: int,
+    step: int,
+) -> tuple[dict[str, float], int, int]:
+    """One pass over the training rows in the generator's order: the summed metrics, the
+    number of updates and the next update's index."""
+    sums: dict[str, float] = defaultdict(float)
+    order = torch.randperm(train_index.shape[0], generator=generator)
+    chunks = order.to(data.observations.device).split(batch_size)
+    for chunk in chunks:
+        metrics = impl.update(_take(data, train_index[chunk], counts[:, chunk]), step)
+        step += 1
+        for key, value in metrics.items():
+            sums[key] += value
+    return sums, len(chunks), step
+
+
+def _epoch_row(
+    epoch: int, sums: dict[str, float], n_steps: int, val_nll: float, val_mse: float
+) -> dict[str, float]:
+    """An epoch's row of dynamics.csv: the mean training NLL, validation NLL and MSE, then the
+    means of the SAM/probe metrics of the dynamics network (dynamics_sharpness, ...), if any."""
+    row = {
+        "epoch": epoch,
+        "train_nll": sums.pop("dynamics_nll") / n_steps,
+        "val_nll": val_nll,
+        "val_mse": val_mse,
+    }
+    for key in ("dynamics_loss", "dynamics_logstd_bound"):
+        sums.pop(key, None)
+    row.update({k: v / n_steps for k, v in sorted(sums.items())})
+    return row
+
+
 def train_dynamics(
     impl: Any,
     data: DynamicsBatch,
@@ -93,10 +132,8 @@ def train_dynamics(
     """
 
     dynamics: ProbabilisticEnsemble = impl.dynamics
-    device = data.observations.device
     generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
     train_index, validation, counts = _split(dynamics, data, holdout_ratio, generator)
-    n_train = train_index.shape[0]
 
     if csv_path is not None:
         csv_path.unlink(missing_ok=True)  # an interrupted pretraining starts over, and its table
@@ -111,26 +148,12 @@ def train_dynamics(
         leave=False,
     )
     for epoch in bar:
-        sums: dict[str, float] = defaultdict(float)
-        chunks = torch.randperm(n_train, generator=generator).to(device).split(batch_size)
-        for chunk in chunks:
-            metrics = impl.update(_take(data, train_index[chunk], counts[:, chunk]), step)
-            step += 1
-            for key, value in metrics.items():
-                sums[key] += value
-        n_steps = len(chunks)
+        sums, n_steps, step = _train_epoch(
+            impl, data, train_index, counts, generator, batch_size, step
+        )
         impl.modules.set_eval()
         val_nll, val_mse = evaluate(dynamics, validation)
-        row = {
-            "epoch": epoch,
-            "train_nll": sums.pop("dynamics_nll") / n_steps,
-            "val_nll": val_nll,
-            "val_mse": val_mse,
-        }
-        # SAM/probe metrics of the dynamics network (dynamics_sharpness, ...), if any.
-        for key in ("dynamics_loss", "dynamics_logstd_bound"):
-            sums.pop(key, None)
-        row.update({k: v / n_steps for k, v in sorted(sums.items())})
+        row = _epoch_row(epoch, sums, n_steps, val_nll, val_mse)
         rows.append(row)
         if table is not None:
             table.append(row)

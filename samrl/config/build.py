@@ -27,7 +27,7 @@ from d3rlpy.optimizers import (
 from samrl.algos import AlgoFacts
 from samrl.config.sections import OptimSection
 from samrl.sam.factory import SAMFactory
-from samrl.sam.variants import OPTIMIZER_NAMES
+from samrl.sam.names import OPTIMIZER_NAMES
 from samrl.validate import Checker, dataclass_kwargs, field_defaults
 
 BASE_FACTORIES: dict[str, type[OptimizerFactory]] = {

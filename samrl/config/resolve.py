@@ -34,7 +34,7 @@ from samrl.config.sections import (
 )
 from samrl.config.yamlio import apply_override, parse_override, read_yaml
 from samrl.errors import ConfigError, DatasetError
-from samrl.sam.variants import (
+from samrl.sam.names import (
     OPTIMIZER_NAMES,
     check_batch_size,  # msam: m must divide it
 )

@@ -28,7 +28,7 @@ from typing import Any
 
 from samrl.config.yamlio import dump_yaml
 from samrl.networks import LEGACY_SINGLE_NETWORK, SINGLE_NETWORK
-from samrl.sam.variants import COMMON_KEYS, OPTIMIZER_NAMES, names_doc, param_docs
+from samrl.sam.names import COMMON_KEYS, OPTIMIZER_NAMES, names_doc, param_docs
 
 _MISSING = dataclasses.MISSING
 
@@ -211,7 +211,7 @@ class ProbeSection(Section):
 
 def _names_doc() -> str:
 
-    return names_doc()  # the variant registry (samrl/sam/variants.py)
+    return names_doc()  # the variant registry (samrl/sam/names.py)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,8 +11,9 @@ Usage::
 
 A new SAM variant: a `SAMVariant` subclass with `@register_variant` (docs/sam-variants.md).
 
-The names below load on first use, so `samrl.sam.variants` (the registered variants and the
-optimizer names, plain Python) can be read without importing torch or d3rlpy.
+The names below load on first use, so `samrl.sam.variants` and `samrl.sam.names` (the
+registered variants and the optimizer names, plain Python) can be read without importing torch
+or d3rlpy.
 """
 
 from __future__ import annotations

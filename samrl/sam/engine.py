@@ -11,8 +11,10 @@ What install() changes on the algorithm's impl (instance attributes only, d3rlpy
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -115,25 +117,34 @@ def install(algo: Any) -> Tape | None:
 
 
 def _parameters(modules: Any) -> list[nn.Parameter]:
-    seen: dict[int, nn.Parameter] = {}
-    for field in dataclasses.fields(modules):
-        value = getattr(modules, field.name)
-        if isinstance(value, nn.Module):
-            for param in value.parameters():
-                seen[id(param)] = param
-        elif isinstance(value, nn.Parameter):
-            seen[id(value)] = value
-    return list(seen.values())
+    """Every parameter of the algorithm's networks and its bare parameters, once each."""
+    return _unique(modules, nn.Module.parameters, bare_parameters=True)  # type: ignore[return-value]
 
 
 def _buffers(modules: Any) -> list[torch.Tensor]:
     """Module buffers (BatchNorm running statistics): pass 2 must not update them again."""
+    return _unique(modules, nn.Module.buffers)
+
+
+def _unique(
+    modules: Any,
+    tensors_of: Callable[[nn.Module], Iterable[torch.Tensor]],
+    *,
+    bare_parameters: bool = False,
+) -> list[torch.Tensor]:
+    """tensors_of(network) over the fields of impl.modules (a network shared by two fields, or
+    a tensor shared by two networks, counted once), in first-seen order."""
     seen: dict[int, torch.Tensor] = {}
     for field in dataclasses.fields(modules):
         value = getattr(modules, field.name)
         if isinstance(value, nn.Module):
-            for buffer in value.buffers():
-                seen[id(buffer)] = buffer
+            tensors: Iterable[torch.Tensor] = tensors_of(value)
+        elif bare_parameters and isinstance(value, nn.Parameter):
+            tensors = (value,)
+        else:
+            continue
+        for tensor in tensors:
+            seen[id(tensor)] = tensor
     return list(seen.values())
 
 
@@ -172,7 +183,10 @@ def _assign(tensors: list[torch.Tensor], values: list[torch.Tensor]) -> None:
 def _make_evaluate(
     tape: Tape, buffers: list[torch.Tensor], network_params: list[nn.Parameter] | None = None
 ) -> EvaluateFn:
-    """network_params: every parameter of the algorithm (frozen in pass 2 unless needed)."""
+    """The optimizers' pass 2: the recorded call again at w + eps, everything else as pass 1 saw it.
+
+    network_params: every parameter of the algorithm (frozen in pass 2 unless needed).
+    """
     network_params = network_params or []
 
     def evaluate(
@@ -182,57 +196,93 @@ def _make_evaluate(
         *,
         forward_only: bool = False,
     ) -> torch.Tensor:
-        with global_rng_exclusive():
-            return _evaluate(call, params, eps, forward_only)
-
-    def _evaluate(
-        call: RecordedCall,
-        params: list[nn.Parameter],
-        eps: list[torch.Tensor],
-        forward_only: bool,
-    ) -> torch.Tensor:
-        weights = _snapshot(params)
-        saved_buffers = _snapshot(buffers)
-        nested_params = {id(n.optimizer): list(n.optimizer._params) for n in call.nested}
-        nested_now = {k: _snapshot(v) for k, v in nested_params.items()}
-        rng_after = RngState.capture()
-        # Nested scalars start pass 2 where pass 1 found them.
-        first_seen: set[int] = set()
-        for entry in call.nested:
-            if id(entry.optimizer) not in first_seen:
-                first_seen.add(id(entry.optimizer))
-                _assign(nested_params[id(entry.optimizer)], entry.before)
+        nested = _nested_parameters(call)
         # Pass 2 needs gradients only for this optimizer's weights and for the nested scalars
         # the call steps (their backward must run); freezing the rest (e.g. the critic during
         # the actor's pass) skips that work and leaves this optimizer's gradient exact.
-        needed = {id(p) for p in params} | {id(p) for ps in nested_params.values() for p in ps}
+        needed = {id(p) for p in params} | {id(p) for p in nested}
         frozen = [p for p in network_params if p.requires_grad and id(p) not in needed]
-        call.rng_before.restore()
-        # the parameters that differ from pass 1: networks owning none of them are reused
-        tape.reuse_replay = Replay(call.saved_calls, needed)
-        tape.replaying = list(call.nested)
-        tape.forward_only = forward_only
-        try:
-            for p in frozen:
-                p.requires_grad_(False)
-            with torch.no_grad():
-                torch._foreach_add_(params, eps)
-            if forward_only:  # a probe needs L(w + eps), not its gradient
-                with torch.no_grad(), backward_disabled():
-                    loss = primary_loss(call.func(*call.args, **call.kwargs))
-            else:
-                loss = primary_loss(call.func(*call.args, **call.kwargs))
-        finally:
-            tape.replaying = None
-            tape.reuse_replay = None
-            tape.forward_only = False
-            for p in frozen:
-                p.requires_grad_(True)
-            _assign(params, weights)
-            _assign(buffers, saved_buffers)
-            for key, values in nested_now.items():
-                _assign(nested_params[key], values)
-            rng_after.restore()
-        return loss
+        # Restored afterwards, bit for bit: torch's RNG as pass 1 left it, the nested scalars,
+        # BatchNorm statistics and w (w + eps is pass 2's alone).
+        with global_rng_exclusive(), _rng_kept(), _kept(nested), _kept(buffers), _kept(params):
+            _start_nested_as_pass_1(call)
+            call.rng_before.restore()  # the same random draws as pass 1
+            with _replaying(tape, call, needed, forward_only), _frozen(frozen):
+                with torch.no_grad():
+                    torch._foreach_add_(params, eps)
+                return _run(call, forward_only)
 
     return evaluate
+
+
+def _nested_parameters(call: RecordedCall) -> list[torch.Tensor]:
+    """The parameters of the nested scalar optimizers (temperature, alpha) the call stepped."""
+    owners = {id(n.optimizer): list(n.optimizer._params) for n in call.nested}
+    return [p for params in owners.values() for p in params]
+
+
+def _start_nested_as_pass_1(call: RecordedCall) -> None:
+    """Nested scalars start pass 2 where pass 1 found them (before each one's first step)."""
+    first_seen: set[int] = set()
+    for entry in call.nested:
+        if id(entry.optimizer) not in first_seen:
+            first_seen.add(id(entry.optimizer))
+            _assign(list(entry.optimizer._params), entry.before)
+
+
+@contextlib.contextmanager
+def _kept(tensors: list[torch.Tensor]) -> Iterator[None]:
+    """`tensors` put back to their values on entry, bit for bit."""
+    saved = _snapshot(tensors)
+    try:
+        yield
+    finally:
+        _assign(tensors, saved)
+
+
+@contextlib.contextmanager
+def _rng_kept() -> Iterator[None]:
+    """torch's RNG (CPU and CUDA) put back as pass 1 left it."""
+    rng_after = RngState.capture()
+    try:
+        yield
+    finally:
+        rng_after.restore()
+
+
+@contextlib.contextmanager
+def _replaying(
+    tape: Tape, call: RecordedCall, changed: set[int], forward_only: bool
+) -> Iterator[None]:
+    """The tape in pass 2: nested steps replayed, not taken; output reuse (reuse.py, its one
+    seam) for networks owning none of the `changed` parameters; a probe's forward-only mode."""
+    tape.reuse_replay = Replay(call.saved_calls, changed)
+    tape.replaying = list(call.nested)
+    tape.forward_only = forward_only
+    try:
+        yield
+    finally:
+        tape.replaying = None
+        tape.reuse_replay = None
+        tape.forward_only = False
+
+
+@contextlib.contextmanager
+def _frozen(params: list[nn.Parameter]) -> Iterator[None]:
+    """`params` without gradients for the duration (pass 2 needs none for them)."""
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _run(call: RecordedCall, forward_only: bool) -> torch.Tensor:
+    """The recorded call's loss; forward_only (a probe needs L(w + eps), not its gradient):
+    no graph and no backward."""
+    if forward_only:
+        with torch.no_grad(), backward_disabled():
+            return primary_loss(call.func(*call.args, **call.kwargs))
+    return primary_loss(call.func(*call.args, **call.kwargs))

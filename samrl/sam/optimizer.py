@@ -1,21 +1,20 @@
-"""The SAM optimizer wrapper: one d3rlpy OptimizerWrapper whose step() performs the SAM update.
+"""The SAM optimizer wrapper: one d3rlpy OptimizerWrapper whose step() is the SAM update.
 
-step() runs after the algorithm's own gradient call has left g(w) in .grad; its variant
-(strategy.py, variants.py) decides whether this update is a SAM step. A SAM step (plain SAM):
-  1. eps = rho_t g/||g|| (ASAM: rho_t T^2 g/||T g||) on this optimizer's parameters only, rho_t
-     from the radius schedule (schedules.py);
-  2. the recorded gradient call again at w + eps, same minibatch, same random draws, nested
-     scalar optimizers replayed (see engine.py);
-  3. w restored bitwise; the variant may combine g(w) and g_s (GSAM, LookSAM) or repeat 1-2 per
-     chunk (m-sharpness);
-then the base optimizer (clipping, step, scheduler) steps once. An update that is not a SAM
-step goes to the variant's `between` (LookSAM adds its stored direction) and then the base step.
+step() runs after the algorithm's own gradient call has left g(w) in .grad and reads top to
+bottom as SAM does (its docstring has the steps): ascend, evaluate at w + eps through the
+recorded call, restore w, step the base optimizer. Its variant (strategy.py, variants.py) hooks
+in: whether this update is a SAM step (`sam_due`), the ascent (`ascent`; ASAM's ball), the parts
+of the call (`chunks`; m-sharpness), what the base optimizer steps with (`combine`; GSAM,
+LookSAM) and updates that are not SAM steps (`between`). rho_t comes from the radius schedule
+(schedules.py); the pass at w + eps is engine.py's `evaluate` (RNG and nested scalar steps
+replayed, outputs eps cannot change reused: the one seam over tape.py and reuse.py).
 weight_decay_mode "loss": wd w is part of g, wd (w + eps) part of g_s, whatever the variant.
 The probes (probe_every, fixed_rho) measure L(w + eps) forward only, beside any variant.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -132,35 +131,53 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         return self.variant.sam_due(self._steps)
 
     def step(self) -> None:
-        if self._tape is None or self._evaluate is None:
-            raise RuntimeError(
-                "a SAM optimizer stepped before samrl.sam.install(algo) was called on its "
-                "algorithm (call it after build_with_dataset / load_learnable)"
-            )
+        """One update, as SAM reads (Foret et al. 2021; /work/shared/DESIGN.md section 2).
+
+        g(w) is in .grad: the algorithm's own gradient call just ran, and the tape remembers it
+        (function, minibatch, RNG state). On a SAM step, for each part of that call (the call
+        itself; m-sharpness: its chunks, each with its own g(w) first):
+          1. ascend: eps = rho_t g/||g|| on this optimizer's parameters (variant.ascent; ASAM's
+             ball rho_t T^2 g/||T g||, T = |w|);
+          2. evaluate L(w + eps) and g_s = g(w + eps) through the remembered call: same
+             minibatch, RNG replayed, nested scalar steps replayed, outputs eps cannot change
+             reused (engine.py's evaluate, the one seam over the tape and reuse.py);
+          3. w is restored bitwise (by evaluate); the variant may combine g and g_s (GSAM,
+             LookSAM: variant.combine);
+        then 4. the base optimizer (clipping, step, lr scheduler) steps once with .grad (the mean
+        over the parts). An update that is not a SAM step goes to variant.between instead.
+        """
+        self._check_attached()
         index = self._steps
         self._steps += 1
-        if self.probing:
+        if self.probing:  # measure L(w + eps) forward only; the base optimizer steps with g(w)
             if index % self.probe_every == 0:
                 self._probe(self._current_call())
             super().step()
             return
         if self._fixed_due(index):  # before anything is added to g(w)
             self._fixed_probe(self._current_call())
-        self._l2 = l2 = self._l2_coefficients()
-        try:
-            if l2 is not None:
-                self.add_l2(self.params_with_grad(), None)
-            if self.variant.sam_due(index):
-                self.variant.sam_step(self, self._current_call(), self.rho_at(index))
-            else:
+        with self._weight_decay_in_loss() as in_loss:
+            if not self.variant.sam_due(index):
                 self.variant.between(self)
-        finally:
-            self._l2 = None
-        if l2 is None:
-            super().step()
-        else:
-            with _no_weight_decay(self._optim):
-                super().step()
+            else:
+                call, rho = self._current_call(), self.rho_at(index)
+                params = self.params_with_grad()
+                parts = self.variant.chunks(call, rho)
+                losses, perturbed, norms, sums = [], [], [], _GradientSum(params, len(parts))
+                for part in parts:
+                    losses.append(call.loss if part is call else self._gradient_at_w(part, params))
+                    g = [p.grad.detach().clone() for p in params]  # type: ignore[union-attr]
+                    eps, grad_norm = self.variant.ascent(params, g, rho, self.adaptive)  # 1
+                    perturbed.append(self.evaluate(part, params, eps))  # 2, and 3: w restored
+                    self._note_cosine(g, [p.grad.detach() for p in params], grad_norm)  # type: ignore[union-attr]
+                    self.add_l2(params, eps)
+                    self.variant.combine(self, params, g, rho)
+                    norms.append(grad_norm)
+                    sums.add(params)
+                sums.mean_into(params)
+                self.report(call, _mean(perturbed), _mean(norms), loss=_mean(losses))
+        with _no_weight_decay(self._optim) if in_loss else contextlib.nullcontext():
+            super().step()  # 4
 
     def rho_at(self, index: int) -> float:
         """The radius of this optimizer's step number `index` (from 0)."""
@@ -191,20 +208,6 @@ class SAMOptimizerWrapper(OptimizerWrapper):
     ) -> torch.Tensor:
         """The loss of `call` at w + eps, its gradient left in .grad; w restored."""
         return self._evaluate(call, params, eps)  # type: ignore[misc]
-
-    def perturbed_gradient(
-        self, call: RecordedCall, params: list[torch.nn.Parameter], rho: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Plain SAM from g in .grad: eps (this optimizer's ball, radius rho), g_s = g(w + eps)
-        (plus wd (w + eps) in weight_decay_mode "loss") into .grad; (L(w + eps), ||g||)."""
-        grads = [p.grad for p in params]
-        eps, grad_norm = ascent_direction(params, grads, rho, self.adaptive)  # type: ignore[arg-type]
-        g = [grad.detach().clone() for grad in grads]  # type: ignore[union-attr]
-        loss_perturbed = self.evaluate(call, params, eps)  # zero_grad may overwrite g in place
-        g_s = [p.grad.detach() for p in params]  # type: ignore[union-attr]
-        self._cosines.append(dot(g, g_s) / (grad_norm * global_norm(g_s) + NORM_EPS))
-        self.add_l2(params, eps)
-        return loss_perturbed, grad_norm
 
     def add_l2(self, params: list[torch.nn.Parameter], eps: list[torch.Tensor] | None) -> None:
         """weight_decay_mode "loss": .grad += wd (w + eps), the gradient of the loss's L2 term
@@ -241,6 +244,37 @@ class SAMOptimizerWrapper(OptimizerWrapper):
             self._tape.add_metric(metric_name(self.net_name, metric), value)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _check_attached(self) -> None:
+        if self._tape is None or self._evaluate is None:
+            raise RuntimeError(
+                "a SAM optimizer stepped before samrl.sam.install(algo) was called on its "
+                "algorithm (call it after build_with_dataset / load_learnable)"
+            )
+
+    @contextmanager
+    def _weight_decay_in_loss(self) -> Iterator[bool]:
+        """weight_decay_mode "loss": wd w joins g(w) for this step (and wd (w + eps) joins g_s,
+        add_l2); yields whether it does, so the base step then leaves its own decay out."""
+        self._l2 = l2 = self._l2_coefficients()
+        try:
+            if l2 is not None:
+                self.add_l2(self.params_with_grad(), None)
+            yield l2 is not None
+        finally:
+            self._l2 = None
+
+    def _gradient_at_w(self, call: RecordedCall, params: list[torch.nn.Parameter]) -> torch.Tensor:
+        """L(w) of a part of the recorded call (an m-sharpness chunk), its g(w) into .grad."""
+        loss = self.evaluate(call, params, [torch.zeros_like(p) for p in params])
+        self.add_l2(params, None)
+        return loss
+
+    def _note_cosine(
+        self, g: list[torch.Tensor], g_s: list[torch.Tensor], grad_norm: torch.Tensor
+    ) -> None:
+        """cos(g(w), g(w + eps)), reported (averaged) with the step's sharpness."""
+        self._cosines.append(dot(g, g_s) / (grad_norm * global_norm(g_s) + NORM_EPS))
 
     def _current_call(self) -> RecordedCall:
         assert self._tape is not None
@@ -294,6 +328,30 @@ class SAMOptimizerWrapper(OptimizerWrapper):
         self.report(call, loss_perturbed, grad_norm)
         if self.fixed_rho == self.rho:  # the same numbers under the sweep-wide column names
             self._report_fixed(call, loss_perturbed)
+
+
+class _GradientSum:
+    """The mean of the parts' SAM gradients (m-sharpness); one part: its gradient as it is."""
+
+    def __init__(self, params: list[torch.nn.Parameter], parts: int):
+        self.parts = parts
+        self.total = [torch.zeros_like(p) for p in params] if parts > 1 else []
+
+    def add(self, params: list[torch.nn.Parameter]) -> None:
+        if self.parts > 1:
+            for t, p in zip(self.total, params, strict=True):
+                t.add_(p.grad)  # type: ignore[arg-type]
+
+    def mean_into(self, params: list[torch.nn.Parameter]) -> None:
+        if self.parts > 1:
+            with torch.no_grad():
+                for p, t in zip(params, self.total, strict=True):
+                    p.grad.copy_(t.div_(self.parts))  # type: ignore[union-attr]
+
+
+def _mean(values: list[torch.Tensor]) -> torch.Tensor:
+    """The mean over the parts of a step; one part: the value itself, bit for bit."""
+    return values[0] if len(values) == 1 else torch.stack(values).mean()
 
 
 @contextmanager

@@ -1,9 +1,12 @@
 """SAM variants as strategies: the class every variant extends, and the registry of their names.
 
-SAMOptimizerWrapper.step (optimizer.py) asks the network's variant, once per update:
+SAMOptimizerWrapper.step (optimizer.py), the SAM step in one function, asks the network's
+variant, once per update:
   - `sam_due(index)`: does update `index` (from 0) take the SAM step (a second pass)?
-  - yes: `sam_step(opt, call, rho)` leaves in .grad the gradient the base optimizer steps with
-    and reports the sharpness it measured (default: plain SAM, g_s = g(w + eps));
+  - yes: `chunks(call, rho)`, the parts of the recorded call that each take the step (plain SAM:
+    the call; m-sharpness: chunks); per part `ascent(params, g, rho, adaptive)`, eps and ||g||
+    (ASAM's ball when adaptive), and after g_s = g(w + eps) is in .grad, `combine(opt, params,
+    g, rho)` may change it (GSAM, LookSAM); defaults: plain SAM;
   - no: `between(opt)` may change g(w) (default: nothing, the base optimizer's plain step);
 and keeps the variant's own state in the optimizer's state_dict (`state_dict`/`load_state_dict`).
 Radius schedules, weight decay modes and the sharpness probes are the wrapper's, the same for
@@ -39,26 +42,6 @@ class SAMStepHost(Protocol):
 
     @property
     def parameters(self) -> list[torch.nn.Parameter]: ...
-
-    def params_with_grad(self) -> list[torch.nn.Parameter]: ...
-
-    def evaluate(
-        self, call: RecordedCall, params: list[torch.nn.Parameter], eps: list[torch.Tensor]
-    ) -> torch.Tensor: ...
-
-    def perturbed_gradient(
-        self, call: RecordedCall, params: list[torch.nn.Parameter], rho: float
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def add_l2(self, params: list[torch.nn.Parameter], eps: list[torch.Tensor] | None) -> None: ...
-
-    def report(
-        self,
-        call: RecordedCall,
-        loss_perturbed: torch.Tensor,
-        grad_norm: torch.Tensor,
-        loss: torch.Tensor | None = None,
-    ) -> None: ...
 
 
 def fail(key: str, message: str) -> ConfigError:
@@ -131,17 +114,31 @@ class SAMVariant:
     @classmethod
     def check_batch_size(cls, values: Mapping[str, Any], batch_size: int) -> None:
         """Rules on the configured minibatch size (`algo.params.batch_size`), checked with the
-        config; the variant may also check the batch it meets in `sam_step`."""
+        config; the variant may also check the batch it meets in `chunks`."""
 
     def sam_due(self, index: int) -> bool:
         """Whether update `index` (from 0) takes the SAM step."""
         return True
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
-        """g(w) is in .grad: leave the gradient to step with there and report the sharpness."""
-        params = opt.params_with_grad()
-        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
-        opt.report(call, loss_perturbed, grad_norm)
+    def ascent(
+        self, params: list[torch.Tensor], grads: list[torch.Tensor], rho: float, adaptive: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Step 1, the ascent: (eps, ||g||), eps = rho g/||g|| (adaptive, ASAM's ball:
+        rho T^2 g/||T g||, T = |w|)."""
+        from samrl.sam.perturbation import ascent_direction
+
+        return ascent_direction(params, grads, rho, adaptive)
+
+    def chunks(self, call: RecordedCall, rho: float) -> list[RecordedCall]:
+        """The parts of the recorded call that take steps 1-3 each (m-sharpness: its chunks,
+        the step uses the mean of their SAM gradients); plain SAM: [call]."""
+        return [call]
+
+    def combine(
+        self, opt: SAMStepHost, params: list[torch.nn.Parameter], g: list[torch.Tensor], rho: float
+    ) -> None:
+        """After step 3: g_s (plus wd (w + eps) in weight_decay_mode "loss") is in .grad and g
+        is g(w); leave in .grad what the base optimizer steps with (plain SAM: g_s as it is)."""
 
     def between(self, opt: SAMStepHost) -> None:
         """An update that is not a SAM step: g(w) is in .grad; the base optimizer steps next."""

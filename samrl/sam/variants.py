@@ -1,7 +1,8 @@
-"""The built-in SAM variants, and the optimizer names `optim.name` accepts.
+"""The built-in SAM variants: their math, as hooks into the SAM step, and their declarations.
 
 Each variant is a SAMVariant (strategy.py) registered under its `optim.name`; its parameters are
 the `optim.<key>` entries next to rho. The wrapper's step (optimizer.py) runs the hooks.
+names.py reads the registry for the config (`optim.name`, its keys) and the documentation.
 
 sam           SAM (Foret et al. 2021): step with g_s = g(w + eps), eps = rho g/||g||.
 asam          ASAM (Kwon et al. 2021): the ball scaled elementwise by |w|.
@@ -25,10 +26,10 @@ and msam with m = the batch size are SAM bitwise; every name at rho = 0 is the b
 bitwise (at rho_t = 0 g_s == g exactly, so the GSAM/LookSAM corrections are zero and skipped,
 and msam takes the unchunked step).
 
-Common keys (every variant; SAMFactory fields): rho_schedule, warmup_steps, rho_min,
-weight_decay_mode. Sharpness metrics (`<net>_sharpness`, `<net>_loss_perturbed`,
-`<net>_grad_norm`) are reported on the steps that measure them: every step, or every k-th for
-periodic_sam/looksam; msam reports the means over its chunks.
+Common keys (every variant; SAMFactory fields; names.COMMON_PARAMS): rho_schedule,
+warmup_steps, rho_min, weight_decay_mode. Sharpness metrics (`<net>_sharpness`,
+`<net>_loss_perturbed`, `<net>_grad_norm`) are reported on the steps that measure them: every
+step, or every k-th for periodic_sam/looksam; msam reports the means over its chunks.
 
 This module imports no torch (configs are checked without it): the hooks that compute import
 it when they first run.
@@ -36,8 +37,7 @@ it when they first run.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from samrl.sam.strategy import (
@@ -46,7 +46,6 @@ from samrl.sam.strategy import (
     SAMVariant,
     check_fraction,
     check_integer,
-    declared_by,
     fail,
     register_variant,
     variant_class,
@@ -57,21 +56,6 @@ if TYPE_CHECKING:
     import torch
 
     from samrl.sam.tape import RecordedCall
-
-#: The optim keys every SAM variant takes, declared like a variant's own parameters (their
-#: rules across keys are SAMFactory's `_check_common`); a variant's own parameters are its
-#: `params`. `samrl config keys` and the README table read both from here.
-COMMON_PARAMS = (
-    Param("rho_schedule", "constant, linear_warmup or lr_proportional", "constant"),
-    Param("warmup_steps", "linear_warmup: updates until rho is reached", 0),
-    Param("rho_min", "the schedule's smallest rho", 0.0),
-    Param(
-        "weight_decay_mode",
-        "decoupled (after the SAM gradient) or loss (inside the loss)",
-        "decoupled",
-    ),
-)
-COMMON_KEYS = tuple(p.name for p in COMMON_PARAMS)
 
 
 def _check_k(value: Any) -> None:
@@ -131,22 +115,19 @@ class LookSAM(PeriodicSAM):
         self.direction: list[torch.Tensor | None] | None = None
         self._unit: list[torch.Tensor | None] | None = None  # alpha g_v/||g_v||, cached
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
-        """SAM, storing g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g."""
+    def combine(
+        self, opt: SAMStepHost, params: list[torch.nn.Parameter], g: list[torch.Tensor], rho: float
+    ) -> None:
+        """Store g_v = g_s - (g.g_s/||g||^2) g, the part of g_s orthogonal to g; step with g_s."""
         from samrl.sam.perturbation import orthogonal_part
 
-        params = opt.params_with_grad()
-        # At rho = 0, g_s == g bitwise: no direction to reuse (and no copy of g needed).
-        g = [p.grad.detach().clone() for p in params] if rho > 0.0 else None  # type: ignore[union-attr]
-        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
         self._unit = None
-        if g is None:
+        if rho <= 0.0:  # g_s == g bitwise: no direction to reuse
             self.direction = None
-        else:
-            g_v = orthogonal_part([p.grad for p in params], g)  # type: ignore[misc]
-            by_param = {id(p): v for p, v in zip(params, g_v, strict=True)}
-            self.direction = [by_param.get(id(p)) for p in opt.parameters]
-        opt.report(call, loss_perturbed, grad_norm)
+            return
+        g_v = orthogonal_part([p.grad for p in params], g)  # type: ignore[misc]
+        by_param = {id(p): v for p, v in zip(params, g_v, strict=True)}
+        self.direction = [by_param.get(id(p)) for p in opt.parameters]
 
     def between(self, opt: SAMStepHost) -> None:
         """g + alpha ||g||/||g_v|| g_v."""
@@ -194,25 +175,22 @@ class GSAM(SAMVariant):
     params = (Param("alpha", "weight of the surrogate-gap correction", 0.1, _check_alpha),)
     alpha: float
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
+    def combine(
+        self, opt: SAMStepHost, params: list[torch.nn.Parameter], g: list[torch.Tensor], rho: float
+    ) -> None:
         """Descend the surrogate gap h = L(w+eps) - L(w) orthogonally to g_s, which leaves
         L(w+eps) unchanged to first order: g_s - alpha g_perp, g_perp = g - proj_g_s g
         (Zhuang et al. 2022, Alg. 1; the official gsam.py subtracts alpha * vertical)."""
         # At alpha = 0 or rho = 0 (g_s == g bitwise) the correction is exactly zero: skipped.
         if self.alpha <= 0.0 or rho <= 0.0:
-            super().sam_step(opt, call, rho)
             return
         import torch
 
         from samrl.sam.perturbation import orthogonal_part
 
-        params = opt.params_with_grad()
-        g = [p.grad.detach().clone() for p in params]  # type: ignore[union-attr]
-        loss_perturbed, grad_norm = opt.perturbed_gradient(call, params, rho)
         g_s = [p.grad for p in params]
         g_perp = orthogonal_part(g, g_s)  # type: ignore[arg-type]
         torch._foreach_add_(g_s, g_perp, alpha=-self.alpha)  # type: ignore[arg-type]
-        opt.report(call, loss_perturbed, grad_norm)
 
 
 @register_variant
@@ -230,88 +208,19 @@ class MSAM(SAMVariant):
             message = f"must divide the minibatch size {batch_size} (algo.params.batch_size)"
             raise fail("m", f"{message}, got {m}")
 
-    def sam_step(self, opt: SAMStepHost, call: RecordedCall, rho: float) -> None:
+    def chunks(self, call: RecordedCall, rho: float) -> list[RecordedCall]:
+        """Chunks of m rows, each perturbed along its own g_c (Foret et al.); the step uses the
+        mean of their g_s,c. At rho = 0 the unchunked call: the base optimizer bitwise."""
         from samrl.sam.chunks import split_call
 
-        if rho > 0.0:  # at rho = 0 the unchunked step: the base optimizer bitwise
-            chunks = split_call(call, self.m)
-            if len(chunks) > 1:
-                self._chunked_step(opt, chunks, rho)
-                return
-        super().sam_step(opt, call, rho)
-
-    @staticmethod
-    def _chunked_step(opt: SAMStepHost, chunks: list[RecordedCall], rho: float) -> None:
-        """Per chunk c, g_c at w, eps_c = rho g_c/||g_c|| (Foret et al.: each chunk perturbs
-        along its own gradient), g_s,c at w + eps_c; .grad = the mean over chunks."""
-        import torch
-
-        params = opt.params_with_grad()
-        zeros = [torch.zeros_like(p) for p in params]
-        total = [torch.zeros_like(p) for p in params]
-        losses, perturbed, norms = [], [], []
-        for chunk in chunks:
-            losses.append(opt.evaluate(chunk, params, zeros))  # g_c in .grad
-            opt.add_l2(params, None)
-            loss_perturbed, grad_norm = opt.perturbed_gradient(chunk, params, rho)
-            perturbed.append(loss_perturbed)
-            norms.append(grad_norm)
-            for t, p in zip(total, params, strict=True):
-                t.add_(p.grad)  # type: ignore[arg-type]
-        with torch.no_grad():
-            for p, t in zip(params, total, strict=True):
-                p.grad.copy_(t.div_(len(chunks)))  # type: ignore[union-attr]
-        opt.report(chunks[0], _mean(perturbed), _mean(norms), loss=_mean(losses))
-
-
-def _mean(values: list[torch.Tensor]) -> torch.Tensor:
-    import torch
-
-    return torch.stack(values).mean()
+        return split_call(call, self.m) if rho > 0.0 else [call]
 
 
 # ---------------------------------------------------------------------------------------------
-# optim.name: the registered variants and the names of the base optimizer alone.
+# The names result tables use (samrl/sam/names.py holds optim.name's meaning and its documentation).
 
 #: Names meaning "no SAM, the base optimizer (optim.base) alone".
 BASE_NAMES = ("base", "adam")
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerName:
-    sharpness_aware: bool  # False: plain base optimizer (probe allowed)
-    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)  # SAMFactory fields it sets
-    keys: tuple[str, ...] = ()  # the optim.<key> entries it accepts
-
-
-class _OptimizerNames(Mapping[str, OptimizerName]):
-    """optim.name -> OptimizerName, read from the variant registry (so a variant registered
-    later is a name at once)."""
-
-    def __getitem__(self, name: str) -> OptimizerName:
-        if name in BASE_NAMES:
-            return OptimizerName(sharpness_aware=False)
-        cls = variant_class(name)
-        keys = (*(p.name for p in cls.params), *COMMON_KEYS)
-        return OptimizerName(sharpness_aware=True, fixed={"variant": name}, keys=keys)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter((*BASE_NAMES, *variant_names()))
-
-    def __len__(self) -> int:
-        return len(BASE_NAMES) + len(variant_names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in BASE_NAMES or name in variant_names()
-
-
-OPTIMIZER_NAMES: Mapping[str, OptimizerName] = _OptimizerNames()
-
-
-def check_batch_size(optim: Mapping[str, Any], batch_size: int) -> None:
-    """The variant's rules on the configured minibatch size (msam: m divides it)."""
-    cls = variant_class(optim["name"])
-    cls.check_batch_size({p.name: optim.get(p.name, p.default) for p in cls.params}, batch_size)
 
 
 def display_name(name: str) -> str:
@@ -322,45 +231,3 @@ def display_name(name: str) -> str:
 def is_base(name: object) -> bool:
     """Whether an optim.name means the base optimizer alone (no SAM)."""
     return name in BASE_NAMES
-
-
-# ---------------------------------------------------------------------------------------------
-# Documentation, from the registry: `samrl config keys` and the README's tables.
-
-
-def names_doc() -> str:
-    """The meaning of optim.name."""
-    return f"base (no SAM; adam is its alias), {', '.join(variant_names())}"
-
-
-def param_docs() -> dict[str, str]:
-    """optim.<key> -> its meaning, for every variant parameter (`looksam: ... (0.7); gsam: ...`)
-    and then for the keys every variant takes."""
-    docs: dict[str, str] = {}
-    for key in dict.fromkeys(p.name for n in variant_names() for p in variant_class(n).params):
-        by_doc: dict[str, list[str]] = {}
-        for name in declared_by(key):
-            param = next(p for p in variant_class(name).params if p.name == key)
-            default = "" if param.default is None else f" (default {param.default})"
-            by_doc.setdefault(param.doc + default, []).append(name)
-        docs[f"optim.{key}"] = "; ".join(f"{'/'.join(n)}: {d}" for d, n in by_doc.items())
-    docs.update({f"optim.{p.name}": p.doc for p in COMMON_PARAMS})
-    return docs
-
-
-README_START = (
-    "<!-- sam-variants:start (generated from samrl/sam/variants.py: variants.markdown_table()) -->"
-)
-README_END = "<!-- sam-variants:end -->"
-
-
-def markdown_table() -> str:
-    """The README's table of SAM variants (between README_START and README_END)."""
-    lines = ["| `optim.name` | keys | what it does |", "|---|---|---|"]
-    for name in variant_names():
-        cls = variant_class(name)
-        keys = ", ".join(
-            f"`{p.name}`" + ("" if p.default is None else f" ({p.default})") for p in cls.params
-        )
-        lines.append(f"| `{name}` | {keys or '–'} | {cls.summary} |")
-    return "\n".join(lines)

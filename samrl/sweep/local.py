@@ -118,18 +118,7 @@ def run_local(
         while pending or running:
             while pending and len(running) < n_jobs:
                 job = pending.pop(0)
-                job.log_file.parent.mkdir(parents=True, exist_ok=True)
-                result_file(job).unlink(missing_ok=True)  # a result of an earlier attempt
-                with job.log_file.open("ab") as log:
-                    process = subprocess.Popen(
-                        command(job),
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        start_new_session=True,
-                        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-                    )
+                process = _start(job, command(job), env)
                 running[process] = job
                 started[process] = time.monotonic()
                 monitor.started(job.run_id)
@@ -154,6 +143,23 @@ def run_local(
         stop(list(running))
         raise
     return outcomes
+
+
+def _start(job: Job, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """One run's worker in a session of its own (so a stop reaches its children), its output
+    appended to the run's log; a result file of an earlier attempt is removed first."""
+    job.log_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file(job).unlink(missing_ok=True)
+    with job.log_file.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
 
 
 def timed_out(job: Job, timeout_s: float) -> Outcome:
