@@ -206,85 +206,99 @@ def train_behaviour_policies(
     manifest_path = directory / "policies.json"
     if manifest_path.exists():
         return BehaviourPolicies(directory, json.loads(manifest_path.read_text()))
-
-    import d3rlpy  # heavy import, only when training
-
-    checkpoint_dir = directory / "checkpoints"
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    interval, eval_episodes = _checkpoint_schedule(policy_steps)
-    n_segments = -(-policy_steps // interval)
-    random_steps = min(10_000, policy_steps // 10)
-    resume = _ResumeState(directory / "resume")
-    env = _StepLogger(gym.make(env_id))
-    sac = _sac_config(d3rlpy).create(device="cpu:0")
-    buffer = d3rlpy.dataset.create_fifo_replay_buffer(limit=max(policy_steps, 1000), env=env)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    if resume.segments_done:
-        sac.build_with_env(env)
-        resume.restore(sac, env, buffer)
-    else:
-        d3rlpy.seed(seed)
-    checkpoints = resume.checkpoints
-
+    training = _SegmentedTraining(env_name, env_id, seed, policy_steps, directory)
     # d3rlpy's own bar counts epochs without saying what is trained; this one says it and
     # shows the remaining time of the whole training.
-    bar = step_bar(
-        policy_steps,
-        f"training the SAC behaviour policy for {env_name} (medium/expert levels)",
-        "step",
-        progress,
-    )
-    bar.update(min(policy_steps, resume.segments_done * interval))
-    with _single_torch_thread():
-        for segment in range(resume.segments_done, n_segments):
-            offset = segment * interval
-            length = min(interval, policy_steps - offset)
-
-            def checkpoint(
-                algo: Any, epoch: int, step_in_segment: int, offset: int = offset
-            ) -> None:
-                total_step = offset + step_in_segment
-                bar.update(total_step - bar.n)
-                first = not checkpoints
-                if first or total_step % interval == 0 or total_step == policy_steps:
-                    # The first call comes before any update: the randomly initialised policy.
-                    step = 0 if first else total_step
-                    path = checkpoint_dir / f"sac_{step}.d3"
-                    algo.save(str(path))
-                    score = evaluate_policy(algo, env_id, eval_episodes, seed=10_000 + seed)
-                    checkpoints.append({"step": step, "path": path.name, "return": score})
-
-            sac.fit_online(
-                env,
-                buffer=buffer,
-                n_steps=length,
-                n_steps_per_epoch=length,
-                # fit_online counts steps from 1 in every call: the thresholds move with it
-                random_steps=max(0, random_steps - offset),
-                update_start_step=max(0, random_steps - offset),
-                logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-                show_progress=False,
-                callback=checkpoint,
-            )
-            resume.save(segment, env.end_segment(), sac, env)
-    bar.close()
-    levels = _levels(checkpoints)
-    for level, chosen in levels.items():
-        # copied, not moved: one checkpoint may serve two levels in a very short training
-        shutil.copyfile(checkpoint_dir / chosen["path"], directory / f"{level}.d3")
-    about = {"env_id": env_id, "seed": seed, "policy_steps": policy_steps}
-    write_d4rl_hdf5(directory / "training_log.hdf5", env.transitions(), about)
-    manifest = {
-        **about,
-        "algorithm": "d3rlpy SAC (online)",
-        "generator_version": GENERATOR_VERSION,
-        "checkpoints": checkpoints,
-        **levels,
-    }
+    description = f"training the SAC behaviour policy for {env_name} (medium/expert levels)"
+    with step_bar(policy_steps, description, "step", progress) as bar:
+        training.run(bar)
+    manifest = training.finish()
     _write_atomic(manifest_path, json.dumps(manifest, indent=2))  # last: training finished
-    shutil.rmtree(resume.directory, ignore_errors=True)
+    shutil.rmtree(training.resume.directory, ignore_errors=True)
     return BehaviourPolicies(directory, manifest)
+
+
+class _SegmentedTraining:
+    """One behaviour-policy training: built or restored from its last segment (`__init__`),
+    run segment by segment (`run`), then its levels chosen and its log written (`finish`)."""
+
+    def __init__(
+        self, env_name: str, env_id: str, seed: int, policy_steps: int, directory: pathlib.Path
+    ):
+        import d3rlpy  # heavy import, only when training
+
+        self.d3rlpy, self.env_id, self.seed, self.policy_steps = d3rlpy, env_id, seed, policy_steps
+        self.directory = directory
+        self.checkpoint_dir = directory / "checkpoints"
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.interval, self.eval_episodes = _checkpoint_schedule(policy_steps)
+        self.random_steps = min(10_000, policy_steps // 10)
+        self.resume = _ResumeState(directory / "resume")
+        self.env = _StepLogger(gym.make(env_id))
+        self.sac = _sac_config(d3rlpy).create(device="cpu:0")
+        limit = max(policy_steps, 1000)
+        self.buffer = d3rlpy.dataset.create_fifo_replay_buffer(limit=limit, env=self.env)
+        self.env.reset(seed=seed)
+        self.env.action_space.seed(seed)
+        if self.resume.segments_done:
+            self.sac.build_with_env(self.env)
+            self.resume.restore(self.sac, self.env, self.buffer)
+        else:
+            d3rlpy.seed(seed)
+        self.checkpoints = self.resume.checkpoints
+
+    def run(self, bar: Any) -> None:
+        bar.update(min(self.policy_steps, self.resume.segments_done * self.interval))
+        n_segments = -(-self.policy_steps // self.interval)
+        with _single_torch_thread():
+            for segment in range(self.resume.segments_done, n_segments):
+                offset = segment * self.interval
+                length = min(self.interval, self.policy_steps - offset)
+
+                def callback(algo: Any, epoch: int, step: int, offset: int = offset) -> None:
+                    bar.update(offset + step - bar.n)
+                    self._checkpoint(algo, offset + step)
+
+                self.sac.fit_online(
+                    self.env,
+                    buffer=self.buffer,
+                    n_steps=length,
+                    n_steps_per_epoch=length,
+                    # fit_online counts steps from 1 in every call: the thresholds move with it
+                    random_steps=max(0, self.random_steps - offset),
+                    update_start_step=max(0, self.random_steps - offset),
+                    logger_adapter=self.d3rlpy.logging.NoopAdapterFactory(),
+                    show_progress=False,
+                    callback=callback,
+                )
+                self.resume.save(segment, self.env.end_segment(), self.sac, self.env)
+
+    def _checkpoint(self, algo: Any, total_step: int) -> None:
+        """Saves and evaluates the policy at each checkpoint step; the first call comes before
+        any update: the randomly initialised policy."""
+        first = not self.checkpoints
+        if first or total_step % self.interval == 0 or total_step == self.policy_steps:
+            step = 0 if first else total_step
+            path = self.checkpoint_dir / f"sac_{step}.d3"
+            algo.save(str(path))
+            score = evaluate_policy(algo, self.env_id, self.eval_episodes, seed=10_000 + self.seed)
+            self.checkpoints.append({"step": step, "path": path.name, "return": score})
+
+    def finish(self) -> dict[str, Any]:
+        """The levels copied out of the checkpoints, the training log written; the manifest."""
+        levels = _levels(self.checkpoints)
+        for level, chosen in levels.items():
+            # copied, not moved: one checkpoint may serve two levels in a very short training
+            shutil.copyfile(self.checkpoint_dir / chosen["path"], self.directory / f"{level}.d3")
+        about = {"env_id": self.env_id, "seed": self.seed, "policy_steps": self.policy_steps}
+        write_d4rl_hdf5(self.directory / "training_log.hdf5", self.env.transitions(), about)
+        return {
+            **about,
+            "algorithm": "d3rlpy SAC (online)",
+            "generator_version": GENERATOR_VERSION,
+            "checkpoints": self.checkpoints,
+            **levels,
+        }
 
 
 def _write_atomic(path: pathlib.Path, text: str) -> None:
