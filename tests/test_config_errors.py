@@ -250,10 +250,14 @@ def test_missing_user_dataset_names_the_expected_path(
     assert code == 2 and "dataset.name" in err and str(tmp_path / "d4rl") in err
 
 
-def test_mujoco_builtin_must_be_generated_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    code, err = dry_run(tmp_path, capsys, with_change("dataset.name", "hopper-medium"))
-    assert code == 2 and "dataset.name: hopper-medium" in err
-    assert "samrl data make hopper-medium --size 500 --seed 0" in err.replace("`", "")
+def test_mujoco_builtin_that_trains_sac_must_be_generated_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """medium-replay is SAC's own training data (not shipped): an explicit, hours-long make."""
+    code, err = dry_run(tmp_path, capsys, with_change("dataset.name", "hopper-medium-replay"))
+    assert code == 2 and "dataset.name: hopper-medium-replay" in err
+    assert "samrl data make hopper-medium-replay --size 500 --seed 0" in err.replace("`", "")
+    assert "--policy-steps 100000" in err
 
 
 # ---------------------------------------------------------------- the run directory and files

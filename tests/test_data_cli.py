@@ -7,7 +7,6 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
-from samrl.data import mujoco
 from samrl.data_cli import data_group
 from samrl.errors import DatasetError
 
@@ -99,22 +98,23 @@ def test_info_lists_every_cached_size_and_seed(cache: pathlib.Path) -> None:
 
 
 def test_make_random_mujoco_trains_nothing(cache: pathlib.Path) -> None:
-    """D4RL's random level is a randomly initialised policy: no SAC training at all."""
+    """D4RL's random level is a randomly initialised policy: samrl ships the one its behaviour
+    training started from, so nothing is trained or initialised here."""
     made = CliRunner().invoke(data_group, ["make", "hopper-random", "--size", "300"])
     assert made.exit_code == 0, made.output
-    assert "collecting hopper-random with a randomly initialised policy" in made.stderr
+    assert "collecting hopper-random with the shipped random policy" in made.stderr
     assert "training" not in made.stderr
-    policies = sorted(p.name for p in (cache / "policies").iterdir())
-    assert policies == [f"hopper_random_s0_g{mujoco.GENERATOR_VERSION}.d3"]  # no SAC training
+    assert not (cache / "policies").exists()  # no SAC trained or built here
     info = CliRunner().invoke(data_group, ["info", "hopper-random"])
-    assert "randomly initialised SAC policy (no training)" in info.output
+    assert "samrl's shipped SAC policies (hopper_random.npz)" in info.output
     assert "300/s0" in info.output
 
 
-def test_config_accepts_ungenerated_random_mujoco_only(
+def test_config_accepts_ungenerated_mujoco_only_where_nothing_is_trained(
     cache: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    """The random level is generated on first use (no training); trained levels need make."""
+    """Datasets rolled out from shipped policies are generated on first use (minutes);
+    medium-replay, which trains SAC here (hours), needs an explicit `samrl data make`."""
     import yaml
 
     from samrl.config import load_config
@@ -130,8 +130,9 @@ def test_config_accepts_ungenerated_random_mujoco_only(
         return str(path)
 
     load_config(config("hopper-random"))
-    with pytest.raises(ConfigError, match="samrl data make hopper-medium --size 300"):
-        load_config(config("hopper-medium"))
+    load_config(config("hopper-medium"))
+    with pytest.raises(ConfigError, match="samrl data make hopper-medium-replay --size 300"):
+        load_config(config("hopper-medium-replay"))
 
 
 def test_info_return_statistics_match_the_hdf5(cache: pathlib.Path) -> None:
