@@ -283,3 +283,20 @@ def test_the_seed_tables_iql_and_cql_cells_are_the_studys_rho_005_runs(tmp_path:
     }
     assert len(seed_hashes) == 2 * 4 * 5
     assert seed_hashes == study_hashes
+
+
+def test_run_ids_leave_out_a_dataset_pin(tmp_path: Path) -> None:
+    """Each dataset of a grid pinned by its sha256: the name already says which file it is, so
+    the pin is no axis of the run id."""
+    merged, grids = check_grids(
+        [
+            {"dataset.name": ["pendulum-random"], "dataset.sha256": ["a" * 64]},
+            {"dataset.name": ["pendulum-medium"], "dataset.sha256": ["b" * 64]},
+        ]
+    )
+    plans = expand(spec(tmp_path, grid=merged, grids=grids, seeds=[0]))
+    assert [p.run_id for p in plans] == [
+        "td3_plus_bc_pendulum-random_sam-rho0.05_s0",
+        "td3_plus_bc_pendulum-medium_sam-rho0.05_s0",
+    ]
+    assert [p.config.dataset.sha256 for p in plans] == ["a" * 64, "b" * 64]

@@ -47,6 +47,9 @@ SWEEP_KEYS = (
 RESERVED_KEYS = ("train.seed", "name", "output", "sweep")
 #: Keys already spelled out by samrl's default run_id (`<algo>_<dataset>_<optim>[-rho]_s<seed>`).
 RUN_ID_KEYS = ("algo.name", "dataset.name", "optim.name", "optim.rho")
+#: Grid keys a run id leaves out unless ids would collide: a dataset's pin names the file that
+#: dataset.name already names (a sweep pins each dataset of its grid this way).
+UNNAMED_KEYS = ("dataset.sha256",)
 # No source here: load_sweep_file and the sweep CLI add the file or flag.
 _CHECK = Checker()
 
@@ -389,7 +392,8 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             extra = [
                 k
                 for k in point
-                if (k not in RUN_ID_KEYS and k in axes) or (k == "optim.rho" and not sam)
+                if (k not in (*RUN_ID_KEYS, *UNNAMED_KEYS) and k in axes)
+                or (k == "optim.rho" and not sam)
             ]
             short = "_".join([stem, *(_token(k, point[k], labels) for k in extra)])
             full = "_".join([stem, *(_token(k, point[k], labels) for k in point)])
