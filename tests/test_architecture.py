@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from helpers.imports import runtime_imports
+
 ROOT = Path(__file__).resolve().parents[1] / "samrl"
 
 #: Imported by anything: the root modules every package uses. They import only each other.
@@ -59,28 +61,12 @@ def _module(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    typing_only: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only |= {id(n) for child in node.body for n in ast.walk(child)}
     module = _module(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            names = [f"{base}.{a.name}" for a in node.names] if base == "samrl" else [base]
-        else:
-            continue
-        found |= {n for n in names if n == "samrl" or n.startswith("samrl.")}
+    for base, names in runtime_imports(path, package):
+        targets = [f"{base}.{n}" for n in names] if base == "samrl" and names else [base]
+        found |= {t for t in targets if t == "samrl" or t.startswith("samrl.")}
     return found
 
 

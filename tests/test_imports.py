@@ -3,7 +3,6 @@ samrl's modules import each other without cycles."""
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
+from helpers.imports import runtime_imports
 
 from samrl.cli import SUBSYSTEM_COMMANDS, cli
 
@@ -61,29 +61,11 @@ def test_every_lazy_command_resolves(name: str) -> None:
 
 def _runtime_imports(path: Path, module: str, modules: set[str]) -> set[str]:
     """samrl modules `module` imports at run time (anywhere, not under `if TYPE_CHECKING`)."""
-    tree = ast.parse(path.read_text())
-    typing_only: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only |= {id(n) for child in node.body for n in ast.walk(child)}
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            names = [
-                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
-            ]
-        else:
-            continue
-        found |= {n for n in names if n in modules and n != module}
+    for base, names in runtime_imports(path, package):
+        targets = [f"{base}.{n}" if f"{base}.{n}" in modules else base for n in names] or [base]
+        found |= {t for t in targets if t in modules and t != module}
     return found
 
 
