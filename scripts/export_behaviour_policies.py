@@ -11,11 +11,11 @@ came from with its evaluated return, and the training's whole learning curve.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 
 import d3rlpy
+from train_behaviour_policies import parse_args  # scripts/ beside this file
 
 from samrl.data import actor, mujoco
 from samrl.data.builtin import BUILTINS, dataset_cache_dir
@@ -24,11 +24,7 @@ LEVELS = ("random", "medium", "expert")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("families", nargs="+", choices=["hopper", "halfcheetah", "walker2d"])
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(__doc__.splitlines()[0])
     manifest = actor.shipped_manifest() or {"policies": {}}
     manifest.update(
         policy_steps=args.steps,

@@ -16,12 +16,18 @@ from samrl.data import mujoco
 from samrl.data.builtin import BUILTINS, dataset_cache_dir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str) -> argparse.Namespace:
+    """The families, SAC steps and seed of a behaviour-policy training (shared with the export
+    script, which must name the same training)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("families", nargs="+", choices=["hopper", "halfcheetah", "walker2d"])
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
     for family in args.families:
         builtin = BUILTINS[f"{family}-medium"]
         policies = mujoco.train_behaviour_policies(
