@@ -186,9 +186,18 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=150, help="updates in the short runs")
     parser.add_argument("--size", type=int, default=100_000, help="transitions in the data")
     parser.add_argument("--busy", action="store_true", help="one busy training beside")
+    parser.add_argument(
+        "--beside",
+        default="",
+        help="a busy process you started yourself (its description is printed; nothing is "
+        "started), e.g. a behaviour-policy training: the --busy measurement without the "
+        "cost of a stand-in",
+    )
     args = parser.parse_args()
     if args.long <= args.short:
         parser.error("--long must exceed --short")
+    if args.busy and args.beside:
+        parser.error("--busy starts a busy process; --beside names one already running: not both")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = folder / "hopper_shaped.hdf5"
@@ -198,7 +207,8 @@ def main() -> None:
             print(
                 f"{args.size} Hopper-shaped transitions, batch {BATCH}, d3rlpy's default "
                 f"(256-256) networks, {args.long} vs {args.short} updates per process, "
-                f"{args.rounds} interleaved rounds, busy process beside: {args.busy}; "
+                f"{args.rounds} interleaved rounds, busy process beside: "
+                f"{args.beside or ('a TD3+BC samrl train' if args.busy else 'none')}; "
                 f"load average before: {load_average()}\n",
                 flush=True,
             )
