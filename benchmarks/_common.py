@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -116,16 +117,18 @@ def write_d4rl_file(path: Path, n: int, obs_dim: int, act_dim: int, seed: int = 
 def run_child(command: Sequence[str], cwd: Path | None = None) -> tuple[float, float]:
     """(peak RSS in MB, wall seconds from spawn to exit) of one child process; SystemExit with
     the end of its stderr if it fails."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        err = process.stderr.read().decode() if process.stderr else ""
-        raise SystemExit(f"{' '.join(command[:4])} failed: {err[-2000:]}")
+    # stderr goes to a file, not a pipe: nobody reads a pipe while wait4 waits, and a child that
+    # writes more than the pipe holds (a progress bar redrawn for minutes) would block forever
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            err = stderr.read().decode(errors="replace")
+            raise SystemExit(f"{' '.join(command[:4])} failed: {err[-2000:]}")
     return usage.ru_maxrss / 1024, wall  # ru_maxrss is in KiB on Linux
 
 
