@@ -26,11 +26,13 @@ LEVELS = ("random", "medium", "expert")
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     manifest = actor.shipped_manifest() or {"policies": {}}
-    manifest.update(
-        policy_steps=args.steps,
-        seed=args.seed,
-        trained_with=f"d3rlpy {d3rlpy.__version__} SAC (samrl.data.mujoco, generator "
-        f"{mujoco.GENERATOR_VERSION}), 1 torch thread, {platform.machine()}",
+    # each family names its own training (seed, steps): a family whose first seed did not learn
+    # is trained again with another seed without touching the others
+    for stale in ("policy_steps", "seed"):
+        manifest.pop(stale, None)
+    manifest["trained_with"] = (
+        f"d3rlpy {d3rlpy.__version__} SAC (samrl.data.mujoco, generator "
+        f"{mujoco.GENERATOR_VERSION}), 1 torch thread, {platform.machine()}"
     )
     actor.SHIPPED_DIR.mkdir(exist_ok=True)
     for family in args.families:
@@ -50,6 +52,8 @@ def main() -> None:
         manifest["policies"][family] = {
             **entries,
             "env_id": BUILTINS[f"{family}-medium"].env_id,
+            "seed": args.seed,
+            "policy_steps": args.steps,
             "learning_curve": [[c["step"], c["return"]] for c in trained["checkpoints"]],
         }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"

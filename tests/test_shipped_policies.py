@@ -18,7 +18,7 @@ from samrl.data_cli import data_group
 
 SHIPPED_FAMILIES = ("hopper", "halfcheetah")
 #: sha256 of `samrl data make hopper-medium --size 3000 --seed 0` (the shipped medium policy).
-HOPPER_MEDIUM_3000 = "31e0ccd328a8e870751ee97f85a54aa04d4f866a4ea79df1e0039a1869ea7ced"
+HOPPER_MEDIUM_3000 = "ef6da890ad40e35f89ba1226068a04f7c401dddaa7241735294fb5e27011aca9"
 
 
 @pytest.mark.parametrize("family", SHIPPED_FAMILIES)

@@ -213,7 +213,7 @@ def _generate_shipped(
     files = ", ".join(entry["file"] for entry in shipped.values())
     extra = _returns_metadata(np.asarray(returns), f"samrl's shipped SAC policies ({files})")
     extra["behaviour_policies"] = {level: dict(entry) for level, entry in shipped.items()}
-    extra["policy_steps"] = actor.shipped_manifest()["policy_steps"]
+    extra["policy_steps"] = actor.shipped_manifest()["policies"][builtin.family]["policy_steps"]
     return concatenate(parts), extra
 
 
