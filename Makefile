@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: mujoco-policies mujoco-pilot install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption selection selection-smoke clean
+.PHONY: mujoco-policies mujoco-pilot mujoco mujoco-corruption install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption selection selection-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -110,6 +110,20 @@ mujoco-policies: install   ## hopper's seed 0 did not learn in 100k steps; seed 
 mujoco-pilot: install   ## 8 Adam runs x 40k updates (TD3+BC, IQL x hopper-, halfcheetah-medium x seeds 100, 101)
 	-$(BIN)/samrl sweep configs/sweeps/mujoco_pilot.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl report results/mujoco-pilot
+
+# The MuJoCo study (issue 30): TD3+BC, IQL x halfcheetah-, hopper-medium x Adam / SAM on the
+# critic / SAM on the actor (rho 0.05) x 5 seeds = 60 runs of 30k updates (the pilot's budget).
+mujoco: install   ## 60 runs x 30k updates (256-256 networks, batch 256) at 2 jobs
+	-$(BIN)/samrl sweep configs/sweeps/mujoco_study.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl seed-table results/mujoco
+	$(BIN)/samrl report results/mujoco
+
+# The published corruption claim on MuJoCo: IQL, Adam / SAM on the critic, halfcheetah-medium
+# with 30% of observations corrupted (rate 0.3, scale 1.0), 5 seeds; clean cells from the study.
+mujoco-corruption: install   ## 10 runs x 30k updates; run `make mujoco` first
+	-$(BIN)/samrl sweep configs/sweeps/mujoco_corruption.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl corruption-table results/mujoco-corruption --also results/mujoco
+	$(BIN)/samrl report results/mujoco-corruption
 
 reproduce-mujoco: install   ## 135 runs x 100k steps: ~340 CPU-core-hours (estimate) as a Slurm job array
 	BIN=$(BIN) scripts/reproduce.sh configs/sweeps/mujoco.yaml runs/sweeps/mujoco $(SWEEP_ARGS)
