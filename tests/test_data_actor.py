@@ -80,7 +80,7 @@ def shipped_untrained(
         path = folder / f"hopper_{level}.npz"
         sha = actor.save_actor(actor.Actor.from_algo(sac), path)
         entries[level] = {"file": path.name, "sha256": sha, "checkpoint_step": 0}
-    manifest = {"policy_steps": 123, "policies": {"hopper": entries}}
+    manifest = {"policies": {"hopper": {**entries, "seed": 0, "policy_steps": 123}}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setattr(actor, "SHIPPED_DIR", folder)
     monkeypatch.setattr(actor, "MANIFEST", folder / "manifest.json")
