@@ -107,9 +107,11 @@ mujoco-policies: install   ## hopper's seed 0 did not learn in 100k steps; seed 
 	$(BIN)/python scripts/export_behaviour_policies.py halfcheetah --steps 100000 --seed 0
 	$(BIN)/python scripts/export_behaviour_policies.py hopper --steps 100000 --seed 1
 
-mujoco-pilot: install   ## 8 Adam runs x 40k updates (TD3+BC, IQL x hopper-, halfcheetah-medium x seeds 100, 101)
+mujoco-pilot: install   ## 8 + 4 Adam runs x 40k updates (TD3+BC, IQL x hopper-, halfcheetah-medium x seeds 100, 101; then IQL with scaled rewards)
 	-$(BIN)/samrl sweep configs/sweeps/mujoco_pilot.yaml --jobs $(JOBS) $(SWEEP_ARGS)
 	$(BIN)/samrl report results/mujoco-pilot
+	-$(BIN)/samrl sweep configs/sweeps/mujoco_pilot_iql.yaml --jobs $(JOBS) $(SWEEP_ARGS)
+	$(BIN)/samrl report results/mujoco-pilot-iql
 
 # The MuJoCo study (issue 30): TD3+BC, IQL x halfcheetah-, hopper-medium x Adam / SAM on the
 # critic / SAM on the actor (rho 0.05) x 5 seeds = 60 runs of 30k updates (the pilot's budget).

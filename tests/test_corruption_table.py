@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,33 @@ def test_tally_counts_claims_and_says_the_directions_of_the_rest() -> None:
     assert f"all 4 compared rows: 1 {AGREES}, 2 {DISAGREES}, 1 {INDISTINGUISHABLE}" in text
     # every row a claim: the directions are not said twice
     assert "directions only" not in tally_text(cells.assign(claim=True))
+
+
+def test_clean_cells_borrowed_from_another_sweep_are_the_ones_run_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The clean runs in a study, the corrupted ones in a corruption sweep: `--also` gives the
+    table of the one sweep that holds both, byte for byte, and says where the clean cell came
+    from; a clean run trained otherwise is refused in one line."""
+    whole = _write_sweep(tmp_path / "whole")
+    code, _out, err = run_cli(["corruption-table", str(whole), "--n-boot", str(N_BOOT)], capsys)
+    assert code == 0, err
+    study, corrupted = tmp_path / "study", tmp_path / "corrupted"
+    for run in sorted(p for p in whole.iterdir() if (p / "config.yaml").is_file()):
+        clean = "_None_" in run.name
+        shutil.copytree(run, (study if clean else corrupted) / run.name)
+    args = ["corruption-table", str(corrupted), "--also", str(study), "--n-boot", str(N_BOOT)]
+    code, _out, err = run_cli(args, capsys)
+    assert code == 0, err
+    name = "corruption_table.csv"
+    assert (corrupted / name).read_bytes() == (whole / name).read_bytes()
+    notes = (corrupted / "corruption_table.md").read_text()
+    assert f"- IQL on clean pendulum-medium: 8 runs from {study}" in notes
+
+    config_file = study / "iql_None_adam_s0" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["train"]["n_steps"] += 1
+    config_file.write_text(yaml.safe_dump(config))
+    code, _out, err = run_cli(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "iql_None_adam_s0" in err and "train.n_steps" in err

@@ -150,11 +150,22 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
 Example:
   samrl sweep configs/sweeps/corruption.yaml       # runs into results/corruption
   samrl corruption-table results/corruption --n-boot 5000
-  # -> results/corruption/corruption_table.{md,csv} and plots/corruption_table.png (+ .pdf)""",
+  # -> results/corruption/corruption_table.{md,csv} and plots/corruption_table.png (+ .pdf)
+  samrl corruption-table results/mujoco-corruption --also results/mujoco
+  #    the clean IQL cells from the MuJoCo study's runs""",
 )
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--also",
+    "also",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Another sweep whose clean-data runs fill the clean cells SWEEP_DIR lacks, for its "
+    "algorithms, datasets and SAM settings, when trained the same way (repeatable; the table "
+    "says which cells came from where).",
+)
 @bootstrap_options
-def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
+def corruption_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: int) -> None:
     """SAM vs Adam on clean and corrupted data, beside the one published claim (arXiv
     2511.17568): per data condition and algorithm, the final normalized score's IQM [95% CI]
     for Adam and SAM, SAM − Adam [95% CI], P(SAM > Adam) [95% CI], the paper's scores and
@@ -167,13 +178,19 @@ def corruption_table_cmd(sweep_dir: Path, n_boot: int, seed: int) -> None:
     """
     from samrl.results.comparison import tally_text
     from samrl.results.corruption_plot import build_corruption_figure
-    from samrl.results.corruption_table import compute_corruption_table, write_corruption_table
+    from samrl.results.corruption_table import (
+        borrow_clean,
+        compute_corruption_table,
+        write_corruption_table,
+    )
     from samrl.results.plots import save
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
-    cells = compute_corruption_table(tables, sweep_dir, n_boot=n_boot, seed=seed)
+    others = [(d, compute_sweep_tables(d, n_boot=n_boot, seed=seed)) for d in also]
+    combined, borrowed = borrow_clean(tables, sweep_dir, others)
+    cells = compute_corruption_table(combined, sweep_dir, n_boot=n_boot, seed=seed)
     write_sweep_tables(sweep_dir, tables)
-    written = write_corruption_table(cells, tables.baselines, sweep_dir, n_boot)
+    written = write_corruption_table(cells, combined.baselines, sweep_dir, n_boot, borrowed)
     figure = save(build_corruption_figure(cells), sweep_dir / "plots" / CORRUPTION_TABLE_PLOT)
     click.echo(
         f"wrote {', '.join(str(p) for p in written)} and {figure} (+ .pdf): "

@@ -26,6 +26,8 @@ SAM setting), over completed runs:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,84 @@ def _runs(tables: SweepTables, sweep_dir: Path) -> pd.DataFrame:
         for c in configs
     ]
     return done
+
+
+#: What a clean run borrowed from another sweep must share with this sweep's runs of the same
+#: algorithm, so the two sides of a row differ only by the corruption (and the seeds' draws).
+SHARED_KEYS = (
+    "algo",
+    "dataset.name",
+    "dataset.size",
+    "dataset.sha256",
+    "dataset.test_fraction",
+    "train.n_steps",
+    "train.n_steps_per_epoch",
+    "train.eval_episodes",
+    "optim.probe",
+)
+
+
+def _mismatch(theirs: dict[str, Any], ours: dict[str, Any]) -> str | None:
+    """The first SHARED_KEYS entry two run configs disagree on, as "key: a != b"."""
+    for key in SHARED_KEYS:
+        mine, other = get_path(ours, key), get_path(theirs, key)
+        if key == "dataset.name" or mine == other:
+            continue
+        return f"{key}: {other!r} != {mine!r}"
+    return None
+
+
+def borrow_clean(
+    tables: SweepTables, sweep_dir: Path, others: Sequence[tuple[Path, SweepTables]]
+) -> tuple[SweepTables, list[str]]:
+    """`tables` plus, from each (directory, tables) of another sweep, the clean-data runs of
+    every (algorithm, dataset) that `tables` holds only corrupted runs of, Adam and the SAM
+    settings this sweep ran, with their clean Adam levels; and one line per borrowed cell.
+
+    A clean cell that a study already trained need not be trained again (the MuJoCo corruption
+    sweep takes IQL's clean cells from the MuJoCo study this way), but only when it was trained
+    the same way: a borrowed run whose SHARED_KEYS differ from this sweep's is refused. The
+    borrowed runs' run_dir is made absolute, so the table reads them where they are."""
+    own = _runs(tables, sweep_dir)
+    summary, levels = tables.summary, tables.baselines
+    notes = []
+    for other_dir, other in others:
+        have = set(zip(own["algo.name"], own["dataset.name"], own["condition"], strict=True))
+        theirs = _runs(other, other_dir)
+        wanted = [
+            condition == CLEAN
+            and (algo, dataset, CLEAN) not in have
+            and (algo, dataset) in {(a, d) for a, d, _ in have}
+            and setting in set(own["sam"])
+            for algo, dataset, condition, setting in zip(
+                theirs["algo.name"],
+                theirs["dataset.name"],
+                theirs["condition"],
+                theirs["sam"],
+                strict=True,
+            )
+        ]
+        taken = theirs[pd.Series(wanted, index=theirs.index)]
+        for (algo, dataset), runs in taken.groupby(["algo.name", "dataset.name"], sort=False):
+            mine = own[(own["algo.name"] == algo) & (own["dataset.name"] == dataset)]
+            ours = read_config(run_path(sweep_dir, mine["run_dir"].iloc[0]))
+            for run_dir in runs["run_dir"]:
+                differs = _mismatch(read_config(run_path(other_dir, run_dir)), ours)
+                if differs:
+                    raise RunError(
+                        f"{other_dir}: {run_dir} was not trained as {sweep_dir}'s {algo} runs "
+                        f"({differs}); its clean cell cannot be borrowed"
+                    )
+            notes.append(f"{algo_name(algo)} on clean {dataset}: {len(runs)} runs from {other_dir}")
+            theirs_level = other.baselines
+            theirs_level = theirs_level[
+                (theirs_level["algo.name"] == algo) & (theirs_level["dataset.name"] == dataset)
+            ]
+            levels = pd.concat([levels, theirs_level], ignore_index=True)
+        borrowed = other.summary.loc[taken.index].copy()
+        borrowed["run_dir"] = [str(run_path(other_dir, r).resolve()) for r in borrowed["run_dir"]]
+        summary = pd.concat([summary, borrowed], ignore_index=True)
+    return replace(tables, summary=summary, baselines=levels), notes
 
 
 def _order(values: pd.Series, first: tuple[str, ...]) -> list[str]:
@@ -251,7 +331,9 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
-def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
+def markdown(
+    cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int, borrowed: Sequence[str] = ()
+) -> str:
 
     radii = cells["probe_rho"].dropna().unique() if "probe_rho" in cells else []
     probe = f"rho {radii[0]:g}" if len(radii) else "the fixed radius"
@@ -291,14 +373,21 @@ def markdown(cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int) -> str:
         f"{comparison.tally_text(cells)}.",
         "",
     ]
+    if borrowed:
+        lines += ["## Rows from other sweeps", "", *(f"- {line}" for line in borrowed), ""]
     return "\n".join(lines)
 
 
 def write_corruption_table(
-    cells: pd.DataFrame, levels: pd.DataFrame, out_dir: Path, n_boot: int
+    cells: pd.DataFrame,
+    levels: pd.DataFrame,
+    out_dir: Path,
+    n_boot: int,
+    borrowed: Sequence[str] = (),
 ) -> list[Path]:
-    """corruption_table.csv and .md in `out_dir`, each written atomically."""
+    """corruption_table.csv and .md in `out_dir`, each written atomically (`borrowed`: the
+    lines of borrow_clean, listed in the .md)."""
     csv_path, md_path = (Path(out_dir) / name for name in CORRUPTION_TABLE_FILES)
     write_csv_atomic(cells, csv_path)
-    atomic_write(md_path, markdown(cells, levels, n_boot))
+    atomic_write(md_path, markdown(cells, levels, n_boot, borrowed))
     return [csv_path, md_path]

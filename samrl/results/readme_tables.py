@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from samrl.results.baselines import bar_of
 from samrl.results.comparison import DEPENDS, HOLDS, NONE, tally_text
+from samrl.results.headline import headline_score
 from samrl.results.paper import algo_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,6 +329,50 @@ def corruption_claims(root: Path) -> str:
     return claims_table(_csv(root, "corruption", "corruption_table.csv"), _corruption_label)
 
 
+# --------------------------------------------------------------------------- MuJoCo pilot
+
+#: The MuJoCo pilot's sweeps: d3rlpy's defaults, then IQL with its rewards scaled.
+MUJOCO_PILOTS = {"mujoco-pilot": "", "mujoco-pilot-iql": " (rewards scaled)"}
+#: The budgets the pilot's curves are cut at, to choose the study's.
+MUJOCO_PILOT_BUDGETS = (20_000, 30_000, 40_000)
+
+
+def _headline_at(evals: pd.DataFrame, budget: int) -> float:
+    """The headline score a run would have had, trained for `budget` updates."""
+    return headline_score(evals[evals["step"] <= budget])[0]
+
+
+def mujoco_pilot(root: Path) -> str:
+    """Per algorithm and dataset of the MuJoCo pilots: the behaviour level and the learning bar,
+    each seed's headline score as if trained to each budget, and the verdict at the full one."""
+    rows = []
+    for sweep, label in MUJOCO_PILOTS.items():
+        if not (root / "results" / sweep / "baselines.csv").exists():
+            continue
+        summary = _csv(root, sweep, "summary.csv")
+        baselines = _csv(root, sweep, "baselines.csv").set_index(["algo.name", "dataset.name"])
+        done = summary[summary["status"] == "completed"]
+        for (algo, dataset), runs in done.groupby(["algo.name", "dataset.name"], sort=False):
+            base = baselines.loc[(algo, dataset)]
+            evals = [
+                pd.read_csv(root / "results" / sweep / r / "eval.csv") for r in runs["run_dir"]
+            ]
+            row = {
+                "algorithm": algo_name(algo) + label,
+                "dataset": str(dataset),
+                "n": str(len(runs)),
+                "behaviour (bar)": f"{base['behaviour_normalized']:.1f} "
+                f"({bar_of(str(dataset), float(base['behaviour_normalized'])):.1f})",
+            }
+            for budget in MUJOCO_PILOT_BUDGETS:
+                row[f"headline at {budget // 1000}k, per seed"] = " / ".join(
+                    f"{_headline_at(e, budget):.1f}" for e in evals
+                )
+            row["verdict at 40k"] = f"{base['verdict']} (IQM {base['iqm']:.1f})"
+            rows.append(row)
+    return table(rows)
+
+
 # --------------------------------------------------------------------------- README
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
@@ -339,6 +385,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "seed-claims": seed_claims,
     "corruption": corruption,
     "corruption-claims": corruption_claims,
+    "mujoco-pilot": mujoco_pilot,
 }
 
 
