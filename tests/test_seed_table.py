@@ -202,3 +202,17 @@ def test_bad_input_is_one_line(
     assert code == 2 and not out
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_only_the_seed_experiments_data_are_compared_with_it(tmp_path: Path) -> None:
+    """TD3 on pendulum-medium: the seed ran on pendulum-replay only, so no seed return, no
+    agreement and no 'not run' row for a choice the seed reported on its own data."""
+    points = [
+        Point("td3", ADAM_TD3, dataset="pendulum-medium"),
+        Point("td3", [s - 30.0 for s in ADAM_TD3], networks=["critic"], dataset="pendulum-medium"),
+    ]
+    sweep = write_point_sweep(tmp_path / "other-data", points)
+    cells = compute_seed_table(compute_sweep_tables(sweep, n_boot=N_BOOT), n_boot=N_BOOT)
+    assert list(cells["choice"]) == ["Adam/Adam", "Adam/SAM"]  # no "not run" SAM/SAM row
+    assert cells["seed_return"].isna().all() and cells["agreement"].isna().all()
+    assert cells.loc[cells["choice"] == "Adam/SAM", "diff"].iloc[0] == pytest.approx(-30)

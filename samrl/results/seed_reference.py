@@ -33,7 +33,18 @@ SEED_RETURNS: dict[str, dict[str, float]] = {
 }
 
 
-def seed_return(algo: str, choice: str) -> float | None:
-    """The seed's one-seed return of `algo` with optimizer `choice`; None when not reported."""
-    value = SEED_RETURNS.get(algo, {}).get(choice)
+#: The data the seed experiment ran on: only a row on these data is compared with it (a seed
+#: table of another task, e.g. `make mujoco`'s, has no seed numbers beside it).
+SEED_DATASET = "pendulum-replay"
+
+
+def seed_reported(algo: str, dataset: str) -> dict[str, float]:
+    """The seed's returns of `algo` per optimizer choice on `dataset` ({} on other data)."""
+    return dict(SEED_RETURNS.get(algo, {})) if dataset == SEED_DATASET else {}
+
+
+def seed_return(algo: str, choice: str, dataset: str) -> float | None:
+    """The seed's one-seed return of `algo` with optimizer `choice` on `dataset`; None when
+    not reported (always on data other than SEED_DATASET)."""
+    value = seed_reported(algo, dataset).get(choice)
     return None if value is None else float(value)

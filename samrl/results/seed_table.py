@@ -65,7 +65,14 @@ from samrl.results.comparison import (
 from samrl.results.headline import HEADLINE, HEADLINE_N, HEADLINE_TEXT
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, latex_escape
-from samrl.results.seed_reference import NETWORK_ORDER, RHO, SEED_RETURNS, SOURCE, seed_return
+from samrl.results.seed_reference import (
+    NETWORK_ORDER,
+    RHO,
+    SEED_RETURNS,
+    SOURCE,
+    seed_reported,
+    seed_return,
+)
 from samrl.rundir import SEED_TABLE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import is_base
 from samrl.status import RunStatus
@@ -212,13 +219,13 @@ def _row_cells(
     all_adam = order[0]
     present = list(dict.fromkeys(runs["choice"]))
     # a choice the seed reported but the sweep did not run is a row too: "not run"
-    reported = set(SEED_RETURNS.get(algo, {}))
+    reported = set(seed_reported(algo, dataset))
     choices = [c for c in order if c in present or c in reported]
     choices += [c for c in present if c not in order]
     level = level_of(levels, algo, dataset)
     verdict = None if level is None else level["verdict"]
     adam = runs[runs["choice"] == all_adam]
-    seed_adam = seed_return(algo, all_adam)
+    seed_adam = seed_return(algo, all_adam, dataset)
     cells = []
     for choice in choices:
         if choice not in present:
@@ -244,7 +251,7 @@ def _row_cells(
             "adam_learns": verdict == LEARNS,
             "claim": verdict == LEARNS,
         }
-        theirs = seed_return(algo, choice)
+        theirs = seed_return(algo, choice, dataset)
         cell["seed_return"] = theirs
         if choice != all_adam and len(adam):
             cell.update(versus_by_score(mine, adam, n_boot, seed))
@@ -258,7 +265,8 @@ def _row_cells(
 
 
 def _not_run(algo: str, dataset: str, choice: str, verdict: str | None) -> dict[str, Any]:
-    theirs, seed_adam = seed_return(algo, choice), seed_return(algo, choice_order(algo)[0])
+    theirs = seed_return(algo, choice, dataset)
+    seed_adam = seed_return(algo, choice_order(algo)[0], dataset)
     sam = {n for n, c in zip(choice_networks(algo), choice.split("/"), strict=True) if c == "SAM"}
     return {
         "algo.name": algo,
