@@ -64,9 +64,9 @@ def resolve(
     given: dict[str, dict[str, Any]] = {}
     for section, cls in SECTIONS.items():
         given[section] = copy.deepcopy(c.mapping(raw.get(section), section))
-        if cls is not OptimSection:  # optim's variant keys depend on optim.name: _section
+        if cls is not OptimSection:  # optim's variant keys depend on optim.name: section_from
             c.known_keys(given[section], cls.keys(), section)
-    parts = {s: _section(c, cls, given[s], s) for s, cls in SECTIONS.items()}
+    parts = {s: section_from(c, cls, given[s], s) for s, cls in SECTIONS.items()}
     parts = crosscheck.checked(c, parts, check_dataset=check_dataset)
     output = parts["output"]
     if output.run_id is None:
@@ -76,7 +76,7 @@ def resolve(
     return Config(name, **parts, sweep=sweep, source=source)
 
 
-def _section(c: Checker, cls: type[Section], given: dict[str, Any], path: str) -> Any:
+def section_from(c: Checker, cls: type[Section], given: dict[str, Any], path: str) -> Any:
     """The section from its given keys (unknown ones already refused): each key's check run
     in declaration order on the value given, else the default; a key holding a section has
     that section's keys checked the same way."""
@@ -98,7 +98,7 @@ def _section(c: Checker, cls: type[Section], given: dict[str, Any], path: str) -
 def _subsection(c: Checker, cls: type[Section], value: Any, key: str) -> Any:
     given = c.mapping(value, key)
     c.known_keys(given, cls.keys(), key)
-    return _section(c, cls, given, key)
+    return section_from(c, cls, given, key)
 
 
 def _checked(c: Checker, field: dataclasses.Field[Any], value: Any, key: str) -> Any:

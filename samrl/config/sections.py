@@ -8,12 +8,15 @@ A resolved Config's YAML form (`to_yaml`, a run's config.yaml) and `result_hash`
 the plain mapping `to_dict` returns: sections in this order, keys in field order, optim's variant
 keys (e.g. looksam's k) after the others in the order given.
 
-Adding a key: a field `name: type = key("meaning", default)` on its section here (`results=False`
-when it cannot change what a run computes), its check in `samrl/config/resolve.py` with the
-primitives of `samrl.validate`, and the README table regenerated with
-`samrl config keys --markdown`. Mind the hash: a new key that changes results is hashed with its
-default, so every existing run would look made with another config (a sweep would not resume
-it); tests/test_config_typed.py re-resolves the committed runs to catch that.
+Adding a key: a field `name: type = key("meaning", default, check=rule)` on its section here
+(`results=False` when it cannot change what a run computes), where `rule` is its value's check
+from `samrl/config/rules.py` (`rules.integer(1)`, `rules.optional(...)`, ...: the resolver runs
+it, nothing else to edit; a new rule goes there, on the primitives of `samrl.validate`), and the
+README table regenerated with `samrl config keys --markdown`. Only a check relating the key to
+others goes elsewhere: `samrl/config/crosscheck.py`. Mind the hash: a new key that changes
+results is hashed with its default, so every existing run would look made with another config
+(a sweep would not resume it); tests/test_config_typed.py re-resolves the committed runs to
+catch that.
 """
 
 from __future__ import annotations
