@@ -1,5 +1,6 @@
 """A config key's check lives with its declaration (`key(..., check=<rule>)` in
-samrl/config/sections.py); the resolver runs each key's rule from there, in declaration order,
+samrl/config/sections.py: a rule of samrl/config/rules.py, or the name of one in
+samrl/config/owners.py); the resolver runs each key's rule from there, in declaration order,
 so a new key with a check needs no change to samrl/config/resolve.py."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from samrl.config import Config, resolve
 from samrl.config import rules as rules_module
-from samrl.config.resolve import section_from
+from samrl.config.resolve import key_check, section_from
 from samrl.config.sections import Section, key
 from samrl.errors import ConfigError
 from samrl.validate import Checker
@@ -47,7 +48,7 @@ def _declared(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Fi
 
 
 def test_every_key_declares_its_check() -> None:
-    assert [path for path, f in _declared(Config) if not callable(f.metadata.get("check"))] == []
+    assert [path for path, f in _declared(Config) if not callable(key_check(f))] == []
 
 
 def test_the_resolver_runs_each_key_check_from_its_declaration_in_order(
@@ -55,7 +56,7 @@ def test_the_resolver_runs_each_key_check_from_its_declaration_in_order(
 ) -> None:
     calls: list[str] = []
     for _, f in _declared(Config):
-        check = f.metadata["check"]
+        check = key_check(f)
 
         def spy(c: Checker, value: Any, path: str, check: Any = check) -> Any:
             calls.append(path)

@@ -14,7 +14,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from samrl.config import crosscheck
+from samrl.config import crosscheck, owners
+from samrl.config.rules import Rule
 from samrl.config.sections import (
     RUN_RECORD,
     SECTIONS,
@@ -102,9 +103,15 @@ def _subsection(c: Checker, cls: type[Section], value: Any, key: str) -> Any:
 
 
 def _checked(c: Checker, field: dataclasses.Field[Any], value: Any, key: str) -> Any:
-    """The value as the key's own check (its declaration's `check=`) returns it."""
-    check = field.metadata.get("check")
+    """The value as the key's own check returns it."""
+    check = key_check(field)
     return value if check is None else check(c, value, key)
+
+
+def key_check(field: dataclasses.Field[Any]) -> Rule | None:
+    """The rule a key's declaration names (`check=`): a rule, or a rule of owners by name."""
+    check = field.metadata.get("check")
+    return getattr(owners, check) if isinstance(check, str) else check
 
 
 def _field(cls: type, name: str) -> dataclasses.Field[Any]:

@@ -5,7 +5,10 @@ A rule is `rule(c, value, key) -> value`: it checks one key's value with the pri
 `samrl.validate` (the Checker `c`, whose source is the config file), raises a ConfigError naming
 `key` on the first problem, and returns the value as the Config holds it (a float for a number,
 a tuple for a list of names, `auto` resolved to a device). The resolver runs each key's rule in
-declaration order; checks that relate several keys live in `samrl.config.crosscheck`.
+declaration order; checks that relate several keys live in `samrl.config.crosscheck`, and the
+rules that ask the owner of a name (an algorithm, a corruption mode) in `samrl.config.owners`.
+Nothing here imports more of samrl than `samrl.validate`, `samrl.errors` and `samrl.sam.names`
+(sections.py imports this module, and `samrl.rundir` imports sections.py: no import cycle).
 """
 
 from __future__ import annotations
@@ -90,25 +93,9 @@ def name(c: Checker, value: Any, key: str) -> str:
     return c.name(c.string(value, key), key)
 
 
-def algorithm(c: Checker, value: Any, key: str) -> str:
-    """A d3rlpy algorithm (or one of samrl's own), by its snake_case name."""
-    # samrl.algos loads d3rlpy: imported when a config is resolved, not with samrl.config
-    from samrl.algos import algo_facts
-
-    c.rebased(lambda: algo_facts(c.string(value, key)))
-    return value
-
-
 def optimizer(c: Checker, value: Any, key: str) -> str:
     name = c.string(value, key)
     return c.choice(name, key, OPTIMIZER_NAMES, "optimizer")
-
-
-def base_optimizer(c: Checker, value: Any, key: str) -> str:
-    # samrl.config.build loads torch and d3rlpy: imported when a config names a base optimizer
-    from samrl.config.build import BASE_FACTORIES
-
-    return c.choice(c.string(value, key), key, BASE_FACTORIES, "base optimizer")
 
 
 def network_list(c: Checker, value: Any, key: str) -> list[str] | None:
@@ -215,41 +202,6 @@ def loggers(c: Checker, value: Any, key: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------- dataset and corruption
 
 
-def sha256(c: Checker, value: Any, key: str) -> str:
-    # samrl.data loads torch and d3rlpy (and imports samrl.config back): imported when used
-    from samrl.data.provenance import SHA256_PATTERN
-
-    text = value.strip().lower() if isinstance(value, str) else None
-    if text is None or not SHA256_PATTERN.fullmatch(text):
-        raise c.fail(
-            key, f"must be 64 hexadecimal digits in quotes (what sha256sum prints), got {value!r}"
-        )
-    return text
-
-
-def corruption_mode(c: Checker, value: Any, key: str) -> str:
-    # samrl.data loads torch and d3rlpy (and imports samrl.config back): imported when used
-    from samrl.data.corruption import MODES
-
-    return c.choice(value, key, MODES, "corruption mode")
-
-
-def corrupted_fields(c: Checker, value: Any, key: str) -> tuple[str, ...]:
-    """One field or several, each once, in RIQL's order (observations, actions, rewards,
-    next_observations) whatever the order written."""
-    # samrl.data loads torch and d3rlpy (and imports samrl.config back): imported when used
-    from samrl.data.corruption import FIELDS
-
-    fields = [value] if isinstance(value, str) else value
-    if not isinstance(fields, list | tuple) or not fields:
-        raise c.fail(key, f"must be a list of fields from {', '.join(FIELDS)}")
-    for field in fields:
-        c.choice(field, key, FIELDS, "corrupted field")
-    if len(set(fields)) != len(fields):
-        raise c.fail(key, f"names a field twice: {list(fields)}")
-    return tuple(f for f in FIELDS if f in fields)
-
-
 def finite(minimum: float) -> Rule:
     """A finite number >= minimum, as a float."""
 
@@ -260,13 +212,6 @@ def finite(minimum: float) -> Rule:
         return number
 
     return rule
-
-
-def attacker_algo(c: Checker, value: Any, key: str) -> str:
-    # samrl.data loads torch and d3rlpy (and imports samrl.config back): imported when used
-    from samrl.data.corruption import ATTACKER_ALGOS
-
-    return c.choice(value, key, ATTACKER_ALGOS, "attacker algorithm")
 
 
 def layer_sizes(c: Checker, value: Any, key: str) -> tuple[int, ...]:

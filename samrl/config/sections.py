@@ -11,7 +11,8 @@ keys (e.g. looksam's k) after the others in the order given.
 Adding a key: a field `name: type = key("meaning", default, check=rule)` on its section here
 (`results=False` when it cannot change what a run computes), where `rule` is its value's check
 from `samrl/config/rules.py` (`rules.integer(1)`, `rules.optional(...)`, ...: the resolver runs
-it, nothing else to edit; a new rule goes there, on the primitives of `samrl.validate`), and the
+it, nothing else to edit; a new rule goes there, on the primitives of `samrl.validate`, or, when
+it asks samrl.algos or samrl.data, in `samrl/config/owners.py`, named by a string), and the
 README table regenerated with `samrl config keys --markdown`. Only a check relating the key to
 others goes elsewhere: `samrl/config/crosscheck.py`. Mind the hash: a new key that changes
 results is hashed with its default, so every existing run would look made with another config
@@ -42,12 +43,13 @@ def key(
     default: Any = _MISSING,
     *,
     factory: Any = None,
-    check: rules.Rule | None = None,
+    check: rules.Rule | str | None = None,
     **meta: Any,
 ) -> Any:
     """A config key: its meaning (`doc`: text, or a function giving it where the meaning
-    comes from a registry), default and `check` (a rule of `samrl.config.rules`, which the
-    resolver runs on the value given or the default). `section=<cls>`: the key holds that
+    comes from a registry), default and `check` (a rule of `samrl.config.rules`, or the name
+    of one in `samrl.config.owners`, which the resolver runs on the value given or the
+    default). `section=<cls>`: the key holds that
     section's keys (or None when left out; the section's keys are checked); `results=False`:
     it does not change what a run computes (left out of the result hash);
     `written_when_set=True`: left out of the written config (and the hash) while None."""
@@ -143,9 +145,7 @@ def _frozen(value: Any) -> Any:
 class AlgoSection(Section):
     name: str = key(
         "a d3rlpy algorithm in snake_case (cql, iql, td3_plus_bc, ...) or combo",
-        check=rules.required(
-            "name a d3rlpy algorithm, e.g. cql, iql, td3_plus_bc", rules.algorithm
-        ),
+        check="algorithm",
     )
     params: dict[str, Any] = key(
         "keyword arguments of d3rlpy's <Algo>Config (batch_size, gamma, ...)",
@@ -159,7 +159,7 @@ class AttackerSection(Section):
     algo: str = key(
         "d3rlpy algorithm whose critics the attack minimises: sac or td3",
         "sac",
-        check=rules.attacker_algo,
+        check="attacker_algo",
     )
     n_critics: int = key(
         "critics of the attacker's ensemble (RIQL attacks with 10)", 10, check=rules.integer(1)
@@ -179,12 +179,12 @@ class AttackerSection(Section):
 class CorruptionSection(Section):
     """RIQL's corruption protocol (Yang et al. 2024; samrl/data/corruption.py)."""
 
-    mode: str = key("random or adversarial", "random", check=rules.corruption_mode)
+    mode: str = key("random or adversarial", "random", check="corruption_mode")
     fields: tuple[str, ...] = key(
         "fields corrupted, each alone: observations, actions, rewards, next_observations "
         "(several: mixed corruption)",
         None,
-        check=rules.corrupted_fields,
+        check="corrupted_fields",
     )
     rate: float = key(
         "probability that a transition's field is corrupted (0-1)",
@@ -239,7 +239,7 @@ class DatasetSection(Section):
         "pins the dataset file: its sha256 (64 hex digits, `samrl data info` shows it); a "
         "different file is refused before training (default: not pinned)",
         None,
-        check=rules.optional(rules.sha256),
+        check="sha256",
         # Added after runs were recorded: left out when unset, so their YAML and hash stay; a
         # pin does not change what a run computes (a pinned run is the unpinned run).
         written_when_set=True,
@@ -274,7 +274,7 @@ class OptimSection(Section):
     base: str | None = key(
         "the base optimizer: adam, sgd, adamw or rmsprop (default: the algorithm's own)",
         None,
-        check=rules.optional(rules.base_optimizer),
+        check="base_optimizer",
     )
     rho: float = key(
         "SAM's radius (>= 0; 0 is the base optimizer bitwise)", 0.05, check=rules.number(0.0)
