@@ -206,11 +206,14 @@ def test_importing_riql_registers_nothing_and_samrl_register_registers_it(tmp_pa
     assert "refused" in done.stdout and "loaded RIQL" in done.stdout, done.stdout
 
 
-def test_riqls_scaler_leaves_the_resolved_config_untouched(tmp_path: Path) -> None:
+def test_riqls_scaler_leaves_the_built_config_untouched(tmp_path: Path) -> None:
     """samrl_prepare sets the scaler on the algorithm's own copy of its config, not on the
-    resolver's Config.algo_config that every run of the Config creates its algorithm from."""
+    d3rlpy config built from the Config (samrl.config.build.algo_config), which its caller may
+    create other algorithms from."""
     import yaml
 
+    from samrl.algos import algo_facts
+    from samrl.config.build import algo_config
     from samrl.data import load_dataset
     from samrl.run.hooks import training_hooks
 
@@ -221,7 +224,8 @@ def test_riqls_scaler_leaves_the_resolved_config_untouched(tmp_path: Path) -> No
     }
     path.write_text(yaml.safe_dump(given))
     config = load_config(path)
-    algo = config.algo_config.create(device="cpu")
+    built = algo_config(algo_facts("riql"), config.algo.params, config.optim)
+    algo = built.create(device="cpu")
     training_hooks(algo).samrl_prepare(load_dataset("pendulum-random", size=1000).train)
     assert algo.config.observation_scaler is not None
-    assert config.algo_config.observation_scaler is None
+    assert built.observation_scaler is None

@@ -1,5 +1,6 @@
-"""Experiment config: typed sections (`sections`), YAML and `--set` (`yamlio`), and the one
-resolver that validates a config and fills in its defaults (`resolve`)."""
+"""Experiment config: typed sections (`sections`, each key with its check from `rules`), YAML
+and `--set` (`yamlio`), and the one resolver that validates a config (each key's rule, then the
+checks relating keys in `crosscheck`) and fills in its defaults (`resolve`)."""
 
 from samrl.config.resolve import TOP_LEVEL, default_run_id, load_config, resolve
 from samrl.config.sections import (

@@ -8,12 +8,16 @@ A resolved Config's YAML form (`to_yaml`, a run's config.yaml) and `result_hash`
 the plain mapping `to_dict` returns: sections in this order, keys in field order, optim's variant
 keys (e.g. looksam's k) after the others in the order given.
 
-Adding a key: a field `name: type = key("meaning", default)` on its section here (`results=False`
-when it cannot change what a run computes), its check in `samrl/config/resolve.py` with the
-primitives of `samrl.validate`, and the README table regenerated with
-`samrl config keys --markdown`. Mind the hash: a new key that changes results is hashed with its
-default, so every existing run would look made with another config (a sweep would not resume
-it); tests/test_config_typed.py re-resolves the committed runs to catch that.
+Adding a key: a field `name: type = key("meaning", default, check=rule)` on its section here
+(`results=False` when it cannot change what a run computes), where `rule` is its value's check
+from `samrl/config/rules.py` (`rules.integer(1)`, `rules.optional(...)`, ...: the resolver runs
+it, nothing else to edit; a new rule goes there, on the primitives of `samrl.validate`, or, when
+it asks samrl.algos or samrl.data, in `samrl/config/owners.py`, named by a string), and the
+README table regenerated with `samrl config keys --markdown`. Only a check relating the key to
+others goes elsewhere: `samrl/config/crosscheck.py`. Mind the hash: a new key that changes
+results is hashed with its default, so every existing run would look made with another config
+(a sweep would not resume it); tests/test_config_typed.py re-resolves the committed runs to
+catch that.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from samrl.config import rules
 from samrl.config.yamlio import dump_yaml
 from samrl.networks import LEGACY_SINGLE_NETWORK, SINGLE_NETWORK
 from samrl.sam.names import COMMON_KEYS, OPTIMIZER_NAMES, names_doc, param_docs
@@ -33,13 +38,24 @@ from samrl.sam.names import COMMON_KEYS, OPTIMIZER_NAMES, names_doc, param_docs
 _MISSING = dataclasses.MISSING
 
 
-def key(doc: Any, default: Any = _MISSING, *, factory: Any = None, **meta: Any) -> Any:
+def key(
+    doc: Any,
+    default: Any = _MISSING,
+    *,
+    factory: Any = None,
+    check: rules.Rule | str | None = None,
+    **meta: Any,
+) -> Any:
     """A config key: its meaning (`doc`: text, or a function giving it where the meaning
-    comes from a registry) and default. `section=<cls>`: the key holds that
-    section's keys (or None when left out); `results=False`: it does not change what a run
-    computes (left out of the result hash); `written_when_set=True`: left out of the written
-    config (and the hash) while None."""
+    comes from a registry), default and `check` (a rule of `samrl.config.rules`, or the name
+    of one in `samrl.config.owners`, which the resolver runs on the value given or the
+    default). `section=<cls>`: the key holds that
+    section's keys (or None when left out; the section's keys are checked); `results=False`:
+    it does not change what a run computes (left out of the result hash);
+    `written_when_set=True`: left out of the written config (and the hash) while None."""
     metadata = {"doc": doc, **meta}
+    if check is not None:
+        metadata["check"] = check
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -127,43 +143,66 @@ def _frozen(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class AlgoSection(Section):
-    name: str = key("a d3rlpy algorithm in snake_case (cql, iql, td3_plus_bc, ...) or combo")
+    name: str = key(
+        "a d3rlpy algorithm in snake_case (cql, iql, td3_plus_bc, ...) or combo",
+        check="algorithm",
+    )
     params: dict[str, Any] = key(
-        "keyword arguments of d3rlpy's <Algo>Config (batch_size, gamma, ...)", factory=dict
+        "keyword arguments of d3rlpy's <Algo>Config (batch_size, gamma, ...)",
+        factory=dict,
+        check=rules.mapping,
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class AttackerSection(Section):
-    algo: str = key("d3rlpy algorithm whose critics the attack minimises: sac or td3", "sac")
-    n_critics: int = key("critics of the attacker's ensemble (RIQL attacks with 10)", 10)
-    n_steps: int = key("updates the attacker is trained for, on the clean data", 10000)
-    hidden_units: tuple[int, ...] = key(
-        "hidden layer sizes of the attacker's networks", factory=lambda: (256, 256)
+    algo: str = key(
+        "d3rlpy algorithm whose critics the attack minimises: sac or td3",
+        "sac",
+        check="attacker_algo",
     )
-    batch_size: int = key("the attacker's minibatch size", 256)
+    n_critics: int = key(
+        "critics of the attacker's ensemble (RIQL attacks with 10)", 10, check=rules.integer(1)
+    )
+    n_steps: int = key(
+        "updates the attacker is trained for, on the clean data", 10000, check=rules.integer(1)
+    )
+    hidden_units: tuple[int, ...] = key(
+        "hidden layer sizes of the attacker's networks",
+        factory=lambda: (256, 256),
+        check=rules.layer_sizes,
+    )
+    batch_size: int = key("the attacker's minibatch size", 256, check=rules.integer(1))
 
 
 @dataclasses.dataclass(frozen=True)
 class CorruptionSection(Section):
     """RIQL's corruption protocol (Yang et al. 2024; samrl/data/corruption.py)."""
 
-    mode: str = key("random or adversarial", "random")
+    mode: str = key("random or adversarial", "random", check="corruption_mode")
     fields: tuple[str, ...] = key(
         "fields corrupted, each alone: observations, actions, rewards, next_observations "
         "(several: mixed corruption)",
         None,
+        check="corrupted_fields",
     )
-    rate: float = key("probability that a transition's field is corrupted (0-1)", 0.3)
+    rate: float = key(
+        "probability that a transition's field is corrupted (0-1)",
+        0.3,
+        check=rules.number(0.0, 1.0),
+    )
     scale: float = key(
         "epsilon: noise U(-eps, eps) * std; random rewards are replaced by "
         "U(-30 eps, 30 eps), adversarial ones become -eps * r",
         1.0,
+        check=rules.finite(0.0),
     )
     seed: int | None = key(
-        "seed of the corruption (default: dataset.seed); `run`: the run's train.seed", None
+        "seed of the corruption (default: dataset.seed); `run`: the run's train.seed",
+        None,
+        check=rules.optional(rules.seed_or_run),
     )
-    attack_steps: int = key("adversarial: Adam steps of the attack", 100)
+    attack_steps: int = key("adversarial: Adam steps of the attack", 100, check=rules.integer(1))
     attacker: AttackerSection | None = key(
         "adversarial: the critics the attack minimises (trained with d3rlpy on the clean data)",
         None,
@@ -174,18 +213,33 @@ class CorruptionSection(Section):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSection(Section):
-    name: str = key("built-in name, d4rl:<name>, d3rlpy:<name>, minari:<id> or file:<path>")
-    size: int | None = key("transitions to generate (built-in datasets; default per dataset)", None)
+    name: str = key(
+        "built-in name, d4rl:<name>, d3rlpy:<name>, minari:<id> or file:<path>",
+        check=rules.required(
+            "e.g. pendulum-medium, cartpole-replay, d4rl:hopper-medium-v2", rules.string
+        ),
+    )
+    size: int | None = key(
+        "transitions to generate (built-in datasets; default per dataset)",
+        None,
+        check=rules.optional(rules.integer(1)),
+    )
     seed: int = key(
         "seed of the generated data (built-ins) and of the held-out split; `run`: the run's "
         "train.seed, so the data draw varies over seeds",
         0,
+        check=rules.seed_or_run,
     )
-    test_fraction: float = key("share of episodes held out for TD-error evaluation (0-0.9)", 0.0)
+    test_fraction: float = key(
+        "share of episodes held out for TD-error evaluation (0-0.9)",
+        0.0,
+        check=rules.number(0.0, 0.9),
+    )
     sha256: str | None = key(
         "pins the dataset file: its sha256 (64 hex digits, `samrl data info` shows it); a "
         "different file is refused before training (default: not pinned)",
         None,
+        check="sha256",
         # Added after runs were recorded: left out when unset, so their YAML and hash stay; a
         # pin does not change what a run computes (a pinned run is the unpinned run).
         written_when_set=True,
@@ -202,10 +256,10 @@ class DatasetSection(Section):
 
 @dataclasses.dataclass(frozen=True)
 class ProbeSection(Section):
-    rho: float = key("the probe's radius", 0.05)
-    every: int = key("probe every this many updates", 10)
+    rho: float = key("the probe's radius", 0.05, check=rules.number(0.0))
+    every: int = key("probe every this many updates", 10, check=rules.integer(1))
     networks: tuple[str, ...] | None = key(
-        "networks probed (default: every network optimizer)", None
+        "networks probed (default: every network optimizer)", None, check=rules.network_list
     )
 
 
@@ -216,17 +270,24 @@ def _names_doc() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class OptimSection(Section):
-    name: str = key(_names_doc, "adam")
+    name: str = key(_names_doc, "adam", check=rules.optimizer)
     base: str | None = key(
-        "the base optimizer: adam, sgd, adamw or rmsprop (default: the algorithm's own)", None
+        "the base optimizer: adam, sgd, adamw or rmsprop (default: the algorithm's own)",
+        None,
+        check="base_optimizer",
     )
-    rho: float = key("SAM's radius (>= 0; 0 is the base optimizer bitwise)", 0.05)
+    rho: float = key(
+        "SAM's radius (>= 0; 0 is the base optimizer bitwise)", 0.05, check=rules.number(0.0)
+    )
     networks: tuple[str, ...] | None = key(
         "networks SAM applies to (default: all; `samrl algos` lists them; old name loss accepted)",
         None,
+        check=rules.network_list,
     )
     params: dict[str, Any] = key(
-        "keyword arguments of the base optimizer (betas, weight_decay, ...)", factory=dict
+        "keyword arguments of the base optimizer (betas, weight_decay, ...)",
+        factory=dict,
+        check=rules.mapping,
     )
     probe: ProbeSection | None = key(
         "measure sharpness at a fixed radius without stepping with it", None, section=ProbeSection
@@ -235,6 +296,7 @@ class OptimSection(Section):
         "d3rlpy learning-rate schedulers by network, e.g. "
         "{actor: {type: cosine_annealing, params: {T_max: 500000}}} (default: none)",
         None,
+        check=rules.lr_schedulers,
         # Added after runs were recorded: left out when unset, so their YAML and hash stay.
         written_when_set=True,
     )
@@ -261,48 +323,68 @@ class OptimSection(Section):
 
 @dataclasses.dataclass(frozen=True)
 class TrainSection(Section):
-    n_steps: int = key("gradient updates in total", 10000)
+    n_steps: int = key("gradient updates in total", 10000, check=rules.integer(1))
     n_steps_per_epoch: int = key(
-        "updates per epoch (one CSV row, checkpoint and evaluation each)", 1000
+        "updates per epoch (one CSV row, checkpoint and evaluation each)",
+        1000,
+        check=rules.integer(1),
     )
-    seed: int = key("seed of initial weights and minibatch order", 0)
+    seed: int = key("seed of initial weights and minibatch order", 0, check=rules.integer(0))
     # where and how fast a run computes is not what it computes
-    device: str = key("auto, cpu, cuda or cuda:N", "auto", results=False)
-    eval_episodes: int = key("environment episodes per evaluation (0: none)", 5)
-    save_interval: int = key("save d3rlpy's model_<step>.d3 every this many epochs", 1)
+    device: str = key("auto, cpu, cuda or cuda:N", "auto", results=False, check=rules.device)
+    eval_episodes: int = key(
+        "environment episodes per evaluation (0: none)", 5, check=rules.integer(0)
+    )
+    save_interval: int = key(
+        "save d3rlpy's model_<step>.d3 every this many epochs", 1, check=rules.integer(1)
+    )
     threads: int | str = key(
         "torch threads: auto (adapts between 1 and all cores when that leaves results "
         "bitwise unchanged, else a launcher's OMP_NUM_THREADS or 1), adaptive or N",
         "auto",
         results=False,
+        check=rules.threads,
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class OutputSection(Section):
-    dir: str = key("parent folder of the experiment's run directories", "runs")
+    dir: str = key(
+        "parent folder of the experiment's run directories", "runs", check=rules.directory
+    )
     run_id: str | None = key(
-        "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)", None
+        "the run's folder name (default: <algo>_<dataset>_<optim>[-rho]_s<seed>)",
+        None,
+        check=rules.optional(rules.name),
     )
     run_dir: str | None = key(
         "the exact run directory (sweeps set it; default <output.dir>/<name>/<run_id>)",
         None,
+        check=rules.optional(rules.string),
         # A run's config.yaml leaves it out (the run is where the file is: no machine path in
         # a shipped record), so a record re-resolved writes the same YAML.
         written_when_set=True,
     )
     loggers: tuple[str, ...] = key(
-        "where metrics also go: file, tensorboard, wandb", factory=lambda: ("file",)
+        "where metrics also go: file, tensorboard, wandb",
+        factory=lambda: ("file",),
+        check=rules.loggers,
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class HessianSection(Section):
-    every_epochs: int = key("measure every this many epochs", 1)
-    networks: tuple[str, ...] | None = key("networks measured (default: all)", None)
-    top_k: int = key("largest eigenvalues computed", 1)
-    n_transitions: int = key("training transitions the Hessian is measured on", 1024)
-    trace_samples: int = key("Hutchinson samples of the trace (0: no trace)", 0)
+    every_epochs: int = key("measure every this many epochs", 1, check=rules.integer(1))
+    networks: tuple[str, ...] | None = key(
+        "networks measured (default: all)", None, check=rules.network_list
+    )
+    top_k: int = key("largest eigenvalues computed", 1, check=rules.integer(1))
+    n_transitions: int = key(
+        "training transitions the Hessian is measured on", 1024, check=rules.integer(1)
+    )
+    trace_samples: int = key(
+        "Hutchinson samples of the trace (0: no trace)", 0, check=rules.integer(0)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,6 +401,7 @@ class Config(Section):
     name: str = key(
         "experiment name: the folder under output.dir (default: the config file's name)",
         results=False,
+        check=rules.name,
     )
     algo: AlgoSection = _section(AlgoSection)
     dataset: DatasetSection = _section(DatasetSection)
@@ -330,9 +413,6 @@ class Config(Section):
     sweep: dict[str, Any] | None = dataclasses.field(default=None, metadata={"results": False})
     #: Where the config came from (a file, a sweep's grid point), for messages; not written.
     source: str = dataclasses.field(default="", compare=False)
-    #: d3rlpy's <Algo>Config (optimizer factories included) as the resolver built it to
-    #: validate the config; the run creates its algorithm from it. Not written.
-    algo_config: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self, *, results_only: bool = False) -> dict[str, Any]:
         out = super().to_dict(results_only=results_only)

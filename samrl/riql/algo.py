@@ -213,6 +213,6 @@ class RIQL(IQL, TrainingHooks):
         scaler = StandardObservationScaler(
             mean=mean.astype(np.float32), std=std.astype(np.float32), eps=NORMALIZATION_EPS
         )
-        # a copy: the config this algorithm was created from may be shared (the resolver's
-        # Config.algo_config, which every run of that Config creates its algorithm from)
+        # a copy: the config this algorithm was created from is its caller's, who may create
+        # other algorithms from it (samrl.config.build.algo_config builds one per run)
         self._config = dataclasses.replace(config, observation_scaler=scaler)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from samrl.config.resolve import (  # noqa: F401 (re-exported: the check lives with the key)
+from samrl.config.rules import (  # noqa: F401 (re-exported: the check lives with the key)
     LOGGERS,
     REQUIRED_MODULE,
     check_loggers,

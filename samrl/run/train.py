@@ -331,7 +331,7 @@ def _build(
     train_cfg = config.train
     facts = algo_facts(config.algo.name)
     seed_everything(train_cfg.seed)
-    algo_cfg = config.algo_config or algo_config(facts, config.algo.params, config.optim)
+    algo_cfg = algo_config(facts, config.algo.params, config.optim)
     eval_env = None
     if dataset.info.env_id is not None and (train_cfg.eval_episodes > 0 or not facts.discrete):
         eval_env = make_eval_env(dataset.info, seed=train_cfg.seed)
