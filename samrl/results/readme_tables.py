@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from samrl.results.comparison import DEPENDS, HOLDS, NONE, tally_text
-from samrl.results.paper import algo_name
+from samrl.results.paper import algo_name, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python -m samrl.results.readme_tables"
@@ -37,8 +37,6 @@ def end_marker(name: str) -> str:
 
 
 def table(rows: Sequence[Mapping[str, str]]) -> str:
-    from samrl.results.report import markdown_table
-
     return markdown_table(rows)
 
 

@@ -56,6 +56,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from samrl.rng import forked as forked_rng
+
 AUTO = "auto"
 ADAPTIVE = "adaptive"
 
@@ -281,8 +283,6 @@ def thread_count_changes_updates(
     not the values; these updates have the run's shapes and code paths (two updates also cover
     algorithms whose actor steps every second update).
     """
-    from samrl.run.evaluation import forked_rng
-
     previous = torch.get_num_threads()
     results = []
     try:

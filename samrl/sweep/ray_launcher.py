@@ -11,12 +11,11 @@ from typing import Any
 
 from samrl.config.launchers import RayLauncher
 from samrl.errors import SamrlError
-from samrl.status import RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
     Outcome,
-    last_line,
+    failed_outcome,
     outcome_from_result,
     run_config_file,
 )
@@ -69,8 +68,7 @@ def run_ray(
                 try:
                     outcome = outcome_from_result(job.run_id, ray.get(ref))
                 except Exception as exc:  # worker crashed or was killed
-                    detail = last_line(str(exc)) or type(exc).__name__
-                    outcome = Outcome(job.run_id, RunStatus.FAILED, f"Ray task failed: {detail}")
+                    outcome = failed_outcome(job.run_id, "Ray task", exc)
                 outcomes.append(outcome)
                 monitor.finished(outcome)
     except BaseException:

@@ -116,6 +116,13 @@ def outcome_from_result(run_id: str, result: Any) -> Outcome:
     return Outcome(run_id, RunStatus(result["status"]), str(result.get("message") or ""))
 
 
+def failed_outcome(run_id: str, what: str, exc: BaseException) -> Outcome:
+    """A failed Outcome for a task the framework reports crashed: `what` (the Ray task, the
+    Slurm job) failed, with the last line of the exception."""
+    detail = last_line(str(exc)) or type(exc).__name__
+    return Outcome(run_id, RunStatus.FAILED, f"{what} failed: {detail}")
+
+
 def result_file(job: Job) -> Path:
     """Where a local worker process writes run_config_file's dict (beside its log)."""
     return job.log_file.with_name(f"{job.run_id}.result.json")
