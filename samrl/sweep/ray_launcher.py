@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from samrl.config.launchers import RayLauncher
+from samrl.envvars import available_cores
 from samrl.errors import SamrlError
 from samrl.sweep.worker import (
     Job,
@@ -48,8 +49,6 @@ def run_ray(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            from samrl.run.threads import available_cores
-
             ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
     num_cpus = options.num_cpus or 1
     task = ray.remote(num_cpus=num_cpus, num_gpus=options.num_gpus or 0, max_retries=0)(
