@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from samrl.quiet import import_gym_quietly
+from samrl.safeload import load_learnable as _load_safely
 
 __version__ = "0.1.0"
 __all__ = ["import_gym_quietly", "load_learnable", "register"]
@@ -31,7 +32,5 @@ def load_learnable(path: Path | str, device: Any = None) -> Any:
     `d3rlpy.load_learnable(path, device)` would. Call `samrl.sam.install(algo)` on it to
     continue SAM training.
     """
-    from samrl.safeload import load_learnable as load_safely  # lazy: d3rlpy loads on call
-
     register()
-    return load_safely(path, device)
+    return _load_safely(path, device)

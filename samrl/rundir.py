@@ -170,6 +170,17 @@ class _Directory:
         return str(self.path)
 
 
+class _Entry:
+    """A file or folder of a samrl directory, by name: `RunDir(p).config_file` is
+    `p / CONFIG_FILE`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, directory: _Directory, owner: type | None = None) -> Path:
+        return directory.path / self.name
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir(_Directory):
     """One run's directory: `<output.dir>/<name>/<run_id>/`, or `<sweep>/runs/<run_id>/`."""
@@ -177,21 +188,10 @@ class RunDir(_Directory):
     def file(self, name: str) -> Path:
         return self.path / name
 
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def status_file(self) -> Path:
-        return self.path / STATUS_FILE
-
-    @property
-    def d3rlpy_dir(self) -> Path:
-        return self.path / D3RLPY_LOG_DIR
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.path / CHECKPOINT_DIR
+    config_file = _Entry(CONFIG_FILE)
+    status_file = _Entry(STATUS_FILE)
+    d3rlpy_dir = _Entry(D3RLPY_LOG_DIR)
+    checkpoint_dir = _Entry(CHECKPOINT_DIR)
 
     # ---- what the directory holds
 
@@ -485,29 +485,12 @@ def check_run_dir(run: RunDir) -> None:
 class SweepDir(_Directory):
     """A sweep's directory: `<out>/<name>/` with sweep.json, configs/, logs/, runs/."""
 
-    @property
-    def record_file(self) -> Path:
-        return self.path / SWEEP_FILE
-
-    @property
-    def summary_file(self) -> Path:
-        return self.path / SUMMARY_FILE
-
-    @property
-    def aggregate_file(self) -> Path:
-        return self.path / AGGREGATE_FILE
-
-    @property
-    def report_file(self) -> Path:
-        return self.path / REPORT_FILE
-
-    @property
-    def lock_file(self) -> Path:
-        return self.path / SWEEP_LOCK_FILE
-
-    @property
-    def slurm_dir(self) -> Path:
-        return self.path / SLURM_DIR
+    record_file = _Entry(SWEEP_FILE)
+    summary_file = _Entry(SUMMARY_FILE)
+    aggregate_file = _Entry(AGGREGATE_FILE)
+    report_file = _Entry(REPORT_FILE)
+    lock_file = _Entry(SWEEP_LOCK_FILE)
+    slurm_dir = _Entry(SLURM_DIR)
 
     def run(self, run_id: str) -> RunDir:
         return RunDir(self.path / SWEEP_RUNS_DIR / run_id)

@@ -205,3 +205,18 @@ def require(ok: bool, name: str, requirement: str, value: object) -> None:
     `<name> <requirement>, got <value>` unless ok."""
     if not ok:
         raise ValueError(f"{name} {requirement}, got {value!r}")
+
+
+_BOUNDS: dict[str, Callable[[Any], bool]] = {
+    ">= 1": lambda v: v >= 1,
+    ">= 0": lambda v: v >= 0,
+    "> 0": lambda v: v > 0,
+}
+
+
+def require_each(config: object, bound: str, *names: str) -> None:
+    """`require` for each named field of `config`, in order: ValueError
+    `<name> must be <bound>, got <value>` (bound: ">= 1", ">= 0" or "> 0")."""
+    for name in names:
+        value = getattr(config, name)
+        require(_BOUNDS[bound](value), name, f"must be {bound}", value)

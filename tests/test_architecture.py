@@ -10,9 +10,21 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from helpers.imports import runtime_imports
+from helpers.imports import HEAVY, ImportGraph, import_statements, runtime_imports
 
 ROOT = Path(__file__).resolve().parents[1] / "samrl"
+
+#: Command modules another helper is rewriting (issue 29); their lazy imports of light modules
+#: are theirs to move. Remove this list once that work is merged.
+LAZY_NOT_YET_CHECKED = {
+    "samrl/cli.py",
+    "samrl/config_cli.py",
+    "samrl/data_cli.py",
+    "samrl/sweep/cli.py",
+    "samrl/analysis/cli.py",
+    "samrl/analysis/select_cli.py",
+    "samrl/results/cli.py",
+}
 
 #: Imported by anything: the root modules every package uses. They import only each other.
 FOUNDATION = {
@@ -128,3 +140,27 @@ def test_no_test_module_imports_another() -> None:
             )
             wrong += [f"{path.name} imports {n}" for n in names if n.startswith("test_")]
     assert not wrong, wrong
+
+
+def test_an_import_inside_a_function_is_one_that_would_load_a_heavy_package() -> None:
+    """An import of samrl's own modules sits at the top of its module, unless importing it
+    there would load a heavy package (HEAVY: torch, d3rlpy, gymnasium, matplotlib, ...) the
+    module does not load already (docs/architecture.md, "Who may import whom")."""
+    graph = ImportGraph(ROOT)
+    wrong = []
+    for module, path in sorted(graph.paths.items()):
+        where = path.relative_to(ROOT.parent).as_posix()
+        if where in LAZY_NOT_YET_CHECKED:
+            continue
+        own = graph.heavy(module)
+        for node, at_import in import_statements(path):
+            targets = {t for t in graph.targets(node, module) if t in graph.paths}
+            if at_import or not targets:
+                continue
+            heavy = set().union(*(graph.heavy(t) for t in targets)) - own
+            if not heavy:
+                wrong.append(f"{where}:{node.lineno} {ast.unparse(node)}")
+    assert not wrong, (
+        f"imports inside functions that load none of {', '.join(HEAVY)} (beyond what the module "
+        "loads already); move them to the top of the module:\n" + "\n".join(wrong)
+    )

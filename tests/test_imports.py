@@ -161,7 +161,7 @@ def test_offline_flag_changes_no_environment_variable(
 
     from conftest import run_cli
 
-    from samrl.data.download import offline, offline_env, offline_mode
+    from samrl.envvars import offline, offline_env, offline_mode
 
     monkeypatch.delenv("SAMRL_OFFLINE", raising=False)
     code, _, _ = run_cli(["--offline", "config", "keys"], capsys)

@@ -14,8 +14,9 @@ import pytest
 import yaml
 from conftest import TINY_SWEEP_BASE, run_cli
 
+from samrl.status import RunStatus
 from samrl.sweep.local import run_local
-from samrl.sweep.worker import Job, Outcome
+from samrl.sweep.worker import Job, Outcome, failed_outcome
 
 TINY = TINY_SWEEP_BASE
 
@@ -216,3 +217,13 @@ def test_ray_local_instance_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     assert "2 runs: 2 completed" in out
     assert [s["status"] for s in statuses(sweep_dir).values()] == ["completed"] * 2
     assert len(pd.read_csv(sweep_dir / "summary.csv")) == 2
+
+
+def test_a_task_the_framework_reports_crashed_is_one_failed_line() -> None:
+    """Slurm and Ray say the same of a crashed task: what failed, and the exception's last line
+    (its type where it has no message)."""
+    crash = RuntimeError("Traceback (most recent call last):\n  ...\nOSError: disk full\n")
+    assert failed_outcome("r1", "Ray task", crash) == Outcome(
+        "r1", RunStatus.FAILED, "Ray task failed: OSError: disk full"
+    )
+    assert failed_outcome("r2", "job 17", KeyError()).message == "job 17 failed: KeyError"

@@ -3,12 +3,13 @@ source and key, the value shown, a suggestion for a misspelt name."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from samrl.errors import ConfigError
-from samrl.validate import Checker, dataclass_kwargs
+from samrl.validate import Checker, dataclass_kwargs, require_each
 
 C = Checker("c.yaml")
 
@@ -102,3 +103,16 @@ def test_the_primitive_rules_are_written_only_in_samrl_validate() -> None:
         if phrase in path.read_text()
     ]
     assert found == []
+
+
+def test_require_each_checks_named_fields_in_order() -> None:
+    """A d3rlpy config's bound checks (COMBO's): the first field out of bounds is named."""
+    config = SimpleNamespace(a=1, b=0, c=-1.0, d=0.0)
+    require_each(config, ">= 1", "a")
+    require_each(config, ">= 0", "b", "d")
+    with pytest.raises(ValueError, match=r"^b must be >= 1, got 0$"):
+        require_each(config, ">= 1", "a", "b", "c")
+    with pytest.raises(ValueError, match=r"^c must be >= 0, got -1.0$"):
+        require_each(config, ">= 0", "b", "c")
+    with pytest.raises(ValueError, match=r"^d must be > 0, got 0.0$"):
+        require_each(config, "> 0", "a", "d")

@@ -28,10 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samrl.errors import RunError, SamrlError
+from samrl.errors import RunError, SamrlError, unknown_name
 from samrl.metrics import SHARPNESS, WORST_CASE, fixed_radius_prefix, metric_name
+from samrl.results.runs import read_run_table
 from samrl.results.selection import SIGNALS
 from samrl.rundir import D3RLPY_LOG_DIR, SHARPNESS_FILE, RunDir
+from samrl.safeload import load_learnable
 
 SHARPNESS_NETS = {"critic_sharpness": "critic", "actor_sharpness": "actor"}
 PROBE, POSTHOC = "probe", "posthoc"
@@ -70,8 +72,6 @@ class RunSource:
 
 def check_options(options: SignalOptions) -> None:
     """SamrlError for an unknown signal or a value out of range (before any work)."""
-    from samrl.errors import unknown_name
-
     for name in options.wanted():
         if name not in SIGNALS:
             raise SamrlError(unknown_name("signal", name, SIGNALS))
@@ -85,8 +85,7 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
     """The run's checkpoints and what its signals need; RunError (one line) for a run without
     checkpoints, without held-out episodes when a wanted signal reads them, or whose last
     checkpoint holds another algorithm (checked before any run is measured)."""
-    from samrl.algos import algo_facts, register
-    from samrl.results.runs import read_run_table
+    from samrl.algos import algo_facts, register  # lazy: d3rlpy
 
     run = RunDir(run_dir)
     config = run.read_config()
@@ -128,7 +127,7 @@ def open_run(run_dir: Path, options: SignalOptions) -> RunSource:
 def _dataset(section: str) -> Any:
     """The dataset of a config's dataset section (JSON), loaded once: the runs of a sweep
     usually share it (its seed is the dataset's, not the run's)."""
-    from samrl.analysis.posthoc import run_dataset
+    from samrl.analysis.posthoc import run_dataset  # lazy: torch, d3rlpy, gymnasium
 
     return run_dataset({"dataset": json.loads(section)})
 
@@ -136,8 +135,7 @@ def _dataset(section: str) -> Any:
 def load_checkpoint(source: RunSource, step: int) -> Any:
     """The checkpoint of `step` on the CPU, with the SAM engine installed; RunError when it
     holds another algorithm than the run's config names."""
-    from samrl.safeload import load_learnable
-    from samrl.sam import install
+    from samrl.sam.engine import install  # lazy: torch, d3rlpy
 
     algo = load_learnable(source.models[step], device="cpu:0")
     found, expected = algo.config.get_type(), source.facts.config_class.get_type()
@@ -168,7 +166,7 @@ def sharpness_signals(
     source: RunSource, algo: Any, step: int, options: SignalOptions
 ) -> list[tuple[str, str, float]]:
     """(signal, source, value) of each wanted sharpness signal at `step`."""
-    from samrl.analysis.posthoc import LoadedRun, sharpness
+    from samrl.analysis.posthoc import LoadedRun, sharpness  # lazy: torch, d3rlpy
 
     out: list[tuple[str, str, float]] = []
     missing = []
@@ -248,7 +246,7 @@ def checkpoint_signals(
 ) -> list[tuple[str, str, float]]:
     """(signal, source, value) of every wanted signal on the checkpoint of `step`; NaN where
     d3rlpy's evaluator does not apply (no value function)."""
-    from samrl.rng import forked as forked_rng
+    from samrl.rng import forked as forked_rng  # lazy: torch
 
     algo = load_checkpoint(source, step)
     out = sharpness_signals(source, algo, step, options)

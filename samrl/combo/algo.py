@@ -35,7 +35,7 @@ from samrl.combo.impl import COMBOImpl, COMBOModules, RolloutSettings
 from samrl.combo.pretrain import DYNAMICS_COLUMNS, DYNAMICS_CSV, train_dynamics
 from samrl.combo.rollout import Transitions as RolloutTransitions
 from samrl.run.hooks import TrainingHooks
-from samrl.validate import require
+from samrl.validate import require, require_each
 
 
 def _dynamics_encoder_field() -> EncoderFactory:
@@ -122,7 +122,9 @@ class COMBOConfig(LearnableConfig):
             "must be in (0, 1)",
             self.dynamics_holdout_ratio,
         )
-        for name in (
+        require_each(
+            self,
+            ">= 1",
             "rollout_horizon",
             "rollout_interval",
             "rollout_batch_size",
@@ -134,27 +136,9 @@ class COMBOConfig(LearnableConfig):
             "n_action_samples",
             "n_critics",
             "batch_size",
-        ):
-            value = getattr(self, name)
-            require(value >= 1, name, "must be >= 1", value)
-        require(
-            self.conservative_weight >= 0.0,
-            "conservative_weight",
-            "must be >= 0",
-            self.conservative_weight,
         )
-        require(
-            self.temp_learning_rate >= 0.0,
-            "temp_learning_rate",
-            "must be >= 0",
-            self.temp_learning_rate,
-        )
-        require(
-            self.initial_temperature > 0.0,
-            "initial_temperature",
-            "must be > 0",
-            self.initial_temperature,
-        )
+        require_each(self, ">= 0", "conservative_weight", "temp_learning_rate")
+        require_each(self, "> 0", "initial_temperature")
         # CUDA graphs need fixed-shape batches copied field by field; mixed batches carry more.
         require(not self.compile_graph, "compile_graph", "is not supported by COMBO", True)
 

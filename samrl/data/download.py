@@ -9,13 +9,10 @@ beside the target makes two processes that want the same file download it once.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import errno
 import os
 import pathlib
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,11 +22,16 @@ import urllib3
 from filelock import FileLock
 
 from samrl.data.provenance import record_download
-from samrl.envvars import env_number
+from samrl.envvars import (  # offline_mode, offline_env: samrl.cli imports them from here
+    OFFLINE_ENV,
+    env_number,
+    offline,
+    offline_env,  # noqa: F401
+    offline_mode,  # noqa: F401
+)
 from samrl.errors import DatasetError
 from samrl.progress import byte_bar
 
-OFFLINE_ENV = "SAMRL_OFFLINE"
 TIMEOUT_ENV = "SAMRL_DOWNLOAD_TIMEOUT"  # seconds without data before an attempt is given up
 RETRIES_ENV = "SAMRL_DOWNLOAD_RETRIES"  # further attempts after the first
 BACKOFF_ENV = "SAMRL_DOWNLOAD_BACKOFF"  # first wait between attempts (doubles, at most 30 s)
@@ -44,35 +46,6 @@ class DownloadError(DatasetError):
 
 class _Retryable(Exception):
     """A failure worth another attempt (connection lost, stalled, server error)."""
-
-
-#: `samrl --offline` for the command running: a context variable, not the environment, so
-#: nothing process-wide changes (a library user's process keeps its own $SAMRL_OFFLINE).
-_OFFLINE_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar("samrl_offline", default=False)
-
-
-@contextlib.contextmanager
-def offline_mode() -> Iterator[None]:
-    """Never download inside this block (what `samrl --offline` means), whatever
-    $SAMRL_OFFLINE says; the runs a sweep starts in other processes inherit it (`offline_env`)."""
-    token = _OFFLINE_MODE.set(True)
-    try:
-        yield
-    finally:
-        _OFFLINE_MODE.reset(token)
-
-
-def offline() -> bool:
-    """Whether downloads are refused here: `offline_mode`, or $SAMRL_OFFLINE set (not 0)."""
-    if _OFFLINE_MODE.get():
-        return True
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def offline_env() -> dict[str, str]:
-    """The environment a child process (a sweep's local worker) needs to be as offline as this
-    one: SAMRL_OFFLINE=1 when it is, else nothing."""
-    return {OFFLINE_ENV: "1"} if offline() else {}
 
 
 def refuse_if_offline(spec: str, path: pathlib.Path) -> None:

@@ -17,9 +17,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from samrl.data.download import offline, refuse_if_offline
+from samrl.data.download import refuse_if_offline
 from samrl.data.info import DatasetInfo
 from samrl.data.transitions import Transitions, concatenate, validated
+from samrl.envvars import offline
 from samrl.errors import DatasetError
 
 MINARI_DIR_ENV = "MINARI_DATASETS_PATH"

@@ -30,6 +30,7 @@ from samrl.data.rollout import episode_returns
 from samrl.data.transitions import Transitions, concatenate
 from samrl.envvars import env_number
 from samrl.progress import step_bar
+from samrl.safeload import load_learnable
 
 GENERATOR_VERSION = 2  # 2: SAC trained in resumable segments; float64 numpy rollouts
 POLICY_STEPS_ENV = "SAMRL_POLICY_STEPS"
@@ -463,8 +464,6 @@ def _empty_episode() -> dict[str, list[Any]]:
 
 def actor_of(policy_path: pathlib.Path) -> Actor:
     """The actor of a SAC checkpoint samrl trained (`.d3`, read without unpickling)."""
-    from samrl.safeload import load_learnable
-
     return Actor.from_algo(load_learnable(policy_path, device="cpu:0"))
 
 

@@ -16,7 +16,7 @@ from samrl.data.d3rlpy_source import (
     fetch_d3rlpy,
     read_d3rlpy,
 )
-from samrl.data.download import offline, refuse_if_offline
+from samrl.data.download import refuse_if_offline
 from samrl.data.hdf5 import read_d4rl_hdf5, read_metadata
 from samrl.data.info import DatasetInfo
 from samrl.data.minari_source import (
@@ -29,6 +29,7 @@ from samrl.data.minari_source import (
 from samrl.data.references import D4RL_REFERENCES, MUJOCO_ENV_IDS
 from samrl.data.remote import D4RL_DIR_ENV, D4RL_PATHS, d4rl_dir, d4rl_remote
 from samrl.data.transitions import Transitions
+from samrl.envvars import offline
 from samrl.errors import DatasetError, suggest, unknown_name
 
 PREFIXES = ("d4rl", "minari", "d3rlpy", "file")

@@ -95,6 +95,29 @@ def validated(
     becomes terminal (d3rlpy 2.8.1 rejects the overlap), and a final step without an episode
     end becomes a timeout (otherwise d3rlpy silently drops the last episode).
     """
+    arrays = _shaped_arrays(raw, source)
+    actions, discrete = _actions(arrays["actions"], source, discrete)
+    _check_numbers(arrays, actions, discrete, source)
+
+    terminals, timeouts, notes = _episode_ends(arrays["terminals"], arrays["timeouts"])
+    next_obs = arrays.get("next_observations")
+    # copy=False: float32 data (D4RL's) are kept, not copied (a second copy of a 2M-step
+    # dataset in memory at once)
+    return Transitions(
+        observations=arrays["observations"].astype(np.float32, copy=False),
+        actions=actions,
+        rewards=arrays["rewards"].astype(np.float32, copy=False),
+        terminals=terminals,
+        timeouts=timeouts,
+        next_observations=None if next_obs is None else next_obs.astype(np.float32, copy=False),
+        notes=notes,
+    )
+
+
+def _shaped_arrays(raw: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """The raw arrays as numpy arrays, checked for presence, shape and row count: observations
+    (steps, dim), rewards / terminals / timeouts 1-D (a (steps, 1) column flattened; timeouts
+    all False when absent), next_observations (when given) shaped as observations."""
     missing = [k for k in REQUIRED_KEYS if k not in raw and k != "timeouts"]
     if missing:
         raise DatasetError(f"{source}: missing dataset key(s) {', '.join(missing)}")
@@ -126,7 +149,14 @@ def validated(
             f"{source}: 'next_observations' has shape {arrays['next_observations'].shape}, "
             f"'observations' has {obs.shape}"
         )
-    actions, discrete = _actions(arrays["actions"], source, discrete)
+    return arrays
+
+
+def _check_numbers(
+    arrays: dict[str, np.ndarray], actions: np.ndarray, discrete: bool, source: str
+) -> None:
+    """DatasetError for observations, rewards or next observations that are not numbers or not
+    finite, and for continuous actions that are not finite."""
     for key in ("observations", "rewards", "next_observations"):
         if key in arrays:
             if not np.issubdtype(arrays[key].dtype, np.number):
@@ -135,20 +165,6 @@ def validated(
                 raise DatasetError(f"{source}: '{key}' contains NaN or inf")
     if not discrete and not np.all(np.isfinite(actions)):
         raise DatasetError(f"{source}: 'actions' contains NaN or inf")
-
-    terminals, timeouts, notes = _episode_ends(arrays["terminals"], arrays["timeouts"])
-    next_obs = arrays.get("next_observations")
-    # copy=False: float32 data (D4RL's) are kept, not copied (a second copy of a 2M-step
-    # dataset in memory at once)
-    return Transitions(
-        observations=obs.astype(np.float32, copy=False),
-        actions=actions,
-        rewards=arrays["rewards"].astype(np.float32, copy=False),
-        terminals=terminals,
-        timeouts=timeouts,
-        next_observations=None if next_obs is None else next_obs.astype(np.float32, copy=False),
-        notes=notes,
-    )
 
 
 def _actions(actions: np.ndarray, source: str, discrete: bool | None) -> tuple[np.ndarray, bool]:

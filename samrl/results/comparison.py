@@ -175,6 +175,12 @@ def tally(cells: pd.DataFrame, claims_only: bool = True) -> dict[str, int]:
     return {k: int((rows["agreement"] == k).sum()) for k in (AGREES, DISAGREES, INDISTINGUISHABLE)}
 
 
+def table_section(table: str, against: str, cells: pd.DataFrame, unit: str = "row") -> list[str]:
+    """A table report's `## Table` section: the table, then `against` (which reference, which
+    rows claim) and the tally of its comparisons (tally_text)."""
+    return ["", "## Table", "", table, "", f"{against}: {tally_text(cells, unit)}.", ""]
+
+
 def tally_text(cells: pd.DataFrame, unit: str = "row") -> str:
     """ "2 agrees, 1 disagrees, 0 indistinguishable in the 3 compared rows that make a claim",
     plus the directions of the rows that make none where there are such rows; `unit` names

@@ -48,8 +48,7 @@ from samrl.results.baselines import LEARNS, distinct_counts, level_of, level_tex
 from samrl.results.corruption_reference import SOURCE, paper_score, paper_tasks
 from samrl.results.headline import HEADLINE, HEADLINE_N, HEADLINE_TEXT
 from samrl.results.labels import sam_networks
-from samrl.results.paper import algo_name
-from samrl.results.report import markdown_table
+from samrl.results.paper import algo_name, markdown_table
 from samrl.results.runs import get_path, read_config, run_path
 from samrl.rundir import CORRUPTION_TABLE_FILES, atomic_write, write_csv_atomic
 from samrl.sam.variants import is_base
@@ -362,17 +361,12 @@ def markdown(
         for dataset in dict.fromkeys(cells.loc[cells["algo.name"] == algo, "dataset.name"]):
             level = level_of(levels, algo, dataset)
             lines.append(f"- {algo_name(algo)} on clean {dataset}: {level_text(level)}.")
-    lines += [
-        "",
-        "## Table",
-        "",
+    lines += comparison.table_section(
         markdown_table(display_rows(cells)),
-        "",
         "Against the paper, over the corrupted conditions it reports (a row makes a claim "
-        "where Adam learns on clean data and on the row's own data): "
-        f"{comparison.tally_text(cells)}.",
-        "",
-    ]
+        "where Adam learns on clean data and on the row's own data)",
+        cells,
+    )
     if borrowed:
         lines += ["## Rows from other sweeps", "", *(f"- {line}" for line in borrowed), ""]
     return "\n".join(lines)

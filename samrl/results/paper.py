@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,19 @@ def _title(tables: ScoreTables, kind: str) -> str:
 
 def algo_name(name: str) -> str:
     return ALGO_NAMES.get(str(name), str(name))
+
+
+def markdown_table(rows: Sequence[Mapping[str, str]]) -> str:
+    """A GitHub markdown table; the first row's keys are the header."""
+    if not rows:
+        return "_No runs._"
+    header = list(rows[0])
+
+    def line(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    body = [line(row.get(h, "") for h in header) for row in rows]
+    return "\n".join([line(header), line("---" for _ in header), *body])
 
 
 def markdown(tables: ScoreTables) -> str:

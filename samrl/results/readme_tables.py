@@ -23,7 +23,7 @@ import pandas as pd
 from samrl.results.baselines import bar_of
 from samrl.results.comparison import DEPENDS, HOLDS, NONE, tally_text
 from samrl.results.headline import headline_score
-from samrl.results.paper import algo_name
+from samrl.results.paper import algo_name, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python -m samrl.results.readme_tables"
@@ -39,8 +39,6 @@ def end_marker(name: str) -> str:
 
 
 def table(rows: Sequence[Mapping[str, str]]) -> str:
-    from samrl.results.report import markdown_table
-
     return markdown_table(rows)
 
 

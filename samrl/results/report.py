@@ -25,7 +25,7 @@ from samrl.results.aggregate import (
 )
 from samrl.results.baselines import LEVEL_RULE, MIN_EVAL_EPISODES, level_rows
 from samrl.results.headline import HEADLINE_N, HEADLINE_TEXT
-from samrl.results.paper import markdown, score_tables
+from samrl.results.paper import markdown, markdown_table, score_tables
 from samrl.results.plots import vs_rho_columns
 from samrl.results.rank_correlation import correlation_rows, rank_correlations
 from samrl.results.runs import get_path, read_config, read_status, read_sweep_spec, run_path
@@ -355,19 +355,6 @@ def _problem_rows(problems: pd.DataFrame) -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-def markdown_table(rows: Sequence[Mapping[str, str]]) -> str:
-    """A GitHub markdown table; the first row's keys are the header."""
-    if not rows:
-        return "_No runs._"
-    header = list(rows[0])
-
-    def line(cells: Iterable[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    body = [line(row.get(h, "") for h in header) for row in rows]
-    return "\n".join([line(header), line("---" for _ in header), *body])
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -58,13 +58,14 @@ from samrl.results.comparison import (
     sensitivity_text,
     sign,
     split_text,
-    tally_text,
+    table_section,
+    tally_text,  # noqa: F401 (samrl.results.cli imports it from here)
     verdict_text,
     versus_by_score,
 )
 from samrl.results.headline import HEADLINE, HEADLINE_N, HEADLINE_TEXT
 from samrl.results.labels import sam_networks
-from samrl.results.paper import algo_name, latex_escape
+from samrl.results.paper import algo_name, latex_escape, markdown_table
 from samrl.results.seed_reference import (
     NETWORK_ORDER,
     RHO,
@@ -322,8 +323,6 @@ def display_rows(cells: pd.DataFrame) -> list[dict[str, str]]:
 def markdown(
     cells: pd.DataFrame, levels: pd.DataFrame, n_boot: int, borrowed: Sequence[str] = ()
 ) -> str:
-    from samrl.results.report import markdown_table
-
     lines = [
         "# Seed table: SAM vs Adam per network, with seeds and confidence intervals",
         "",
@@ -365,16 +364,13 @@ def markdown(
         else:
             verdict = "the baseline's level is unknown: its SAM differences are no claim"
         lines.append(f"- {algo_name(algo)} on {dataset}: {level_text(level)}; {verdict}.")
-    lines += [
-        "",
-        "## Table",
-        "",
+    lines += table_section(
         markdown_table(display_rows(cells)),
-        "",
         "Against the seed, over the cells it reports (a row makes a claim where its all-Adam "
-        f"baseline learns): {tally_text(cells, 'cell')}.",
-        "",
-    ]
+        "baseline learns)",
+        cells,
+        "cell",
+    )
     return "\n".join(lines)
 
 

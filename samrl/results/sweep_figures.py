@@ -29,7 +29,14 @@ from matplotlib.lines import Line2D
 from samrl.metrics import is_sharpness_summary, without_last10
 from samrl.results import plots, stats
 from samrl.results.aggregate import SweepTables, compute_sweep_tables, grid_points
-from samrl.results.facets import MARKERS, MAX_LINES, FacetFigure, facet_layout, networks_of
+from samrl.results.facets import (
+    MARKERS,
+    MAX_LINES,
+    FacetFigure,
+    LineStyle,
+    facet_layout,
+    networks_of,
+)
 from samrl.results.paper import algo_name
 from samrl.results.plots import (
     CURVE_STATUSES,
@@ -146,16 +153,7 @@ def build_metric_figure(
     Algorithms none of whose runs log the metric (BEAR's MMD loss in a sweep of many
     algorithms) get no row; an empty panel in a row that has one says so."""
 
-    runs_by_point = _runs_of(tables)
-    curves_by_point: dict[int, list[pd.Series]] = {}
-    for panel in facet.panels.values():
-        for i in panel.points:
-            curves = [
-                read_curve(run_path(sweep_dir, r.run_dir), metric, file_name)
-                for r in runs_by_point[i].itertuples()
-                if r.status in CURVE_STATUSES
-            ]
-            curves_by_point[i] = [c for c in curves if len(c)]
+    curves_by_point = _curves_by_point(sweep_dir, tables, metric, file_name, facet)
     rows = [
         row
         for row in facet.rows
@@ -167,22 +165,8 @@ def build_metric_figure(
     for (row, column), ax in axes.items():
         panel = facet.panel(row, column)
         for i in panel.points if panel else []:
-            style = facet.styles[i]
-            curves = curves_by_point[i]
-            if not curves:
-                continue
-            matrix = pd.concat(curves, axis=1).sort_index()
-            mean, low, high = mean_with_band(matrix.to_numpy(dtype=float).T, seed=seed)
-            ax.plot(
-                matrix.index,
-                mean,
-                color=style.colour,
-                linestyle=style.linestyle,
-                label=style.label,
-                linewidth=1.4,
-            )
-            if len(curves) > 1:
-                ax.fill_between(matrix.index, low, high, color=style.colour, alpha=0.15)
+            if curves_by_point[i]:
+                _plot_mean_curve(ax, curves_by_point[i], facet.styles[i], seed)
         if not ax.lines:
             ax.text(
                 0.5,
@@ -201,6 +185,41 @@ def build_metric_figure(
         fontsize="medium",
     )
     return figure
+
+
+def _curves_by_point(
+    sweep_dir: Path, tables: SweepTables, metric: str, file_name: str, facet: FacetFigure
+) -> dict[int, list[pd.Series]]:
+    """Grid point -> the non-empty curves of `metric` of its runs that have curves (completed
+    and running ones), for every point the figure's panels show."""
+    runs_by_point = _runs_of(tables)
+    curves_by_point: dict[int, list[pd.Series]] = {}
+    for panel in facet.panels.values():
+        for i in panel.points:
+            curves = [
+                read_curve(run_path(sweep_dir, r.run_dir), metric, file_name)
+                for r in runs_by_point[i].itertuples()
+                if r.status in CURVE_STATUSES
+            ]
+            curves_by_point[i] = [c for c in curves if len(c)]
+    return curves_by_point
+
+
+def _plot_mean_curve(ax: Axes, curves: list[pd.Series], style: LineStyle, seed: int) -> None:
+    """One grid point's line: the mean over its runs' curves, with the 95% bootstrap band
+    where there are several."""
+    matrix = pd.concat(curves, axis=1).sort_index()
+    mean, low, high = mean_with_band(matrix.to_numpy(dtype=float).T, seed=seed)
+    ax.plot(
+        matrix.index,
+        mean,
+        color=style.colour,
+        linestyle=style.linestyle,
+        label=style.label,
+        linewidth=1.4,
+    )
+    if len(curves) > 1:
+        ax.fill_between(matrix.index, low, high, color=style.colour, alpha=0.15)
 
 
 def _yerr(rows: pd.DataFrame, column: str) -> np.ndarray:

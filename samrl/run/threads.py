@@ -56,16 +56,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from samrl.envvars import available_cores
+from samrl.rng import forked as forked_rng
+
 AUTO = "auto"
 ADAPTIVE = "adaptive"
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a Slurm allocation)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def launcher_threads() -> int | None:
@@ -281,8 +276,6 @@ def thread_count_changes_updates(
     not the values; these updates have the run's shapes and code paths (two updates also cover
     algorithms whose actor steps every second update).
     """
-    from samrl.run.evaluation import forked_rng
-
     previous = torch.get_num_threads()
     results = []
     try:

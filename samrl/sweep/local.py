@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from samrl.envvars import available_cores, offline_env
 from samrl.rundir import RunDir, now
 from samrl.status import FAILED_STATUSES, RunStatus
 from samrl.sweep.worker import (
@@ -36,10 +37,6 @@ GRACE_S = 15.0
 
 
 def threads_per_job(n_jobs: int, cores: int | None = None) -> int:
-    from samrl.run.threads import (
-        available_cores,  # samrl.run.threads imports torch: only when needed
-    )
-
     return max(1, (cores or available_cores()) // n_jobs)
 
 
@@ -107,8 +104,6 @@ def run_local(
     On KeyboardInterrupt the running children get SIGINT (samrl train marks them
     interrupted, so the next sweep resumes them), then SIGKILL after a grace period.
     """
-    from samrl.data.download import offline_env  # `samrl --offline`: the runs inherit it
-
     env = {**os.environ, **thread_env(threads_per_job(n_jobs)), **offline_env()}
     pending = list(jobs)
     running: dict[subprocess.Popen[bytes], Job] = {}

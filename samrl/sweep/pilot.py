@@ -13,6 +13,7 @@ from pathlib import Path
 
 from samrl.errors import ConfigError
 from samrl.rundir import SweepDir
+from samrl.sweep.grid import load_sweep_file
 
 #: The sweep-file key naming the pilot.
 PILOT_KEY = "pilot"
@@ -21,8 +22,6 @@ ALLOW_FLAG = "--allow-pilot-seeds"
 
 def pilot_seeds(pilot: str | Path) -> list[int]:
     """The seeds of a pilot: a sweep file's `seeds`, or a sweep directory's sweep.json."""
-    from samrl.sweep.grid import load_sweep_file  # grid imports this module's key
-
     path = Path(pilot)
     if path.is_dir():
         record = SweepDir(path).read_record()

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from samrl.config.launchers import RayLauncher
+from samrl.envvars import available_cores
 from samrl.errors import SamrlError
-from samrl.status import RunStatus
 from samrl.sweep.worker import (
     Job,
     Monitor,
     Outcome,
-    last_line,
+    failed_outcome,
     outcome_from_result,
     run_config_file,
 )
@@ -49,8 +49,6 @@ def run_ray(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            from samrl.run.threads import available_cores
-
             ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
     num_cpus = options.num_cpus or 1
     task = ray.remote(num_cpus=num_cpus, num_gpus=options.num_gpus or 0, max_retries=0)(
@@ -69,8 +67,7 @@ def run_ray(
                 try:
                     outcome = outcome_from_result(job.run_id, ray.get(ref))
                 except Exception as exc:  # worker crashed or was killed
-                    detail = last_line(str(exc)) or type(exc).__name__
-                    outcome = Outcome(job.run_id, RunStatus.FAILED, f"Ray task failed: {detail}")
+                    outcome = failed_outcome(job.run_id, "Ray task", exc)
                 outcomes.append(outcome)
                 monitor.finished(outcome)
     except BaseException:

@@ -284,11 +284,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
 
 
 def _dry_run(
-    spec: SweepSpec,
-    plans: list[RunPlan],
-    record: dict[str, Any],
-    options: SweepOptions,
-    echo: Echo,
+    spec: SweepSpec, plans: list[RunPlan], record: dict[str, Any], options: SweepOptions, echo: Echo
 ) -> SweepReport:
     """List every run and its state, and what a real run would do; change nothing."""
     sweep_dir = spec.directory
@@ -319,11 +315,7 @@ def _earlier_messages(plans: list[RunPlan], states: dict[str, str]) -> dict[str,
 
 
 def _to_run(
-    spec: SweepSpec,
-    plans: list[RunPlan],
-    states: dict[str, str],
-    retry_failed: bool,
-    echo: Echo,
+    spec: SweepSpec, plans: list[RunPlan], states: dict[str, str], retry_failed: bool, echo: Echo
 ) -> list[RunPlan]:
     """The runs to launch (failed ones retried are cleared first), said in one line, and a
     line for each failed run left alone."""

@@ -33,6 +33,7 @@ from samrl.sweep.worker import (
     Job,
     Monitor,
     Outcome,
+    failed_outcome,
     last_line,
     outcome_from_result,
     run_config_file,
@@ -230,8 +231,7 @@ def _result_outcome(handle: Any, job: Job) -> Outcome:
     try:
         return outcome_from_result(job.run_id, handle.result())
     except Exception as exc:  # the function raised inside the task: the run is recorded failed
-        detail = last_line(str(exc)) or type(exc).__name__
-        return Outcome(job.run_id, RunStatus.FAILED, f"job {handle.job_id} failed: {detail}")
+        return failed_outcome(job.run_id, f"job {handle.job_id}", exc)
 
 
 def _no_result_outcome(handle: Any, job: Job, state: str) -> Outcome:

@@ -10,11 +10,18 @@ back through their frameworks; the local launcher runs it in a child process
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, Protocol
 
+import samrl
+from samrl.config import load_config
+from samrl.errors import SamrlError
+from samrl.quiet import quiet_d3rlpy
+from samrl.rundir import atomic_write
 from samrl.status import OUTCOME_STATUSES, RunStatus
 
 #: Environment variables a remote worker needs to see the same data as the driver.
@@ -76,18 +83,13 @@ def run_config_file(
         _redirect_output(Path(log))
         print(f"samrl: worker starts {path} ({_where()})", flush=True)
     os.environ.update(env or {})
-    import samrl
-
     samrl.register()  # as the CLI: before d3rlpy is imported (gym's notice stays out of logs)
     if threads:
         import torch
 
         os.environ.update(thread_env(threads))
         torch.set_num_threads(threads)
-    from samrl.config import load_config
-    from samrl.errors import SamrlError
-    from samrl.quiet import quiet_d3rlpy
-    from samrl.run.train import run_training
+    from samrl.run.train import run_training  # lazy: torch, d3rlpy, gymnasium
 
     quiet_d3rlpy()
     try:
@@ -114,6 +116,13 @@ def outcome_from_result(run_id: str, result: Any) -> Outcome:
     return Outcome(run_id, RunStatus(result["status"]), str(result.get("message") or ""))
 
 
+def failed_outcome(run_id: str, what: str, exc: BaseException) -> Outcome:
+    """A failed Outcome for a task the framework reports crashed: `what` (the Ray task, the
+    Slurm job) failed, with the last line of the exception."""
+    detail = last_line(str(exc)) or type(exc).__name__
+    return Outcome(run_id, RunStatus.FAILED, f"{what} failed: {detail}")
+
+
 def result_file(job: Job) -> Path:
     """Where a local worker process writes run_config_file's dict (beside its log)."""
     return job.log_file.with_name(f"{job.run_id}.result.json")
@@ -121,8 +130,6 @@ def result_file(job: Job) -> Path:
 
 def read_result(path: Path) -> dict[str, Any] | None:
     """A local worker's result dict, or None when the process wrote none (it crashed)."""
-    import json
-
     try:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -134,11 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m samrl.sweep.worker CONFIG --result FILE`: exit 0 when the run completed, 1
     otherwise (the result file says how). The local launcher sets the thread count in the
     environment (OMP_NUM_THREADS)."""
-    import argparse
-    import json
-
-    from samrl.rundir import atomic_write
-
     parser = argparse.ArgumentParser(prog="python -m samrl.sweep.worker")
     parser.add_argument("config")
     parser.add_argument("--result", required=True)
