@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 
 from samrl.config import KEY_DOCS, key_table
-from samrl.config_cli import README_END, README_START, markdown_table
+from samrl.cli.config import README_END, README_START, markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
