@@ -229,7 +229,6 @@ def _echo_builtin_versions(
 
 def _config_transitions(config_path: str) -> tuple[Any, Any]:
     """A config's dataset section and the data it trains on (training_transitions)."""
-
     ds = load_config(config_path).dataset
     return ds, training_transitions(
         ds.name,
