@@ -40,7 +40,7 @@ FOUNDATION = {
     "rng",
 }
 #: The command layer: click groups, which may import whatever their commands run.
-COMMANDS = {"cli", "config_cli", "data_cli", "__main__"}
+COMMANDS = {"cli", "__main__"}
 
 #: Who may import whom, besides FOUNDATION (docs/architecture.md, "Who may import whom").
 ALLOWED: dict[str, set[str]] = {

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
 
+from samrl.cli.data import data_group
 from samrl.data.references import CLASSIC_REFERENCES
-from samrl.data_cli import data_group
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.baselines import LEARNS, NOT_LEARNING, UNKNOWN
 from samrl.results.cli import summarize_cmd

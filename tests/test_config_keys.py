@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from samrl.cli.config import README_END, README_START, markdown_table
 from samrl.config import KEY_DOCS, key_table
-from samrl.config_cli import README_END, README_START, markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

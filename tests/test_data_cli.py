@@ -7,7 +7,7 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
-from samrl.data_cli import data_group
+from samrl.cli.data import data_group
 from samrl.errors import DatasetError
 
 

@@ -12,7 +12,7 @@ from conftest import run_cli
 from helpers.sweeps import Point, write_point_sweep
 from scipy import stats as scipy_stats
 
-from samrl.data_cli import data_group
+from samrl.cli.data import data_group
 from samrl.results.aggregate import compute_sweep_tables
 from samrl.results.cli import seed_table_cmd
 from samrl.results.seed_reference import SEED_RETURNS

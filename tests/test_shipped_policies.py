@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import run_cli
 
+from samrl.cli.data import data_group
 from samrl.data import actor, mujoco
 from samrl.data.builtin import BUILTINS, cache_path, needs_sac_training
-from samrl.data_cli import data_group
 
 SHIPPED_FAMILIES = ("hopper", "halfcheetah")
 #: sha256 of `samrl data make hopper-medium --size 3000 --seed 0` (the shipped medium policy).

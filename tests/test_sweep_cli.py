@@ -144,24 +144,13 @@ def test_launcher_flags_are_the_launcher_sections_fields() -> None:
 
 def test_launcher_flags_reach_the_typed_section(tmp_path: Path) -> None:
     from samrl.config.launchers import SlurmLauncher
+    from samrl.config.options import SweepArgs
     from samrl.sweep.cli import build_spec
 
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(BASE))
     flags = {"partition": "gpu", "cpus_per_task": 4, "num_cpus": None}
-    spec = build_spec(
-        None,
-        str(config),
-        rho=None,
-        seeds=None,
-        grid=(),
-        overrides=(),
-        out=None,
-        name=None,
-        jobs=None,
-        launcher="slurm",
-        launcher_flags=flags,
-    )
+    spec = build_spec(SweepArgs(config=str(config), launcher="slurm", launcher_flags=flags))
     assert spec.launcher == SlurmLauncher(partition="gpu", cpus_per_task=4)
 
 

@@ -13,6 +13,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from samrl.config.options import (
+    N_TRANSITIONS,
+    HessianArgs,
+    LandscapeArgs,
+    SharpnessArgs,
+    networks,
+    with_options,
+)
+from samrl.errors import RunError
+from samrl.metrics import WORST_CASE
+from samrl.quiet import quiet_d3rlpy
+from samrl.results.runs import find_runs, is_run_dir
+
 if TYPE_CHECKING:
     from samrl.analysis.posthoc import LoadedRun
 
@@ -31,12 +44,6 @@ SEED = click.option(
 )
 
 
-def _quiet() -> None:
-    from samrl.quiet import quiet_d3rlpy
-
-    quiet_d3rlpy()
-
-
 def _names(paths: list[Path], run_dir: Path) -> str:
     return ", ".join(p.name for p in paths) + f" in {run_dir}"
 
@@ -45,8 +52,6 @@ def _runs_of(path: Path) -> list[Path]:
     """A run directory, or every run of a sweep directory that has a saved model: post-hoc
     results then land in each run, where summarize, plot and report find them."""
     from samrl.analysis.posthoc import checkpoint_steps
-    from samrl.errors import RunError
-    from samrl.results.runs import find_runs, is_run_dir
 
     if is_run_dir(path) or not path.is_dir():
         return [path]
@@ -65,7 +70,7 @@ def _measure_each(
     number of runs, the last run and its result."""
     from samrl.analysis import posthoc
 
-    _quiet()
+    quiet_d3rlpy()
     runs = _runs_of(run_dir)
     for path in posthoc.progress_bar(runs, "runs", len(runs) > 1, unit="run"):
         run = posthoc.load_run(path, step)
@@ -83,12 +88,7 @@ def _echo_sweep(what: str, n_runs: int, file_name: str, sweep_dir: Path) -> None
 @click.command("hessian")
 @RUN_DIR
 @STEP
-@click.option(
-    "--net",
-    "nets",
-    multiple=True,
-    help="Network (critic, actor, imitator, q, policy, ...); repeatable.",
-)
+@networks("Network (critic, actor, imitator, q, policy, ...); repeatable.")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--trace-samples",
@@ -100,20 +100,10 @@ def _echo_sweep(what: str, n_runs: int, file_name: str, sweep_dir: Path) -> None
 @click.option("--density", is_flag=True, help="Also the spectral density (stochastic Lanczos).")
 @click.option("--density-vectors", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--density-steps", type=click.IntRange(min=1), default=80, show_default=True)
-@click.option("--n-transitions", type=click.IntRange(min=1), default=1024, show_default=True)
+@N_TRANSITIONS
 @SEED
-def hessian_cmd(
-    run_dir: Path,
-    step: int | None,
-    nets: tuple[str, ...],
-    top_k: int,
-    trace_samples: int,
-    density: bool,
-    density_vectors: int,
-    density_steps: int,
-    n_transitions: int,
-    seed: int,
-) -> None:
+@with_options(HessianArgs)
+def hessian_cmd(args: HessianArgs) -> None:
     """Top Hessian eigenvalues (and trace, density) of a saved checkpoint's network losses.
 
     Rows (step, net, lambda_1..k, trace, trace_se, hvp_count) go to hessian_posthoc.csv in the
@@ -136,20 +126,20 @@ def hessian_cmd(
     def measure(run: LoadedRun, progress: bool) -> list[Path]:
         return posthoc.hessian(
             run,
-            nets,
-            top_k=top_k,
-            trace_samples=trace_samples,
-            n_transitions=n_transitions,
-            density=density,
-            density_vectors=density_vectors,
-            density_steps=density_steps,
-            seed=seed,
+            args.nets,
+            top_k=args.top_k,
+            trace_samples=args.trace_samples,
+            n_transitions=args.n_transitions,
+            density=args.density,
+            density_vectors=args.density_vectors,
+            density_steps=args.density_steps,
+            seed=args.seed,
             progress=progress,
         )
 
-    n_runs, run, written = _measure_each(run_dir, step, measure)
+    n_runs, run, written = _measure_each(args.run_dir, args.step, measure)
     if n_runs > 1:
-        _echo_sweep("Hessian", n_runs, written[0].name, run_dir)
+        _echo_sweep("Hessian", n_runs, written[0].name, args.run_dir)
     else:
         click.echo(f"samrl: Hessian of step {run.step} written to {_names(written, run.run_dir)}")
 
@@ -180,19 +170,10 @@ def hessian_cmd(
     type=click.Path(path_type=Path),
     help="Another run directory to draw on the same figure (same directions seed); repeatable.",
 )
-@click.option("--n-transitions", type=click.IntRange(min=1), default=1024, show_default=True)
+@N_TRANSITIONS
 @SEED
-def landscape_cmd(
-    run_dir: Path,
-    step: int | None,
-    net: str | None,
-    dims: int,
-    points: int,
-    span: float,
-    others: tuple[Path, ...],
-    n_transitions: int,
-    seed: int,
-) -> None:
+@with_options(LandscapeArgs)
+def landscape_cmd(args: LandscapeArgs) -> None:
     """Loss landscape along filter-normalized random directions (Li et al., 2018).
 
     Writes landscape_<net>.csv (run, alpha[, beta], loss) and landscape_<net>.png into RUN_DIR;
@@ -207,16 +188,22 @@ def landscape_cmd(
     from samrl.analysis import posthoc
     from samrl.analysis.network_loss import networks_of, resolve_network
 
-    _quiet()
-    runs = [posthoc.load_run(run_dir, step), *(posthoc.load_run(o) for o in others)]
-    if net is None:
+    quiet_d3rlpy()
+    runs = [posthoc.load_run(args.run_dir, args.step), *map(posthoc.load_run, args.others)]
+    if args.net is None:
         available = list(networks_of(runs[0].algo))
         net = "critic" if "critic" in available else available[0]
     else:
-        net = resolve_network(runs[0].algo, net)
+        net = resolve_network(runs[0].algo, args.net)
     results = [
         posthoc.landscape(
-            r, net, dims=dims, points=points, span=span, n_transitions=n_transitions, seed=seed
+            r,
+            net,
+            dims=args.dims,
+            points=args.points,
+            span=args.span,
+            n_transitions=args.n_transitions,
+            seed=args.seed,
         )
         for r in posthoc.progress_bar(runs, f"{net} landscape", True)
     ]
@@ -227,7 +214,7 @@ def landscape_cmd(
     csv_path, png_path = posthoc.write_landscapes(runs[0].run_dir, net, results)
     label = f"{len(runs)} runs" if len(runs) > 1 else f"step {runs[0].step}"
     click.echo(
-        f"samrl: {dims}-D {net} landscape of {label} written to "
+        f"samrl: {args.dims}-D {net} landscape of {label} written to "
         f"{_names([csv_path, png_path], runs[0].run_dir)}"
     )
 
@@ -235,9 +222,7 @@ def landscape_cmd(
 @click.command("sharpness")
 @RUN_DIR
 @STEP
-@click.option(
-    "--net", "nets", multiple=True, help="Network (default: all of the algorithm's); repeatable."
-)
+@networks("Network (default: all of the algorithm's); repeatable.")
 @click.option("--rho", type=float, required=True, help="Radius of the perturbation ball.")
 @click.option(
     "--steps",
@@ -269,19 +254,8 @@ def landscape_cmd(
     help="Gaussian draws per minibatch.",
 )
 @SEED
-def sharpness_cmd(
-    run_dir: Path,
-    step: int | None,
-    nets: tuple[str, ...],
-    rho: float,
-    steps: int,
-    adaptive: bool,
-    batch_size: int,
-    n_batches: int,
-    sigma: float | None,
-    samples: int,
-    seed: int,
-) -> None:
+@with_options(SharpnessArgs)
+def sharpness_cmd(args: SharpnessArgs) -> None:
     """Worst-case (m-)sharpness and average-case sharpness of a saved checkpoint.
 
     Worst case: max over ||eps|| <= rho of L(w + eps) - L(w) by projected gradient ascent,
@@ -305,26 +279,24 @@ def sharpness_cmd(
     def measure(run: LoadedRun, progress: bool) -> tuple[Path, list[dict[str, Any]]]:
         return posthoc.sharpness(
             run,
-            nets,
-            rho=rho,
-            steps=steps,
-            adaptive=adaptive,
-            batch_size=batch_size,
-            n_batches=n_batches,
-            sigma=sigma,
-            n_samples=samples,
-            seed=seed,
+            args.nets,
+            rho=args.rho,
+            steps=args.steps,
+            adaptive=args.adaptive,
+            batch_size=args.batch_size,
+            n_batches=args.n_batches,
+            sigma=args.sigma,
+            n_samples=args.samples,
+            seed=args.seed,
             progress=progress,
         )
 
-    n_runs, run, (path, rows) = _measure_each(run_dir, step, measure)
+    n_runs, run, (path, rows) = _measure_each(args.run_dir, args.step, measure)
     if n_runs > 1:
-        _echo_sweep(f"sharpness at rho={rho:g}", n_runs, path.name, run_dir)
+        _echo_sweep(f"sharpness at rho={args.rho:g}", n_runs, path.name, args.run_dir)
         return
-    from samrl.metrics import WORST_CASE
-
     values = ", ".join(f"{r['net']} {r[WORST_CASE]:.4g}" for r in rows)
     click.echo(
-        f"samrl: sharpness of step {run.step} at rho={rho:g} ({values}) written to "
+        f"samrl: sharpness of step {run.step} at rho={args.rho:g} ({values}) written to "
         f"{path.name} in {run.run_dir}"
     )

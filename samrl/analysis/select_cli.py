@@ -13,17 +13,35 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import click
 import pandas as pd
 
+from samrl.analysis.selection_signals import (
+    SignalOptions,
+    check_options,
+    checkpoint_signals,
+    open_run,
+)
+from samrl.config.options import QUIET, SelectArgs, with_options
 from samrl.errors import RunError
+from samrl.progress import step_bar
+from samrl.results import selection
 from samrl.results.cli import bootstrap_options, plural
-from samrl.results.selection import COLUMNS, SIGNALS
-
-if TYPE_CHECKING:
-    from samrl.analysis.selection_signals import SignalOptions
+from samrl.results.labels import point_label, varying_keys
+from samrl.results.runs import (
+    declared_point,
+    find_runs,
+    get_path,
+    is_run_dir,
+    read_config,
+    read_run_table,
+)
+from samrl.results.runs import read_status as run_status
+from samrl.results.selection import COLUMNS, SIGNALS, choices, regret_figure
+from samrl.rundir import EVAL_FILE, atomic_write, write_csv_atomic
+from samrl.status import RunStatus
 
 SELECTION_FILE = "selection.csv"
 TABLE_FILES = ("selection_table.csv", "selection_table.md")
@@ -66,19 +84,10 @@ Examples:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to write (default: the first directory given).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET
 @bootstrap_options
-def select_cmd(
-    dirs: tuple[Path, ...],
-    signals: str,
-    rho: float,
-    fqe_steps: int,
-    opc_quantile: float,
-    out: Path | None,
-    quiet: bool,
-    n_boot: int,
-    seed: int,
-) -> None:
+@with_options(SelectArgs)
+def select_cmd(args: SelectArgs) -> None:
     """Choose checkpoints without the environment: for every saved checkpoint of every run,
     the critic's and actor's sharpness at a fixed radius (the run's probe, else post hoc),
     d3rlpy's TD error, average and initial-state value estimates and soft OPC on the run's
@@ -92,15 +101,17 @@ def select_cmd(
     compare (train.save_interval: 1 keeps one per evaluation) and held-out episodes
     (dataset.test_fraction > 0) for d3rlpy's signals.
     """
-    from samrl.analysis.selection_signals import SignalOptions, check_options
-
-    wanted = tuple(s.strip() for s in signals.split(",") if s.strip())
-    options = SignalOptions(signals=wanted, rho=rho, fqe_steps=fqe_steps, opc_quantile=opc_quantile)
+    options = SignalOptions(
+        signals=args.signal_names,
+        rho=args.rho,
+        fqe_steps=args.fqe_steps,
+        opc_quantile=args.opc_quantile,
+    )
     check_options(options)
-    out = out if out is not None else dirs[0]
-    runs = collect_runs(dirs)
-    rows = measure(runs, options, out, progress=not quiet)
-    write_outputs(rows, out, n_boot, seed)
+    out = args.out if args.out is not None else args.dirs[0]
+    runs = collect_runs(args.dirs)
+    rows = measure(runs, options, out, progress=not args.quiet)
+    write_outputs(rows, out, args.n_boot, args.seed)
 
 
 class RunToSelect(NamedTuple):
@@ -112,10 +123,6 @@ class RunToSelect(NamedTuple):
 def collect_runs(dirs: tuple[Path, ...]) -> list[RunToSelect]:
     """(run directory, cell, seed) of every run to select among: each given run directory,
     and the completed runs of each given sweep (others are named in one line and left out)."""
-    from samrl.results.runs import declared_point, find_runs, is_run_dir, read_config
-    from samrl.results.runs import read_status as run_status
-    from samrl.status import RunStatus
-
     found: list[tuple[Path, dict[str, Any], int | None]] = []
     for directory in dirs:
         if not directory.is_dir():
@@ -142,16 +149,12 @@ def collect_runs(dirs: tuple[Path, ...]) -> list[RunToSelect]:
 
 
 def _get(config: dict[str, Any], key: str) -> Any:
-    from samrl.results.runs import get_path
-
     return get_path(config, key)
 
 
 def cell_labels(points: list[dict[str, Any]]) -> list[str]:
     """Each run's grid point (seed excluded) as one text naming the keys that differ between
     points: runs with the same text form a cell."""
-    from samrl.results.labels import point_label, varying_keys
-
     texts = [
         {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in point.items()}
         for point in points
@@ -166,9 +169,6 @@ def measure(
 ) -> pd.DataFrame:
     """selection.csv's rows: every signal of every checkpoint, with the env score there. All
     runs are opened (and checked) before any checkpoint is measured."""
-    from samrl.analysis.selection_signals import checkpoint_signals, open_run
-    from samrl.progress import step_bar
-
     sources = [(open_run(run_dir, options), cell, seed) for run_dir, cell, seed in runs]
     total = sum(len(source.models) for source, _, _ in sources)
     rows: list[dict[str, Any]] = []
@@ -211,9 +211,6 @@ def _threads() -> Iterator[None]:
 
 def env_scores(run_dir: Path) -> dict[int, float]:
     """Step -> the environment score of eval.csv: the normalized score, else the mean return."""
-    from samrl.results.runs import read_run_table
-    from samrl.rundir import EVAL_FILE
-
     evals = read_run_table(run_dir, EVAL_FILE)
     for column in ("normalized_score", "return_mean"):
         if column in evals and "step" in evals:
@@ -232,9 +229,6 @@ def _relative(path: Path, root: Path) -> str:
 
 def write_outputs(rows: pd.DataFrame, out: Path, n_boot: int, seed: int) -> None:
     """selection.csv; the choices printed; with scores, the table and figure; one last line."""
-    from samrl.results import selection
-    from samrl.rundir import atomic_write, write_csv_atomic
-
     out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(rows, out / SELECTION_FILE)
     written = [SELECTION_FILE]
@@ -257,7 +251,6 @@ def write_outputs(rows: pd.DataFrame, out: Path, n_boot: int, seed: int) -> None
 
 def _figure(table: pd.DataFrame, out: Path) -> str:
     from samrl.results.plots import save
-    from samrl.results.selection import regret_figure
 
     figure = regret_figure(table, "Choosing a checkpoint without the environment")
     save(figure, out / FIGURE_FILE)
@@ -266,8 +259,6 @@ def _figure(table: pd.DataFrame, out: Path) -> str:
 
 def print_choices(rows: pd.DataFrame) -> None:
     """Per run, then per cell: what each signal chooses, with its score where known."""
-    from samrl.results.selection import choices
-
     for group, what in (("run", "checkpoint step"), ("cell", "run")):
         chosen = choices(rows, group)
         if chosen.empty:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from samrl.config import parse_override
 from samrl.config.launchers import LAUNCHERS, launcher_flags, parse_launcher
+from samrl.config.options import QUIET, SweepArgs, config_file, overrides, with_options
 from samrl.errors import ConfigError
+from samrl.quiet import quiet_d3rlpy
 from samrl.sweep.grid import (
     SweepSpec,
+    check_grid,
     check_name,
     load_sweep_file,
     parse_grid_flag,
@@ -74,14 +79,12 @@ def _grid_from_flags(spec: SweepSpec, rho: str | None, grid: tuple[str, ...]) ->
             raise ConfigError("give rho values with --rho or --grid optim.rho=..., not both")
         flag_grid["optim.rho"] = parse_grid_flag(f"optim.rho={rho}")[1]
     if flag_grid:
-        from samrl.sweep.grid import check_grid
-
         checked = check_grid(flag_grid, "--grid")
         spec.grid = {**spec.grid, **checked}
         spec.grids = [{**g, **checked} for g in spec.grids]
 
 
-def _launcher_from_flags(spec: SweepSpec, launcher: str | None, flags: dict[str, Any]) -> None:
+def _launcher_from_flags(spec: SweepSpec, launcher: str | None, flags: Mapping[str, Any]) -> None:
     given = {k: v for k, v in flags.items() if v is not None}
     current = spec.launcher.to_dict()
     if launcher is not None and launcher != current["type"]:
@@ -95,58 +98,43 @@ def _launcher_from_flags(spec: SweepSpec, launcher: str | None, flags: dict[str,
     spec.launcher = parse_launcher(current, "--launcher")
 
 
-def build_spec(
-    sweep_file: str | None,
-    config: str | None,
-    *,
-    rho: str | None,
-    seeds: str | None,
-    grid: tuple[str, ...],
-    overrides: tuple[str, ...],
-    out: str | None,
-    name: str | None,
-    jobs: int | None,
-    launcher: str | None,
-    launcher_flags: dict[str, Any],
-) -> SweepSpec:
+def build_spec(args: SweepArgs) -> SweepSpec:
     """The sweep from a sweep file or --config, with the command-line flags applied on top."""
-    from samrl.config import parse_override
-
-    if (sweep_file is None) == (config is None):
+    if (args.sweep_file is None) == (args.config is None):
         raise click.UsageError("give a sweep file or --config (exactly one)")
-    spec = load_sweep_file(sweep_file) if sweep_file else spec_from_config(str(config))
-    _grid_from_flags(spec, rho, grid)
-    if seeds is not None:
-        spec.seeds = parse_seeds(seeds, "--seeds")
-    spec.overrides = [*spec.overrides, *(parse_override(text) for text in overrides)]
-    if out is not None:
-        spec.out = out
-    if name is not None:
-        spec.name = check_name(name, "--name")
-    if jobs is not None:
-        spec.jobs = jobs
-    _launcher_from_flags(spec, launcher, launcher_flags)
+    spec = (
+        load_sweep_file(args.sweep_file) if args.sweep_file else spec_from_config(str(args.config))
+    )
+    _grid_from_flags(spec, args.rho, args.grid)
+    if args.seeds is not None:
+        spec.seeds = parse_seeds(args.seeds, "--seeds")
+    spec.overrides = [*spec.overrides, *(parse_override(text) for text in args.overrides)]
+    if args.out is not None:
+        spec.out = args.out
+    if args.name is not None:
+        spec.name = check_name(args.name, "--name")
+    if args.jobs is not None:
+        spec.jobs = args.jobs
+    _launcher_from_flags(spec, args.launcher, args.launcher_flags)
     return spec
 
 
 @click.command("sweep", epilog=EPILOG)
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--config", "config", type=click.Path(dir_okay=False), help="Base experiment config.")
+@config_file("Base experiment config.", required=False, dest="config")
 @click.option("--rho", metavar="R1,R2,...", help="Values of optim.rho (shorthand for --grid).")
 @click.option("--seeds", metavar="0-4|0,1,2", help="Seeds; every grid point runs each seed.")
 @click.option(
     "--grid", multiple=True, metavar="KEY.PATH=V1,V2", help="A grid axis (YAML values); repeatable."
 )
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override for every run."
-)
+@overrides("Override for every run.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Runs at once (default 1).")
 @click.option("--out", metavar="DIR", help="Parent of the sweep directory (default runs/sweeps).")
 @click.option("--name", metavar="NAME", help="Sweep name (default: the sweep file's or config's).")
 @click.option("--dry-run", is_flag=True, help="List the runs and their states; run nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run failed and diverged runs again.")
 @click.option("--overwrite", is_flag=True, help="Delete the sweep directory and start again.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET
 @click.option(
     "--allow-pilot-seeds",
     is_flag=True,
@@ -156,24 +144,8 @@ def build_spec(
     "--launcher", type=click.Choice(LAUNCHERS), help="Where runs execute (default local)."
 )
 @_launcher_options
-def sweep(
-    sweep_file: str | None,
-    config: str | None,
-    rho: str | None,
-    seeds: str | None,
-    grid: tuple[str, ...],
-    overrides: tuple[str, ...],
-    jobs: int | None,
-    out: str | None,
-    name: str | None,
-    dry_run: bool,
-    retry_failed: bool,
-    overwrite: bool,
-    quiet: bool,
-    allow_pilot_seeds: bool,
-    launcher: str | None,
-    **launcher_flags: Any,
-) -> None:
+@with_options(SweepArgs)
+def sweep(args: SweepArgs) -> None:
     """Run a grid of configs x seeds into one sweep directory, then summarize it.
 
     Every (grid point, seed) is an ordinary `samrl train` run under
@@ -185,33 +157,19 @@ def sweep(
     Example:
       samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4 --jobs 2
     """
-    spec = build_spec(
-        sweep_file,
-        config,
-        rho=rho,
-        seeds=seeds,
-        grid=grid,
-        overrides=overrides,
-        out=out,
-        name=name,
-        jobs=jobs,
-        launcher=launcher,
-        launcher_flags=launcher_flags,
-    )
-    check_pilot_seeds(spec.seeds, spec.pilot, allow_pilot_seeds)
-    if not dry_run:
-        from samrl.quiet import quiet_d3rlpy
-
+    spec = build_spec(args)
+    check_pilot_seeds(spec.seeds, spec.pilot, args.allow_pilot_seeds)
+    if not args.dry_run:
         quiet_d3rlpy()
     options = SweepOptions(
         jobs=spec.jobs,
-        dry_run=dry_run,
-        retry_failed=retry_failed,
-        overwrite=overwrite,
-        progress=not quiet,
+        dry_run=args.dry_run,
+        retry_failed=args.retry_failed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
     )
     report = run_sweep(spec, options, echo=click.echo)
-    if dry_run:
+    if args.dry_run:
         return
     print_failures(report, lambda line: click.echo(line, err=True))
     click.echo(final_line(spec.name, report))

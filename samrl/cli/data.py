@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from samrl.data import mujoco
+from samrl.config import load_config
+from samrl.config.options import QUIET, config_file
+from samrl.data import mujoco, training_transitions
 from samrl.data.builtin import (
     BUILTINS,
     cache_path,
@@ -18,8 +20,9 @@ from samrl.data.builtin import (
     needs_sac_training,
     sac_training_needed,
 )
+from samrl.data.corruption import changes
 from samrl.data.download import offline
-from samrl.data.hdf5 import read_d4rl_hdf5
+from samrl.data.hdf5 import read_d4rl_hdf5, write_d4rl_hdf5
 from samrl.data.info import DatasetInfo
 from samrl.data.minari_source import INSTALL_HINT
 from samrl.data.provenance import provenance
@@ -55,7 +58,7 @@ def data_group() -> None:
 
 @data_group.command("download")
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET
 def download_command(specs: tuple[str, ...], quiet: bool) -> None:
     """Download named datasets (d4rl:<name>, d3rlpy:<name>, minari:<id>) into the caches their
     own libraries use; files already there are kept. SAMRL_D4RL_URL replaces D4RL's server
@@ -147,12 +150,9 @@ def _size_seed(path: pathlib.Path) -> str:
 @click.argument("name", required=False)
 @click.option("--size", type=click.IntRange(min=1), default=None, help="Built-ins: only this size.")
 @click.option("--seed", type=int, default=None, help="Built-ins: only this seed.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Describe the training data of this experiment config instead (its corruption too).",
+@config_file(
+    "Describe the training data of this experiment config instead (its corruption too).",
+    required=False,
 )
 def info_command(
     name: str | None, size: int | None, seed: int | None, config_path: str | None
@@ -229,9 +229,6 @@ def _echo_builtin_versions(
 
 def _config_transitions(config_path: str) -> tuple[Any, Any]:
     """A config's dataset section and the data it trains on (training_transitions)."""
-    from samrl.config import load_config
-    from samrl.data import training_transitions
-
     ds = load_config(config_path).dataset
     return ds, training_transitions(
         ds.name,
@@ -244,8 +241,6 @@ def _config_transitions(config_path: str) -> tuple[Any, Any]:
 
 
 def _config_info(config_path: str) -> None:
-    from samrl.data.corruption import changes
-
     ds, (info, clean, trained, record, path) = _config_transitions(config_path)
     click.echo(
         f"dataset:     {info.spec} ({info.kind}, {'discrete' if info.discrete else 'continuous'})"
@@ -277,13 +272,7 @@ def _config_info(config_path: str) -> None:
 
 
 @data_group.command("export")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The experiment config whose training data are written.",
-)
+@config_file("The experiment config whose training data are written.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="FILE.hdf5")
 def export_command(config_path: str, out: str) -> None:
     """Write the data a config trains on (its training episodes, corruption included) in
@@ -295,8 +284,6 @@ def export_command(config_path: str, out: str) -> None:
     Example:
       samrl data export --config configs/corruption/iql_adam_hopper_random_obs.yaml --out h.hdf5
     """
-    from samrl.data.hdf5 import write_d4rl_hdf5
-
     ds, (info, _, trained, record, _) = _config_transitions(config_path)
     metadata = {
         "source": info.spec,
