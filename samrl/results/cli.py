@@ -17,6 +17,8 @@ from samrl.results.aggregate import (
     write_sweep_tables,
 )
 from samrl.results.baselines import level_text
+from samrl.results.comparison import tally_text
+from samrl.results.seed_table import borrow_rows, compute_seed_table, write_seed_table
 from samrl.rundir import SweepDir
 
 SEED_TABLE_PLOT = "seed_table.png"
@@ -120,12 +122,6 @@ def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: i
     summary.csv, aggregate.csv and baselines.csv.
     """
     from samrl.results.plots import save
-    from samrl.results.seed_table import (
-        borrow_rows,
-        compute_seed_table,
-        tally_text,
-        write_seed_table,
-    )
     from samrl.results.seed_table_plot import build_seed_table_figure
 
     tables = compute_sweep_tables(sweep_dir, n_boot=n_boot, seed=seed)
@@ -176,7 +172,6 @@ def corruption_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, s
     Writes SWEEP_DIR/corruption_table.{md,csv}, plots/corruption_table.png (+ .pdf), and
     rebuilds summary.csv, aggregate.csv and baselines.csv.
     """
-    from samrl.results.comparison import tally_text
     from samrl.results.corruption_plot import build_corruption_figure
     from samrl.results.corruption_table import (
         borrow_clean,

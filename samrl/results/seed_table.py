@@ -59,7 +59,6 @@ from samrl.results.comparison import (
     sign,
     split_text,
     table_section,
-    tally_text,  # noqa: F401 (samrl.results.cli imports it from here)
     verdict_text,
     versus_by_score,
 )
