@@ -34,6 +34,18 @@ def _status_counts(summary: pd.DataFrame) -> str:
     return ", ".join(f"{count} {status}" for status, count in counts.items())
 
 
+def also_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--also DIR (repeatable): other sweeps a table borrows runs from; what it borrows is the
+    command's own rule, said in `help_text`."""
+    return click.option(
+        "--also",
+        "also",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
 def bootstrap_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--n-boot and --seed, shared by the commands that compute confidence intervals."""
     command = click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")(
@@ -101,13 +113,9 @@ Example:
   #    IQL and CQL rows from the study's Adam and rho-0.05 runs""",
 )
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--also",
-    "also",
-    multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Another sweep whose Adam and rho-0.05 runs fill the rows (algorithm, dataset) that "
-    "SWEEP_DIR lacks (repeatable; the table says which rows came from where).",
+@also_option(
+    "Another sweep whose Adam and rho-0.05 runs fill the rows (algorithm, dataset) that "
+    "SWEEP_DIR lacks (repeatable; the table says which rows came from where)."
 )
 @bootstrap_options
 def seed_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: int) -> None:
@@ -151,14 +159,10 @@ Example:
   #    the clean IQL cells from the MuJoCo study's runs""",
 )
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--also",
-    "also",
-    multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Another sweep whose clean-data runs fill the clean cells SWEEP_DIR lacks, for its "
+@also_option(
+    "Another sweep whose clean-data runs fill the clean cells SWEEP_DIR lacks, for its "
     "algorithms, datasets and SAM settings, when trained the same way (repeatable; the table "
-    "says which cells came from where).",
+    "says which cells came from where)."
 )
 @bootstrap_options
 def corruption_table_cmd(sweep_dir: Path, also: tuple[Path, ...], n_boot: int, seed: int) -> None:
