@@ -72,6 +72,28 @@ def figures_of(sweep: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Figure
     return made
 
 
+def title_fits(figure: Figure) -> bool:
+    """Whether the figure's title, drawn, lies within the figure's edges (not cut off)."""
+    title = figure._suptitle  # matplotlib keeps no public handle on it
+    if title is None:
+        return True
+    figure.canvas.draw()
+    box, edges = title.get_window_extent(), figure.bbox
+    return bool(box.x0 >= edges.x0 and box.x1 <= edges.x1)
+
+
+def test_a_long_title_is_wrapped_to_a_narrow_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two datasets, Adam only: two panels, narrower than the performance profile's title."""
+    points = [Point("iql", [20.0, 24.0], dataset=d) for d in ("pendulum-replay", "pendulum-medium")]
+    made = figures_of(write_point_sweep(tmp_path / "narrow", points), monkeypatch)
+    profile = made["performance_profile.png"]
+    assert profile.get_figwidth() < 10 and "\n" in profile.get_suptitle()
+    for name, figure in made.items():
+        assert title_fits(figure), (name, figure.get_suptitle())
+
+
 @pytest.mark.parametrize("layout", [network_study, seed_table_sweep])
 def test_every_sweep_figure_reads_at_a_glance(
     layout: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -90,6 +112,7 @@ def test_every_sweep_figure_reads_at_a_glance(
             )
         for ax in figure.axes:
             assert len(ax.get_lines()) <= MAX, (name, ax.get_title(), len(ax.get_lines()))
+        assert title_fits(figure), (name, figure.get_suptitle())
         # the facet grid: every panel names its algorithm; each algorithm has its panels
         algos = {re.split(" · |\n", ax.get_title())[0] for ax in figure.axes}
         assert len(algos) == (2 if layout is network_study else len(SEED_RETURNS)), name

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,6 +65,19 @@ MIN_WIDTH = 7.5  # room for a legend of three columns below the panels
 WRAP_AFTER, WRAP_COLUMNS = 3, 4
 STEP_LABEL = "training step"
 TITLE_CHARS = 40
+
+
+#: Characters of a "medium" (10 pt) title per inch of figure width, a little under DejaVu
+#: Sans' average, so a wrapped line never runs past the figure's edges.
+TITLE_CHARS_PER_INCH = 11
+
+
+def _suptitle(figure: Figure, text: str, **kwargs: Any) -> None:
+    """The figure's title, wrapped to its width: a two-panel figure is narrower than the
+    longest titles, which matplotlib would otherwise cut at both edges."""
+    width = int(figure.get_figwidth() * TITLE_CHARS_PER_INCH)
+    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    figure.suptitle("\n".join(lines), **kwargs)
 
 
 def _grid(
@@ -180,7 +195,8 @@ def build_metric_figure(
         ax.set_xlabel(STEP_LABEL)
         ax.set_ylabel(metric_unit(metric), fontsize="small")
     _legend(figure, axes)
-    figure.suptitle(
+    _suptitle(
+        figure,
         f"{facet.title}{metric_title(metric)}: mean over seeds, 95% bootstrap band",
         fontsize="medium",
     )
@@ -262,8 +278,8 @@ def build_final_figure(tables: SweepTables, column: str, facet: FacetFigure) -> 
             ax.tick_params(axis="x", labelrotation=30, labelsize="small")
         ax.set_ylabel(metric_unit(column), fontsize="small")
     _legend(figure, axes)
-    figure.suptitle(
-        f"{facet.title}{metric_title(column)} (IQM over seeds, 95% CI)", fontsize="medium"
+    _suptitle(
+        figure, f"{facet.title}{metric_title(column)} (IQM over seeds, 95% CI)", fontsize="medium"
     )
     return figure
 
@@ -300,7 +316,8 @@ def _final_by_algorithm(tables: SweepTables, column: str, facet: FacetFigure) ->
         ax.set_ylabel(metric_unit(column), fontsize="small")
         ax.grid(alpha=0.3)
     labels = list(dict.fromkeys(s.label for s in facet.styles.values()))
-    figure.suptitle(
+    _suptitle(
+        figure,
         f"{facet.title}{metric_title(column)} (IQM over seeds, 95% CI): {', '.join(labels)}",
         fontsize="medium",
     )
@@ -406,8 +423,10 @@ def build_scatter_figure(tables: SweepTables, columns: Sequence[str], score: str
         ax.set_xlabel(metric_unit(column), fontsize="small")
         ax.set_ylabel(metric_unit(score), fontsize="small")
     _legend(figure, axes, handles)
-    figure.suptitle(
-        f"Sharpness against {metric_title(score).lower()}\none point per run", fontsize="medium"
+    _suptitle(
+        figure,
+        f"Sharpness against {metric_title(score).lower()}\none point per run",
+        fontsize="medium",
     )
     return figure
 
@@ -445,7 +464,8 @@ def build_profile_figure(
         ax.set_xlabel(f"threshold: {metric_unit(score)}", fontsize="small")
         ax.set_ylabel("fraction of runs above", fontsize="small")
     _legend(figure, axes)
-    figure.suptitle(
+    _suptitle(
+        figure,
         f"{facet.title}Performance profile of the {metric_title(score).lower()} (95% CI)",
         fontsize="medium",
     )
@@ -484,7 +504,8 @@ def build_improvement_figure(tables: SweepTables, facet: FacetFigure) -> Figure 
         ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel("P(better than the baseline)", fontsize="small")
     score = str(aggregate["prob_improvement_metric"].iloc[0])
-    figure.suptitle(
+    _suptitle(
+        figure,
         f"{facet.title}Probability of improvement over the baseline, "
         f"{metric_title(score).lower()} (95% CI)",
         fontsize="medium",
