@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 SWEEP_ARGS ?=
 
-.PHONY: mujoco-policies mujoco-pilot mujoco mujoco-corruption install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption selection selection-smoke clean
+.PHONY: rerun-avx2 mujoco-policies mujoco-pilot mujoco mujoco-corruption install demo test test-fast lint bench reproduce-smoke reproduce-pendulum reproduce-mujoco reproduce-d4rl pilot seed-table study study-smoke corruption selection selection-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -96,6 +96,17 @@ SELECTION_SMOKE = --name selection-smoke --out runs/sweeps --seeds 0-1 \
 selection-smoke: install
 	-$(BIN)/samrl sweep configs/sweeps/selection.yaml $(SELECTION_SMOKE) --jobs $(JOBS)
 	$(BIN)/samrl select runs/sweeps/selection-smoke
+
+# A whole cell re-run with other last bits (issue 31): SAC's all-Adam and SAM-on-the-actor
+# cells of the seed table trained again from their committed config.yaml with MKL_CBWR=AVX2
+# (MKL's AVX2 code paths on an AVX-512 machine), compared by the README's rerun-elsewhere block.
+RERUN_CELLS = grep -E '^sac_pendulum-replay_(adam|sam-rho0.05_networks-actor)_s'
+rerun-avx2: install   ## 10 runs x 5000 updates: about 25 min at load 4
+	for run in $$(ls results/seed-table/runs | $(RERUN_CELLS)); do \
+		MKL_CBWR=AVX2 $(BIN)/samrl train --config results/seed-table/runs/$$run/config.yaml \
+			--set output.run_dir=results/rerun-avx2/runs/$$run --quiet || exit 1; \
+	done
+	$(BIN)/samrl seed-table results/rerun-avx2
 
 # MuJoCo evidence (issue 30). The SAC behaviour policies samrl ships (samrl/data/policies/) were
 # made by `make mujoco-policies`: 100k SAC steps per environment, resumable after a kill (about

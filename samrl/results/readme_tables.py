@@ -23,7 +23,9 @@ import pandas as pd
 from samrl.results.baselines import bar_of
 from samrl.results.comparison import DEPENDS, HOLDS, NONE, tally_text
 from samrl.results.headline import headline_score
+from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, markdown_table
+from samrl.results.seed_table import choice_label
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python -m samrl.results.readme_tables"
@@ -371,6 +373,53 @@ def mujoco_pilot(root: Path) -> str:
     return table(rows)
 
 
+# --------------------------------------------------------------------------- re-run elsewhere
+
+#: Cells of the seed table trained again with other last bits (MKL_CBWR=AVX2: MKL's AVX2 code
+#: paths on this AVX-512 machine), into results/rerun-avx2/ (its README says how).
+RERUN_SWEEP, RERUN_OF = "rerun-avx2", "seed-table"
+
+
+def rerun_elsewhere(root: Path) -> str:
+    """Per re-run cell: the committed and the re-run IQM [95% CI] and difference from all-Adam,
+    and how many runs' loss.csv came out byte-identical."""
+    ours = _csv(root, RERUN_OF, "seed_table.csv").set_index(["algo.name", "choice"])
+    again = _csv(root, RERUN_SWEEP, "seed_table.csv")
+    summary = _csv(root, RERUN_SWEEP, "summary.csv")
+    rows = []
+    for _, cell in again[again["n"] > 0].iterrows():
+        first = ours.loc[(cell["algo.name"], cell["choice"])]
+        runs = summary[summary["algo.name"] == cell["algo.name"]]
+        mine = [
+            r["run_dir"]
+            for _, r in runs.iterrows()
+            if choice_label(r["algo.name"], sam_networks(r["optim.name"], r["optim.networks"]))
+            == cell["choice"]
+        ]
+        same = sum(
+            (root / "results" / RERUN_SWEEP / r / "loss.csv").read_bytes()
+            == (root / "results" / RERUN_OF / r / "loss.csv").read_bytes()
+            for r in mine
+        )
+        rows.append(
+            {
+                "algorithm": algo_name(cell["algo.name"]),
+                "choice (actor/critic)": str(cell["choice"]),
+                "n": str(int(cell["n"])),
+                "committed": interval(first["iqm"], first["ci_low"], first["ci_high"]),
+                "re-run": interval(cell["iqm"], cell["ci_low"], cell["ci_high"]),
+                "Δ committed": interval(
+                    first["diff"], first["diff_ci_low"], first["diff_ci_high"], signed=True
+                ),
+                "Δ re-run": interval(
+                    cell["diff"], cell["diff_ci_low"], cell["diff_ci_high"], signed=True
+                ),
+                "loss.csv identical": f"{same} of {len(mine)}",
+            }
+        )
+    return table(rows)
+
+
 # --------------------------------------------------------------------------- README
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
@@ -384,6 +433,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "corruption": corruption,
     "corruption-claims": corruption_claims,
     "mujoco-pilot": mujoco_pilot,
+    "rerun-elsewhere": rerun_elsewhere,
 }
 
 
