@@ -9,10 +9,12 @@ subprocesses, does not load them.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -114,16 +116,32 @@ def write_d4rl_file(path: Path, n: int, obs_dim: int, act_dim: int, seed: int = 
         f["timeouts"] = timeouts
 
 
-def run_child(command: Sequence[str], cwd: Path | None = None) -> tuple[float, float]:
+def run_child(
+    command: Sequence[str], cwd: Path | None = None, timeout: float | None = None
+) -> tuple[float, float]:
     """(peak RSS in MB, wall seconds from spawn to exit) of one child process; SystemExit with
-    the end of its stderr if it fails."""
+    the end of its stderr if it fails. A child still running after `timeout` seconds is
+    killed and its wall time is infinite (a measurement censored at the timeout)."""
     # stderr goes to a file, not a pipe: nobody reads a pipe while wait4 waits, and a child that
     # writes more than the pipe holds (a progress bar redrawn for minutes) would block forever
     with tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         process = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+        expired = threading.Event()
+
+        def kill() -> None:
+            expired.set()
+            process.kill()
+
+        timer = threading.Timer(timeout, kill) if timeout else None
+        if timer:
+            timer.start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
+        if timer:
+            timer.cancel()
+        if expired.is_set():
+            return usage.ru_maxrss / 1024, math.inf
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             stderr.seek(0)

@@ -23,10 +23,13 @@ and the load average before and after. `--busy` runs one more process beside the
 benchmark: a second `samrl train` (TD3+BC, `threads: 1`, as a sweep's worker would) on the
 same data, restarted whenever it ends, stopped at the end. No assertion: the table is for the
 README's *Speed* section (issue 33's targets: samrl's defaults >= 1.2x stock on TD3+BC and
-IQL, >= 1.8x on BC, and within 1.1x of the best fixed count, idle and busy).
+IQL, >= 1.8x on BC, and within 1.1x of the best fixed count, idle and busy). Beside a busy
+process a two-thread run can take seconds per update (a second thread that has to share a core
+waits at every barrier): `--cap S` kills a long run after S seconds and shows its variant as
+slower than S / --long, and `--no-stock` leaves out stock d3rlpy, whose default is two threads.
 
     .venv/bin/python benchmarks/bench_train.py                     # idle cores, 6 rounds
-    .venv/bin/python benchmarks/bench_train.py --busy              # beside one busy process
+    .venv/bin/python benchmarks/bench_train.py --busy --no-stock --cap 60  # beside a busy one
     .venv/bin/python benchmarks/bench_train.py --algos bc --rounds 1 --long 40 --short 20  # smoke
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -105,25 +109,38 @@ def command(folder: Path, data: Path, algo: str, variant: str, steps: int) -> li
             "--overwrite"]  # fmt: skip
 
 
-def per_update(folder: Path, data: Path, algo: str, variant: str, long: int, short: int) -> float:
+def per_update(
+    folder: Path, data: Path, algo: str, variant: str, long: int, short: int, cap: float | None
+) -> float:
     """Seconds per update of one variant: (long run - short run) / (long - short) steps, the
-    two runs back to back, so start-up and the per-epoch work cancel."""
+    two runs back to back, so start-up and the per-epoch work cancel. Infinite when the long
+    run outlasts `cap` seconds (killed; the table then shows the bound cap / long)."""
     scratch = folder / "cwd"  # d3rlpy's log and model files land here
     scratch.mkdir(exist_ok=True)
-    _, t_long = run_child(command(folder, data, algo, variant, long), cwd=scratch)
+    _, t_long = run_child(command(folder, data, algo, variant, long), cwd=scratch, timeout=cap)
+    if math.isinf(t_long):
+        return math.inf
     _, t_short = run_child(command(folder, data, algo, variant, short), cwd=scratch)
     return (t_long - t_short) / (long - short)
 
 
 def interleaved(
-    folder: Path, data: Path, algo: str, rounds: int, long: int, short: int
+    folder: Path,
+    data: Path,
+    algo: str,
+    rounds: int,
+    long: int,
+    short: int,
+    stock: bool = True,
+    cap: float | None = None,
 ) -> dict[str, list[float]]:
-    """Seconds per update of every variant, one measurement per round, order rotating."""
-    order = list(VARIANTS)
+    """Seconds per update of every variant (all but stock's unless `stock`), one measurement
+    per round, order rotating."""
+    order = [v for v in VARIANTS if stock or VARIANTS[v] is not None]
     times: dict[str, list[float]] = {v: [] for v in order}
     for r in range(rounds):
         for variant in order[r % len(order) :] + order[: r % len(order)]:
-            times[variant].append(per_update(folder, data, algo, variant, long, short))
+            times[variant].append(per_update(folder, data, algo, variant, long, short, cap))
             print(f"  {algo} round {r + 1} {variant}: {1e3 * times[variant][-1]:.2f} ms/update",
                   file=sys.stderr, flush=True)  # fmt: skip
     return times
@@ -136,21 +153,30 @@ def threads_chosen(folder: Path, algo: str, long: int) -> str:
     return json.loads(statuses[-1].read_text()).get("threads", "?") if statuses else "?"
 
 
-def table_rows(algo: str, times: Mapping[str, Sequence[float]]) -> list[str]:
+def table_rows(algo: str, times: Mapping[str, Sequence[float]], bound: float) -> list[str]:
     """One markdown row per variant: median ms/update, its range, speed-up vs stock, and
-    time against the best fixed count (medians)."""
+    time against the best fixed count (medians). A run killed at the cap counts as infinite
+    and shows as "> bound" (seconds per update that it exceeded)."""
+
+    def ms(value: float) -> str:
+        return f"> {1e3 * bound:.0f}" if math.isinf(value) else f"{1e3 * value:.2f}"
+
+    def ratio(value: float) -> str:
+        return "–" if math.isinf(value) or math.isnan(value) else f"{value:.2f}"
+
     medians = {v: statistics.median(t) for v, t in times.items()}
     best_fixed = min(medians["threads 1"], medians["threads 2"])
     rows = []
     for variant, t in times.items():
+        speed_up = median_ratio(times["stock"], t) if "stock" in times else math.nan
         rows.append(
             markdown_row(
                 algo,
                 variant,
-                f"{1e3 * medians[variant]:.2f}",
-                f"{1e3 * min(t):.2f}-{1e3 * max(t):.2f}",
-                f"{median_ratio(times['stock'], t):.2f}x",
-                f"{medians[variant] / best_fixed:.2f}",
+                ms(medians[variant]),
+                ms(min(t)) if min(t) == max(t) else f"{ms(min(t))}-{ms(max(t))}",
+                f"{ratio(speed_up)}x" if "stock" in times else "–",
+                ratio(medians[variant] / best_fixed),
             )
         )
     return rows
@@ -193,6 +219,19 @@ def main() -> None:
         "started), e.g. a behaviour-policy training: the --busy measurement without the "
         "cost of a stand-in",
     )
+    parser.add_argument(
+        "--cap",
+        type=float,
+        default=None,
+        help="seconds a long run may take; one that takes longer is killed and shown as slower "
+        "than cap / --long per update (a two-thread run beside a busy process can take minutes)",
+    )
+    parser.add_argument(
+        "--no-stock",
+        action="store_true",
+        help="leave stock d3rlpy out: beside a busy process its two-thread fit can take "
+        "seconds per update, and the targets there compare the default with the fixed counts",
+    )
     args = parser.parse_args()
     if args.long <= args.short:
         parser.error("--long must exceed --short")
@@ -212,14 +251,18 @@ def main() -> None:
                 f"load average before: {load_average()}\n",
                 flush=True,
             )
-            results = {a: interleaved(folder, data, a, args.rounds, args.long, args.short)
-                       for a in args.algos}  # fmt: skip
+            results = {
+                a: interleaved(folder, data, a, args.rounds, args.long, args.short,
+                               stock=not args.no_stock, cap=args.cap)
+                for a in args.algos
+            }  # fmt: skip
             load_after = load_average()
         columns = ["algorithm", "variant", "ms/update (median)", "range", "speed-up vs stock",
                    "time / best fixed count"]  # fmt: skip
         print(markdown_header(columns, "llrrrr"))
         for algo, times in results.items():
-            print("\n".join(table_rows(algo, times)))
+            bound = (args.cap or math.inf) / args.long
+            print("\n".join(table_rows(algo, times, bound)))
         for algo in args.algos:
             print(f"\n{algo}: samrl's default chose: {threads_chosen(folder, algo, args.long)}")
         print(f"\nload average after: {load_after}")

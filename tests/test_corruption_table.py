@@ -19,7 +19,7 @@ from scipy.stats import trim_mean
 
 from samrl.data.corruption import CLEAN, condition_of
 from samrl.results.aggregate import compute_sweep_tables
-from samrl.results.corruption_reference import paper_score
+from samrl.results.corruption_reference import paper_score, paper_tasks
 from samrl.results.corruption_table import compute_corruption_table
 
 N_BOOT = 200
@@ -91,6 +91,17 @@ def test_paper_scores_are_the_means_over_its_tasks() -> None:
     assert paper_score("random mixed", "riql", sam=True) == pytest.approx(32.06)
     assert paper_score("adversarial observations", "iql", sam=True) == pytest.approx(36.03)
     assert paper_score(CLEAN, "iql", sam=False) is None
+
+
+def test_a_task_the_paper_reports_is_compared_with_that_task_alone() -> None:
+    obs = "random observations"
+    assert paper_score(obs, "iql", sam=False, dataset="halfcheetah-medium") == 21.01
+    assert paper_score(obs, "iql", sam=True, dataset="hopper-medium-replay") == 73.21
+    assert paper_tasks(obs, "halfcheetah-medium") == "halfcheetah"
+    assert paper_score(obs, "iql", sam=False, dataset="pendulum-replay") == pytest.approx(
+        (21.01 + 24.74 + 58.42) / 3
+    )
+    assert paper_tasks(obs, "pendulum-replay") == "halfcheetah, walker2d, hopper"
 
 
 def test_table_numbers_recomputed(tmp_path: Path) -> None:

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pandas as pd
+
+from samrl.results.labels import sam_networks
+from samrl.results.paper import algo_name
 from samrl.results.readme_tables import BLOCKS, COMMAND, blocks_in, end_marker, stale_blocks
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -31,3 +36,50 @@ def test_a_changed_number_is_caught() -> None:
     assert changed != block
     edited = head + f"<!-- results:{name}:start" + changed + end_marker(name) + tail
     assert stale_blocks(edited) == [name]
+
+
+def _trimmed(values: list[float]) -> float:
+    """The interquartile mean by hand: int(n / 4) values dropped at each end of the sorted list."""
+    cut = len(values) // 4
+    kept = sorted(values)[cut : len(values) - cut]
+    return sum(kept) / len(kept)
+
+
+def test_the_mujoco_study_block_recomputes_from_the_runs() -> None:
+    """Each MuJoCo study row's headline IQM and sharpness, recomputed from the runs' own eval.csv
+    and sharpness.csv without samrl's aggregation: the headline from the evaluations at
+    step >= 80% of the last, the sharpness from the mean of each run's last 10% of epochs."""
+    root = README.parent
+    block = BLOCKS["mujoco-study"](root)
+    lines = block.splitlines()[2:]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    assert rows, "the MuJoCo study block has no rows"
+    summary = pd.read_csv(root / "results" / "mujoco" / "summary.csv")
+    done = summary[summary["status"] == "completed"]
+    checked = 0
+    for cells in rows:
+        algo, dataset, sam_on = cells[0], cells[1], cells[2]
+        nets = "" if sam_on.startswith("–") else sam_on
+        runs = [
+            root / "results" / "mujoco" / r["run_dir"]
+            for _, r in done.iterrows()
+            if algo_name(r["algo.name"]) == algo
+            and r["dataset.name"] == dataset
+            and ", ".join(sorted(sam_networks(r["optim.name"], r["optim.networks"]))) == nets
+        ]
+        assert len(runs) == int(cells[3])
+        headlines = []
+        for run in runs:
+            evals = pd.read_csv(run / "eval.csv")
+            window = evals[evals["step"] >= 0.8 * evals["step"].max()]
+            headlines.append(float(window["normalized_score"].mean()))
+        assert cells[4].startswith(f"{_trimmed(headlines):.1f} ["), (cells, headlines)
+        for position, net in ((7, "critic"), (8, "actor")):
+            column = f"{net}_rho0.05_sharpness"
+            last = []
+            for run in runs:
+                epochs = pd.read_csv(run / "sharpness.csv")[column]
+                last.append(float(epochs.tail(math.ceil(len(epochs) / 10)).mean()))
+            assert cells[position] == f"{_trimmed(last):.3g}", (cells, net)
+        checked += 1
+    assert checked >= 3

@@ -30,16 +30,25 @@ PAPER_SCORES: dict[str, dict[str, tuple[float, float, float, float]]] = {
 _COLUMN = {("iql", False): 0, ("iql", True): 1, ("riql", False): 2, ("riql", True): 3}
 
 
-def paper_score(condition: str, algo: str, sam: bool) -> float | None:
-    """The paper's score of `algo` (iql / riql) with or without SAM under `condition`, the
-    mean over its tasks; None where it reported nothing."""
-    tasks = PAPER_SCORES.get(condition)
+def _tasks(condition: str, dataset: str | None) -> dict[str, tuple[float, float, float, float]]:
+    """The paper's tasks that a comparison on `dataset` uses: the dataset's own task where the
+    paper reports it (halfcheetah-medium -> halfcheetah), else all of the condition's."""
+    tasks = PAPER_SCORES.get(condition, {})
+    task = (dataset or "").split("-")[0]
+    return {task: tasks[task]} if task in tasks else tasks
+
+
+def paper_score(condition: str, algo: str, sam: bool, dataset: str | None = None) -> float | None:
+    """The paper's score of `algo` (iql / riql) with or without SAM under `condition`: that of
+    `dataset`'s task where the paper reports it, else the mean over its tasks; None where it
+    reported nothing."""
+    tasks = _tasks(condition, dataset)
     column = _COLUMN.get((algo, sam))
     if not tasks or column is None:
         return None
     return mean(scores[column] for scores in tasks.values())
 
 
-def paper_tasks(condition: str) -> str:
-    """The tasks a condition's paper score averages, in words ("" when none)."""
-    return ", ".join(PAPER_SCORES.get(condition, {}))
+def paper_tasks(condition: str, dataset: str | None = None) -> str:
+    """The tasks a paper score averages, in words ("" when none)."""
+    return ", ".join(_tasks(condition, dataset))

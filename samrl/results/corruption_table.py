@@ -231,7 +231,7 @@ def compute_corruption_table(
                     row.update(_measured(adam, sam, probes, n_boot, seed))
                     row["adam_learns"] = _baseline_learns_here(level, row["adam_iqm"], dataset)
                     row["claim"] = row["adam_learns"] and not comparison.depends(row)
-                    row.update(_against_paper(condition, algo, row.get("direction")))
+                    row.update(_against_paper(condition, algo, dataset, row.get("direction")))
                     rows.append(row)
     return pd.DataFrame(rows)
 
@@ -260,14 +260,15 @@ def _measured(
     return cells
 
 
-def _against_paper(condition: str, algo: str, ours: str | None) -> dict[str, Any]:
-    """The paper's scores under `condition`, its direction, and whether ours agrees."""
-    theirs_adam = paper_score(condition, algo, sam=False)
-    theirs_sam = paper_score(condition, algo, sam=True)
+def _against_paper(condition: str, algo: str, dataset: str, ours: str | None) -> dict[str, Any]:
+    """The paper's scores under `condition` (on `dataset`'s task where it reports that one),
+    its direction, and whether ours agrees."""
+    theirs_adam = paper_score(condition, algo, sam=False, dataset=dataset)
+    theirs_sam = paper_score(condition, algo, sam=True, dataset=dataset)
     cells: dict[str, Any] = {
         "paper_adam": theirs_adam,
         "paper_sam": theirs_sam,
-        "paper_tasks": paper_tasks(condition),
+        "paper_tasks": paper_tasks(condition, dataset),
     }
     if theirs_adam is not None and theirs_sam is not None:
         cells["paper_diff"] = theirs_sam - theirs_adam

@@ -20,11 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from samrl.data.corruption import condition_of
 from samrl.results.baselines import bar_of
 from samrl.results.comparison import DEPENDS, HOLDS, NONE, tally_text
 from samrl.results.headline import headline_score
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, markdown_table
+from samrl.results.runs import get_path, read_config, run_path
+from samrl.results.seed_reference import NETWORK_ORDER
 from samrl.results.seed_table import choice_label
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +58,11 @@ def interval(centre: float, low: float, high: float, signed: bool = False) -> st
 
 def _csv(root: Path, sweep: str, name: str) -> pd.DataFrame:
     return pd.read_csv(root / "results" / sweep / name)
+
+
+def _present(root: Path, sweep: str, name: str) -> bool:
+    """Whether a sweep in progress has written `name` yet (its block says so until it has)."""
+    return (root / "results" / sweep / name).exists()
 
 
 # --------------------------------------------------------------------------- pilot
@@ -297,9 +305,11 @@ def _sharpness_pair(row: pd.Series, net: str) -> str:
     return "–" if adam is None or pd.isna(adam) else f"{adam:.3g} / {sam:.3g}"
 
 
-def corruption(root: Path) -> str:
+def corruption(root: Path, sweep: str = "corruption") -> str:
     """Per data condition and algorithm: Adam, SAM, SAM − Adam under the headline score."""
-    cells = _csv(root, "corruption", "corruption_table.csv")
+    if not _present(root, sweep, "corruption_table.csv"):
+        return "(no completed cell yet)"
+    cells = _csv(root, sweep, "corruption_table.csv")
     rows = []
     for _, row in cells.iterrows():
         paper = (
@@ -325,8 +335,10 @@ def corruption(root: Path) -> str:
     return table(rows) + f"\n\nAgainst the paper (claims only): {tally_text(cells)}."
 
 
-def corruption_claims(root: Path) -> str:
-    return claims_table(_csv(root, "corruption", "corruption_table.csv"), _corruption_label)
+def corruption_claims(root: Path, sweep: str = "corruption") -> str:
+    if not _present(root, sweep, "corruption_table.csv"):
+        return "(no completed cell yet)"
+    return claims_table(_csv(root, sweep, "corruption_table.csv"), _corruption_label)
 
 
 # --------------------------------------------------------------------------- MuJoCo pilot
@@ -369,6 +381,144 @@ def mujoco_pilot(root: Path) -> str:
                     f"{_headline_at(e, budget):.1f}" for e in evals
                 )
             row["verdict at 40k"] = f"{base['verdict']} (IQM {base['iqm']:.1f})"
+            rows.append(row)
+    return table(rows)
+
+
+# --------------------------------------------------------------------------- MuJoCo study
+
+MUJOCO_STUDY, MUJOCO_CORRUPTION = "mujoco", "mujoco-corruption"
+#: Reference levels of the Adam baselines, normalized (issue 30 quotes them): CORL's last
+#: evaluation after 1M updates, and d3rlpy-benchmarks (d3rlpy 1.x, D4RL v0 data, 10 seeds)
+#: after 100k updates.
+MUJOCO_REFERENCES: dict[tuple[str, str], tuple[float, float]] = {
+    ("td3_plus_bc", "halfcheetah-medium"): (48.1, 40.4),
+    ("iql", "halfcheetah-medium"): (48.3, 38.1),
+    ("td3_plus_bc", "hopper-medium"): (60.4, 33.8),
+    ("iql", "hopper-medium"): (67.5, 64.4),
+}
+
+
+def mujoco_levels(root: Path) -> str:
+    """Per algorithm and dataset of the MuJoCo study: the Adam arm's headline IQM against the
+    behaviour level, the learning bar and the field's reference levels."""
+    if not _present(root, MUJOCO_STUDY, "baselines.csv"):
+        return "(no completed cell yet)"
+    rows = []
+    for _, level in _csv(root, MUJOCO_STUDY, "baselines.csv").iterrows():
+        key = (str(level["algo.name"]), str(level["dataset.name"]))
+        corl, benchmarks = MUJOCO_REFERENCES.get(key, (float("nan"), float("nan")))
+        rows.append(
+            {
+                "algorithm": algo_name(key[0]),
+                "dataset": key[1],
+                "n": str(level["n"]),
+                "Adam headline IQM [95% CI]": interval(
+                    level["iqm"], level["ci_low"], level["ci_high"]
+                ),
+                "behaviour (bar)": f"{level['behaviour_normalized']:.1f} "
+                f"({bar_of(key[1], float(level['behaviour_normalized'])):.1f})",
+                "verdict": str(level["verdict"]),
+                "CORL, 1M updates": f"{corl:.1f}",
+                "d3rlpy-benchmarks, 100k": f"{benchmarks:.1f}",
+            }
+        )
+    return table(rows)
+
+
+def _probe_column(aggregate: pd.DataFrame, net: str) -> str | None:
+    """The aggregate column of `net`'s sharpness at the probe's one fixed radius: the IQM over
+    a cell's runs of each run's mean over the last 10% of its sharpness.csv rows (each row an
+    epoch's mean over its probes; 2 of 20 epochs). None when there is not exactly one radius."""
+    hits = [c for c in aggregate if re.fullmatch(rf"{net}_rho[0-9.e-]+_sharpness_last10_iqm", c)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _sharpness(aggregate: pd.DataFrame, row: pd.Series, net: str) -> str:
+    column = _probe_column(aggregate, net)
+    hit = aggregate[
+        (aggregate["algo.name"] == row["algo.name"])
+        & (aggregate["dataset.name"] == row["dataset.name"])
+        & (aggregate["sam"] == row["sam_networks"])
+    ]
+    return "–" if hit.empty or column is None else f"{float(hit[column].iloc[0]):.3g}"
+
+
+def mujoco_study(root: Path) -> str:
+    """Per algorithm, dataset and arm of the MuJoCo study: headline IQM [CI], Δ from Adam under
+    the headline score (with its sensitivity), P(improvement), the critic's and the actor's
+    sharpness at the probe's radius, and what the cell claims."""
+    if not _present(root, MUJOCO_STUDY, "seed_table.csv"):
+        return "(no completed cell yet)"
+    cells = _csv(root, MUJOCO_STUDY, "seed_table.csv")
+    aggregate = _csv(root, MUJOCO_STUDY, "aggregate.csv")
+    aggregate["sam"] = [
+        "+".join(net for net in NETWORK_ORDER if net in sam_networks(o, n))
+        for o, n in zip(aggregate["optim.name"], aggregate["optim.networks"], strict=True)
+    ]
+    cells = cells[cells["n"] > 0].fillna({"sam_networks": ""})
+    radius = re.search(r"rho([0-9.e-]+)_", _probe_column(aggregate, "critic") or "")
+    at = f" at rho {radius.group(1)}" if radius else ""
+    rows = []
+    for _, row in cells.iterrows():
+        adam = pd.isna(row["diff"])
+        learns = bool(row["adam_learns"])
+        rows.append(
+            {
+                "algorithm": algo_name(row["algo.name"]),
+                "dataset": str(row["dataset.name"]),
+                "SAM on": "– (Adam)" if adam else str(row["sam_networks"]).replace("+", ", "),
+                "n": str(row["n"]),
+                "headline IQM [95% CI]": interval(row["iqm"], row["ci_low"], row["ci_high"]),
+                "Δ from Adam": "" if adam else _cell_text(row),
+                "P(improvement)": ""
+                if adam
+                else f"{row['prob_improvement']:.2f} [{row['prob_improvement_ci_low']:.2f}, "
+                f"{row['prob_improvement_ci_high']:.2f}]",
+                f"critic sharpness{at}": _sharpness(aggregate, row, "critic"),
+                f"actor sharpness{at}": _sharpness(aggregate, row, "actor"),
+                "verdict": str(row["adam_level"]) if adam else claim_verdict(row, learns),
+            }
+        )
+    return table(rows)
+
+
+def _short_verdict(row: pd.Series) -> str:
+    """A cell's Δ from Adam and, in brackets, what it claims (claim_verdict, shortened)."""
+    verdict = claim_verdict(row, bool(row["adam_learns"]))
+    short = (
+        verdict.removeprefix("**holds** (").removesuffix(")")
+        if verdict.startswith("**holds**")
+        else "no claim: Adam does not learn"
+        if "does not learn" in verdict
+        else verdict
+    )
+    return f"{_cell_text(row)} ({short})"
+
+
+def mujoco_vs_pendulum(root: Path) -> str:
+    """SAM on the critic and on the actor, against Adam, for the MuJoCo study's algorithms: the
+    pendulum seed table's Δ beside the MuJoCo study's, per dataset (headline score)."""
+    if not _present(root, MUJOCO_STUDY, "seed_table.csv"):
+        return "(no completed cell yet)"
+    mujoco = _csv(root, MUJOCO_STUDY, "seed_table.csv")
+    pendulum = _csv(root, "seed-table", "seed_table.csv")
+    both = pd.concat([pendulum[pendulum["algo.name"].isin(mujoco["algo.name"])], mujoco])
+    datasets = list(dict.fromkeys(both["dataset.name"]))
+    rows = []
+    for algo in dict.fromkeys(mujoco["algo.name"]):
+        for nets in ("critic", "actor"):
+            row = {"algorithm": algo_name(algo), "SAM on": nets}
+            for dataset in datasets:
+                hit = both[
+                    (both["algo.name"] == algo)
+                    & (both["dataset.name"] == dataset)
+                    & (both["sam_networks"] == nets)
+                    & (both["n"] > 0)
+                ]
+                row[str(dataset)] = (
+                    f"{_short_verdict(hit.iloc[0])}, n = {hit['n'].iloc[0]}" if len(hit) else "–"
+                )
             rows.append(row)
     return table(rows)
 
@@ -420,6 +570,92 @@ def rerun_elsewhere(root: Path) -> str:
     return table(rows)
 
 
+# --------------------------------------------------------------------------- corruption pilot
+
+CORRUPTION_PILOT = "corruption-pilot"
+#: The budgets the corruption pilot's curves are cut at: the study's 5k, and 2x to 4x it.
+CORRUPTION_PILOT_BUDGETS = (5_000, 10_000, 15_000, 20_000)
+
+
+def corruption_pilot(root: Path) -> str:
+    """Per algorithm and corruption of the pendulum corruption pilot: each seed's headline
+    score as if trained to each budget, and its peak evaluation with the step."""
+    if not _present(root, CORRUPTION_PILOT, "summary.csv"):
+        return "(no completed run yet)"
+    summary = _csv(root, CORRUPTION_PILOT, "summary.csv")
+    done = summary[summary["status"] == "completed"].copy()
+    sweep = root / "results" / CORRUPTION_PILOT
+    done["condition"] = [
+        condition_of(get_path(read_config(run_path(sweep, r)), "dataset.corruption"))
+        for r in done["run_dir"]
+    ]
+    rows = []
+    for (algo, condition), runs in done.groupby(["algo.name", "condition"], sort=False):
+        evals = [pd.read_csv(sweep / r / "eval.csv") for r in runs["run_dir"]]
+        row = {"algorithm": algo_name(algo), "data": str(condition), "n": str(len(runs))}
+        for budget in CORRUPTION_PILOT_BUDGETS:
+            row[f"headline at {budget // 1000}k, per seed"] = " / ".join(
+                f"{_headline_at(e, budget):.1f}" for e in evals
+            )
+        peaks = [e.loc[e["normalized_score"].idxmax()] for e in evals]
+        row["peak (step), per seed"] = " / ".join(
+            f"{p['normalized_score']:.0f} ({int(p['step']) // 1000}k)" for p in peaks
+        )
+        rows.append(row)
+    return table(rows)
+
+
+# --------------------------------------------------------------------------- 20 evaluations
+
+#: The pendulum claims trained again with 20 evaluations per run: (shipped, re-run) sweeps.
+CLAIMS_20EVALS = {"seed-table": "seed-table-20evals", "corruption": "corruption-20evals"}
+
+
+def _twenty_rows(root: Path, shipped: str, again: str) -> list[dict[str, str]]:
+    table_csv = "seed_table.csv" if shipped == "seed-table" else "corruption_table.csv"
+    if not _present(root, again, table_csv):
+        return []
+    first, second = _csv(root, shipped, table_csv), _csv(root, again, table_csv)
+    keys = ["algo.name", "choice"] if shipped == "seed-table" else ["condition", "algo.name"]
+    first = first.set_index(keys)
+    rows = []
+    for _, cell in second[second["diff"].notna()].iterrows():
+        old = first.loc[tuple(cell[k] for k in keys)]
+        seed = shipped == "seed-table"
+        nets = str(cell["sam_networks"]).replace("+", ", ") if seed else "critic"
+        evals_column = "n_evals" if seed else "adam_n_evals"
+        evals = (old[evals_column], cell[evals_column])
+        rows.append(
+            {
+                "sweep": shipped,
+                "algorithm": algo_name(cell["algo.name"]),
+                "data, SAM on": f"{'replay' if seed else cell['condition']}, {nets}",
+                "n": str(cell["n"]) if seed else f"{cell['adam_n']} / {cell['sam_n']}",
+                "evals (shipped, re-run)": f"{evals[0]}, {evals[1]}",
+                "shipped Δ headline (3 evals)": _cell_text(old),
+                "shipped verdict": claim_verdict(old, bool(old["adam_learns"])),
+                "re-run Δ final": _delta(cell, "final"),
+                "re-run Δ headline": _cell_text(cell),
+                "re-run Δ best": _delta(cell, "best"),
+                "re-run verdict": claim_verdict(cell, bool(cell["adam_learns"])),
+            }
+        )
+    return rows
+
+
+def claims_20evals(root: Path) -> str:
+    """The shipped pendulum claims beside the same cells trained again with 20 evaluations per
+    run (`make claims-20evals`): Δ from Adam under each score, and each verdict."""
+    rows = [
+        row
+        for shipped, again in CLAIMS_20EVALS.items()
+        for row in _twenty_rows(root, shipped, again)
+    ]
+    if not rows:
+        return "(no completed cell yet)"
+    return table(rows)
+
+
 # --------------------------------------------------------------------------- README
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
@@ -434,12 +670,19 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "corruption-claims": corruption_claims,
     "mujoco-pilot": mujoco_pilot,
     "rerun-elsewhere": rerun_elsewhere,
+    "mujoco-levels": mujoco_levels,
+    "mujoco-study": mujoco_study,
+    "mujoco-vs-pendulum": mujoco_vs_pendulum,
+    "mujoco-corruption": lambda root: corruption(root, MUJOCO_CORRUPTION),
+    "mujoco-corruption-claims": lambda root: corruption_claims(root, MUJOCO_CORRUPTION),
+    "claims-20evals": claims_20evals,
+    "corruption-pilot": corruption_pilot,
 }
 
 
 def blocks_in(text: str) -> list[str]:
     """The names of the generated blocks a text holds, in order."""
-    return re.findall(r"<!-- results:([a-z-]+):start ", text)
+    return re.findall(r"<!-- results:([a-z0-9-]+):start ", text)
 
 
 def render(text: str, root: Path = ROOT, names: Iterable[str] | None = None) -> str:
