@@ -152,3 +152,25 @@ def test_adam_only_pilot_final_scores_in_one_panel_per_dataset(
 
     centres = [c.get_offsets()[0][1] for c in replay.collections if isinstance(c, PathCollection)]
     assert centres == pytest.approx([55.0 + k for k in range(len(algos))])
+
+
+def test_each_improvement_panel_keeps_its_own_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One algorithm on two datasets, SAM on two networks finished on the first and none on the
+    second (a study in progress): the first panel still shows both points and names them; a
+    y axis shared along the row once let the empty panel erase them."""
+    points = [
+        Point("td3_plus_bc", [25.0, 26.0, 25.5]),
+        Point("td3_plus_bc", [20.0, 21.0, 20.5], networks=["critic"]),
+        Point("td3_plus_bc", [25.2, 26.1, 25.0], networks=["actor"]),
+        Point("td3_plus_bc", [21.0, 22.0, 21.5], dataset="pendulum-medium"),
+    ]
+    made = figures_of(write_point_sweep(tmp_path / "study", points), monkeypatch)
+    figure = made["prob_improvement.png"]
+    panel = next(ax for ax in figure.axes if ax.get_title().endswith("pendulum-replay"))
+    labels = [t.get_text() for t in panel.get_yticklabels()]
+    assert len(labels) == 2 and all(labels), labels
+    low, high = panel.get_ylim()
+    ys = [line.get_ydata()[0] for line in panel.get_lines() if len(line.get_ydata()) == 1]
+    assert sorted(ys) == [0, 1] and all(low < y < high for y in ys)

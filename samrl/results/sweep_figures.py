@@ -84,12 +84,13 @@ def _grid(
     facet: FacetFigure,
     columns: Sequence[str] | None = None,
     rows: Sequence[str] | None = None,
+    share_y: bool = True,
 ) -> tuple[Figure, dict]:
     """Axes by (row, column): rows = algorithms (all of the facet's, or those given), columns
     as given. A single column of more than WRAP_AFTER algorithms is wrapped into a grid of up
     to WRAP_COLUMNS columns instead of one tall strip. Each panel's title names its algorithm
     (when there are several) and its column; the panels of one algorithm share their y
-    scale."""
+    scale unless `share_y` is False (a categorical y axis, whose ticks differ per panel)."""
     columns = list(columns if columns is not None else facet.columns)
     rows = list(rows if rows is not None else facet.rows)
     cells = [(row, column) for row in rows for column in columns]
@@ -106,7 +107,7 @@ def _grid(
         cells = [cell for cell in cells if cell in facet.panels]
     for k, (row, column) in enumerate(cells):
         r, c = divmod(k, n_cols) if wrap else (rows.index(row), columns.index(column))
-        first = next((a for (r_, _), a in axes.items() if r_ == row), None)
+        first = next((a for (r_, _), a in axes.items() if r_ == row), None) if share_y else None
         ax = figure.add_subplot(n_rows, n_cols, r * n_cols + c + 1, sharey=first)
         axes[(row, column)] = ax
         several = len(facet.rows) > 1  # name the algorithm even when one row is kept
@@ -479,7 +480,9 @@ def build_improvement_figure(tables: SweepTables, facet: FacetFigure) -> Figure 
     aggregate = tables.aggregate
     if "prob_improvement" not in aggregate or aggregate["prob_improvement"].isna().all():
         return None
-    figure, axes = _grid(facet)
+    # each panel lists its own grid points on y: a shared y axis would let the last panel's
+    # ticks and limits replace the others' (an algorithm on two datasets lost its points)
+    figure, axes = _grid(facet, share_y=False)
     for (row, column), ax in axes.items():
         panel = facet.panel(row, column)
         shown = [
