@@ -631,7 +631,7 @@ def _twenty_rows(root: Path, shipped: str, again: str) -> list[dict[str, str]]:
                 "algorithm": algo_name(cell["algo.name"]),
                 "data, SAM on": f"{'replay' if seed else cell['condition']}, {nets}",
                 "n": str(cell["n"]) if seed else f"{cell['adam_n']} / {cell['sam_n']}",
-                "evals (shipped, re-run)": f"{evals[0]}, {evals[1]}",
+                "evals (shipped, re-run)": f"{int(evals[0])}, {int(evals[1])}",
                 "shipped Δ headline (3 evals)": _cell_text(old),
                 "shipped verdict": claim_verdict(old, bool(old["adam_learns"])),
                 "re-run Δ final": _delta(cell, "final"),
