@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -127,21 +126,20 @@ def run_child(
     with tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         process = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
-        expired = threading.Event()
-
-        def kill() -> None:
-            expired.set()
-            process.kill()
-
-        timer = threading.Timer(timeout, kill) if timeout else None
-        if timer:
-            timer.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        # with a timeout, poll (50 ms steps) rather than kill from a timer thread: a timer could
+        # signal a pid already reaped, perhaps reused; here the child is killed only while it is
+        # known to be running. Without one, block: the wall time is exact.
+        deadline = None if timeout is None else start + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, 0 if deadline is None else os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                process.kill()
+                os.wait4(process.pid, 0)
+                return 0.0, math.inf
+            time.sleep(0.05)
         wall = time.perf_counter() - start
-        if timer:
-            timer.cancel()
-        if expired.is_set():
-            return usage.ru_maxrss / 1024, math.inf
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             stderr.seek(0)
