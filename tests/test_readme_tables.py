@@ -83,3 +83,24 @@ def test_the_mujoco_study_block_recomputes_from_the_runs() -> None:
             assert cells[position] == f"{_trimmed(last):.3g}", (cells, net)
         checked += 1
     assert checked >= 3
+
+
+def test_the_corruption_pilot_block_recomputes_from_the_runs() -> None:
+    """Each seed's headline at 20k (the full budget) in the corruption pilot's block is the mean
+    of its eval.csv over steps >= 16k, read here without samrl."""
+    root = README.parent
+    lines = BLOCKS["corruption-pilot"](root).splitlines()
+    header = [c.strip() for c in lines[0].strip().strip("|").split("|")]
+    column = header.index("headline at 20k, per seed")
+    runs = sorted((root / "results" / "corruption-pilot" / "runs").iterdir())
+    expected = {}
+    for run in runs:
+        evals = pd.read_csv(run / "eval.csv")
+        key = (run.name.split("_")[0], "mixed" if "actions" in run.name else "observations")
+        value = evals.loc[evals["step"] >= 16_000, "normalized_score"].mean()
+        expected.setdefault(key, []).append(f"{value:.1f}")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[2:]]
+    assert len(rows) == len(expected) == 4
+    for cells in rows:
+        key = (cells[0].lower(), cells[1].split()[-1])
+        assert cells[column] == " / ".join(expected[key]), (cells, expected[key])

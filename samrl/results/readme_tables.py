@@ -27,8 +27,7 @@ from samrl.results.headline import headline_score
 from samrl.results.labels import sam_networks
 from samrl.results.paper import algo_name, markdown_table
 from samrl.results.runs import get_path, read_config, run_path
-from samrl.results.seed_reference import NETWORK_ORDER
-from samrl.results.seed_table import choice_label
+from samrl.results.seed_table import choice_label, networks_text
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python -m samrl.results.readme_tables"
@@ -217,12 +216,14 @@ def _excludes_zero(row: pd.Series, prefix: str) -> bool:
     return bool(row[f"{prefix}_ci_low"] > 0 or row[f"{prefix}_ci_high"] < 0)
 
 
-def claim_verdict(row: pd.Series, learns: bool) -> str:
-    """What a cell says once scored three ways: holds, depends, no claim (and why)."""
+def claim_verdict(row: pd.Series, learns: bool, short: bool = False) -> str:
+    """What a cell says once scored three ways: holds, depends, no claim (and why); `short`
+    for a table cell beside its Δ ("SAM lower", "no claim: Adam does not learn")."""
     if not learns:
-        return "no claim: the Adam baseline does not learn"
+        return "no claim: " + ("Adam" if short else "the Adam baseline") + " does not learn"
     if row.get("sensitivity") == HOLDS:
-        return f"**holds** (SAM {'higher' if row['diff'] > 0 else 'lower'})"
+        direction = f"SAM {'higher' if row['diff'] > 0 else 'lower'}"
+        return direction if short else f"**holds** ({direction})"
     if row.get("sensitivity") == DEPENDS:
         return f"no claim: {DEPENDS}"
     return "no claim: headline CI spans 0"
@@ -453,7 +454,7 @@ def mujoco_study(root: Path) -> str:
     cells = _csv(root, MUJOCO_STUDY, "seed_table.csv")
     aggregate = _csv(root, MUJOCO_STUDY, "aggregate.csv")
     aggregate["sam"] = [
-        "+".join(net for net in NETWORK_ORDER if net in sam_networks(o, n))
+        networks_text(sam_networks(o, n))
         for o, n in zip(aggregate["optim.name"], aggregate["optim.networks"], strict=True)
     ]
     cells = cells[cells["n"] > 0].fillna({"sam_networks": ""})
@@ -484,16 +485,8 @@ def mujoco_study(root: Path) -> str:
 
 
 def _short_verdict(row: pd.Series) -> str:
-    """A cell's Δ from Adam and, in brackets, what it claims (claim_verdict, shortened)."""
-    verdict = claim_verdict(row, bool(row["adam_learns"]))
-    short = (
-        verdict.removeprefix("**holds** (").removesuffix(")")
-        if verdict.startswith("**holds**")
-        else "no claim: Adam does not learn"
-        if "does not learn" in verdict
-        else verdict
-    )
-    return f"{_cell_text(row)} ({short})"
+    """A cell's Δ from Adam and, in brackets, what it claims."""
+    return f"{_cell_text(row)} ({claim_verdict(row, bool(row['adam_learns']), short=True)})"
 
 
 def mujoco_vs_pendulum(root: Path) -> str:

@@ -117,6 +117,12 @@ COLUMNS = (
 )
 
 
+def networks_text(sam: frozenset[str] | set[str]) -> str:
+    """The `sam_networks` column: the networks SAM steps, in NETWORK_ORDER, joined by "+"
+    ("" for all-Adam)."""
+    return "+".join(n for n in NETWORK_ORDER if n in sam)
+
+
 @cache
 def choice_networks(algo: str) -> tuple[str, ...]:
     """The networks an optimizer choice of `algo` names, in NETWORK_ORDER (actor, critic and,
@@ -238,9 +244,7 @@ def _row_cells(
             "algo.name": algo,
             "dataset.name": dataset,
             "choice": choice,
-            "sam_networks": "+".join(
-                n for n in NETWORK_ORDER if n in runs.loc[runs["choice"] == choice, "sam"].iloc[0]
-            ),
+            "sam_networks": networks_text(runs.loc[runs["choice"] == choice, "sam"].iloc[0]),
             "n": len(values),
             "n_evals": distinct_counts(mine, HEADLINE_N),
             "held_out": split_text(mine),
@@ -272,7 +276,7 @@ def _not_run(algo: str, dataset: str, choice: str, verdict: str | None) -> dict[
         "algo.name": algo,
         "dataset.name": dataset,
         "choice": choice,
-        "sam_networks": "+".join(n for n in NETWORK_ORDER if n in sam),
+        "sam_networks": networks_text(sam),
         "n": 0,
         "seed_return": theirs,
         "seed_diff": None if theirs is None or seed_adam is None else theirs - seed_adam,
