@@ -45,6 +45,16 @@ def config(tmp_path: Path) -> Path:
         (["--config", "{cfg}", "--launcher", "pbs"], "Invalid value for '--launcher'"),
         (["--config", "{cfg}", "--jobs", "0"], "Invalid value for '--jobs'"),
         (["{sweep}"], "unknown sweep key 'grids' (did you mean 'grid'?)"),
+        (["--config", "{cfg}", "--only", "optim.rho"], "--only expects key.path=v1,v2"),
+        (["--config", "{cfg}", "--only", "algo.name=cql"], "--only algo.name: not a grid key"),
+        (
+            ["--config", "{cfg}", "--rho", "0,0.1", "--only", "optim.rho=0.2"],
+            "--only optim.rho=0.2: not a value of that grid axis (0, 0.1)",
+        ),
+        (
+            ["--config", "{cfg}", "--rho", "0", "--only", "optim.rho=0", "--only", "optim.rho=0"],
+            "--only optim.rho given twice",
+        ),
     ],
 )
 def test_bad_flags_and_files_exit_2_with_one_line(
@@ -76,6 +86,16 @@ def test_dry_run_lists_runs_and_states(
     assert "td3_plus_bc_pendulum-random_sam-rho0.1_s1" in out and "optim.rho=0.1" in out
     assert "4 runs (4 new); would run 4" in lines[-1]
     assert not (tmp_path / "dry").exists()
+
+
+def test_dry_run_with_only_counts_the_selected_runs(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sweep", "--config", str(config), "--rho", "0,0.1", "--seeds", "0-2"]
+    argv += ["--out", str(tmp_path), "--name", "dry", "--dry-run", "--only", "optim.rho=0.1"]
+    code, out, _ = run_cli(argv, capsys)
+    assert code == 0
+    assert "6 runs (6 new); would run 3" in out.strip().splitlines()[-1]
 
 
 def test_changed_sweep_is_refused(
@@ -129,7 +149,7 @@ def test_launcher_flags_are_the_launcher_sections_fields() -> None:
         if f.metadata["flag"] is not None
     }
     own = {"config", "rho", "seeds", "grid", "overrides", "jobs", "out", "name", "dry_run"}
-    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help", "allow_pilot_seeds"}
+    own |= {"retry_failed", "overwrite", "quiet", "launcher", "help", "allow_pilot_seeds", "only"}
     assert set(options) - own == set(declared)
     assert declared.keys() >= {"partition", "cpus_per_task", "address", "num_gpus"}
     for name, flag in declared.items():

@@ -86,6 +86,34 @@ def test_failing_run_is_isolated_reported_and_retried(
     assert after[good] == mtimes[good] and after[bad] != mtimes[bad]
 
 
+def test_only_runs_the_selected_arm_and_a_later_sweep_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sweep_file(tmp_path, "arms", grid={"optim.name": ["adam", "sam"]}, seeds=[0, 1])
+    code, out, err = run_cli(["sweep", str(path), "--quiet", "--only", "optim.name=adam"], capsys)
+    sweep_dir = tmp_path / "out" / "arms"
+    assert code == 0, err
+    assert "4 runs, 2 to run; 2 left for a run without --only" in out
+    assert err == ""  # the runs left out are not reported as failures
+    assert {r: s["status"] for r, s in statuses(sweep_dir).items()} == {
+        "td3_plus_bc_pendulum-random_adam_s0": "completed",
+        "td3_plus_bc_pendulum-random_adam_s1": "completed",
+    }
+    summary = pd.read_csv(sweep_dir / "summary.csv").set_index("run_id")["status"]
+    assert summary.to_dict() == {
+        "td3_plus_bc_pendulum-random_adam_s0": "completed",
+        "td3_plus_bc_pendulum-random_adam_s1": "completed",
+        "td3_plus_bc_pendulum-random_sam-rho0.05_s0": "pending",
+        "td3_plus_bc_pendulum-random_sam-rho0.05_s1": "pending",
+    }
+    # the same sweep without --only: the directory is the same sweep, and only the rest runs
+    code, out, err = run_cli(["sweep", str(path), "--quiet"], capsys)
+    assert code == 0, err
+    assert "4 runs, 2 to run; 2 already completed" in out
+    assert set(pd.read_csv(sweep_dir / "summary.csv")["status"]) == {"completed"}
+    assert all(s["status"] == "completed" for s in statuses(sweep_dir).values())
+
+
 def test_crashing_process_does_not_stop_the_others(tmp_path: Path) -> None:
     def job(run_id: str) -> Job:
         return Job(run_id, tmp_path / run_id, tmp_path / run_id, tmp_path / f"{run_id}.log")

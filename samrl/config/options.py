@@ -81,6 +81,7 @@ class SweepArgs(CommandArgs):
     seeds: str | None = None
     grid: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
     jobs: int | None = None
     out: str | None = None
     name: str | None = None

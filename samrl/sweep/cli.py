@@ -19,6 +19,7 @@ from samrl.sweep.grid import (
     check_name,
     load_sweep_file,
     parse_grid_flag,
+    parse_only_flags,
     parse_seeds,
     spec_from_config,
 )
@@ -49,6 +50,7 @@ Examples:
   samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4 --jobs 2
   samrl sweep configs/sweeps/smoke.yaml --jobs 2
   samrl sweep configs/sweeps/smoke.yaml --dry-run
+  samrl sweep configs/sweeps/mujoco_study.yaml --only optim.name=adam   # the baselines first
   samrl sweep configs/sweeps/mujoco.yaml --launcher slurm --partition gpu --gpus-per-node 1
   samrl sweep configs/sweeps/pendulum.yaml --launcher ray --address auto --num-cpus 2
 
@@ -131,6 +133,12 @@ def build_spec(args: SweepArgs) -> SweepSpec:
 @click.option("--jobs", type=click.IntRange(min=1), help="Runs at once (default 1).")
 @click.option("--out", metavar="DIR", help="Parent of the sweep directory (default runs/sweeps).")
 @click.option("--name", metavar="NAME", help="Sweep name (default: the sweep file's or config's).")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="KEY.PATH=V1,V2",
+    help="Launch only runs with these grid values (e.g. the Adam arms first); repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="List the runs and their states; run nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run failed and diverged runs again.")
 @click.option("--overwrite", is_flag=True, help="Delete the sweep directory and start again.")
@@ -158,6 +166,7 @@ def sweep(args: SweepArgs) -> None:
       samrl sweep --config configs/demo.yaml --rho 0,0.01,0.05,0.1 --seeds 0-4 --jobs 2
     """
     spec = build_spec(args)
+    only = parse_only_flags(args.only, spec)
     check_pilot_seeds(spec.seeds, spec.pilot, args.allow_pilot_seeds)
     if not args.dry_run:
         quiet_d3rlpy()
@@ -167,6 +176,7 @@ def sweep(args: SweepArgs) -> None:
         retry_failed=args.retry_failed,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        only=only,
     )
     report = run_sweep(spec, options, echo=click.echo)
     if args.dry_run:

@@ -168,12 +168,12 @@ def split_values(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def parse_grid_flag(text: str) -> tuple[str, list[Any]]:
+def parse_grid_flag(text: str, flag: str = "--grid") -> tuple[str, list[Any]]:
     """`--grid optim.rho=0,0.05` -> ("optim.rho", [0, 0.05]); values typed as YAML."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not raw.strip() or not KEY_PATH.fullmatch(key):
-        raise ConfigError(f"--grid expects key.path=v1,v2,..., got '{text}'")
+        raise ConfigError(f"{flag} expects key.path=v1,v2,..., got '{text}'")
     values = []
     for item in split_values(raw):
         try:
@@ -181,6 +181,33 @@ def parse_grid_flag(text: str) -> tuple[str, list[Any]]:
         except yaml.YAMLError:
             values.append(item)
     return key, values
+
+
+def parse_only_flags(texts: tuple[str, ...], spec: SweepSpec) -> dict[str, list[Any]]:
+    """`--only dataset.name=hopper-medium --only optim.name=adam` -> the grid values a run must
+    have to be launched. Each key must be a grid key of the sweep and each value one of its
+    values, so a typo is an error rather than an empty selection."""
+    only: dict[str, list[Any]] = {}
+    for text in texts:
+        key, values = parse_grid_flag(text, "--only")
+        if key in only:
+            raise ConfigError(f"--only {key} given twice; list every value in one flag")
+        if key not in spec.grid:
+            keys = ", ".join(spec.grid) or "none"
+            raise ConfigError(f"--only {key}: not a grid key of sweep {spec.name} ({keys})")
+        for value in values:
+            if value not in spec.grid[key]:
+                known = ", ".join(format_value(v) for v in spec.grid[key])
+                raise ConfigError(
+                    f"--only {key}={format_value(value)}: not a value of that grid axis ({known})"
+                )
+        only[key] = values
+    return only
+
+
+def matches(plan: RunPlan, only: dict[str, list[Any]]) -> bool:
+    """Whether a run's grid point has one of the selected values on every `--only` key."""
+    return all(key in plan.point and plan.point[key] in values for key, values in only.items())
 
 
 def parse_set_entries(value: Any, where: str) -> list[tuple[str, Any]]:

@@ -19,7 +19,7 @@ from samrl.results.aggregate import summarize_sweep
 from samrl.rundir import AGGREGATE_FILE, SUMMARY_FILE, SWEEP_RUNS_DIR, SweepDir
 from samrl.status import FAILED_STATUSES, RunState, RunStatus
 from samrl.sweep import state
-from samrl.sweep.grid import RunPlan, SweepSpec, expand, point_text
+from samrl.sweep.grid import RunPlan, SweepSpec, expand, matches, point_text
 from samrl.sweep.local import run_local
 from samrl.sweep.ray_launcher import run_ray
 from samrl.sweep.slurm import run_slurm
@@ -32,6 +32,8 @@ SKIP_WORDS = {
     RunState.DIVERGED: "diverged earlier",
     RunState.CHANGED: "with a changed config",
 }
+#: How runs left out by `--only` are counted in the sweep's first line.
+LEFT_OUT = "left for a run without --only"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,9 @@ class SweepOptions:
     retry_failed: bool = False
     overwrite: bool = False
     progress: bool = True
+    #: `--only`: launch only runs whose grid point has these values (grid.parse_only_flags);
+    #: the sweep directory and its tables still hold every run.
+    only: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -52,10 +57,14 @@ class SweepReport:
     messages: dict[str, str]
     launched: int
     summary_written: bool
+    #: Runs `--only` did not select: neither launched nor a failure of this sweep.
+    left_out: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
-        return all(s == RunStatus.COMPLETED for s in self.states.values())
+        return all(
+            s == RunStatus.COMPLETED for r, s in self.states.items() if r not in self.left_out
+        )
 
     def counts(self) -> dict[str, int]:
         return dict(collections.Counter(self.states.values()).most_common())
@@ -143,11 +152,27 @@ def count_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
-def selected(states: dict[str, str], retry_failed: bool) -> set[str]:
+def selected(
+    plans: list[RunPlan], states: dict[str, str], retry_failed: bool, only: dict[str, list[Any]]
+) -> set[str]:
+    """The runs to launch: new and interrupted ones (and failed ones with --retry-failed)
+    among those `--only` selects."""
     wanted = {RunState.NEW, RunState.INTERRUPTED} | (
         set(FAILED_STATUSES) if retry_failed else set()
     )
-    return {run_id for run_id, s in states.items() if s in wanted}
+    return {p.run_id for p in plans if states[p.run_id] in wanted and matches(p, only)}
+
+
+def skip_counts(
+    plans: list[RunPlan], states: dict[str, str], todo_ids: set[str], only: dict[str, list[Any]]
+) -> dict[str, int]:
+    """Why the runs not launched are not: their state, or `--only` leaving them out."""
+    words = (
+        SKIP_WORDS.get(states[p.run_id], states[p.run_id] if matches(p, only) else LEFT_OUT)
+        for p in plans
+        if p.run_id not in todo_ids
+    )
+    return dict(collections.Counter(words).most_common())
 
 
 # ---------------------------------------------------------------- running
@@ -255,7 +280,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
         state.write_sweep(sweep_dir, record, plans)
         states = {p.run_id: state.run_state(p) for p in plans}
         messages = _earlier_messages(plans, states)
-        todo = _to_run(spec, plans, states, options.retry_failed, echo)
+        todo = _to_run(spec, plans, states, options, echo)
         interrupted = False
         if todo:
             prepare_datasets(todo, echo, options.progress)
@@ -276,7 +301,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions, echo: Echo = print) -> Swe
                     if plan.run_id not in {o.run_id for o in outcomes}:
                         states[plan.run_id] = state.run_state(plan)
         written = _summarize(sweep_dir, echo)
-        report = SweepReport(sweep_dir, states, messages, len(todo), written)
+        left_out = frozenset(p.run_id for p in plans if not matches(p, options.only))
+        report = SweepReport(sweep_dir, states, messages, len(todo), written, left_out)
         if interrupted:
             echo(final_line(spec.name, report, prefix="interrupted; "))
             raise KeyboardInterrupt
@@ -293,7 +319,7 @@ def _dry_run(
     states = {p.run_id: RunState.NEW if options.overwrite else state.run_state(p) for p in plans}
     for line in describe_states(plans, states):
         echo(line)
-    todo = selected(states, options.retry_failed)
+    todo = selected(plans, states, options.retry_failed, options.only)
     echo(
         f"samrl: dry run of sweep {spec.name}: {len(plans)} runs "
         f"({count_text(dict(collections.Counter(states.values())))}); would run {len(todo)} "
@@ -315,20 +341,21 @@ def _earlier_messages(plans: list[RunPlan], states: dict[str, str]) -> dict[str,
 
 
 def _to_run(
-    spec: SweepSpec, plans: list[RunPlan], states: dict[str, str], retry_failed: bool, echo: Echo
+    spec: SweepSpec,
+    plans: list[RunPlan],
+    states: dict[str, str],
+    options: SweepOptions,
+    echo: Echo,
 ) -> list[RunPlan]:
     """The runs to launch (failed ones retried are cleared first), said in one line, and a
     line for each failed run left alone."""
-    todo_ids = selected(states, retry_failed)
+    todo_ids = selected(plans, states, options.retry_failed, options.only)
     todo = [p for p in plans if p.run_id in todo_ids]
     for plan in todo:
         if states[plan.run_id] in FAILED_STATUSES:
             state.clear_run(plan)  # retried from the start
     skipped = ", ".join(
-        f"{n} {SKIP_WORDS.get(s, s)}"
-        for s, n in collections.Counter(
-            s for r, s in states.items() if r not in todo_ids
-        ).most_common()
+        f"{n} {word}" for word, n in skip_counts(plans, states, todo_ids, options.only).items()
     )
     echo(
         f"samrl: sweep {spec.name}: {len(plans)} runs, {len(todo)} to run"
@@ -365,7 +392,7 @@ def final_line(name: str, report: SweepReport, prefix: str = "") -> str:
 
 def print_failures(report: SweepReport, echo: Echo) -> None:
     for run_id, status in report.states.items():
-        if status != RunStatus.COMPLETED:
+        if status != RunStatus.COMPLETED and run_id not in report.left_out:
             message = report.messages.get(run_id) or ""
             echo(f"  {status:<11} {run_id}" + (f": {message}" if message else ""))
 
