@@ -104,3 +104,17 @@ def test_the_corruption_pilot_block_recomputes_from_the_runs() -> None:
     for cells in rows:
         key = (cells[0].lower(), cells[1].split()[-1])
         assert cells[column] == " / ".join(expected[key]), (cells, expected[key])
+
+
+def test_the_pendulum_comparison_has_no_column_without_a_cell() -> None:
+    """A dataset whose SAM arms were cut (hopper) gets no column of dashes, and every cell that
+    is filled names its n."""
+    block = BLOCKS["mujoco-vs-pendulum"](README.parent)
+    lines = block.splitlines()
+    header = [cell.strip() for cell in lines[0].strip().strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[2:]]
+    assert header[:2] == ["algorithm", "SAM on"] and "pendulum-replay" in header
+    for column in range(2, len(header)):
+        cells = [row[column] for row in rows]
+        assert any(cell != "–" for cell in cells), header[column]
+        assert all(cell == "–" or ", n = " in cell for cell in cells), header[column]

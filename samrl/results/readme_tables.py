@@ -229,8 +229,14 @@ def claim_verdict(row: pd.Series, learns: bool, short: bool = False) -> str:
     return "no claim: headline CI spans 0"
 
 
-def claims_table(cells: pd.DataFrame, label: Callable[[pd.Series], dict[str, str]]) -> str:
-    """Every cell that is a claim under any of the three scores, with its Δ under each."""
+def claims_table(
+    cells: pd.DataFrame,
+    label: Callable[[pd.Series], dict[str, str]],
+    final_header: str = "Δ final (old)",
+) -> str:
+    """Every cell that is a claim under any of the three scores, with its Δ under each. The
+    pendulum tables were once scored by the final evaluation, so their final column says
+    "(old)"; the MuJoCo tables never were."""
     scored = cells[cells["diff"].notna()]
     rows = []
     for _, row in scored.iterrows():
@@ -240,7 +246,7 @@ def claims_table(cells: pd.DataFrame, label: Callable[[pd.Series], dict[str, str
         rows.append(
             {
                 **label(row),
-                "Δ final (old)": _delta(row, "final"),
+                final_header: _delta(row, "final"),
                 "Δ headline": _delta(row, "headline"),
                 "Δ best": _delta(row, "best"),
                 "verdict": claim_verdict(row, learns),
@@ -339,7 +345,8 @@ def corruption(root: Path, sweep: str = "corruption") -> str:
 def corruption_claims(root: Path, sweep: str = "corruption") -> str:
     if not _present(root, sweep, "corruption_table.csv"):
         return "(no completed cell yet)"
-    return claims_table(_csv(root, sweep, "corruption_table.csv"), _corruption_label)
+    final_header = "Δ final" if sweep == MUJOCO_CORRUPTION else "Δ final (old)"
+    return claims_table(_csv(root, sweep, "corruption_table.csv"), _corruption_label, final_header)
 
 
 # --------------------------------------------------------------------------- MuJoCo pilot
@@ -497,7 +504,9 @@ def mujoco_vs_pendulum(root: Path) -> str:
     mujoco = _csv(root, MUJOCO_STUDY, "seed_table.csv")
     pendulum = _csv(root, "seed-table", "seed_table.csv")
     both = pd.concat([pendulum[pendulum["algo.name"].isin(mujoco["algo.name"])], mujoco])
-    datasets = list(dict.fromkeys(both["dataset.name"]))
+    # a dataset whose SAM arms were never run (cut, or not yet) gets no column of dashes
+    with_sam = both[both["sam_networks"].isin(["critic", "actor"]) & (both["n"] > 0)]
+    datasets = list(dict.fromkeys(with_sam["dataset.name"]))
     rows = []
     for algo in dict.fromkeys(mujoco["algo.name"]):
         for nets in ("critic", "actor"):
